@@ -1,0 +1,538 @@
+"""Convert a topic between database rows and its text document (see data/FORMAT.md).
+
+Export is deterministic (sorted keys, content-owner order) so export → import → export is
+byte-identical. Import is atomic: any bad entry rolls the whole file back and is named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import IntegrityError, transaction
+
+from decisions import engine
+from decisions.models import (
+    Branch,
+    Caveat,
+    Choice,
+    Finding,
+    NextStep,
+    Procedure,
+    Question,
+    Rating,
+    Reference,
+    RoutingNode,
+    Scenario,
+    Topic,
+)
+
+
+class DocumentError(ValueError):
+    """A topic document that cannot be imported; the message names the entry."""
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def loads(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DocumentError(f"not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise DocumentError("a topic document is a JSON object")
+    if document.get("format") != engine.DOCUMENT_FORMAT:
+        raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}, found {document.get('format')!r}")
+    return document
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def _keys(related) -> list[str]:
+    return sorted(obj.key for obj in related.all())
+
+
+def export_topic(topic: Topic) -> dict[str, Any]:
+    questions = list(topic.questions.prefetch_related("choices__caveats"))
+    scenarios = list(
+        topic.scenarios.prefetch_related(
+            "urgency_references",
+            "caveats",
+            "ratings__procedure",
+            "ratings__references",
+            "ratings__findings",
+            "next_steps__references",
+        )
+    )
+    nodes = list(
+        topic.routing_nodes.select_related("question").prefetch_related(
+            "branches__choice", "branches__next_node", "branches__scenario"
+        )
+    )
+
+    procedures = {p.key: p for p in topic.procedures.prefetch_related("caveats")}
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            procedures.setdefault(rating.procedure.key, rating.procedure)
+
+    caveat_keys: set[str] = set()
+    for question in questions:
+        for choice in question.choices.all():
+            caveat_keys.update(c.key for c in choice.caveats.all())
+    for scenario in scenarios:
+        caveat_keys.update(c.key for c in scenario.caveats.all())
+    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("caveats"):
+        caveat_keys.update(c.key for c in procedure.caveats.all())
+        procedures[procedure.key] = procedure
+    caveats = list(Caveat.objects.filter(key__in=caveat_keys).prefetch_related("references"))
+
+    reference_keys = {r.key for r in topic.references.all()}
+    for caveat in caveats:
+        reference_keys.update(r.key for r in caveat.references.all())
+    for scenario in scenarios:
+        reference_keys.update(r.key for r in scenario.urgency_references.all())
+        for rating in scenario.ratings.all():
+            reference_keys.update(r.key for r in rating.references.all())
+        for step in scenario.next_steps.all():
+            reference_keys.update(r.key for r in step.references.all())
+
+    finding_keys = {
+        f.key
+        for f in Finding.objects.filter(reference__key__in=reference_keys)
+        if f.procedure_id is None or f.procedure.key in procedures
+    }
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            finding_keys.update(f.key for f in rating.findings.all())
+    findings = list(Finding.objects.filter(key__in=finding_keys).select_related("reference", "procedure"))
+    reference_keys.update(f.reference.key for f in findings)
+    references = Reference.objects.filter(key__in=reference_keys)
+
+    return {
+        "format": engine.DOCUMENT_FORMAT,
+        "topic": {
+            "key": topic.key,
+            "title": topic.title,
+            "scope": topic.scope,
+            "bottom_line": topic.bottom_line,
+            "owner": topic.owner,
+            "last_reviewed": _iso(topic.last_reviewed),
+            "next_review_due": _iso(topic.next_review_due),
+            "start_node": topic.start_node.key if topic.start_node else "",
+        },
+        "references": [
+            {
+                "key": r.key,
+                "kind": r.kind,
+                "citation": r.citation,
+                "authors": r.authors,
+                "title": r.title,
+                "journal": r.journal,
+                "year": r.year,
+                "doi": r.doi,
+                "pmid": r.pmid,
+                "url": r.url,
+                "note": r.note,
+            }
+            for r in sorted(references, key=lambda r: r.key)
+        ],
+        "caveats": [
+            {
+                "key": c.key,
+                "severity": c.severity,
+                "text": c.text,
+                "applies_to": c.applies_to,
+                "references": _keys(c.references),
+            }
+            for c in sorted(caveats, key=lambda c: c.key)
+        ],
+        "procedures": [
+            {
+                "key": p.key,
+                "name": p.name,
+                "modality": p.modality,
+                "region": p.region,
+                "contrast": p.contrast,
+                "contrast_agent": p.contrast_agent,
+                "rrl": p.rrl,
+                "loinc": p.loinc,
+                "strengths": p.strengths,
+                "limitations": p.limitations,
+                "caveats": _keys(p.caveats),
+            }
+            for p in sorted(procedures.values(), key=lambda p: p.key)
+        ],
+        "findings": [
+            {
+                "key": f.key,
+                "procedure": f.procedure.key if f.procedure else "",
+                "reference": f.reference.key,
+                "text": f.text,
+            }
+            for f in sorted(findings, key=lambda f: f.key)
+        ],
+        "questions": [
+            {
+                "key": q.key,
+                "role": q.role,
+                "prompt": q.prompt,
+                "help_text": q.help_text,
+                "choices": [
+                    {
+                        "key": c.key,
+                        "label": c.label,
+                        "excludes": c.excludes,
+                        "exclusion_reason": c.exclusion_reason,
+                        "caveats": _keys(c.caveats),
+                    }
+                    for c in q.choices.all()
+                ],
+            }
+            for q in questions
+        ],
+        "routing": [
+            {
+                "key": n.key,
+                "question": n.question.key,
+                "branches": {
+                    b.choice.key: ({"node": b.next_node.key} if b.next_node else {"scenario": b.scenario.key})
+                    for b in n.branches.all()
+                },
+            }
+            for n in nodes
+        ],
+        "scenarios": [
+            {
+                "key": s.key,
+                "title": s.title,
+                "summary": s.summary,
+                "urgency": s.urgency,
+                "urgency_note": s.urgency_note,
+                "urgency_references": _keys(s.urgency_references),
+                "order_rationale": s.order_rationale,
+                "no_safe_imaging": s.no_safe_imaging,
+                "caveats": _keys(s.caveats),
+                "ratings": [
+                    {
+                        "procedure": r.procedure.key,
+                        "category": r.category,
+                        "score": r.score,
+                        "rationale": r.rationale,
+                        "references": _keys(r.references),
+                        "findings": _keys(r.findings),
+                        "needs_verification": r.needs_verification,
+                    }
+                    for r in s.ratings.all()
+                ],
+                "next_steps": [
+                    {"text": n.text, "references": _keys(n.references)} for n in s.next_steps.all()
+                ],
+            }
+            for s in scenarios
+        ],
+    }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _entry(where: str) -> Iterator[None]:
+    """Name the entry in any error raised while importing it."""
+    try:
+        yield
+    except DocumentError as error:
+        raise DocumentError(f"{where}: {error}") from error
+    except ValidationError as error:
+        details = (
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+            if hasattr(error, "error_dict")
+            else " ".join(error.messages)
+        )
+        raise DocumentError(f"{where}: {details}") from error
+    except KeyError as error:
+        raise DocumentError(f"{where}: missing field {error.args[0]!r}") from error
+    except (TypeError, AttributeError) as error:
+        raise DocumentError(f"{where}: wrong type of value ({error})") from error
+    except IntegrityError as error:
+        raise DocumentError(f"{where}: {error}") from error
+
+
+def _lookup(model, where: str, **lookup):
+    try:
+        return model.objects.get(**lookup)
+    except ObjectDoesNotExist:
+        value = next(iter(lookup.values()))
+        raise DocumentError(f"unknown {model._meta.verbose_name} {value!r}") from None
+
+
+def _save(model, lookup: dict[str, Any], values: dict[str, Any]):
+    """Create or update one row, validated like the admin validates it."""
+    obj = model.objects.filter(**lookup).first() or model(**lookup)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    obj.full_clean(validate_unique=False, validate_constraints=True)
+    obj.save()
+    return obj
+
+
+def _list(document: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    items = document.get(name, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DocumentError(f"{name} must be a list of objects")
+    return items
+
+
+def _text(item: Mapping[str, Any], name: str) -> str:
+    value = item.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DocumentError(f"{name} must be text")
+    return value
+
+
+def _refs(model, keys: Any, kind: str) -> list:
+    if not isinstance(keys, list):
+        raise DocumentError(f"{kind} must be a list of keys")
+    objects = {o.key: o for o in model.objects.filter(key__in=keys)}
+    for key in keys:
+        if key not in objects:
+            raise DocumentError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {key!r}")
+    return [objects[key] for key in keys]
+
+
+def _date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise DocumentError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def import_document(document: Mapping[str, Any]) -> Topic:
+    """Load a topic document into the draft, all or nothing."""
+    if document.get("format") != engine.DOCUMENT_FORMAT:
+        raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}")
+    with transaction.atomic():
+        return _import(document)
+
+
+def _import(document: Mapping[str, Any]) -> Topic:
+    for item in _list(document, "references"):
+        with _entry(f"references[{item.get('key')}]"):
+            _save(
+                Reference,
+                {"key": item["key"]},
+                {
+                    "kind": item["kind"],
+                    "citation": item["citation"],
+                    **{
+                        f: _text(item, f)
+                        for f in ("authors", "title", "journal", "doi", "pmid", "url", "note")
+                    },
+                    "year": item.get("year"),
+                },
+            )
+    for item in _list(document, "caveats"):
+        with _entry(f"caveats[{item.get('key')}]"):
+            caveat = _save(
+                Caveat,
+                {"key": item["key"]},
+                {"severity": item["severity"], "text": item["text"], "applies_to": _text(item, "applies_to")},
+            )
+            caveat.references.set(_refs(Reference, item.get("references", []), "references"))
+    for item in _list(document, "procedures"):
+        with _entry(f"procedures[{item.get('key')}]"):
+            procedure = _save(
+                Procedure,
+                {"key": item["key"]},
+                {
+                    **{f: item[f] for f in ("name", "modality", "region", "contrast", "rrl")},
+                    **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
+                },
+            )
+            procedure.caveats.set(_refs(Caveat, item.get("caveats", []), "caveats"))
+    for item in _list(document, "findings"):
+        with _entry(f"findings[{item.get('key')}]"):
+            procedure_key = _text(item, "procedure")
+            _save(
+                Finding,
+                {"key": item["key"]},
+                {
+                    "text": item["text"],
+                    "reference": _lookup(Reference, "reference", key=item["reference"]),
+                    "procedure": _lookup(Procedure, "procedure", key=procedure_key)
+                    if procedure_key
+                    else None,
+                },
+            )
+
+    meta = document.get("topic")
+    if not isinstance(meta, dict):
+        raise DocumentError("topic: missing or not an object")
+    with _entry(f"topic[{meta.get('key')}]"):
+        topic = _save(
+            Topic,
+            {"key": meta["key"]},
+            {
+                **{f: _text(meta, f) for f in ("title", "scope", "bottom_line", "owner")},
+                "last_reviewed": _date(meta.get("last_reviewed")),
+                "next_review_due": _date(meta.get("next_review_due")),
+            },
+        )
+        topic.references.set(
+            _refs(Reference, [r["key"] for r in _list(document, "references")], "references")
+        )
+        topic.procedures.set(
+            _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
+        )
+
+    questions: dict[str, Question] = {}
+    choices: dict[tuple[str, str], Choice] = {}
+    for order, item in enumerate(_list(document, "questions")):
+        with _entry(f"questions[{item.get('key')}]"):
+            question = _save(
+                Question,
+                {"topic": topic, "key": item["key"]},
+                {
+                    "role": item["role"],
+                    "prompt": item["prompt"],
+                    "help_text": _text(item, "help_text"),
+                    "order": order,
+                },
+            )
+            questions[question.key] = question
+            for choice_order, choice_item in enumerate(item["choices"]):
+                with _entry(f"choices[{choice_item.get('key')}]"):
+                    choice = _save(
+                        Choice,
+                        {"question": question, "key": choice_item["key"]},
+                        {
+                            "label": choice_item["label"],
+                            "order": choice_order,
+                            "excludes": _text(choice_item, "excludes"),
+                            "exclusion_reason": _text(choice_item, "exclusion_reason"),
+                        },
+                    )
+                    choice.caveats.set(_refs(Caveat, choice_item.get("caveats", []), "caveats"))
+                    choices[(question.key, choice.key)] = choice
+            question.choices.exclude(
+                pk__in=[c.pk for k, c in choices.items() if k[0] == question.key]
+            ).delete()
+
+    scenarios: dict[str, Scenario] = {}
+    for order, item in enumerate(_list(document, "scenarios")):
+        with _entry(f"scenarios[{item.get('key')}]"):
+            scenario = _save(
+                Scenario,
+                {"topic": topic, "key": item["key"]},
+                {
+                    "title": item["title"],
+                    **{
+                        f: _text(item, f)
+                        for f in ("summary", "urgency", "urgency_note", "order_rationale", "no_safe_imaging")
+                    },
+                    "order": order,
+                },
+            )
+            scenario.urgency_references.set(
+                _refs(Reference, item.get("urgency_references", []), "references")
+            )
+            scenario.caveats.set(_refs(Caveat, item.get("caveats", []), "caveats"))
+            scenarios[scenario.key] = scenario
+            kept_ratings = []
+            for rating_order, rating_item in enumerate(item.get("ratings", [])):
+                with _entry(f"ratings[{rating_item.get('procedure')}]"):
+                    rating = _save(
+                        Rating,
+                        {
+                            "scenario": scenario,
+                            "procedure": _lookup(Procedure, "procedure", key=rating_item["procedure"]),
+                        },
+                        {
+                            "category": rating_item["category"],
+                            "score": rating_item.get("score"),
+                            "order": rating_order,
+                            "rationale": _text(rating_item, "rationale"),
+                            "needs_verification": bool(rating_item.get("needs_verification", False)),
+                        },
+                    )
+                    rating.references.set(_refs(Reference, rating_item.get("references", []), "references"))
+                    rating.findings.set(_refs(Finding, rating_item.get("findings", []), "findings"))
+                    kept_ratings.append(rating.pk)
+            scenario.ratings.exclude(pk__in=kept_ratings).delete()
+            # Next steps have no key of their own: the list in the file replaces the old one.
+            scenario.next_steps.all().delete()
+            for step_order, step_item in enumerate(item.get("next_steps", [])):
+                with _entry(f"next_steps[{step_order}]"):
+                    step = _save(
+                        NextStep, {"scenario": scenario, "order": step_order}, {"text": step_item["text"]}
+                    )
+                    step.references.set(_refs(Reference, step_item.get("references", []), "references"))
+
+    nodes: dict[str, RoutingNode] = {}
+    routing = _list(document, "routing")
+    for order, item in enumerate(routing):
+        with _entry(f"routing[{item.get('key')}]"):
+            if item.get("question") not in questions:
+                raise DocumentError(f"unknown question {item.get('question')!r}")
+            nodes[item["key"]] = _save(
+                RoutingNode,
+                {"topic": topic, "key": item["key"]},
+                {"question": questions[item["question"]], "order": order},
+            )
+    for item in routing:
+        with _entry(f"routing[{item['key']}]"):
+            node = nodes[item["key"]]
+            kept_branches = []
+            if not isinstance(item.get("branches"), dict):
+                raise DocumentError("branches must be an object keyed by choice")
+            for choice_key, target in item["branches"].items():
+                with _entry(f"branches[{choice_key}]"):
+                    choice = choices.get((node.question.key, choice_key))
+                    if choice is None:
+                        raise DocumentError(f"question {node.question.key!r} has no choice {choice_key!r}")
+                    next_key, scenario_key = target.get("node"), target.get("scenario")
+                    if next_key and next_key not in nodes:
+                        raise DocumentError(f"unknown routing node {next_key!r}")
+                    if scenario_key and scenario_key not in scenarios:
+                        raise DocumentError(f"unknown scenario {scenario_key!r}")
+                    branch = _save(
+                        Branch,
+                        {"node": node, "choice": choice},
+                        {
+                            "next_node": nodes[next_key] if next_key else None,
+                            "scenario": scenarios[scenario_key] if scenario_key else None,
+                        },
+                    )
+                    kept_branches.append(branch.pk)
+            node.branches.exclude(pk__in=kept_branches).delete()
+
+    with _entry(f"topic[{topic.key}]"):
+        start = meta.get("start_node")
+        if start and start not in nodes:
+            raise DocumentError(f"start_node {start!r} is not a routing node")
+        topic.start_node = nodes.get(start) if start else None
+        topic.save()
+
+    # Whatever the file no longer lists leaves the draft (shared procedures and references stay).
+    Branch.objects.filter(node__topic=topic).exclude(node__in=nodes.values()).delete()
+    Branch.objects.filter(next_node__topic=topic).exclude(next_node__in=nodes.values()).delete()
+    topic.routing_nodes.exclude(pk__in=[n.pk for n in nodes.values()]).delete()
+    Branch.objects.filter(scenario__topic=topic).exclude(scenario__in=scenarios.values()).delete()
+    topic.scenarios.exclude(pk__in=[s.pk for s in scenarios.values()]).delete()
+    topic.questions.exclude(pk__in=[q.pk for q in questions.values()]).delete()
+    return topic

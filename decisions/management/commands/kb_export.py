@@ -1,0 +1,27 @@
+"""Write a topic's draft as its reviewable JSON document."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from decisions.kb_document import dumps, export_topic
+from decisions.models import Topic
+
+
+class Command(BaseCommand):
+    help = "Export a topic as JSON (stable key order; diff-friendly)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("topic", help="topic key")
+        parser.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    def handle(self, *args, topic, output, **options):
+        try:
+            item = Topic.objects.get(key=topic)
+        except Topic.DoesNotExist:
+            raise CommandError(f"no topic {topic!r}") from None
+        text = dumps(export_topic(item))
+        if output:
+            Path(output).write_text(text, encoding="utf-8")
+        else:
+            self.stdout.write(text, ending="")

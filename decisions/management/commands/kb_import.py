@@ -1,0 +1,25 @@
+"""Load a topic document into the draft, atomically."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from decisions.kb_document import DocumentError, import_document, loads
+
+
+class Command(BaseCommand):
+    help = "Import a topic JSON file into the draft. Any error changes nothing and names the entry."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="a file written by kb_export")
+
+    def handle(self, *args, file, **options):
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot read {file}: {error.strerror}") from None
+        try:
+            topic = import_document(loads(text))
+        except DocumentError as error:
+            raise CommandError(f"{file}: nothing imported: {error}") from None
+        self.stdout.write(f"imported {topic.key} into the draft; check with kb_check, then kb_publish")

@@ -1,0 +1,29 @@
+"""Freeze a topic's draft as a new release, if the integrity check passes."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from decisions.models import Topic
+from decisions.releases import PublishRefused, publish
+
+
+class Command(BaseCommand):
+    help = "Run the integrity check and publish the draft as release N+1."
+
+    def add_arguments(self, parser):
+        parser.add_argument("topic", help="topic key")
+        parser.add_argument("--summary", required=True, help="what changed, for reviewers and clinicians")
+
+    def handle(self, *args, topic, summary, **options):
+        try:
+            item = Topic.objects.get(key=topic)
+        except Topic.DoesNotExist:
+            raise CommandError(f"no topic {topic!r}") from None
+        try:
+            release = publish(item, summary=summary)
+        except PublishRefused as error:
+            for problem in error.problems:
+                self.stderr.write(f"  {problem}")
+            raise CommandError("not published: fix the integrity errors above") from None
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"published {item.key} release {release.version}")

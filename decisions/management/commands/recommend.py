@@ -1,0 +1,36 @@
+"""Print the recommendation for a set of answers, as JSON, from the latest published release."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from decisions import engine
+from decisions.releases import ReleaseNotFound, snapshot_for
+
+
+class Command(BaseCommand):
+    help = "Print the recommendation for answers given as question=choice pairs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("topic", help="topic key, e.g. lumbar-metastasis")
+        parser.add_argument("answers", nargs="*", help="question=choice pairs, e.g. neuro=no")
+        parser.add_argument("--release", type=int, help="a published release version (default: latest)")
+
+    def handle(self, *args, topic, answers, release, **options):
+        parsed: dict[str, str] = {}
+        for pair in answers:
+            question, sep, choice = pair.partition("=")
+            if not sep or not question or not choice:
+                raise CommandError(f"answer {pair!r} is not question=choice", returncode=2)
+            parsed[question] = choice
+        try:
+            snapshot = snapshot_for(topic, release)
+        except ReleaseNotFound as error:
+            raise CommandError(str(error), returncode=2) from None
+        try:
+            recommendation = engine.recommend(snapshot, parsed)
+        except engine.AnswerError as error:
+            raise CommandError(str(error), returncode=2) from None
+        self.stdout.write(
+            json.dumps(engine.recommendation_json(recommendation), indent=2, ensure_ascii=False)
+        )

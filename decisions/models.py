@@ -1,0 +1,516 @@
+"""The knowledge base content owners edit, and the immutable releases clinicians read."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from decisions import engine
+
+slug_key = RegexValidator(
+    r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$",
+    "Use lowercase letters, digits, and single hyphens or underscores (e.g. mri-lumbar-wo).",
+)
+reference_key = RegexValidator(
+    r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$",
+    "Use capitals, digits and hyphens (e.g. ACR-LBP-2021).",
+)
+
+KEY_HELP = (
+    "Stable identifier used in links, the API and CDS Hooks. Do not rename a key in use: "
+    "add a new one instead, or old links break."
+)
+
+
+def _choices(enum: type[StrEnum], labels: dict | None = None) -> list[tuple[str, str]]:
+    return [(m.value, (labels or {}).get(m, m.value.replace("_", " ").capitalize())) for m in enum]
+
+
+CATEGORY_CHOICES = _choices(engine.Category, engine.CATEGORY_LABELS)
+URGENCY_CHOICES = _choices(engine.Urgency, engine.URGENCY_LABELS)
+ATTRIBUTE_CHOICES = [
+    (engine.Attribute.NEEDS_MRI.value, "Needs MRI (every MR procedure)"),
+    (engine.Attribute.GADOLINIUM.value, "Uses gadolinium contrast"),
+    (engine.Attribute.IODINATED.value, "Uses iodinated contrast"),
+    (engine.Attribute.IONISING.value, "Ionising radiation (RRL above 0)"),
+]
+SEVERITY_CHOICES = _choices(engine.Severity)
+
+
+class Reference(models.Model):
+    class Kind(models.TextChoices):
+        GUIDELINE = "guideline", "Guideline"
+        META_ANALYSIS = "meta_analysis", "Systematic review / meta-analysis"
+        STUDY = "study", "Study"
+        CONSENSUS = "consensus", "Consensus statement"
+        OTHER = "other", "Other"
+
+    key = models.CharField(max_length=40, unique=True, validators=[reference_key], help_text=KEY_HELP)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STUDY)
+    citation = models.TextField(
+        help_text="The citation as clinicians see it: authors, title, journal, year, volume, pages."
+    )
+    authors = models.CharField(max_length=500, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    journal = models.CharField(max_length=200, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    doi = models.CharField(
+        "DOI",
+        max_length=100,
+        blank=True,
+        help_text="Only a DOI you have seen on the source, e.g. 10.1016/j.jacr.2021.08.002.",
+    )
+    pmid = models.CharField(
+        "PMID",
+        max_length=12,
+        blank=True,
+        validators=[RegexValidator(r"^\d+$", "A PMID is digits only.")],
+        help_text="Only a PubMed ID you have seen on the source.",
+    )
+    url = models.URLField(
+        "URL",
+        max_length=500,
+        blank=True,
+        help_text="A stable public address, used when there is no DOI or PMID.",
+    )
+    note = models.TextField(
+        blank=True, help_text="For content owners: what is not verified yet and what to check."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def has_identifier(self) -> bool:
+        return bool(self.doi or self.pmid or self.url)
+
+
+class Caveat(models.Model):
+    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+    severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="warning")
+    text = models.TextField(help_text="The warning as the clinician reads it, in your own words.")
+    applies_to = models.CharField(
+        max_length=20,
+        choices=ATTRIBUTE_CHOICES,
+        blank=True,
+        help_text=(
+            "Leave empty to show the caveat whenever it is attached. When set, a caveat added by an "
+            "answer is shown only beside listed procedures with this attribute."
+        ),
+    )
+    references = models.ManyToManyField(Reference, blank=True, related_name="caveats")
+    history = HistoricalRecords(m2m_fields=[references])
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Procedure(models.Model):
+    class Modality(models.TextChoices):
+        XR = "XR", "Radiography"
+        CT = "CT", "CT"
+        MR = "MR", "MRI"
+        NM = "NM", "Nuclear medicine"
+        PET = "PET", "PET"
+
+    class Region(models.TextChoices):
+        LUMBAR = "lumbar", "Lumbar spine"
+        WHOLE_SPINE = "whole_spine", "Whole spine"
+        WHOLE_BODY = "whole_body", "Whole body"
+
+    class Contrast(models.TextChoices):
+        NONE = "none", "No contrast"
+        WITH = "with", "With IV contrast"
+        WITHOUT_AND_WITH = "without_and_with", "Without and with IV contrast"
+        INTRATHECAL = "intrathecal", "Intrathecal contrast"
+
+    class ContrastAgent(models.TextChoices):
+        GADOLINIUM = "gadolinium", "Gadolinium"
+        IODINATED = "iodinated", "Iodinated"
+
+    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+    name = models.CharField(max_length=200, help_text="As a clinician would order it.")
+    modality = models.CharField(
+        max_length=3,
+        choices=Modality.choices,
+        help_text="MR procedures are excluded when MRI is not possible.",
+    )
+    region = models.CharField(max_length=20, choices=Region.choices)
+    contrast = models.CharField(max_length=20, choices=Contrast.choices, default=Contrast.NONE)
+    contrast_agent = models.CharField(
+        max_length=12,
+        choices=ContrastAgent.choices,
+        blank=True,
+        help_text="Required when contrast is used; drives exclusions for contrast allergy and pregnancy.",
+    )
+    rrl = models.PositiveSmallIntegerField(
+        "relative radiation level",
+        validators=[MaxValueValidator(5)],
+        help_text=(
+            "ACR relative radiation level, 0 (none) to 5 (30-100 mSv adult effective dose). "
+            "Above 0 counts as ionising."
+        ),
+    )
+    loinc = models.CharField(
+        "LOINC code",
+        max_length=20,
+        blank=True,
+        validators=[RegexValidator(r"^\d{1,7}-\d$", "A LOINC code looks like 24967-2.")],
+        help_text="Only a code seen in the LOINC/RSNA playbook. CDS Hooks matches orders by it.",
+    )
+    strengths = models.TextField(blank=True, help_text="What the procedure shows well, in a sentence or two.")
+    limitations = models.TextField(blank=True, help_text="What it cannot show or exclude.")
+    caveats = models.ManyToManyField(
+        Caveat,
+        blank=True,
+        related_name="procedures",
+        help_text="Shown wherever this procedure is listed in a recommendation.",
+    )
+    history = HistoricalRecords(m2m_fields=[caveats])
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rrl__gte=0, rrl__lte=5), name="procedure_rrl_0_to_5"),
+            models.CheckConstraint(
+                condition=(Q(contrast="none") & Q(contrast_agent=""))
+                | (~Q(contrast="none") & ~Q(contrast_agent="")),
+                name="procedure_contrast_agent_matches_contrast",
+                violation_error_message="Give the contrast agent exactly when contrast is used.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Finding(models.Model):
+    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+    reference = models.ForeignKey(
+        Reference,
+        on_delete=models.PROTECT,
+        related_name="findings",
+        help_text="Every number shown to a clinician points at its source.",
+    )
+    procedure = models.ForeignKey(
+        Procedure,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="findings",
+        help_text="Leave empty for a finding about a whole modality; link it from ratings instead.",
+    )
+    text = models.TextField(
+        help_text="One claim with its numbers and scope, e.g. 'spine-specific, per patient: sensitivity 93%'."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Topic(models.Model):
+    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+    title = models.CharField(max_length=200)
+    scope = models.TextField(blank=True, help_text="Who the topic is for, in one or two lines.")
+    bottom_line = models.TextField(blank=True, help_text="The answer in one paragraph, shown first.")
+    owner = models.CharField(
+        max_length=200, blank=True, help_text="Person or group responsible for the content."
+    )
+    last_reviewed = models.DateField(null=True, blank=True)
+    next_review_due = models.DateField(
+        null=True, blank=True, help_text="The integrity check warns once this date has passed."
+    )
+    start_node = models.ForeignKey(
+        "RoutingNode",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The first routing step (its question is asked first).",
+    )
+    procedures = models.ManyToManyField(
+        Procedure,
+        blank=True,
+        related_name="topics",
+        help_text="Procedures this topic considers; rated procedures are included automatically.",
+    )
+    references = models.ManyToManyField(
+        Reference,
+        blank=True,
+        related_name="topics",
+        help_text="The topic's bibliography; every reference cited in the topic is included automatically.",
+    )
+    history = HistoricalRecords(m2m_fields=[procedures, references])
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def latest_release(self) -> Release | None:
+        return self.releases.order_by("-version").first()
+
+    def to_document(self) -> dict:
+        from decisions.kb_document import export_topic
+
+        return export_topic(self)
+
+
+class Question(models.Model):
+    class Role(models.TextChoices):
+        ROUTING = "routing", "Routing: decides the scenario"
+        PATIENT_FACTOR = "patient_factor", "Patient factor: excludes procedures, adds caveats"
+
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="questions")
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    prompt = models.CharField(max_length=300, help_text="The question as the clinician sees it.")
+    help_text = models.TextField(blank=True, help_text="Why we ask: shown under the question.")
+    order = models.PositiveIntegerField(default=0, help_text="Patient factors are asked in this order.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["topic", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="question_key_unique_in_topic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.prompt}"
+
+
+class Choice(models.Model):
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="choices")
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
+    label = models.CharField(max_length=300)
+    order = models.PositiveIntegerField(default=0)
+    excludes = models.CharField(
+        max_length=20,
+        choices=ATTRIBUTE_CHOICES,
+        blank=True,
+        help_text="Patient factors only: remove every rated procedure with this attribute.",
+    )
+    exclusion_reason = models.CharField(
+        max_length=300, blank=True, help_text="Shown beside each procedure this choice excludes."
+    )
+    caveats = models.ManyToManyField(
+        Caveat, blank=True, related_name="choices", help_text="Shown when this answer is given."
+    )
+    history = HistoricalRecords(m2m_fields=[caveats])
+
+    class Meta:
+        ordering = ["question", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["question", "key"], name="choice_key_unique_in_question"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question.key}={self.key}"
+
+
+class Scenario(models.Model):
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="scenarios")
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True, help_text="The bottom line for this scenario in one sentence.")
+    urgency = models.CharField(
+        max_length=20, choices=URGENCY_CHOICES, blank=True, help_text="Leave empty for referral outcomes."
+    )
+    urgency_note = models.TextField(
+        blank=True, help_text="Target time and who to contact, e.g. 'contact the MSCC coordinator now'."
+    )
+    urgency_references = models.ManyToManyField(Reference, blank=True, related_name="urgency_of")
+    order_rationale = models.TextField(
+        blank=True, help_text="Why procedures in the same category are ordered as they are."
+    )
+    no_safe_imaging = models.TextField(
+        blank=True, help_text="Shown when the patient's factors exclude every rated procedure."
+    )
+    caveats = models.ManyToManyField(Caveat, blank=True, related_name="scenarios")
+    order = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords(m2m_fields=[urgency_references, caveats])
+
+    class Meta:
+        ordering = ["topic", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="scenario_key_unique_in_topic"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class RoutingNode(models.Model):
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="routing_nodes")
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="routing_nodes")
+    order = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["topic", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="routing_node_key_unique_in_topic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} (asks {self.question.key})"
+
+
+class Branch(models.Model):
+    node = models.ForeignKey(RoutingNode, on_delete=models.CASCADE, related_name="branches")
+    choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="branches")
+    next_node = models.ForeignKey(
+        RoutingNode,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="incoming",
+        help_text="Either the next routing step…",
+    )
+    scenario = models.ForeignKey(
+        Scenario,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="incoming",
+        help_text="…or the scenario this answer settles.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "branches"
+        ordering = ["node", "choice__order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "choice"], name="branch_unique_per_choice"),
+            models.CheckConstraint(
+                condition=(Q(next_node__isnull=True) & Q(scenario__isnull=False))
+                | (Q(next_node__isnull=False) & Q(scenario__isnull=True)),
+                name="branch_has_exactly_one_target",
+                violation_error_message="A branch leads to either a next step or a scenario, not both.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node.key}: {self.choice.key}"
+
+
+class Rating(models.Model):
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="ratings")
+    procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="ratings")
+    category = models.CharField(max_length=40, choices=CATEGORY_CHOICES)
+    score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(9)],
+        help_text="Optional 1-9 score; must fit the category (7-9, 4-6, 1-3). Leave empty if not verified.",
+    )
+    order = models.PositiveIntegerField(
+        default=0, help_text="Order within the same category (say why in the scenario)."
+    )
+    rationale = models.TextField(blank=True, help_text="Why this rating, in your words, naming the source.")
+    references = models.ManyToManyField(Reference, blank=True, related_name="ratings")
+    findings = models.ManyToManyField(Finding, blank=True, related_name="ratings")
+    needs_verification = models.BooleanField(
+        default=False,
+        help_text="Tick when the rating comes from an older or unverified source; clinicians see a flag.",
+    )
+    history = HistoricalRecords(m2m_fields=[references, findings])
+
+    class Meta:
+        ordering = ["scenario", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["scenario", "procedure"], name="rating_unique_per_procedure"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True)
+                | Q(category="usually_appropriate", score__gte=7, score__lte=9)
+                | Q(
+                    category__in=["may_be_appropriate", "may_be_appropriate_disagreement"],
+                    score__gte=4,
+                    score__lte=6,
+                )
+                | Q(category="usually_not_appropriate", score__gte=1, score__lte=3),
+                name="rating_score_fits_category",
+                violation_error_message="The score must fit the category: 7-9, 4-6 or 1-3.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.procedure.key} in {self.scenario.key}"
+
+
+class NextStep(models.Model):
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="next_steps")
+    text = models.TextField(help_text="What to do after imaging, in your words.")
+    order = models.PositiveIntegerField(default=0)
+    references = models.ManyToManyField(Reference, blank=True, related_name="next_steps")
+    history = HistoricalRecords(m2m_fields=[references])
+
+    class Meta:
+        ordering = ["scenario", "order", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class ReleaseQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ReleaseImmutable("Releases cannot be changed; publish a new one.")
+
+    def delete(self):
+        raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
+
+
+class ReleaseImmutable(Exception):
+    pass
+
+
+class Release(models.Model):
+    """A topic frozen at publication; what clinicians and the API read."""
+
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="releases")
+    version = models.PositiveIntegerField()
+    published_at = models.DateTimeField(auto_now_add=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    summary = models.TextField(help_text="What changed in this release, for clinicians and reviewers.")
+    content = models.JSONField(help_text="The full topic document at publication.")
+
+    objects = ReleaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["topic", "-version"]
+        get_latest_by = "version"
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "version"], name="release_version_unique_in_topic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic.key} v{self.version}"
+
+    def save(self, *args, **kwargs):
+        # Immutability is the point of a release: a permalink must reproduce what was shown.
+        if not self._state.adding:
+            raise ReleaseImmutable("Releases cannot be changed; publish a new one.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")

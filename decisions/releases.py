@@ -1,0 +1,86 @@
+"""Publishing releases, and the per-process cache of engine snapshots built from them."""
+
+from __future__ import annotations
+
+import threading
+
+from django.db import transaction
+from django.utils import timezone
+
+from decisions import engine, integrity
+from decisions.kb_document import export_topic
+from decisions.models import Release, Topic
+
+
+class PublishRefused(Exception):
+    """The integrity check found errors; nothing was released."""
+
+    def __init__(self, problems: list[integrity.Problem]) -> None:
+        errors = [p for p in problems if p.severity == integrity.ERROR]
+        super().__init__(f"{len(errors)} integrity error(s); first: {errors[0]}")
+        self.problems = problems
+
+
+def check_topic(topic: Topic) -> list[integrity.Problem]:
+    return integrity.check(export_topic(topic), today=timezone.localdate())
+
+
+def publish(topic: Topic, *, summary: str, user=None) -> Release:
+    """Freeze the topic's draft as a new release if the integrity check has no errors."""
+    if not summary.strip():
+        raise ValueError("a release needs a summary of what changed")
+    document = export_topic(topic)
+    problems = integrity.check(document, today=timezone.localdate())
+    if integrity.has_errors(problems):
+        raise PublishRefused(problems)
+    with transaction.atomic():
+        # Lock the topic row so two publishers cannot take the same version number.
+        Topic.objects.select_for_update().get(pk=topic.pk)
+        latest = topic.releases.order_by("-version").values_list("version", flat=True).first()
+        return Release.objects.create(
+            topic=topic,
+            version=(latest or 0) + 1,
+            published_by=user,
+            summary=summary.strip(),
+            content=document,
+        )
+
+
+class ReleaseNotFound(LookupError):
+    def __init__(self, topic_key: str, version: int | None) -> None:
+        if version is None:
+            message = f"topic {topic_key!r} has no published release"
+        else:
+            message = f"topic {topic_key!r} has no release {version}"
+        super().__init__(message)
+        self.topic_key = topic_key
+        self.version = version
+
+
+_snapshots: dict[int, engine.Snapshot] = {}
+_lock = threading.Lock()
+
+
+def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
+    """The engine snapshot of a topic's latest release (or of `version`).
+
+    One small query finds the release id; the snapshot itself is built once per process and
+    release, since releases never change.
+    """
+    releases = Release.objects.filter(topic__key=topic_key)
+    if version is not None:
+        releases = releases.filter(version=version)
+    row = releases.order_by("-version").values_list("pk", flat=True).first()
+    if row is None:
+        raise ReleaseNotFound(topic_key, version)
+    snapshot = _snapshots.get(row)
+    if snapshot is None:
+        release = Release.objects.get(pk=row)
+        snapshot = engine.build_snapshot(
+            release.content,
+            release_version=release.version,
+            published_at=release.published_at.isoformat(),
+        )
+        with _lock:
+            _snapshots[row] = snapshot
+    return snapshot
