@@ -619,6 +619,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     scenario: Scenario | None = None
     next_question: Question | None = None
 
+    routing_choices: list[Choice] = []
     node = snapshot.nodes[snapshot.start_node]
     for _ in range(len(snapshot.nodes) + 1):  # bounded: a cycle cannot hang a request
         question = snapshot.questions[node.question]
@@ -630,13 +631,14 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         target = node.branches.get(choice.key)
         if target is None:
             raise SnapshotError(f"routing node {node.key} has no branch for {choice.key!r}")
+        routing_choices.append(choice)
         trace.append(
             TraceStep(
                 question=question.key,
                 prompt=question.prompt,
                 answer=choice.key,
                 answer_label=choice.label,
-                effect=_describe_target(snapshot, target),
+                effect=_describe_target(snapshot, target) + ("; adds a caveat" if choice.caveats else ""),
                 references=_choice_references(snapshot, choice),
             )
         )
@@ -689,7 +691,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     alternatives = tuple(r for r in remaining if r not in recommended)
     shown = recommended + alternatives
     shown_attributes = frozenset().union(*(r.procedure.attributes for r in shown))
-    caveats = _collect_caveats(snapshot, scenario, factor_choices, shown, shown_attributes)
+    caveats = _collect_caveats(snapshot, scenario, routing_choices + factor_choices, shown, shown_attributes)
     recommended = _annotate(snapshot, recommended, factor_choices)
     alternatives = _annotate(snapshot, alternatives, factor_choices)
 
