@@ -272,6 +272,7 @@ class Scenario:
 class Snapshot:
     topic_key: str
     topic_title: str
+    scope: str
     bottom_line: str
     last_reviewed: str | None
     next_review_due: str | None
@@ -428,6 +429,7 @@ def _build_snapshot(
     return Snapshot(
         topic_key=topic["key"],
         topic_title=topic["title"],
+        scope=topic.get("scope", ""),
         bottom_line=topic.get("bottom_line", ""),
         last_reviewed=topic.get("last_reviewed"),
         next_review_due=topic.get("next_review_due"),
@@ -571,7 +573,7 @@ class Recommendation:
         keys: dict[str, None] = {}
         if self.scenario:
             keys.update(dict.fromkeys(self.scenario.urgency_references))
-        for ranked in self.recommended + self.alternatives:
+        for ranked in self.recommended + self.alternatives + self.excluded:
             keys.update(dict.fromkeys(ranked.rating.references))
         for finding in self.evidence:
             keys[finding.reference] = None
@@ -629,8 +631,8 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             break
         choice = question.choice(answers[question.key])
         target = node.branches.get(choice.key)
-        if target is None:
-            raise SnapshotError(f"routing node {node.key} has no branch for {choice.key!r}")
+        if target is None or bool(target.node) == bool(target.scenario):
+            raise SnapshotError(f"routing node {node.key} has no single target for {choice.key!r}")
         routing_choices.append(choice)
         trace.append(
             TraceStep(
@@ -690,10 +692,14 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     )
     alternatives = tuple(r for r in remaining if r not in recommended)
     shown = recommended + alternatives
-    shown_attributes = frozenset().union(*(r.procedure.attributes for r in shown))
-    caveats = _collect_caveats(snapshot, scenario, routing_choices + factor_choices, shown, shown_attributes)
-    recommended = _annotate(snapshot, recommended, factor_choices)
-    alternatives = _annotate(snapshot, alternatives, factor_choices)
+    # A caveat tied to an attribute concerns the scenario when any rated procedure has it,
+    # shown or excluded: "gadolinium left out because of pregnancy" explains an exclusion.
+    rated_attributes = frozenset().union(
+        *(snapshot.procedures[r.procedure].attributes for r in scenario.ratings)
+    )
+    caveats = _collect_caveats(snapshot, scenario, routing_choices + factor_choices, shown, rated_attributes)
+    recommended = _annotate(snapshot, recommended, routing_choices + factor_choices)
+    alternatives = _annotate(snapshot, alternatives, routing_choices + factor_choices)
 
     for question, choice in factor_answers:
         trace.append(
@@ -702,7 +708,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                 prompt=question.prompt,
                 answer=choice.key,
                 answer_label=choice.label,
-                effect=_describe_factor(snapshot, choice, scenario, shown_attributes),
+                effect=_describe_factor(snapshot, choice, scenario, rated_attributes),
                 references=_choice_references(snapshot, choice),
             )
         )
@@ -779,13 +785,13 @@ def _collect_caveats(
     scenario: Scenario,
     choices: list[Choice],
     shown: tuple[RankedProcedure, ...],
-    shown_attributes: frozenset[Attribute],
+    rated_attributes: frozenset[Attribute],
 ) -> tuple[Caveat, ...]:
     keys: dict[str, None] = dict.fromkeys(scenario.caveats)
     for choice in choices:
         for key in choice.caveats:
             applies_to = snapshot.caveats[key].applies_to
-            if applies_to is None or applies_to in shown_attributes:
+            if applies_to is None or applies_to in rated_attributes:
                 keys[key] = None
     for ranked in shown:
         keys.update(dict.fromkeys(ranked.procedure.caveats))
@@ -794,7 +800,7 @@ def _collect_caveats(
 
 
 def _describe_factor(
-    snapshot: Snapshot, choice: Choice, scenario: Scenario, shown_attributes: frozenset[Attribute]
+    snapshot: Snapshot, choice: Choice, scenario: Scenario, rated_attributes: frozenset[Attribute]
 ) -> str:
     effects = []
     if choice.excludes is not None:
@@ -807,7 +813,7 @@ def _describe_factor(
     shown_caveats = [
         snapshot.caveats[key]
         for key in choice.caveats
-        if snapshot.caveats[key].applies_to is None or snapshot.caveats[key].applies_to in shown_attributes
+        if snapshot.caveats[key].applies_to is None or snapshot.caveats[key].applies_to in rated_attributes
     ]
     if shown_caveats:
         effects.append("adds a caveat" if len(shown_caveats) == 1 else f"adds {len(shown_caveats)} caveats")
@@ -968,3 +974,105 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
         "ignored_answers": list(recommendation.ignored_answers),
         "references": [reference_json(snapshot.references[key]) for key in recommendation.reference_keys],
     }
+
+
+# --- explaining the recommendation ---------------------------------------------------------
+
+# ACR relative radiation levels: adult effective dose bands, by level.
+RRL_BANDS = {0: "0 mSv", 1: "<0.1 mSv", 2: "0.1–1 mSv", 3: "1–10 mSv", 4: "10–30 mSv", 5: "30–100 mSv"}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """What another answer to one question would do to the recommendation."""
+
+    question: str
+    prompt: str
+    choice: str
+    label: str
+    answers: Mapping[str, str]
+    complete: bool
+    changes: tuple[str, ...]
+
+
+def _outcome(recommendation: Recommendation) -> dict[str, Any]:
+    return {
+        "scenario": recommendation.scenario.key if recommendation.scenario else None,
+        "urgency": recommendation.urgency,
+        "first": recommendation.first_choice.key if recommendation.first_choice else None,
+        "excluded": frozenset(e.procedure.key for e in recommendation.excluded),
+    }
+
+
+def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
+    """For every answer given, each other choice and what it changes (scenario, urgency,
+    first recommendation, exclusions). Computed by running the engine, never written by hand."""
+    snapshot = recommendation.snapshot
+    before = _outcome(recommendation)
+    results = []
+    for step in recommendation.trace:
+        question = snapshot.questions[step.question]
+        for choice in question.choices:
+            if choice.key == step.answer:
+                continue
+            other = recommend(snapshot, {**recommendation.answers, question.key: choice.key}, strict=False)
+            changes: list[str] = []
+            if not other.complete:
+                assert other.next_question is not None
+                changes.append(f"needs another answer first: “{other.next_question.prompt}”")
+            after = _outcome(other)
+            if after["scenario"] != before["scenario"] and other.scenario:
+                changes.append(f"scenario becomes “{other.scenario.title}”")
+            if other.complete and after["urgency"] != before["urgency"]:
+                changes.append(
+                    f"urgency becomes {other.urgency.label.lower()}" if other.urgency else "no urgency"
+                )
+            if other.complete and after["first"] != before["first"]:
+                first = other.first_choice
+                changes.append(f"first choice becomes {first.name}" if first else "no imaging is recommended")
+            if other.complete:
+                added = {c.key for c in other.caveats} - {c.key for c in recommendation.caveats}
+                if added:
+                    changes.append("adds a caveat" if len(added) == 1 else f"adds {len(added)} caveats")
+                newly = after["excluded"] - before["excluded"]
+                restored = before["excluded"] - after["excluded"]
+                if newly:
+                    names = sorted(snapshot.procedures[k].name for k in newly)
+                    changes.append("also excludes " + ", ".join(names))
+                if restored and after["scenario"] == before["scenario"]:
+                    names = sorted(snapshot.procedures[k].name for k in restored)
+                    changes.append("no longer excludes " + ", ".join(names))
+            results.append(
+                WhatIf(
+                    question=question.key,
+                    prompt=question.prompt,
+                    choice=choice.key,
+                    label=choice.label,
+                    answers=dict(other.answers),
+                    complete=other.complete,
+                    changes=tuple(changes),
+                )
+            )
+    return tuple(results)
+
+
+def summary_text(recommendation: Recommendation) -> str:
+    """Plain text for an order's reason-for-exam field: what, how urgently, why, and the source."""
+    snapshot = recommendation.snapshot
+    lines = []
+    scenario = recommendation.scenario
+    if recommendation.first_choice:
+        ranked = recommendation.recommended[0]
+        lines.append(f"Imaging: {ranked.procedure.name} ({ranked.rating.category.label.lower()}).")
+    elif scenario:
+        lines.append(f"Imaging: none recommended now. {scenario.summary}".strip())
+    if recommendation.urgency:
+        lines.append(f"Urgency: {recommendation.urgency.label.lower()}.")
+    if scenario:
+        lines.append(f"Clinical question: {scenario.title}.")
+    answered = "; ".join(f"{step.prompt} {step.answer_label}" for step in recommendation.trace)
+    if answered:
+        lines.append(f"Answers: {answered}.")
+    version = f" release {snapshot.release_version}" if snapshot.release_version else ""
+    lines.append(f"Source: Imaging Advisor, {snapshot.topic_title}{version}.")
+    return "\n".join(lines)

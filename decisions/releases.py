@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from decisions import engine, integrity
@@ -61,26 +62,45 @@ _snapshots: dict[int, engine.Snapshot] = {}
 _lock = threading.Lock()
 
 
-def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
-    """The engine snapshot of a topic's latest release (or of `version`).
-
-    One small query finds the release id; the snapshot itself is built once per process and
-    release, since releases never change.
-    """
-    releases = Release.objects.filter(topic__key=topic_key)
-    if version is not None:
-        releases = releases.filter(version=version)
-    row = releases.order_by("-version").values_list("pk", flat=True).first()
-    if row is None:
-        raise ReleaseNotFound(topic_key, version)
-    snapshot = _snapshots.get(row)
+def _snapshot_of(release_pk: int) -> engine.Snapshot:
+    """Build a release's snapshot once per process; releases never change, so it stays valid."""
+    snapshot = _snapshots.get(release_pk)
     if snapshot is None:
-        release = Release.objects.get(pk=row)
+        release = Release.objects.get(pk=release_pk)
         snapshot = engine.build_snapshot(
             release.content,
             release_version=release.version,
             published_at=release.published_at.isoformat(),
         )
         with _lock:
-            _snapshots[row] = snapshot
+            _snapshots[release_pk] = snapshot
     return snapshot
+
+
+def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot, int]:
+    """The snapshot of `version` (default: the latest release) and the latest version number.
+
+    One small query reads the topic's release pointers; the snapshot comes from the cache.
+    """
+    pointers = list(
+        Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
+    )
+    if not pointers:
+        raise ReleaseNotFound(topic_key, None)
+    latest_version = pointers[0][1]
+    wanted = pointers[0][0] if version is None else next((pk for pk, v in pointers if v == version), None)
+    if wanted is None:
+        raise ReleaseNotFound(topic_key, version)
+    return _snapshot_of(wanted), latest_version
+
+
+def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
+    """The engine snapshot of a topic's latest release (or of `version`)."""
+    return resolve(topic_key, version)[0]
+
+
+def latest_snapshots() -> list[engine.Snapshot]:
+    """The latest release of every topic, by title, in one query."""
+    latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
+    pks = Release.objects.filter(pk=Subquery(latest)).values_list("pk", flat=True)
+    return sorted((_snapshot_of(pk) for pk in pks), key=lambda s: s.topic_title)

@@ -7,5 +7,7 @@ from decisions import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("t/<slug:topic>/", views.topic_wizard, name="topic"),
+    path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,45 @@
+// Imaging Advisor: focus and announcements after htmx swaps, copy and print buttons.
+// Everything here is an enhancement: the pages work with JavaScript off.
+(function () {
+  "use strict";
+
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (region) {
+      region.textContent = "";
+      window.setTimeout(function () { region.textContent = text; }, 50);
+    }
+  }
+
+  function enhance(root) {
+    root.querySelectorAll("[data-copy]").forEach(function (button) {
+      if (!navigator.clipboard) { return; }
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var source = document.getElementById(button.getAttribute("data-copy"));
+        navigator.clipboard.writeText(source.value).then(function () {
+          button.textContent = "Copied";
+          announce("Summary copied");
+        });
+      });
+    });
+    root.querySelectorAll("[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+
+  // After a wizard swap, move focus to the new step's heading and announce it, so keyboard
+  // and screen-reader users land where the content changed.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.elt;
+    var heading = document.querySelector("#wizard [data-focus]");
+    enhance(target);
+    if (heading) {
+      heading.focus();
+      announce(heading.textContent.trim());
+    }
+  });
+})();

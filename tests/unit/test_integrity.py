@@ -1,0 +1,278 @@
+"""The integrity check: one deliberately broken copy of the synthetic topic per rule."""
+
+from datetime import date
+
+import pytest
+
+from decisions import integrity
+
+TODAY = date(2026, 6, 1)
+ERROR, WARNING = integrity.ERROR, integrity.WARNING
+
+
+def scenario(document: dict, key: str) -> dict:
+    return next(s for s in document["scenarios"] if s["key"] == key)
+
+
+def node(document: dict, key: str) -> dict:
+    return next(n for n in document["routing"] if n["key"] == key)
+
+
+def question(document: dict, key: str) -> dict:
+    return next(q for q in document["questions"] if q["key"] == key)
+
+
+def problems_of(document: dict, today: date = TODAY) -> set[tuple[str, str, str]]:
+    return {(p.severity, p.where, p.message) for p in integrity.check(document, today=today)}
+
+
+def reported(document: dict, severity: str, where: str, fragment: str, today: date = TODAY) -> bool:
+    return any((s, w) == (severity, where) and fragment in m for s, w, m in problems_of(document, today))
+
+
+def test_the_synthetic_document_has_no_problems(synthetic):
+    assert integrity.check(synthetic, today=TODAY) == []
+
+
+# --- one broken copy per rule -------------------------------------------------------------------
+
+
+def unreachable_node(d):
+    d["routing"].append({"key": "orphan", "question": "swelling", "branches": node(d, "second")["branches"]})
+
+
+def question_never_asked(d):
+    d["questions"].append({**question(d, "swelling"), "key": "limping"})
+
+
+def routing_cycle(d):
+    node(d, "second")["branches"]["no"] = {"node": "first"}
+
+
+def choice_without_branch(d):
+    del node(d, "second")["branches"]["no"]
+
+
+def branch_with_both_targets(d):
+    node(d, "second")["branches"]["no"] = {"node": "first", "scenario": "watch"}
+
+
+def branch_with_no_target(d):
+    node(d, "second")["branches"]["no"] = {}
+
+
+def branch_for_an_unknown_choice(d):
+    node(d, "second")["branches"]["maybe"] = {"scenario": "watch"}
+
+
+def patient_factor_used_for_routing(d):
+    node(d, "second")["question"] = "claustrophobia"
+    node(d, "second")["branches"] = {"yes": {"scenario": "scan"}, "no": {"scenario": "watch"}}
+    d["questions"] = [q for q in d["questions"] if q["key"] != "swelling"]
+
+
+def question_with_one_choice(d):
+    question(d, "needle_phobia")["choices"].pop()
+
+
+def everything_excluded_without_text(d):
+    scan = scenario(d, "scan")
+    scan["ratings"] = [r for r in scan["ratings"] if r["procedure"] != "xr-knee"]
+    scan["no_safe_imaging"] = ""
+
+
+def rating_without_reference(d):
+    scenario(d, "scan")["ratings"][1]["references"] = []
+
+
+def score_outside_category(d):
+    scenario(d, "scan")["ratings"][1]["score"] = 2
+
+
+def imaging_without_urgency(d):
+    scenario(d, "scan")["urgency"] = ""
+
+
+def rating_needs_verification(d):
+    scenario(d, "scan")["ratings"][0]["needs_verification"] = True
+
+
+def urgency_without_reference(d):
+    scenario(d, "scan")["urgency_references"] = []
+
+
+def next_step_without_reference(d):
+    scenario(d, "scan")["next_steps"][0]["references"] = []
+
+
+def caveat_without_reference(d):
+    d["caveats"][0]["references"] = []
+
+
+def reference_without_identifier(d):
+    d["references"][0]["doi"] = ""
+
+
+def rrl_out_of_range(d):
+    d["procedures"][2]["rrl"] = 6
+
+
+def exclusion_without_reason(d):
+    question(d, "claustrophobia")["choices"][1]["exclusion_reason"] = ""
+
+
+def routing_choice_that_excludes(d):
+    question(d, "fever")["choices"][0]["excludes"] = "needs_mri"
+
+
+def malformed_topic_key(d):
+    d["topic"]["key"] = "Test Knee"
+
+
+def malformed_reference_key(d):
+    d["references"].append({**d["references"][0], "key": "lower-case-ref"})
+
+
+def malformed_choice_key(d):
+    question(d, "claustrophobia")["choices"][0]["key"] = "No!"
+
+
+def duplicate_procedure_key(d):
+    d["procedures"].append(dict(d["procedures"][0]))
+
+
+def duplicate_choice_key(d):
+    question(d, "needle_phobia")["choices"].append(dict(question(d, "needle_phobia")["choices"][0]))
+
+
+def dangling_finding_reference(d):
+    d["findings"][0]["reference"] = "GHOST-REF"
+
+
+def dangling_rating_procedure(d):
+    scenario(d, "scan")["ratings"][0]["procedure"] = "ghost-procedure"
+
+
+def unreachable_scenario(d):
+    d["scenarios"].append({**scenario(d, "watch"), "key": "forgotten"})
+
+
+def missing_review_date(d):
+    d["topic"]["next_review_due"] = None
+
+
+def review_overdue(d):
+    d["topic"]["next_review_due"] = "2026-05-31"
+
+
+BROKEN = [
+    (unreachable_node, ERROR, "routing[orphan]", "unreachable from the start node"),
+    (question_never_asked, ERROR, "questions[limping]", "never asked"),
+    (routing_cycle, ERROR, "routing[first]", "cycle: first → second → first"),
+    (choice_without_branch, ERROR, "routing[second]", "swelling=no leads nowhere"),
+    (branch_with_both_targets, ERROR, "routing[second].branches[no]", "exactly one node or scenario"),
+    (branch_with_no_target, ERROR, "routing[second].branches[no]", "exactly one node or scenario"),
+    (branch_for_an_unknown_choice, ERROR, "routing[second].branches[maybe]", "has no choice 'maybe'"),
+    (patient_factor_used_for_routing, ERROR, "routing[second]", "not a routing question"),
+    (question_with_one_choice, ERROR, "questions[needle_phobia]", "at least two choices"),
+    (
+        everything_excluded_without_text,
+        ERROR,
+        "scenarios[scan]",
+        "with claustrophobia=yes, needle_phobia=yes every procedure is excluded",
+    ),
+    (rating_without_reference, ERROR, "scenarios[scan].ratings[mr-knee]", "rating has no reference"),
+    (score_outside_category, ERROR, "scenarios[scan].ratings[mr-knee]", "score 2 does not fit"),
+    (imaging_without_urgency, ERROR, "scenarios[scan]", "recommends imaging but has no urgency"),
+    (rrl_out_of_range, ERROR, "procedures[xr-knee]", "RRL 6 is outside 0-5"),
+    (malformed_topic_key, ERROR, "topic", "not a lowercase slug"),
+    (malformed_reference_key, ERROR, "references[lower-case-ref]", "not well-formed"),
+    (malformed_choice_key, ERROR, "questions[claustrophobia].choices[No!]", "not well-formed"),
+    (duplicate_procedure_key, ERROR, "procedures[mr-knee]", "used twice"),
+    (duplicate_choice_key, ERROR, "questions[needle_phobia].choices[no]", "used twice"),
+    (dangling_finding_reference, ERROR, "finding mr-finding", "'GHOST-REF'"),
+    (dangling_rating_procedure, ERROR, "scenario scan rating", "'ghost-procedure'"),
+    (unreachable_scenario, ERROR, "scenarios[forgotten]", "unreachable"),
+    (rating_needs_verification, WARNING, "scenarios[scan].ratings[xr-knee]", "needing verification"),
+    (urgency_without_reference, WARNING, "scenarios[scan]", "urgency 'within_1_week' has no reference"),
+    (next_step_without_reference, WARNING, "scenarios[scan].next_steps[0]", "no reference"),
+    (caveat_without_reference, WARNING, "caveats[dye-note]", "caveat has no reference"),
+    (reference_without_identifier, WARNING, "references[TEST-REF]", "no DOI, PMID or URL"),
+    (exclusion_without_reason, WARNING, "questions[claustrophobia].choices[yes]", "no reason"),
+    (routing_choice_that_excludes, WARNING, "questions[fever].choices[yes]", "use a patient factor"),
+    (missing_review_date, WARNING, "topic", "no next review date set"),
+    (review_overdue, WARNING, "topic", "review was due on 2026-05-31"),
+]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "severity", "where", "fragment"), [pytest.param(*row, id=row[0].__name__) for row in BROKEN]
+)
+def test_each_broken_copy_reports_its_problem(synthetic, breakage, severity, where, fragment):
+    breakage(synthetic)
+
+    problems = integrity.check(synthetic, today=TODAY)
+
+    assert reported(synthetic, severity, where, fragment), [str(p) for p in problems]
+    assert integrity.has_errors(problems) is (severity == ERROR)
+
+
+def test_errors_come_before_warnings(synthetic):
+    urgency_without_reference(synthetic)
+    rating_without_reference(synthetic)
+
+    severities = [p.severity for p in integrity.check(synthetic, today=TODAY)]
+
+    assert severities == sorted(severities, key=lambda s: s != ERROR)
+    assert {ERROR, WARNING} <= set(severities)
+
+
+def test_a_stranded_scenario_with_no_safe_imaging_text_is_not_an_error(synthetic):
+    everything_excluded_without_text(synthetic)
+    scenario(synthetic, "scan")["no_safe_imaging"] = "Discuss with radiology."
+
+    assert integrity.check(synthetic, today=TODAY) == []
+
+
+@pytest.mark.parametrize("identifier", ["doi", "pmid", "url"])
+def test_any_one_identifier_is_enough_for_a_reference(synthetic, identifier):
+    synthetic["references"][0].update(doi="", pmid="", url="")
+    synthetic["references"][0][identifier] = "12345"
+
+    assert integrity.check(synthetic, today=TODAY) == []
+
+
+@pytest.mark.parametrize(
+    ("today", "overdue"),
+    [(date(2098, 12, 31), False), (date(2099, 1, 1), False), (date(2099, 1, 2), True)],
+)
+def test_the_review_date_is_judged_against_today(synthetic, today, overdue):
+    assert reported(synthetic, WARNING, "topic", "review was due on 2099-01-01", today=today) is overdue
+
+
+def test_a_document_that_cannot_be_built_is_one_error(synthetic):
+    scenario(synthetic, "scan")["ratings"][0]["category"] = "brilliant"
+
+    problems = integrity.check(synthetic, today=TODAY)
+
+    assert [(p.severity, p.where) for p in problems] == [(ERROR, "document")]
+    assert "brilliant" in problems[0].message
+
+
+# --- the shipped document -----------------------------------------------------------------------
+
+
+def test_the_shipped_document_has_no_errors(shipped_document):
+    problems = integrity.check(shipped_document, today=date.today())
+
+    assert [str(p) for p in problems if p.severity == ERROR] == []
+
+
+def test_the_shipped_document_warns_that_the_no_cancer_deficit_urgency_is_unsourced(shipped_document):
+    assert reported(
+        shipped_document,
+        WARNING,
+        "scenarios[neuro-deficit-no-cancer]",
+        "urgency 'immediate' has no reference",
+        today=date.today(),
+    )
