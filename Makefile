@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint check migrate clean
+.PHONY: install run test lint check migrate clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ migrate: install
 run: migrate
 	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# Browser tests need Debian's chromium: installed here when missing and possible (root with
+# apt), otherwise they are skipped with a notice (CI=true turns the skip into a failure).
 test: install
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "WARNING: /usr/bin/chromium is missing and cannot be installed: browser tests will be SKIPPED"; \
+	  fi; \
+	fi
 	DEBUG=true $(BIN)/pytest
 
 lint: install
@@ -33,6 +43,9 @@ check: install
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=false SECRET_KEY=check-deploy-only-$$(date +%s)-not-a-real-key-0123456789abcdef \
 		ALLOWED_HOSTS=advisor.example.org $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+bench: install
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) staticfiles

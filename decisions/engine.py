@@ -617,7 +617,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     """
     _validate(snapshot, answers)
     trace: list[TraceStep] = []
-    asked: set[str] = set()
+    asked: dict[str, None] = {}  # in the order asked, so answers come back in question order
     scenario: Scenario | None = None
     next_question: Question | None = None
 
@@ -625,7 +625,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     node = snapshot.nodes[snapshot.start_node]
     for _ in range(len(snapshot.nodes) + 1):  # bounded: a cycle cannot hang a request
         question = snapshot.questions[node.question]
-        asked.add(question.key)
+        asked[question.key] = None
         if question.key not in answers:
             next_question = question
             break
@@ -655,7 +655,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     factor_answers: list[tuple[Question, Choice]] = []
     if scenario is not None and scenario.recommends_imaging:
         for question in snapshot.patient_factors:
-            asked.add(question.key)
+            asked[question.key] = None
             if question.key not in answers:
                 if next_question is None:
                     next_question = question
@@ -672,7 +672,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             key=key,
             valid=sorted(asked),
         )
-    used_answers = {key: value for key, value in answers.items() if key in asked}
+    used_answers = {key: answers[key] for key in asked if key in answers}
 
     if scenario is None or next_question is not None:
         return Recommendation(

@@ -360,7 +360,7 @@ class Scenario(models.Model):
 class RoutingNode(models.Model):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="routing_nodes")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
-    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="routing_nodes")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="routing_nodes")
     order = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()
 

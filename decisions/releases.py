@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -38,13 +40,16 @@ def publish(topic: Topic, *, summary: str, user=None) -> Release:
         # Lock the topic row so two publishers cannot take the same version number.
         Topic.objects.select_for_update().get(pk=topic.pk)
         latest = topic.releases.order_by("-version").values_list("version", flat=True).first()
-        return Release.objects.create(
+        release = Release.objects.create(
             topic=topic,
             version=(latest or 0) + 1,
             published_by=user,
             summary=summary.strip(),
             content=document,
         )
+    with _lock:
+        _pointers.pop(topic.key, None)
+    return release
 
 
 class ReleaseNotFound(LookupError):
@@ -59,6 +64,7 @@ class ReleaseNotFound(LookupError):
 
 
 _snapshots: dict[int, engine.Snapshot] = {}
+_pointers: dict[str, tuple[float, list[tuple[int, int]]]] = {}
 _lock = threading.Lock()
 
 
@@ -77,14 +83,34 @@ def _snapshot_of(release_pk: int) -> engine.Snapshot:
     return snapshot
 
 
-def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot, int]:
-    """The snapshot of `version` (default: the latest release) and the latest version number.
+def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[int, int]]:
+    """(release id, version) pairs of a topic, newest first.
 
-    One small query reads the topic's release pointers; the snapshot comes from the cache.
+    Read from the database at most once per RELEASE_CHECK_SECONDS per process, so a busy
+    server checks for a new release about once a second instead of on every request; a new
+    release reaches every process within that time (at once in the process that published it).
     """
+    now = time.monotonic()
+    cached = _pointers.get(topic_key)
+    if cached is not None and not refresh and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
+        return cached[1]
     pointers = list(
         Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
     )
+    if pointers:  # unknown topics are not remembered: a scan of made-up keys must not grow memory
+        with _lock:
+            _pointers[topic_key] = (now, pointers)
+    return pointers
+
+
+def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot, int]:
+    """The snapshot of `version` (default: the latest release) and the latest version number.
+
+    At most one small query (the release pointers); the snapshot comes from the cache.
+    """
+    pointers = _release_pointers(topic_key)
+    if version is not None and all(v != version for _, v in pointers):
+        pointers = _release_pointers(topic_key, refresh=True)  # perhaps published a moment ago
     if not pointers:
         raise ReleaseNotFound(topic_key, None)
     latest_version = pointers[0][1]
@@ -104,3 +130,10 @@ def latest_snapshots() -> list[engine.Snapshot]:
     latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
     pks = Release.objects.filter(pk=Subquery(latest)).values_list("pk", flat=True)
     return sorted((_snapshot_of(pk) for pk in pks), key=lambda s: s.topic_title)
+
+
+def clear_snapshot_cache() -> None:
+    """Forget built snapshots and release pointers (tests roll back the database, so ids recur)."""
+    with _lock:
+        _snapshots.clear()
+        _pointers.clear()

@@ -7,10 +7,19 @@ serves the full page and, for htmx requests, only the wizard fragment.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
@@ -25,7 +34,69 @@ class BadQuery(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Renderings:
+    fragment: bytes
+    page: bytes
+    url: str
+
+
+class RenderCache:
+    """A bounded in-process LRU of rendered wizard states (no pickling on the hot path)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Renderings] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Renderings | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, item: Renderings) -> None:
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_renderings = RenderCache(settings.RENDER_CACHE_ENTRIES)
+
+
+def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like require_GET, but the 405 page says what to do instead."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = _problem(
+                request,
+                405,
+                "This page only reads",
+                f"{request.method} is not accepted here: open the page with a normal link.",
+                start=request.path,
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness for load balancers: answers without touching the database."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@get_only
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "decisions/home.html", {"topics": latest_snapshots()})
 
@@ -35,7 +106,7 @@ def parse_query(query: QueryDict) -> tuple[int | None, dict[str, str]]:
     release: int | None = None
     if "release" in query:
         value = query.get("release", "")
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise BadQuery(f"release must be a release number such as 1, not {value!r}")
         release = int(value)
     answers: dict[str, str] = {}
@@ -65,9 +136,9 @@ def _problem(request: HttpRequest, status: int, title: str, message: str, **link
     )
 
 
-def _recommendation_or_problem(
+def _resolve_or_problem(
     request: HttpRequest, topic: str
-) -> tuple[engine.Recommendation, int | None, int] | HttpResponse:
+) -> tuple[engine.Snapshot, dict[str, str], int | None, int] | HttpResponse:
     try:
         release, answers = parse_query(request.GET)
     except BadQuery as error:
@@ -76,51 +147,102 @@ def _recommendation_or_problem(
         snapshot, latest_version = resolve(topic, release)
     except ReleaseNotFound as error:
         if error.version is not None:
-            return _problem(
-                request, 404, "Release not found", str(error), latest=wizard_url(topic, answers)
-            )
+            return _problem(request, 404, "Release not found", str(error), latest=wizard_url(topic, answers))
         return _problem(request, 404, "Topic not found", str(error), topics="/")
+    return snapshot, answers, release, latest_version
+
+
+def _recommend_or_problem(
+    request: HttpRequest, snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
+) -> engine.Recommendation | HttpResponse:
     try:
-        recommendation = engine.recommend(snapshot, answers)
+        return engine.recommend(snapshot, answers)
     except engine.AnswerError as error:
         return _problem(
             request,
             400,
             "These answers cannot be used",
             str(error),
-            start=wizard_url(topic, {}, release),
+            start=wizard_url(snapshot.topic_key, {}, pinned),
         )
-    return recommendation, release, latest_version
 
 
-@require_GET
+def _wizard_renderings(
+    request: HttpRequest,
+    snapshot: engine.Snapshot,
+    answers: dict[str, str],
+    pinned: int | None,
+    latest_version: int,
+) -> Renderings | HttpResponse:
+    """The wizard as a full page and as an htmx fragment, with its canonical URL.
+
+    Releases never change and the answer space is finite, so both renderings are cached per
+    (release, answers): a cache hit skips the engine and the templates. Neither holds anything
+    specific to the request (no CSRF token: these pages only read).
+    """
+    key = "wizard:" + "|".join(
+        [
+            snapshot.topic_key,
+            str(snapshot.release_version),
+            str(snapshot.published_at),
+            str(pinned is not None),
+            str(latest_version),
+            urlencode(sorted(answers.items())),
+        ]
+    )
+    cached = _renderings.get(key)
+    if cached is not None:
+        return cached
+    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
+    if isinstance(recommendation, HttpResponse):
+        return recommendation
+    context = _wizard_context(recommendation, pinned, latest_version)
+    heading = "Recommendation" if recommendation.complete else f"Question {context['step_number']}"
+    title = f"{heading} — {snapshot.topic_title}"
+    fragment = render_to_string("decisions/topic.html#wizard", context)
+    page = render_to_string(
+        "decisions/topic.html", {"snapshot": snapshot, "wizard_html": fragment, "page_title": title}
+    )
+    renderings = Renderings(
+        # htmx takes the <title> of a swapped response as the new document title.
+        fragment=(format_html("<title>{}</title>", title) + fragment).encode(),
+        page=page.encode(),
+        url=context["canonical_url"],
+    )
+    _renderings.put(key, renderings)
+    return renderings
+
+
+@get_only
 @vary_on_headers("HX-Request")
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
-    outcome = _recommendation_or_problem(request, topic)
-    if isinstance(outcome, HttpResponse):
-        return outcome
-    recommendation, pinned, latest_version = outcome
-    context = _wizard_context(recommendation, pinned, latest_version)
+    resolved = _resolve_or_problem(request, topic)
+    if isinstance(resolved, HttpResponse):
+        return resolved
+    snapshot, answers, pinned, latest_version = resolved
+    renderings = _wizard_renderings(request, snapshot, answers, pinned, latest_version)
+    if isinstance(renderings, HttpResponse):
+        return renderings
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
-        response = render(request, "decisions/topic.html#wizard", context)
-        return push_url(response, context["canonical_url"])
-    return render(request, "decisions/topic.html", context)
+        return push_url(HttpResponse(renderings.fragment), renderings.url)
+    return HttpResponse(renderings.page)
 
 
-@require_GET
+@get_only
 def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
-    outcome = _recommendation_or_problem(request, topic)
-    if isinstance(outcome, HttpResponse):
-        return outcome
-    recommendation, pinned, latest_version = outcome
+    resolved = _resolve_or_problem(request, topic)
+    if isinstance(resolved, HttpResponse):
+        return resolved
+    snapshot, answers, pinned, latest_version = resolved
+    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
+    if isinstance(recommendation, HttpResponse):
+        return recommendation
     context = _wizard_context(recommendation, pinned, latest_version)
     return render(request, "decisions/print.html", context)
 
 
-def _wizard_context(
-    recommendation: engine.Recommendation, pinned: int | None, latest_version: int
-) -> dict:
+def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, latest_version: int) -> dict:
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)

@@ -112,7 +112,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -124,6 +124,16 @@ STORAGES = {
         )
     },
 }
+
+# Django 6 behaviour now: a URL typed without a scheme in the admin means https.
+FORMS_URLFIELD_ASSUME_HTTPS = True
+
+# Rendered wizard states kept per process, keyed by release and answers (decisions/views.py).
+# Releases are immutable, so no process can serve a stale entry.
+RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
+
+# How often (seconds) each process checks the database for a newly published release.
+RELEASE_CHECK_SECONDS = float(os.environ.get("RELEASE_CHECK_SECONDS", "1"))
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -7,6 +7,7 @@ from decisions import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
     path("t/<slug:topic>/", views.topic_wizard, name="topic"),
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("admin/", admin.site.urls),

@@ -11,6 +11,18 @@ from decisions import engine
 SHIPPED = Path(__file__).resolve().parents[1] / "decisions" / "data" / "lumbar-metastasis.json"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_snapshot_cache():
+    from decisions.releases import clear_snapshot_cache
+    from decisions.views import _renderings
+
+    clear_snapshot_cache()
+    _renderings.clear()
+    yield
+    clear_snapshot_cache()
+    _renderings.clear()
+
+
 @pytest.fixture(scope="session")
 def shipped_document() -> dict:
     return json.loads(SHIPPED.read_text(encoding="utf-8"))

@@ -62,7 +62,9 @@ def radiation(rrl: int) -> str:
 @register.simple_tag
 def severity_badge(severity: engine.Severity) -> str:
     label, css, icon = SEVERITY_LABELS[severity]
-    return format_html('<span class="badge text-bg-{}"><span aria-hidden="true">{}</span> {}</span>', css, icon, label)
+    return format_html(
+        '<span class="badge text-bg-{}"><span aria-hidden="true">{}</span> {}</span>', css, icon, label
+    )
 
 
 @register.filter

@@ -2,20 +2,6 @@
 
 import pytest
 
-from decisions import releases
-
-
-@pytest.fixture(autouse=True)
-def fresh_snapshot_cache():
-    """Forget engine snapshots built in earlier tests.
-
-    The cache is keyed by release id, and a rolled-back test database (SQLite) hands the same id
-    to the next test's release, which may belong to another topic.
-    """
-    releases._snapshots.clear()
-    yield
-    releases._snapshots.clear()
-
 
 @pytest.fixture
 def synthetic_topic(db, synthetic):

@@ -146,7 +146,12 @@ def test_the_scenario_change_page_shows_its_ratings_inline(editor_client, synthe
 
 @pytest.mark.parametrize(
     "url",
-    ["/admin/", "/admin/decisions/procedure/", "/admin/decisions/procedure/add/", "/admin/decisions/release/"],
+    [
+        "/admin/",
+        "/admin/decisions/procedure/",
+        "/admin/decisions/procedure/add/",
+        "/admin/decisions/release/",
+    ],
 )
 def test_anonymous_users_are_sent_to_the_login_page(client, synthetic_topic, url):
     response = client.get(url)

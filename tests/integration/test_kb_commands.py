@@ -14,13 +14,13 @@ from django.core.management.base import CommandError
 from decisions.kb_document import dumps, import_document
 from decisions.models import (
     Branch,
-    RoutingNode,
     Caveat,
     Finding,
     Procedure,
     Rating,
     Reference,
     Release,
+    RoutingNode,
     Topic,
 )
 from tests.conftest import SHIPPED
@@ -225,7 +225,7 @@ def test_a_file_in_another_format_changes_nothing(tmp_path, synthetic_topic):
 
 
 def test_a_missing_file_is_reported(tmp_path, synthetic_topic):
-    with pytest.raises(CommandError, match="cannot read .*missing.json"):
+    with pytest.raises(CommandError, match=r"cannot read .*missing\.json"):
         import_file(tmp_path / "missing.json")
 
 
@@ -501,3 +501,10 @@ def test_kb_bootstrap_run_again_from_the_command_line_publishes_nothing(cli_env)
     check = manage(cli_env, "recommend", "lumbar-metastasis", "--release", "2")
     assert check.returncode == 2
     assert "has no release 2" in check.stderr
+
+
+def test_kb_check_exits_0_for_the_shipped_topic(cli_env):
+    result = manage(cli_env, "kb_check", "lumbar-metastasis")
+
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("lumbar-metastasis: 0 error(s), ")

@@ -22,6 +22,8 @@ class Command(BaseCommand):
             question, sep, choice = pair.partition("=")
             if not sep or not question or not choice:
                 raise CommandError(f"answer {pair!r} is not question=choice", returncode=2)
+            if question in parsed:
+                raise CommandError(f"question {question!r} is answered twice; give one answer", returncode=2)
             parsed[question] = choice
         try:
             snapshot = snapshot_for(topic, release)

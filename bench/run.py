@@ -1,0 +1,156 @@
+"""Load benchmark: gunicorn with production settings on 127.0.0.1, driven by wrk.
+
+Prints requests/s and p50/p99 latency for a trivial view, a static file, a wizard step (htmx
+fragment) and a full recommendation page, then each one's throughput as a ratio of the static
+file's, all measured in this one run. Target: recommendation page >= 0.5 of static, no errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
+ANSWERS = (
+    "age_group=adult&neuro=no&cancer=known&pain=suggestive&mri_access=available&gadolinium=none&pregnant=no"
+)
+TARGETS = [
+    ("trivial view", "/healthz", {}),
+    ("static file", "/static/css/app.css", {}),
+    ("wizard step (htmx)", "/t/lumbar-metastasis/?age_group=adult&neuro=no", {"HX-Request": "true"}),
+    ("recommendation page", f"/t/lumbar-metastasis/?{ANSWERS}", {}),
+]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing it with apt-get", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk is not installed and could not be installed (apt-get install wrk)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"server did not start: {url}")
+
+
+def run_wrk(wrk: str, url: str, headers: dict[str, str]) -> dict[str, float]:
+    command = [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", url]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = dict(re.findall(r"\s(50|99)(?:\.0+)?%\s+([\d.]+\w+)", output))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", output))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return {"rps": rps, "p50": to_ms(latency["50"]), "p99": to_ms(latency["99"]), "errors": errors}
+
+
+def to_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    wrk = ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="imaging-advisor-bench-"))
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"),
+        "STATIC_ROOT": str(workdir / "static"),
+        "LOG_LEVEL": "WARNING",
+    }
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    for args in (["migrate", "--noinput", "-v0"], ["kb_bootstrap"], ["collectstatic", "--noinput", "-v0"]):
+        subprocess.run(manage + args, env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    port = free_port()
+    workers = os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2))
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "imaging_advisor.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            workers,
+            "--access-logfile",
+            "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + "/healthz")
+        results = {}
+        for name, path, headers in TARGETS:
+            request = urllib.request.Request(base + path, headers=headers)
+            with urllib.request.urlopen(request) as response:  # warm caches, check it answers 200
+                assert response.status == 200, (name, response.status)
+            results[name] = run_wrk(wrk, base + path, headers)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    static = results["static file"]["rps"]
+    print(
+        f"\nImaging Advisor benchmark: gunicorn -w {workers}, wrk -t2 -c{CONNECTIONS} -d{DURATION}, "
+        f"{os.cpu_count()} cores, all on 127.0.0.1"
+    )
+    print(f"{'target':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs static':>10}")
+    for name, r in results.items():
+        print(
+            f"{name:<22} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+            f"{r['errors']:>7} {r['rps'] / static:>10.2f}"
+        )
+    ratio = results["recommendation page"]["rps"] / static
+    errors = sum(r["errors"] for r in results.values())
+    verdict = "met" if ratio >= 0.5 and errors == 0 else "NOT met"
+    print(
+        f"\nTarget (recommendation page >= 0.50 of static throughput, zero errors): {verdict} ({ratio:.2f})"
+    )
+    sys.exit(0 if verdict == "met" else 1)
+
+
+if __name__ == "__main__":
+    main()
