@@ -1,5 +1,634 @@
-"""JSON API v1: topics, their form schema, and recommendations (OpenAPI at /api/v1/openapi.json)."""
+"""JSON API v1: topics, their form schema, and recommendations (OpenAPI at /api/v1/openapi.json).
 
-from ninja import NinjaAPI
+Thin by design: the query string is parsed by `views.parse_query` (the same rules as the wizard's
+URLs), snapshots come from `releases.resolve`, recommendations from `engine.recommend`, and the
+recommendation body is exactly `engine.recommendation_json`. Only published releases are read,
+never the draft.
 
-api = NinjaAPI(title="Imaging Advisor API", version="1", urls_namespace="api-v1")
+Every error is an RFC 9457 problem (`application/problem+json`) with two extension members:
+`parameter` names the input at fault and `valid` lists the values it accepts. The engine's and
+the releases' exceptions are turned into problems by the API's exception handlers.
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from functools import wraps
+from http import HTTPStatus
+from typing import Annotated, Any, TypeVar
+
+from django.core.validators import slug_re
+from django.http import HttpRequest, HttpResponse, QueryDict
+from ninja import Field, NinjaAPI, Path, Schema
+from ninja.errors import ValidationError
+
+from decisions import engine
+from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.views import BadQuery, parse_query
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+READ_METHODS = ("GET", "HEAD")
+# Methods answered with 405 (besides any a client invents, which the library answers itself).
+OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY"]
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+# --- schemas: the public JSON shapes --------------------------------------------------------
+
+DateString = Annotated[str, Field(json_schema_extra={"format": "date"})]
+DateTimeString = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class Problem(Schema):
+    """An RFC 9457 problem detail, with the parameter at fault and its valid values."""
+
+    type: str = Field(
+        "about:blank",
+        description="Always `about:blank`: the HTTP status says what kind of problem it is.",
+    )
+    title: str = Field(description="The HTTP status phrase, e.g. `Bad Request`.")
+    status: int = Field(description="The HTTP status code, repeated.")
+    detail: str = Field(description="What is wrong with this request, in a sentence.")
+    instance: str = Field(description="The path and query of the request.")
+    parameter: str = Field(
+        description="The input at fault: `topic`, `release`, a question key, `method` or `Accept`."
+    )
+    valid: list[str] = Field(
+        description="The values `parameter` accepts here (empty when there are none to offer)."
+    )
+
+
+class Release(Schema):
+    version: int = Field(description="The release number; pin it with `?release=N`.")
+    published_at: DateTimeString
+
+
+class TopicSummary(Schema):
+    key: str = Field(description="The topic's stable key, used in URLs.")
+    title: str
+    scope: str
+    bottom_line: str
+    release: Release = Field(description="The latest published release.")
+    last_reviewed: DateString | None
+    next_review_due: DateString | None
+
+
+class TopicList(Schema):
+    topics: list[TopicSummary]
+
+
+class Choice(Schema):
+    key: str
+    label: str
+
+
+class Question(Schema):
+    key: str = Field(description="The query parameter that answers this question.")
+    role: engine.Role
+    prompt: str
+    help_text: str
+    choices: list[Choice] = Field(description="The valid answers: pass a choice's `key`.")
+
+
+class Procedure(Schema):
+    key: str
+    name: str
+    modality: str
+    region: str
+    contrast: str
+    contrast_agent: str | None
+    rrl: int = Field(description="ACR relative radiation level, 0 (none) to 5.")
+    codes: dict[str, str] = Field(description="Order codes by system, e.g. `loinc`.")
+
+
+class ScenarioSummary(Schema):
+    key: str
+    title: str
+    urgency: engine.Urgency | None
+
+
+class TopicDetail(Schema):
+    key: str
+    title: str
+    scope: str
+    bottom_line: str
+    release: Release = Field(description="The release described (the latest unless pinned).")
+    latest_version: int = Field(description="The topic's latest published release.")
+    last_reviewed: DateString | None
+    next_review_due: DateString | None
+    questions: list[Question] = Field(description="Every question, routing questions first.")
+    procedures: list[Procedure]
+    scenarios: list[ScenarioSummary]
+
+
+class Appropriateness(Schema):
+    category: engine.Category
+    label: str
+    score: int | None = Field(description="The 1-9 panel score where verified.")
+    needs_verification: bool
+
+
+class ExcludedProcedure(Schema):
+    key: str
+    name: str
+    modality: str
+    region: str
+    contrast: str
+    contrast_agent: str | None
+    rrl: int
+    appropriateness: Appropriateness
+    rationale: str
+    references: list[str]
+    codes: dict[str, str]
+
+
+class RankedProcedure(ExcludedProcedure):
+    caveats: list[str] = Field(description="Keys of the caveats that concern this procedure.")
+
+
+class Exclusion(Schema):
+    procedure: ExcludedProcedure
+    reasons: list[str]
+
+
+class ScenarioOutcome(Schema):
+    key: str
+    title: str
+    summary: str
+
+
+class UrgencyOutcome(Schema):
+    key: engine.Urgency
+    label: str
+    note: str
+    references: list[str]
+
+
+class CaveatOut(Schema):
+    key: str
+    severity: engine.Severity
+    text: str
+    references: list[str]
+
+
+class NextStep(Schema):
+    text: str
+    references: list[str]
+
+
+class Evidence(Schema):
+    key: str
+    procedure: str | None
+    text: str
+    reference: str
+
+
+class TraceStep(Schema):
+    question: str
+    prompt: str
+    answer: str
+    answer_label: str
+    effect: str
+    references: list[str]
+
+
+class Reference(Schema):
+    key: str
+    kind: str
+    citation: str
+    doi: str | None
+    pmid: str | None
+    url: str | None
+
+
+class Recommendation(Schema):
+    """Exactly `engine.recommendation_json`: the shape shared with the CLI and CDS Hooks."""
+
+    topic: str
+    release: Release
+    complete: bool = Field(description="False until every question on the path is answered.")
+    next_question: Question | None = Field(description="The question to ask next when incomplete.")
+    answers: dict[str, str] = Field(description="The answers used, in the order asked.")
+    scenario: ScenarioOutcome | None
+    urgency: UrgencyOutcome | None
+    recommended: list[RankedProcedure]
+    alternatives: list[RankedProcedure]
+    excluded: list[Exclusion]
+    no_safe_imaging: str | None
+    order_rationale: str
+    caveats: list[CaveatOut]
+    next_steps: list[NextStep]
+    evidence: list[Evidence]
+    trace: list[TraceStep]
+    ignored_answers: list[str]
+    references: list[Reference]
+
+
+# --- the API object --------------------------------------------------------------------------
+
+
+class ImagingAdvisorAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> dict[str, Any]:
+        """The generated document, with error bodies declared as `application/problem+json`.
+
+        django-ninja declares every body with the renderer's media type; overriding this method
+        is how the library lets an API adjust its document.
+        """
+        schema = super().get_openapi_schema(**kwargs)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, response in operation["responses"].items():
+                    content = response.get("content", {})
+                    if int(status) >= 400 and JSON in content:
+                        response["content"] = {PROBLEM_JSON: content[JSON]}
+        return schema
+
+
+def _docs_only_read(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For the OpenAPI document and the docs page: other methods get a 405 problem."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in READ_METHODS:
+            return _problem_response(request, _method_not_allowed(request))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+DESCRIPTION = """
+Which imaging to request, and how urgently, from the published releases of Imaging Advisor's
+topics (never from a draft).
+
+1. `GET /api/v1/topics/` lists the topics.
+2. `GET /api/v1/topics/{topic}/` is the form to render: its questions with their choices, the
+   procedures and the scenarios.
+3. `GET /api/v1/topics/{topic}/recommendation?question=choice&…` runs the decision engine. Give
+   each answer as a query parameter named after the question's `key`, with a choice's `key` as
+   its value, e.g. `?age_group=adult&neuro=yes&cancer=known`. With answers missing, the result has
+   `complete: false` and names the `next_question`; keep adding answers until it is complete.
+
+Add `release=N` to pin a release (a permalink reproduces what was shown); without it the latest
+release answers.
+
+Errors are RFC 9457 problems (`application/problem+json`): `status`, `title`, `detail`, plus
+`parameter` (the input at fault) and `valid` (the values it accepts). Requests must accept JSON
+(`application/json` or `application/problem+json`, or no `Accept` header at all), else 406.
+""".strip()
+
+api = ImagingAdvisorAPI(
+    title="Imaging Advisor API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api-v1",
+    docs_decorator=_docs_only_read,
+)
+
+
+# --- problems --------------------------------------------------------------------------------
+
+
+class ProblemError(Exception):
+    """An error the API answers with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        parameter: str,
+        valid: list[str],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.parameter = parameter
+        self.valid = valid
+        self.headers = headers or {}
+
+
+def _problem_response(request: HttpRequest, error: ProblemError) -> HttpResponse:
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(error.status).phrase,
+        "status": error.status,
+        "detail": error.detail,
+        "instance": request.get_full_path(),
+        "parameter": error.parameter,
+        "valid": error.valid,
+    }
+    content = api.renderer.render(request, body, response_status=error.status)
+    response = HttpResponse(content, status=error.status, content_type=PROBLEM_JSON)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _method_not_allowed(request: HttpRequest) -> ProblemError:
+    return ProblemError(
+        405,
+        f"{request.method} is not accepted here: this API only reads (GET or HEAD).",
+        parameter="method",
+        valid=list(READ_METHODS),
+        headers={"Allow": ", ".join(READ_METHODS)},
+    )
+
+
+def _published_versions(topic_key: str) -> list[str]:
+    # Releases are numbered 1, 2, … and can be neither changed nor deleted (models.Release).
+    _, latest_version = resolve(topic_key)
+    return [str(version) for version in range(1, latest_version + 1)]
+
+
+def _unknown_topic(topic_key: str) -> ProblemError:
+    return ProblemError(
+        404,
+        f"there is no published topic {topic_key!r}",
+        parameter="topic",
+        valid=[snapshot.topic_key for snapshot in latest_snapshots()],
+    )
+
+
+@api.exception_handler(ProblemError)
+def _on_problem(request: HttpRequest, error: ProblemError) -> HttpResponse:
+    return _problem_response(request, error)
+
+
+@api.exception_handler(ReleaseNotFound)
+def _on_release_not_found(request: HttpRequest, error: ReleaseNotFound) -> HttpResponse:
+    if error.version is None:
+        return _problem_response(request, _unknown_topic(error.topic_key))
+    problem = ProblemError(
+        404, str(error), parameter="release", valid=_published_versions(error.topic_key)
+    )
+    return _problem_response(request, problem)
+
+
+@api.exception_handler(engine.AnswerError)
+def _on_answer_error(request: HttpRequest, error: engine.AnswerError) -> HttpResponse:
+    problem = ProblemError(400, str(error), parameter=error.key, valid=list(error.valid))
+    return _problem_response(request, problem)
+
+
+@api.exception_handler(ValidationError)
+def _on_validation_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    """Parameters ninja validates itself (none today, as views.parse_query reads the query)."""
+    first = error.errors[0] if error.errors else {}
+    location = [str(part) for part in first.get("loc", ())]
+    parameter = location[-1] if location else ""
+    problem = ProblemError(400, f"{parameter}: {first.get('msg', 'invalid')}", parameter=parameter, valid=[])
+    return _problem_response(request, problem)
+
+
+@api.exception_handler(Exception)
+def _on_unexpected_error(request: HttpRequest, error: Exception) -> HttpResponse:
+    logger.exception("API request failed: %s", request.get_full_path())
+    problem = ProblemError(500, "the server could not answer this request", parameter="", valid=[])
+    return _problem_response(request, problem)
+
+
+# --- HTTP semantics shared by every operation ------------------------------------------------
+
+
+def _accepts_json(request: HttpRequest) -> bool:
+    if not request.headers.get("Accept", "").strip():
+        return True
+    return request.get_preferred_type([JSON, PROBLEM_JSON]) is not None
+
+
+def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wraps every operation: 405 for a method other than GET/HEAD, 406 unless JSON is accepted.
+
+    Runs before the operation's own error handling, so it answers with the problem itself.
+    """
+
+    @wraps(run)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in READ_METHODS:
+            return _problem_response(request, _method_not_allowed(request))
+        if not _accepts_json(request):
+            problem = ProblemError(
+                406,
+                "this API answers in JSON only: accept application/json or application/problem+json",
+                parameter="Accept",
+                valid=[JSON, PROBLEM_JSON],
+            )
+            return _problem_response(request, problem)
+        return run(request, *args, **kwargs)
+
+    return wrapper
+
+
+api.add_decorator(_http_semantics)
+
+
+def _read_only(path: str, *, response: dict[int, Any], **options: Any) -> Callable[[View], View]:
+    """Register `view` for GET (documented), HEAD, and the methods answered with 405.
+
+    django-ninja answers an unregistered method with a plain-text 405 that no exception handler
+    sees; registering the others (hidden from the schema) lets `_http_semantics` answer them.
+    """
+
+    def register(view: View) -> View:
+        api.get(path, response=response, **options)(view)
+        api.api_operation(["HEAD", *OTHER_METHODS], path, response=response, include_in_schema=False)(view)
+        return view
+
+    return register
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+TopicKey = Annotated[
+    str,
+    Path(description="A topic key from `GET /api/v1/topics/`.", example="lumbar-metastasis"),
+]
+
+RELEASE_PARAMETER: dict[str, Any] = {
+    "in": "query",
+    "name": "release",
+    "required": False,
+    "description": "Pin this release number (default: the latest release).",
+    "schema": {"type": "integer", "minimum": 1},
+    "example": 1,
+}
+ANSWERS_PARAMETER: dict[str, Any] = {
+    "in": "query",
+    "name": "answers",
+    "required": False,
+    "description": (
+        "The answers so far: each question's `key` as a query parameter, with a choice's `key` "
+        "as its value, once each (e.g. `?age_group=adult&neuro=yes&cancer=known`). Any question "
+        "of the topic may be given; one that the answers do not lead to is a 400."
+    ),
+    "style": "form",
+    "explode": True,
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+    "example": {
+        "age_group": "adult",
+        "neuro": "no",
+        "cancer": "known",
+        "pain": "suggestive",
+        "mri_access": "available",
+        "gadolinium": "none",
+        "pregnant": "no",
+    },
+}
+
+
+def _check_topic_key(topic: str) -> None:
+    # Not every string can reach the database (PostgreSQL refuses NUL), and no key has a "/".
+    if not slug_re.fullmatch(topic):
+        raise _unknown_topic(topic)
+
+
+def _release_only(query: QueryDict) -> QueryDict:
+    selected = QueryDict(mutable=True)
+    if "release" in query:
+        selected.setlist("release", query.getlist("release"))
+    return selected
+
+
+def _bad_query(error: BadQuery, query: QueryDict, topic: str) -> ProblemError:
+    """The 400 for parse_query's BadQuery: a malformed release or an answer given twice."""
+    parameter = getattr(error, "key", None)
+    if parameter is None:
+        try:
+            parse_query(_release_only(query))
+        except BadQuery:
+            parameter = "release"
+        else:
+            parameter = next((key for key, values in query.lists() if len(values) > 1), "")
+    if parameter == "release":
+        valid = _published_versions(topic)
+    else:
+        question = resolve(topic)[0].questions.get(parameter)
+        valid = list(question.choice_keys) if question else []
+    return ProblemError(400, str(error), parameter=parameter, valid=valid)
+
+
+def _parse(request: HttpRequest, topic: str, *, answers: bool) -> tuple[int | None, dict[str, str]]:
+    _check_topic_key(topic)
+    resolve(topic)  # an unknown topic is a 404 before anything about its parameters
+    query = request.GET if answers else _release_only(request.GET)
+    try:
+        return parse_query(query)
+    except BadQuery as error:
+        raise _bad_query(error, request.GET, topic) from error
+
+
+# --- operations ------------------------------------------------------------------------------
+
+ERRORS = {406: Problem}
+ERROR_DESCRIPTIONS = {
+    400: "The release or an answer is malformed or not valid for this topic",
+    404: "No published topic with this key, or no such release of it",
+    406: "The `Accept` header excludes JSON",
+}
+
+
+def _error_docs(*statuses: int) -> dict[str, Any]:
+    return {"responses": {status: {"description": ERROR_DESCRIPTIONS[status]} for status in statuses}}
+
+
+def _release_json(snapshot: engine.Snapshot) -> dict[str, Any]:
+    return {"version": snapshot.release_version, "published_at": snapshot.published_at}
+
+
+@_read_only(
+    "/topics/",
+    response={200: TopicList, **ERRORS},
+    operation_id="list_topics",
+    summary="List the published topics",
+    description="Every topic with a published release: its latest release and review dates.",
+    tags=["topics"],
+    openapi_extra=_error_docs(406),
+)
+def list_topics(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "topics": [
+            {
+                "key": snapshot.topic_key,
+                "title": snapshot.topic_title,
+                "scope": snapshot.scope,
+                "bottom_line": snapshot.bottom_line,
+                "release": _release_json(snapshot),
+                "last_reviewed": snapshot.last_reviewed,
+                "next_review_due": snapshot.next_review_due,
+            }
+            for snapshot in latest_snapshots()
+        ]
+    }
+
+
+@_read_only(
+    "/topics/{path:topic}/",
+    response={200: TopicDetail, 400: Problem, 404: Problem, **ERRORS},
+    operation_id="get_topic",
+    summary="A topic's questions, procedures and scenarios",
+    description=(
+        "The form another application renders: each question with its choices (answer with the "
+        "question's `key` and a choice's `key`), the procedures the topic rates and its "
+        "scenarios with their urgency. Add `release=N` to describe a pinned release."
+    ),
+    tags=["topics"],
+    openapi_extra={"parameters": [RELEASE_PARAMETER], **_error_docs(400, 404, 406)},
+)
+def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
+    release, _ = _parse(request, topic, answers=False)
+    snapshot, latest_version = resolve(topic, release)
+    questions = sorted(snapshot.questions.values(), key=lambda q: q.role is not engine.Role.ROUTING)
+    return {
+        "key": snapshot.topic_key,
+        "title": snapshot.topic_title,
+        "scope": snapshot.scope,
+        "bottom_line": snapshot.bottom_line,
+        "release": _release_json(snapshot),
+        "latest_version": latest_version,
+        "last_reviewed": snapshot.last_reviewed,
+        "next_review_due": snapshot.next_review_due,
+        "questions": [engine.question_json(question) for question in questions],
+        "procedures": [
+            {
+                "key": p.key,
+                "name": p.name,
+                "modality": p.modality,
+                "region": p.region,
+                "contrast": p.contrast,
+                "contrast_agent": p.contrast_agent,
+                "rrl": p.rrl,
+                "codes": dict(p.codes),
+            }
+            for p in snapshot.procedures.values()
+        ],
+        "scenarios": [
+            {"key": s.key, "title": s.title, "urgency": s.urgency} for s in snapshot.scenarios.values()
+        ],
+    }
+
+
+@_read_only(
+    "/topics/{path:topic}/recommendation",
+    response={200: Recommendation, 400: Problem, 404: Problem, **ERRORS},
+    operation_id="recommend",
+    summary="The recommendation for a set of answers",
+    description=(
+        "Runs the decision engine on the answers given as query parameters (question key = "
+        "choice key). Incomplete answers give `complete: false` and the `next_question`; "
+        "complete ones give the scenario, its urgency, the recommended procedures in order, the "
+        "alternatives, the procedures excluded by patient factors and why, caveats, evidence "
+        "and references. Example: `?age_group=adult&neuro=no&cancer=known&pain=suggestive"
+        "&mri_access=available&gadolinium=none&pregnant=no`."
+    ),
+    tags=["recommendations"],
+    openapi_extra={"parameters": [RELEASE_PARAMETER, ANSWERS_PARAMETER], **_error_docs(400, 404, 406)},
+)
+def recommend(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
+    release, answers = _parse(request, topic, answers=True)
+    snapshot, _ = resolve(topic, release)
+    return engine.recommendation_json(engine.recommend(snapshot, answers))

@@ -278,6 +278,7 @@ class Snapshot:
     next_review_due: str | None
     release_version: int | None
     published_at: str | None
+    source_attributes: Mapping[str, Any]
     start_node: str
     questions: Mapping[str, Question]
     nodes: Mapping[str, Node]
@@ -435,6 +436,11 @@ def _build_snapshot(
         next_review_due=topic.get("next_review_due"),
         release_version=release_version,
         published_at=published_at,
+        source_attributes={
+            key: value
+            for key, value in topic.items()
+            if key in ("developer", "funding_source") or key.startswith("uses_")
+        },
         start_node=topic["start_node"],
         questions=questions,
         nodes=nodes,

@@ -239,7 +239,13 @@ def _check_sources(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
 
 
 def _check_review(document: Mapping[str, Any], today: date, problems: list[Problem]) -> None:
-    due = document.get("topic", {}).get("next_review_due")
+    topic = document.get("topic", {})
+    for name in ("developer", "funding_source"):
+        if not topic.get(name):
+            problems.append(
+                Problem(WARNING, "topic", f"source attribute {name.replace('_', ' ')} is not recorded")
+            )
+    due = topic.get("next_review_due")
     if not due:
         problems.append(Problem(WARNING, "topic", "no next review date set"))
     elif date.fromisoformat(due) < today:

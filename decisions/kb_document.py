@@ -31,6 +31,19 @@ from decisions.models import (
     Topic,
 )
 
+# HTI-1 source attributes: which data elements the algorithm uses.
+SOURCE_ATTRIBUTE_FLAGS = (
+    "uses_race",
+    "uses_ethnicity",
+    "uses_language",
+    "uses_sexual_orientation",
+    "uses_gender_identity",
+    "uses_sex",
+    "uses_date_of_birth",
+    "uses_social_determinants",
+    "uses_health_status",
+)
+
 
 class DocumentError(ValueError):
     """A topic document that cannot be imported; the message names the entry."""
@@ -126,6 +139,9 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "last_reviewed": _iso(topic.last_reviewed),
             "next_review_due": _iso(topic.next_review_due),
             "start_node": topic.start_node.key if topic.start_node else "",
+            "developer": topic.developer,
+            "funding_source": topic.funding_source,
+            **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
         },
         "references": [
             {
@@ -313,6 +329,13 @@ def _refs(model, keys: Any, kind: str) -> list:
     return [objects[key] for key in keys]
 
 
+def _flag(item: Mapping[str, Any], name: str) -> bool:
+    value = item.get(name, False)
+    if not isinstance(value, bool):
+        raise DocumentError(f"{name} must be true or false")
+    return value
+
+
 def _date(value: Any) -> date | None:
     if value in (None, ""):
         return None
@@ -388,7 +411,11 @@ def _import(document: Mapping[str, Any]) -> Topic:
             Topic,
             {"key": meta["key"]},
             {
-                **{f: _text(meta, f) for f in ("title", "scope", "bottom_line", "owner")},
+                **{
+                    f: _text(meta, f)
+                    for f in ("title", "scope", "bottom_line", "owner", "developer", "funding_source")
+                },
+                **{name: _flag(meta, name) for name in SOURCE_ATTRIBUTE_FLAGS},
                 "last_reviewed": _date(meta.get("last_reviewed")),
                 "next_review_due": _date(meta.get("next_review_due")),
             },

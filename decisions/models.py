@@ -256,10 +256,32 @@ class Topic(models.Model):
         related_name="topics",
         help_text="The topic's bibliography; every reference cited in the topic is included automatically.",
     )
+    developer = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Source attribute: who translated the guidelines into this decision support.",
+    )
+    funding_source = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Source attribute: who funded the development of this decision support.",
+    )
+    uses_race = models.BooleanField("uses race", default=False)
+    uses_ethnicity = models.BooleanField("uses ethnicity", default=False)
+    uses_language = models.BooleanField("uses language", default=False)
+    uses_sexual_orientation = models.BooleanField("uses sexual orientation", default=False)
+    uses_gender_identity = models.BooleanField("uses gender identity", default=False)
+    uses_sex = models.BooleanField("uses sex", default=False)
+    uses_date_of_birth = models.BooleanField(
+        "uses date of birth or age", default=False, help_text="Tick when the algorithm uses age."
+    )
+    uses_social_determinants = models.BooleanField("uses social determinants of health", default=False)
+    uses_health_status = models.BooleanField("uses health status assessments", default=False)
     history = HistoricalRecords(m2m_fields=[procedures, references])
 
     class Meta:
         ordering = ["title"]
+        permissions = [("publish_topic", "Can publish a topic's draft and roll back releases")]
 
     def __str__(self) -> str:
         return self.title
@@ -514,3 +536,59 @@ class Release(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
+
+
+class Feedback(models.Model):
+    """A clinician's "doesn't fit my patient" report. Holds answers, never the person."""
+
+    class Reason(models.TextChoices):
+        SCENARIO_WRONG = "scenario_wrong", "The clinical scenario does not match my patient"
+        MISSING_FACTOR = "missing_factor", "An important patient factor is not asked"
+        DISAGREE_RATING = "disagree_rating", "I disagree with the recommended procedure"
+        UNAVAILABLE = "unavailable", "The recommended procedure is not available here"
+        EVIDENCE = "evidence", "The evidence or a reference looks wrong or outdated"
+        OTHER = "other", "Something else"
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        REVIEWED = "reviewed", "Reviewed"
+        ACTIONED = "actioned", "Actioned"
+
+    topic_key = models.CharField(max_length=80)
+    release_version = models.PositiveIntegerField()
+    scenario_key = models.CharField(max_length=80, blank=True)
+    answers = models.JSONField(help_text="The answers that led to the recommendation (no identifiers).")
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    comment = models.TextField(blank=True, max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    review_note = models.TextField(blank=True, help_text="What the content owners concluded or did.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.topic_key} v{self.release_version}: {self.get_reason_display()}"
+
+
+class UsageCount(models.Model):
+    """How many recommendations were shown, per topic, release, scenario and day. No identifiers."""
+
+    day = models.DateField()
+    topic_key = models.CharField(max_length=80)
+    release_version = models.PositiveIntegerField()
+    scenario_key = models.CharField(max_length=80)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "topic_key", "scenario_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "topic_key", "release_version", "scenario_key"], name="usage_count_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.topic_key} v{self.release_version} {self.scenario_key}: {self.count}"

@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from decisions import engine, integrity
-from decisions.kb_document import export_topic
+from decisions.kb_document import export_topic, import_document
 from decisions.models import Release, Topic
 
 
@@ -137,3 +137,32 @@ def clear_snapshot_cache() -> None:
     with _lock:
         _snapshots.clear()
         _pointers.clear()
+
+
+def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draft: bool = True) -> Release:
+    """Republish an earlier release's content as a new version (releases are never edited).
+
+    With `reset_draft`, the draft is replaced by that content too, so the next publish starts
+    from what clinicians see.
+    """
+    if not summary.strip():
+        raise ValueError("a roll back needs a summary saying why")
+    old = topic.releases.get(version=version)
+    problems = integrity.check(old.content, today=timezone.localdate())
+    if integrity.has_errors(problems):
+        raise PublishRefused(problems)
+    with transaction.atomic():
+        Topic.objects.select_for_update().get(pk=topic.pk)
+        if reset_draft:
+            import_document(old.content)
+        latest = topic.releases.order_by("-version").values_list("version", flat=True).first() or 0
+        release = Release.objects.create(
+            topic=topic,
+            version=latest + 1,
+            published_by=user,
+            summary=f"Roll back to release {version}: {summary.strip()}",
+            content=old.content,
+        )
+    with _lock:
+        _pointers.pop(topic.key, None)
+    return release

@@ -7,7 +7,9 @@ serves the full page and, for htmx requests, only the wizard fragment.
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from decisions import engine
+from decisions import engine, usage
+from decisions.forms import FeedbackForm
+from decisions.models import Feedback
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 
 RESERVED = {"release"}
@@ -39,6 +43,7 @@ class Renderings:
     fragment: bytes
     page: bytes
     url: str
+    scenario_key: str | None  # set when the recommendation is complete (for usage counts)
 
 
 class RenderCache:
@@ -208,6 +213,9 @@ def _wizard_renderings(
         fragment=(format_html("<title>{}</title>", title) + fragment).encode(),
         page=page.encode(),
         url=context["canonical_url"],
+        scenario_key=recommendation.scenario.key
+        if recommendation.complete and recommendation.scenario
+        else None,
     )
     _renderings.put(key, renderings)
     return renderings
@@ -223,6 +231,13 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     renderings = _wizard_renderings(request, snapshot, answers, pinned, latest_version)
     if isinstance(renderings, HttpResponse):
         return renderings
+    if renderings.scenario_key is not None:
+        assert snapshot.release_version is not None
+        usage.buffer.add(
+            topic_key=snapshot.topic_key,
+            release_version=snapshot.release_version,
+            scenario_key=renderings.scenario_key,
+        )
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
         return push_url(HttpResponse(renderings.fragment), renderings.url)
@@ -274,6 +289,7 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
             {
                 "permalink": wizard_url(topic, answers, version),
                 "print_url": wizard_url(topic, answers, pinned, page="print/"),
+                "feedback_query": urlencode({**answers, "release": version}),
                 "what_if": [
                     {"item": item, "url": wizard_url(topic, dict(item.answers), pinned)}
                     for item in engine.what_would_change(recommendation)
@@ -285,3 +301,106 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
             }
         )
     return context
+
+
+class RateLimiter:
+    """Counts posts per client in memory only: the address is hashed and never stored."""
+
+    def __init__(self, *, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._hits: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, request: HttpRequest) -> bool:
+        client = hashlib.sha256(
+            (settings.SECRET_KEY + request.META.get("REMOTE_ADDR", "")).encode()
+        ).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._hits.get(client, []) if now - t < self.window_seconds]
+            if len(recent) >= self.limit:
+                self._hits[client] = recent
+                return False
+            self._hits[client] = [*recent, now]
+            if len(self._hits) > 10_000:  # bounded memory under a flood of addresses
+                self._hits = {k: v for k, v in self._hits.items() if now - v[-1] < self.window_seconds}
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+feedback_limiter = RateLimiter(
+    limit=settings.FEEDBACK_RATE_LIMIT, window_seconds=settings.FEEDBACK_RATE_WINDOW_SECONDS
+)
+
+
+def feedback(request: HttpRequest, topic: str) -> HttpResponse:
+    """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        return _problem(
+            request, 405, "Not allowed", f"{request.method} is not accepted here.", start=f"/t/{topic}/"
+        )
+    query = request.POST if request.method == "POST" else request.GET
+    fields = {k: v for k, v in query.lists() if k not in ("reason", "comment", "csrfmiddlewaretoken")}
+    data = QueryDict(mutable=True)
+    for key, values in fields.items():
+        data.setlist(key, values)
+    try:
+        release, answers = parse_query(data)
+    except BadQuery as error:
+        return _problem(request, 400, "This feedback link is not valid", str(error), start=f"/t/{topic}/")
+    if release is None:
+        return _problem(
+            request, 400, "This feedback link is not valid", "release is required", start=f"/t/{topic}/"
+        )
+    try:
+        snapshot, _ = resolve(topic, release)
+    except ReleaseNotFound as error:
+        return _problem(request, 404, "Release not found", str(error), start=f"/t/{topic}/")
+    recommendation = _recommend_or_problem(request, snapshot, answers, release)
+    if isinstance(recommendation, HttpResponse):
+        return recommendation
+    if not recommendation.complete or recommendation.scenario is None:
+        return _problem(
+            request,
+            400,
+            "Feedback needs a complete recommendation",
+            "Answer every question first, then tell us what does not fit.",
+            start=wizard_url(topic, answers, release),
+        )
+    form = FeedbackForm(request.POST if request.method == "POST" else None)
+    context = {
+        "snapshot": snapshot,
+        "form": form,
+        "answers": dict(recommendation.answers),
+        "release": release,
+        "back_url": wizard_url(topic, dict(recommendation.answers), release),
+        "action_url": f"/t/{topic}/feedback/",
+    }
+    status = 200
+    if request.method == "POST":
+        if not form.is_valid():
+            status = 400
+        elif not feedback_limiter.allow(request):
+            return _problem(
+                request,
+                429,
+                "Too much feedback at once",
+                "Please try again in a few minutes.",
+                start=context["back_url"],
+            )
+        else:
+            Feedback.objects.create(
+                topic_key=topic,
+                release_version=release,
+                scenario_key=recommendation.scenario.key,
+                answers=dict(recommendation.answers),
+                reason=form.cleaned_data["reason"],
+                comment=form.cleaned_data["comment"],
+            )
+            context["thanks"] = True
+    template = "decisions/feedback.html#form" if getattr(request, "htmx", None) else "decisions/feedback.html"
+    return render(request, template, context, status=status)

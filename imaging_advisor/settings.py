@@ -126,15 +126,20 @@ STORAGES = {
     },
 }
 
-# Django 6 behaviour now: a URL typed without a scheme in the admin means https.
-FORMS_URLFIELD_ASSUME_HTTPS = True
-
 # Rendered wizard states kept per process, keyed by release and answers (decisions/views.py).
 # Releases are immutable, so no process can serve a stale entry.
 RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
 # How often (seconds) each process checks the database for a newly published release.
 RELEASE_CHECK_SECONDS = float(os.environ.get("RELEASE_CHECK_SECONDS", "1"))
+
+# Usage statistics are counted in memory and written every N recommendations or S seconds.
+USAGE_FLUSH_EVERY = int(os.environ.get("USAGE_FLUSH_EVERY", "200"))
+USAGE_FLUSH_SECONDS = float(os.environ.get("USAGE_FLUSH_SECONDS", "60"))
+
+# Clinician feedback: at most N posts per client address per window (counted in memory only).
+FEEDBACK_RATE_LIMIT = int(os.environ.get("FEEDBACK_RATE_LIMIT", "5"))
+FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS", "600"))
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

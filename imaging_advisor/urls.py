@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("t/<slug:topic>/", views.topic_wizard, name="topic"),
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
+    path("t/<slug:topic>/feedback/", views.feedback, name="topic-feedback"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

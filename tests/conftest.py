@@ -14,13 +14,19 @@ SHIPPED = Path(__file__).resolve().parents[1] / "decisions" / "data" / "lumbar-m
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
     from decisions.releases import clear_snapshot_cache
-    from decisions.views import _renderings
+    from decisions.usage import buffer
+    from decisions.views import _renderings, feedback_limiter
 
-    clear_snapshot_cache()
-    _renderings.clear()
+    def clear():
+        clear_snapshot_cache()
+        _renderings.clear()
+        feedback_limiter.clear()
+        buffer._counts.clear()
+        buffer._first_at = None
+
+    clear()
     yield
-    clear_snapshot_cache()
-    _renderings.clear()
+    clear()
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +59,17 @@ def synthetic_document() -> dict:
                 "last_reviewed": "2026-01-01",
                 "next_review_due": "2099-01-01",
                 "start_node": "first",
+                "developer": "Test team",
+                "funding_source": "None",
+                "uses_race": False,
+                "uses_ethnicity": False,
+                "uses_language": False,
+                "uses_sexual_orientation": False,
+                "uses_gender_identity": False,
+                "uses_sex": False,
+                "uses_date_of_birth": False,
+                "uses_social_determinants": False,
+                "uses_health_status": False,
             },
             "references": [
                 {

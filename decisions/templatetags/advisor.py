@@ -89,3 +89,27 @@ def contrast_label(procedure: engine.Procedure) -> str:
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key)
+
+
+USES_LABELS = {
+    "uses_race": "race",
+    "uses_ethnicity": "ethnicity",
+    "uses_language": "language",
+    "uses_sexual_orientation": "sexual orientation",
+    "uses_gender_identity": "gender identity",
+    "uses_sex": "sex",
+    "uses_date_of_birth": "age (date of birth)",
+    "uses_social_determinants": "social determinants of health",
+    "uses_health_status": "health status assessments",
+}
+
+
+@register.simple_tag
+def uses_data(attributes) -> str:
+    """The HTI-1 data elements, saying plainly which the algorithm uses and which it does not."""
+    used = [label for key, label in USES_LABELS.items() if attributes.get(key)]
+    unused = [label for key, label in USES_LABELS.items() if not attributes.get(key)]
+    text = "uses " + ", ".join(used) if used else "uses none of the listed data elements"
+    if unused:
+        text += "; does not use " + ", ".join(unused)
+    return text + "."

@@ -69,17 +69,15 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture
 def site(live_server, transactional_db, shipped_document):
-    """The shipped topic published as release 1 on a live server; returns the server's URL."""
-    from django.core.cache import cache
+    """The shipped topic published as release 1 on a live server; returns the server's URL.
 
+    The live server runs in this process, so tests/conftest.py's autouse fixture empties its
+    snapshot and rendering caches between tests."""
     from decisions.kb_document import import_document
-    from decisions.releases import clear_snapshot_cache, publish
+    from decisions.releases import publish
 
-    clear_snapshot_cache()
-    cache.clear()
     publish(import_document(shipped_document), summary="End-to-end release")
-    yield live_server.url
-    cache.clear()
+    return live_server.url
 
 
 @pytest.fixture(scope="session")

@@ -52,4 +52,5 @@ def test_posting_to_the_home_page_is_not_allowed(client, synthetic_topic):
     response = client.post("/", {"topic": "test-knee"})
 
     assert response.status_code == 405
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
+    assert b'href="/"' in response.content  # the page links to the topic list instead

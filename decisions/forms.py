@@ -1,0 +1,77 @@
+"""Forms: publishing and importing in the admin, and clinicians' feedback."""
+
+from django import forms
+
+from decisions.models import Feedback
+
+NO_IDENTIFIERS = (
+    "Do not enter names, dates of birth, hospital numbers or anything else that identifies the patient."
+)
+
+
+class PublishForm(forms.Form):
+    summary = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What changed and why, for reviewers and clinicians.",
+    )
+    acknowledge_warnings = forms.BooleanField(
+        required=False, label="I have read the warnings and publish anyway"
+    )
+
+    def __init__(self, *args, warnings: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.warnings = warnings
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.warnings and not cleaned.get("acknowledge_warnings"):
+            raise forms.ValidationError(
+                f"There are {self.warnings} warning(s): tick the box to confirm you have read them."
+            )
+        return cleaned
+
+
+class RollbackForm(forms.Form):
+    summary = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Why this release is being restored."
+    )
+    reset_draft = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Also replace the draft with this release's content",
+    )
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        required=False, help_text="A topic file downloaded from here or written by kb_export."
+    )
+    content = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    MAX_BYTES = 2_000_000
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload:
+            if upload.size > self.MAX_BYTES:
+                raise forms.ValidationError("The file is larger than 2 MB; a topic file is much smaller.")
+            try:
+                cleaned["content"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise forms.ValidationError("The file is not UTF-8 text.") from None
+        if not cleaned.get("content"):
+            raise forms.ValidationError("Choose a file to import.")
+        return cleaned
+
+
+class FeedbackForm(forms.ModelForm):
+    class Meta:
+        model = Feedback
+        fields = ["reason", "comment"]
+        widgets = {
+            "reason": forms.RadioSelect,
+            "comment": forms.Textarea(attrs={"rows": 3, "maxlength": 1000}),
+        }
+        labels = {"reason": "What does not fit?", "comment": "Comment (optional)"}
+        help_texts = {"comment": NO_IDENTIFIERS}
