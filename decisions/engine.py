@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 DOCUMENT_FORMAT = "imaging-advisor-topic/1"
+LOINC = "http://loinc.org"
 
 
 class Category(StrEnum):
@@ -169,6 +170,7 @@ class Procedure:
     rrl: int
     codes: Mapping[str, str]
     caveats: tuple[str, ...]
+    order_codes: tuple[Code, ...] = ()  # every code an EHR order may carry for it, LOINC included
 
     @property
     def attributes(self) -> frozenset[Attribute]:
@@ -185,12 +187,30 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class Code:
+    """A coded concept in an EHR record: (resource type or "", code system URI, code)."""
+
+    resource: str
+    system: str
+    code: str
+
+
+@dataclass(frozen=True)
 class Choice:
     key: str
     label: str
     excludes: Attribute | None
     exclusion_reason: str
     caveats: tuple[str, ...]
+    # EHR integration: when this answer can be read from a record instead of asked.
+    age_min: int | None = None
+    age_max: int | None = None
+    codes: tuple[Code, ...] = ()
+
+    def fits_age(self, age: int) -> bool:
+        if self.age_min is None and self.age_max is None:
+            return False
+        return (self.age_min is None or age >= self.age_min) and (self.age_max is None or age < self.age_max)
 
 
 @dataclass(frozen=True)
@@ -355,6 +375,10 @@ def _build_snapshot(
             rrl=int(p["rrl"]),
             codes={"loinc": p["loinc"]} if p.get("loinc") else {},
             caveats=_keys(p.get("caveats")),
+            order_codes=tuple(
+                ([Code("", LOINC, p["loinc"])] if p.get("loinc") else [])
+                + [Code("", c["system"], c["code"]) for c in p.get("codes", [])]
+            ),
         )
         for p in document.get("procedures", [])
     }
@@ -380,6 +404,9 @@ def _build_snapshot(
                     excludes=Attribute(c["excludes"]) if c.get("excludes") else None,
                     exclusion_reason=c.get("exclusion_reason", ""),
                     caveats=_keys(c.get("caveats")),
+                    age_min=c.get("age_min"),
+                    age_max=c.get("age_max"),
+                    codes=tuple(Code(x["resource"], x["system"], x["code"]) for x in c.get("codes", [])),
                 )
                 for c in q["choices"]
             ),

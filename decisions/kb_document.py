@@ -20,9 +20,11 @@ from decisions.models import (
     Branch,
     Caveat,
     Choice,
+    ChoiceCode,
     Finding,
     NextStep,
     Procedure,
+    ProcedureCode,
     Question,
     Rating,
     Reference,
@@ -73,7 +75,7 @@ def _keys(related) -> list[str]:
 
 
 def export_topic(topic: Topic) -> dict[str, Any]:
-    questions = list(topic.questions.prefetch_related("choices__caveats"))
+    questions = list(topic.questions.prefetch_related("choices__caveats", "choices__codes"))
     scenarios = list(
         topic.scenarios.prefetch_related(
             "urgency_references",
@@ -101,7 +103,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             caveat_keys.update(c.key for c in choice.caveats.all())
     for scenario in scenarios:
         caveat_keys.update(c.key for c in scenario.caveats.all())
-    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("caveats"):
+    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("caveats", "codes"):
         caveat_keys.update(c.key for c in procedure.caveats.all())
         procedures[procedure.key] = procedure
     caveats = list(Caveat.objects.filter(key__in=caveat_keys).prefetch_related("references"))
@@ -182,6 +184,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "strengths": p.strengths,
                 "limitations": p.limitations,
                 "caveats": _keys(p.caveats),
+                "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
             }
             for p in sorted(procedures.values(), key=lambda p: p.key)
         ],
@@ -207,6 +210,12 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                         "excludes": c.excludes,
                         "exclusion_reason": c.exclusion_reason,
                         "caveats": _keys(c.caveats),
+                        "age_min": c.age_min,
+                        "age_max": c.age_max,
+                        "codes": [
+                            {"resource": code.resource, "system": code.system, "code": code.code}
+                            for code in c.codes.all()
+                        ],
                     }
                     for c in q.choices.all()
                 ],
@@ -388,6 +397,17 @@ def _import(document: Mapping[str, Any]) -> Topic:
                 },
             )
             procedure.caveats.set(_refs(Caveat, item.get("caveats", []), "caveats"))
+            kept = []
+            for code in item.get("codes", []):
+                with _entry(f"codes[{code.get('code')}]"):
+                    kept.append(
+                        _save(
+                            ProcedureCode,
+                            {"procedure": procedure, "system": code["system"], "code": code["code"]},
+                            {},
+                        ).pk
+                    )
+            procedure.codes.exclude(pk__in=kept).delete()
     for item in _list(document, "findings"):
         with _entry(f"findings[{item.get('key')}]"):
             procedure_key = _text(item, "procedure")
@@ -452,9 +472,27 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             "order": choice_order,
                             "excludes": _text(choice_item, "excludes"),
                             "exclusion_reason": _text(choice_item, "exclusion_reason"),
+                            "age_min": choice_item.get("age_min"),
+                            "age_max": choice_item.get("age_max"),
                         },
                     )
                     choice.caveats.set(_refs(Caveat, choice_item.get("caveats", []), "caveats"))
+                    kept = []
+                    for code in choice_item.get("codes", []):
+                        with _entry(f"codes[{code.get('code')}]"):
+                            kept.append(
+                                _save(
+                                    ChoiceCode,
+                                    {
+                                        "choice": choice,
+                                        "resource": code["resource"],
+                                        "system": code["system"],
+                                        "code": code["code"],
+                                    },
+                                    {},
+                                ).pk
+                            )
+                    choice.codes.exclude(pk__in=kept).delete()
                     choices[(question.key, choice.key)] = choice
             question.choices.exclude(
                 pk__in=[c.pk for k, c in choices.items() if k[0] == question.key]

@@ -335,6 +335,18 @@ class Choice(models.Model):
     caveats = models.ManyToManyField(
         Caveat, blank=True, related_name="choices", help_text="Shown when this answer is given."
     )
+    age_min = models.PositiveSmallIntegerField(
+        "from age (years)",
+        null=True,
+        blank=True,
+        help_text="EHR integration: this answer applies from this age (inclusive), read from the birth date.",
+    )
+    age_max = models.PositiveSmallIntegerField(
+        "below age (years)",
+        null=True,
+        blank=True,
+        help_text="EHR integration: this answer applies below this age (exclusive).",
+    )
     history = HistoricalRecords(m2m_fields=[caveats])
 
     class Meta:
@@ -592,3 +604,89 @@ class UsageCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.topic_key} v{self.release_version} {self.scenario_key}: {self.count}"
+
+
+class ChoiceCode(models.Model):
+    """EHR integration: a coded record (e.g. a Condition) that means this answer applies."""
+
+    class Resource(models.TextChoices):
+        CONDITION = "Condition", "Condition"
+        OBSERVATION = "Observation", "Observation"
+        DEVICE = "Device", "Device"
+
+    choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="codes")
+    resource = models.CharField(max_length=20, choices=Resource.choices, default=Resource.CONDITION)
+    system = models.URLField(
+        max_length=200, help_text="Code system URI, e.g. http://snomed.info/sct. Only codes you have checked."
+    )
+    code = models.CharField(max_length=64)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["choice", "system", "code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["choice", "resource", "system", "code"], name="choice_code_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.system}|{self.code} → {self.choice}"
+
+
+class ProcedureCode(models.Model):
+    """An order code (besides LOINC) that identifies this procedure in an EHR's draft orders."""
+
+    procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="codes")
+    system = models.URLField(max_length=200, help_text="Code system URI of the EHR's order catalogue.")
+    code = models.CharField(max_length=64)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["procedure", "system", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["procedure", "system", "code"], name="procedure_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}|{self.code}"
+
+
+class CdsFeedback(models.Model):
+    """What an EHR reported a clinician did with one of our CDS Hooks cards."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        OVERRIDDEN = "overridden", "Overridden"
+
+    service_id = models.CharField(max_length=80)
+    card = models.CharField(max_length=80, help_text="The uuid of the card acted on.")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    outcome_timestamp = models.DateTimeField()
+    accepted_suggestions = models.JSONField(default=list, blank=True)
+    override_reason = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-outcome_timestamp"]
+        verbose_name = "CDS Hooks feedback"
+        verbose_name_plural = "CDS Hooks feedback"
+        constraints = [
+            # The same report sent twice is stored once.
+            models.UniqueConstraint(
+                fields=["service_id", "card", "outcome", "outcome_timestamp"], name="cds_feedback_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card}: {self.outcome}"
+
+
+class SeenToken(models.Model):
+    """JWT ids already used to call the CDS service, kept until they expire (replay protection)."""
+
+    jti = models.CharField(max_length=255, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.jti

@@ -133,9 +133,11 @@ def wizard_url(topic_key: str, answers: dict[str, str], release: int | None = No
 
 
 def _problem(request: HttpRequest, status: int, title: str, message: str, **links: str) -> HttpResponse:
+    htmx = getattr(request, "htmx", None)
+    partial = htmx and not htmx.history_restore_request
     return render(
         request,
-        "decisions/problem.html",
+        "decisions/problem.html#problem" if partial else "decisions/problem.html",
         {"title": title, "message": message, "links": links},
         status=status,
     )

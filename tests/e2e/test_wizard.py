@@ -269,17 +269,6 @@ def test_a_question_fits_a_phone_screen_without_sideways_scrolling(page: Page, s
     assert sideways_overflow(page) <= 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "LAYOUT BUG at 375px: the page scrolls sideways by ~626px. The permalink "
-        "(a.permalink in templates/decisions/_recommendation.html) is one unbreakable URL "
-        "(right edge 1001px), and the Bootstrap .badge 'Rating from an earlier guideline version; "
-        "not yet verified' (white-space: nowrap, templates/decisions/_procedure.html) ends at 402px. "
-        "Fix: .permalink { overflow-wrap: anywhere } and let that badge wrap (white-space: normal)"
-    ),
-)
 def test_a_recommendation_fits_a_phone_screen_without_sideways_scrolling(page: Page, site):
     page.set_viewport_size({"width": 375, "height": 812})
 

@@ -618,11 +618,13 @@ def test_the_print_view_refuses_bad_answers_the_same_way(client):
     )
 
 
-def test_an_error_page_is_a_full_page_even_for_an_htmx_request(client):
+def test_an_htmx_request_with_bad_answers_gets_the_problem_in_place_of_the_wizard(client):
     response = client.get("/t/lumbar-metastasis/?foo=bar", headers={"HX-Request": "true"})
 
+    content = response.content.decode()
     assert response.status_code == 400
-    assert "<html" in response.content.decode()
+    assert "<html" not in content
+    assert 'id="wizard"' in content and "foo" in content and 'href="/"' in content
     assert "HX-Push-Url" not in response
 
 

@@ -1,0 +1,204 @@
+"""Edit, review, publish, roll back: the shipped topic from release 1 to release 3, through the admin."""
+
+import pytest
+
+from decisions.kb_document import export_topic
+from decisions.models import Rating, Release, Scenario
+from tests.workflow.helpers import (
+    MRI_WITH_AND_WITHOUT,
+    MRI_WITHOUT,
+    PUBLIC_CASE,
+    PUBLIC_QUERY,
+    answers_text,
+    form_data,
+    has_form,
+    headline,
+    table_rows,
+    text_of,
+)
+
+pytestmark = pytest.mark.django_db
+
+DIFF_ROW = [
+    "changed",
+    "scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]",
+    "category",
+    "usually_appropriate",
+    "may_be_appropriate",
+]
+IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-lumbar-wo"]
+
+
+def change_rating_in_admin(client, category: str) -> None:
+    """Set mri-lumbar-wo-w's category in "suspected metastasis" as an editor would: the scenario form."""
+    scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
+    rating = Rating.objects.get(scenario=scenario, procedure__key="mri-lumbar-wo-w")
+    url = f"/admin/decisions/scenario/{scenario.pk}/change/"
+    data = form_data(client.get(url).content.decode(), "scenario_form")
+    (prefix,) = [
+        name.removesuffix("-id")
+        for name, value in data.items()
+        if name.startswith("ratings-") and name.endswith("-id") and value == [str(rating.pk)]
+    ]
+    data[f"{prefix}-category"] = [category]
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302, text_of(response.content.decode())[:2000]
+    rating.refresh_from_db()
+    assert rating.category == category
+
+
+@pytest.fixture
+def changed_draft(published_shipped, editor_client):
+    """Release 1 is live; an editor has changed one rating in the draft through the admin."""
+    change_rating_in_admin(editor_client, "may_be_appropriate")
+    return published_shipped.topic
+
+
+def publish_url(topic) -> str:
+    return f"/admin/decisions/topic/{topic.pk}/publish/"
+
+
+def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
+    from decisions.changes import content_diff
+
+    release_1 = Release.objects.get(topic=changed_draft, version=1)
+
+    diff = content_diff(release_1.content, export_topic(changed_draft))
+
+    assert [(c.kind, c.where, c.field, c.before, c.after) for c in diff] == [tuple(DIFF_ROW)]
+
+
+def test_clinicians_keep_seeing_release_1_while_the_change_is_a_draft(changed_draft, client):
+    response = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}")
+
+    assert response.status_code == 200
+    assert headline(response.content.decode()) == MRI_WITH_AND_WITHOUT
+    assert "Knowledge base release 1," in text_of(response.content.decode())
+    assert Release.objects.filter(topic=changed_draft).count() == 1
+
+
+def test_the_publish_page_shows_the_field_level_diff_and_the_impacted_answers(
+    changed_draft, publisher_client
+):
+    response = publisher_client.get(publish_url(changed_draft))
+
+    html = response.content.decode()
+    rows = table_rows(html)
+    assert response.status_code == 200
+    assert DIFF_ROW in rows
+    assert IMPACT_ROW in rows
+    # Only combinations that change are listed: the spinal cord compression case keeps its answer.
+    mscc = answers_text({**PUBLIC_CASE, "neuro": "yes"})
+    assert not any(mscc in row[0] for row in rows if row)
+    assert "8 combinations of answers would get a different recommendation" in text_of(html)
+    assert has_form(html, "publish-form")
+
+
+def test_publishing_without_a_summary_is_refused(changed_draft, publisher_client):
+    response = publisher_client.post(
+        publish_url(changed_draft), {"summary": "  ", "acknowledge_warnings": "on"}
+    )
+
+    assert response.status_code == 200
+    assert "This field is required." in text_of(response.content.decode())
+    assert list(Release.objects.filter(topic=changed_draft).values_list("version", flat=True)) == [1]
+
+
+def test_publishing_without_ticking_the_warnings_box_is_refused(changed_draft, publisher_client):
+    page = publisher_client.get(publish_url(changed_draft)).content.decode()
+    assert "warnings (content still to complete)" in text_of(page)  # the shipped topic has warnings
+
+    response = publisher_client.post(publish_url(changed_draft), {"summary": "Lumbar MRI with contrast"})
+
+    assert response.status_code == 200
+    assert "tick the box to confirm you have read them" in text_of(response.content.decode())
+    assert Release.objects.filter(topic=changed_draft).count() == 1
+
+
+def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, publisher_user, client):
+    topic = changed_draft
+    release_1 = Release.objects.get(topic=topic, version=1)
+
+    # Publish release 2 as the browser would submit the form, summary filled and warnings ticked.
+    page = publisher_client.get(publish_url(topic)).content.decode()
+    data = form_data(page, "publish-form")
+    data.update(summary=["Contrast MRI is no longer first choice"], acknowledge_warnings=["on"])
+    response = publisher_client.post(publish_url(topic), data)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/decisions/topic/{topic.pk}/change/"
+    release_2 = Release.objects.get(topic=topic, version=2)
+    assert release_2.published_by == publisher_user
+    assert release_2.summary == "Contrast MRI is no longer first choice"
+    assert release_2.content == export_topic(topic)
+
+    # Clinicians get release 2 at once; the permalink of release 1 still reproduces release 1.
+    latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
+    assert headline(latest) == MRI_WITHOUT
+    assert "Knowledge base release 2," in text_of(latest)
+    pinned = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}&release=1").content.decode()
+    assert headline(pinned) == MRI_WITH_AND_WITHOUT
+    assert "Knowledge base release 1," in text_of(pinned)
+
+    # The roll back page shows what clinicians would get back.
+    rollback_url = f"/admin/decisions/topic/{topic.pk}/rollback/1/"
+    page = publisher_client.get(rollback_url)
+    rows = table_rows(page.content.decode())
+    assert page.status_code == 200
+    assert [*DIFF_ROW[:3], "may_be_appropriate", "usually_appropriate"] in rows
+    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo", "mri-lumbar-wo-w"] in rows
+
+    data = form_data(page.content.decode(), containing="summary")
+    assert data.get("reset_draft") == ["on"]  # replacing the draft too is the default
+    data["summary"] = ["Reviewers asked for the contrast study back"]
+    response = publisher_client.post(rollback_url, data)
+
+    assert response.status_code == 302
+    release_3 = Release.objects.get(topic=topic, version=3)
+    assert release_3.content == release_1.content
+    assert release_3.published_by == publisher_user
+    assert release_3.summary.startswith("Roll back to release 1")
+    assert export_topic(topic) == release_1.content
+    latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
+    assert headline(latest) == MRI_WITH_AND_WITHOUT
+    assert "Knowledge base release 3," in text_of(latest)
+
+
+def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_draft, publisher_client):
+    topic = changed_draft
+    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    change_rating_in_admin(publisher_client, "usually_not_appropriate")  # more work after release 2
+    draft = export_topic(topic)
+
+    response = publisher_client.post(
+        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back to release 1"}
+    )
+
+    assert response.status_code == 302
+    assert Release.objects.get(topic=topic, version=3).content == Release.objects.get(
+        topic=topic, version=1
+    ).content
+    assert export_topic(topic) == draft
+
+
+def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
+    published_shipped, publisher_client
+):
+    topic = published_shipped.topic
+    rating = Rating.objects.get(scenario__key="suspected-metastasis", procedure__key="mri-lumbar-wo")
+    rating.references.clear()
+
+    response = publisher_client.get(publish_url(topic))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "publishing is blocked until they are fixed" in text_of(html)
+    assert "scenarios[suspected-metastasis].ratings[mri-lumbar-wo] : rating has no reference" in text_of(html)
+    assert not has_form(html, "publish-form")
+
+    forged = publisher_client.post(publish_url(topic), {"summary": "Sneak it out", "acknowledge_warnings": "on"})
+
+    assert forged.status_code == 200
+    assert Release.objects.filter(topic=topic).count() == 1
