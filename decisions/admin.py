@@ -17,11 +17,14 @@ from decisions.kb_document import DocumentError, dumps, export_topic, import_doc
 from decisions.models import (
     Branch,
     Caveat,
+    CdsFeedback,
     Choice,
+    ChoiceCode,
     Feedback,
     Finding,
     NextStep,
     Procedure,
+    ProcedureCode,
     Question,
     Rating,
     Reference,
@@ -81,13 +84,20 @@ class FindingInline(admin.TabularInline):
     fields = ["key", "text", "reference"]
 
 
+class ProcedureCodeInline(admin.TabularInline):
+    model = ProcedureCode
+    extra = 0
+    verbose_name = "other order code"
+    verbose_name_plural = "Other order codes (besides LOINC) that EHR orders may carry"
+
+
 @admin.register(Procedure)
 class ProcedureAdmin(SimpleHistoryAdmin):
     list_display = ["key", "name", "modality", "region", "contrast", "contrast_agent", "rrl", "loinc"]
     list_filter = ["modality", "region", "contrast", "rrl"]
     search_fields = ["key", "name", "loinc"]
     autocomplete_fields = ["caveats"]
-    inlines = [FindingInline]
+    inlines = [FindingInline, ProcedureCodeInline]
     fieldsets = [
         (None, {"fields": ["key", "name", "modality", "region"]}),
         ("Contrast and radiation", {"fields": ["contrast", "contrast_agent", "rrl"]}),
@@ -108,7 +118,7 @@ class ChoiceInline(admin.StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
-    fields = [("key", "label", "order"), ("excludes", "exclusion_reason"), "caveats"]
+    fields = [("key", "label", "order"), ("excludes", "exclusion_reason"), "caveats", ("age_min", "age_max")]
 
 
 @admin.register(Question)
@@ -120,8 +130,16 @@ class QuestionAdmin(SimpleHistoryAdmin):
     fields = ["topic", "key", "role", "prompt", "help_text", "order"]
 
 
+class ChoiceCodeInline(admin.TabularInline):
+    model = ChoiceCode
+    extra = 0
+    verbose_name = "EHR code meaning this answer"
+    verbose_name_plural = "EHR codes meaning this answer (CDS Hooks reads them from the record)"
+
+
 @admin.register(Choice)
 class ChoiceAdmin(SimpleHistoryAdmin):
+    inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
     search_fields = ["key", "label", "question__key"]
@@ -486,4 +504,28 @@ class UsageCountAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CdsFeedback)
+class CdsFeedbackAdmin(admin.ModelAdmin):
+    """What EHR users did with our CDS Hooks cards (accepted or overridden, and why)."""
+
+    list_display = ["outcome_timestamp", "service_id", "card", "outcome", "received_at"]
+    list_filter = ["outcome", "service_id"]
+    search_fields = ["card"]
+    readonly_fields = [
+        "service_id",
+        "card",
+        "outcome",
+        "outcome_timestamp",
+        "accepted_suggestions",
+        "override_reason",
+        "received_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
