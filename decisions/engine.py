@@ -613,10 +613,10 @@ class Recommendation:
         for caveat in self.caveats:
             keys.update(dict.fromkeys(caveat.references))
         if self.scenario:
-            for step in self.scenario.next_steps:
-                keys.update(dict.fromkeys(step.references))
-        for step in self.trace:
-            keys.update(dict.fromkeys(step.references))
+            for next_step in self.scenario.next_steps:
+                keys.update(dict.fromkeys(next_step.references))
+        for trace_step in self.trace:
+            keys.update(dict.fromkeys(trace_step.references))
         return tuple(keys)
 
 
