@@ -66,12 +66,14 @@ class ImportForm(forms.Form):
 
 
 class FeedbackForm(forms.ModelForm):
+    # Declared so the radios are exactly the reasons, with none pre-selected (no "------" choice).
+    reason = forms.ChoiceField(
+        choices=Feedback.Reason.choices, widget=forms.RadioSelect, label="What does not fit?"
+    )
+
     class Meta:
         model = Feedback
         fields = ["reason", "comment"]
-        widgets = {
-            "reason": forms.RadioSelect,
-            "comment": forms.Textarea(attrs={"rows": 3, "maxlength": 1000}),
-        }
-        labels = {"reason": "What does not fit?", "comment": "Comment (optional)"}
+        widgets = {"comment": forms.Textarea(attrs={"rows": 3, "maxlength": 1000})}
+        labels = {"comment": "Comment (optional)"}
         help_texts = {"comment": NO_IDENTIFIERS}

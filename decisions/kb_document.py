@@ -64,6 +64,8 @@ def loads(text: str) -> dict[str, Any]:
         raise DocumentError("a topic document is a JSON object")
     if document.get("format") != engine.DOCUMENT_FORMAT:
         raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}, found {document.get('format')!r}")
+    if not isinstance(document.get("topic"), dict):
+        raise DocumentError("topic: missing or not an object")
     return document
 
 

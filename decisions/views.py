@@ -7,10 +7,6 @@ serves the full page and, for htmx requests, only the wizard fragment.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -28,6 +24,7 @@ from django_htmx.http import push_url
 
 from decisions import engine, usage
 from decisions.forms import FeedbackForm
+from decisions.inprocess import RateLimiter, RenderCache
 from decisions.models import Feedback
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 
@@ -46,33 +43,7 @@ class Renderings:
     scenario_key: str | None  # set when the recommendation is complete (for usage counts)
 
 
-class RenderCache:
-    """A bounded in-process LRU of rendered wizard states (no pickling on the hot path)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Renderings] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Renderings | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
-
-    def put(self, key: str, item: Renderings) -> None:
-        with self._lock:
-            self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-_renderings = RenderCache(settings.RENDER_CACHE_ENTRIES)
+_renderings: RenderCache[Renderings] = RenderCache(settings.RENDER_CACHE_ENTRIES)
 
 
 def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -305,35 +276,6 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
     return context
 
 
-class RateLimiter:
-    """Counts posts per client in memory only: the address is hashed and never stored."""
-
-    def __init__(self, *, limit: int, window_seconds: int) -> None:
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._hits: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, request: HttpRequest) -> bool:
-        client = hashlib.sha256(
-            (settings.SECRET_KEY + request.META.get("REMOTE_ADDR", "")).encode()
-        ).hexdigest()
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._hits.get(client, []) if now - t < self.window_seconds]
-            if len(recent) >= self.limit:
-                self._hits[client] = recent
-                return False
-            self._hits[client] = [*recent, now]
-            if len(self._hits) > 10_000:  # bounded memory under a flood of addresses
-                self._hits = {k: v for k, v in self._hits.items() if now - v[-1] < self.window_seconds}
-            return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._hits.clear()
-
-
 feedback_limiter = RateLimiter(
     limit=settings.FEEDBACK_RATE_LIMIT, window_seconds=settings.FEEDBACK_RATE_WINDOW_SECONDS
 )
@@ -386,7 +328,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             status = 400
-        elif not feedback_limiter.allow(request):
+        elif not feedback_limiter.allow(request.META.get("REMOTE_ADDR", "")):
             return _problem(
                 request,
                 429,
@@ -395,7 +337,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
                 start=context["back_url"],
             )
         else:
-            Feedback.objects.create(
+            report = Feedback(
                 topic_key=topic,
                 release_version=release,
                 scenario_key=recommendation.scenario.key,
@@ -403,6 +345,9 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
                 comment=form.cleaned_data["comment"],
             )
+            # The history records content owners' reviews, never who sent the report.
+            report._history_user = None
+            report.save()
             context["thanks"] = True
     template = "decisions/feedback.html#form" if getattr(request, "htmx", None) else "decisions/feedback.html"
     return render(request, template, context, status=status)
