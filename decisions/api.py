@@ -11,7 +11,6 @@ the releases' exceptions are turned into problems by the API's exception handler
 """
 
 import logging
-import re
 from collections.abc import Callable
 from functools import wraps
 from http import HTTPStatus
@@ -19,8 +18,9 @@ from typing import Annotated, Any, TypeVar
 
 from django.core.validators import slug_re
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.urls import register_converter
+from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
-from ninja.errors import ValidationError
 
 from decisions import engine
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
@@ -46,10 +46,7 @@ DateTimeString = Annotated[str, Field(json_schema_extra={"format": "date-time"})
 class Problem(Schema):
     """An RFC 9457 problem detail, with the parameter at fault and its valid values."""
 
-    type: str = Field(
-        "about:blank",
-        description="Always `about:blank`: the HTTP status says what kind of problem it is.",
-    )
+    type: str = Field(description="Always `about:blank`: the HTTP status says what kind of problem.")
     title: str = Field(description="The HTTP status phrase, e.g. `Bad Request`.")
     status: int = Field(description="The HTTP status code, repeated.")
     detail: str = Field(description="What is wrong with this request, in a sentence.")
@@ -120,7 +117,7 @@ class TopicDetail(Schema):
     latest_version: int = Field(description="The topic's latest published release.")
     last_reviewed: DateString | None
     next_review_due: DateString | None
-    questions: list[Question] = Field(description="Every question, routing questions first.")
+    questions: list[Question] = Field(description="Every question, in the topic's order.")
     procedures: list[Procedure]
     scenarios: list[ScenarioSummary]
 
@@ -168,7 +165,7 @@ class UrgencyOutcome(Schema):
     references: list[str]
 
 
-class CaveatOut(Schema):
+class Caveat(Schema):
     key: str
     severity: engine.Severity
     text: str
@@ -220,7 +217,7 @@ class Recommendation(Schema):
     excluded: list[Exclusion]
     no_safe_imaging: str | None
     order_rationale: str
-    caveats: list[CaveatOut]
+    caveats: list[Caveat]
     next_steps: list[NextStep]
     evidence: list[Evidence]
     trace: list[TraceStep]
@@ -363,9 +360,7 @@ def _on_problem(request: HttpRequest, error: ProblemError) -> HttpResponse:
 def _on_release_not_found(request: HttpRequest, error: ReleaseNotFound) -> HttpResponse:
     if error.version is None:
         return _problem_response(request, _unknown_topic(error.topic_key))
-    problem = ProblemError(
-        404, str(error), parameter="release", valid=_published_versions(error.topic_key)
-    )
+    problem = ProblemError(404, str(error), parameter="release", valid=_published_versions(error.topic_key))
     return _problem_response(request, problem)
 
 
@@ -375,18 +370,9 @@ def _on_answer_error(request: HttpRequest, error: engine.AnswerError) -> HttpRes
     return _problem_response(request, problem)
 
 
-@api.exception_handler(ValidationError)
-def _on_validation_error(request: HttpRequest, error: ValidationError) -> HttpResponse:
-    """Parameters ninja validates itself (none today, as views.parse_query reads the query)."""
-    first = error.errors[0] if error.errors else {}
-    location = [str(part) for part in first.get("loc", ())]
-    parameter = location[-1] if location else ""
-    problem = ProblemError(400, f"{parameter}: {first.get('msg', 'invalid')}", parameter=parameter, valid=[])
-    return _problem_response(request, problem)
-
-
 @api.exception_handler(Exception)
 def _on_unexpected_error(request: HttpRequest, error: Exception) -> HttpResponse:
+    """A bug still answers in the API's format (logged with its traceback, not shown)."""
     logger.exception("API request failed: %s", request.get_full_path())
     problem = ProblemError(500, "the server could not answer this request", parameter="", valid=[])
     return _problem_response(request, problem)
@@ -404,7 +390,8 @@ def _accepts_json(request: HttpRequest) -> bool:
 def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Wraps every operation: 405 for a method other than GET/HEAD, 406 unless JSON is accepted.
 
-    Runs before the operation's own error handling, so it answers with the problem itself.
+    Added in django-ninja's "view" mode: it wraps the whole operation, so it sees the final
+    response, and answers 405 and 406 before anything else runs.
     """
 
     @wraps(run)
@@ -418,24 +405,42 @@ def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 parameter="Accept",
                 valid=[JSON, PROBLEM_JSON],
             )
-            return _problem_response(request, problem)
-        return run(request, *args, **kwargs)
+            response = _problem_response(request, problem)
+        else:
+            response = run(request, *args, **kwargs)
+        patch_vary_headers(response, ["Accept"])  # a 406 or not depends on it
+        return response
 
     return wrapper
 
 
-api.add_decorator(_http_semantics)
+api.add_decorator(_http_semantics, mode="view")
 
 
-def _read_only(path: str, *, response: dict[int, Any], **options: Any) -> Callable[[View], View]:
+def _read_only(
+    path: str,
+    *,
+    ok: type[Schema],
+    problems: dict[int, str],
+    parameters: tuple[dict[str, Any], ...] = (),
+    **options: Any,
+) -> Callable[[View], View]:
     """Register `view` for GET (documented), HEAD, and the methods answered with 405.
 
-    django-ninja answers an unregistered method with a plain-text 405 that no exception handler
-    sees; registering the others (hidden from the schema) lets `_http_semantics` answer them.
+    `ok` is the 200 body, `problems` the documented error statuses with their descriptions, and
+    `parameters` the query parameters that views.parse_query reads (documented, not validated by
+    django-ninja). django-ninja answers a method nobody registered with a plain-text 405 that no
+    exception handler sees, so the other methods are registered too, hidden from the document,
+    and `_http_semantics` answers them with a problem.
     """
+    response = {200: ok, **dict.fromkeys(problems, Problem)}
+    openapi_extra = {
+        "parameters": list(parameters),
+        "responses": {status: {"description": text} for status, text in problems.items()},
+    }
 
     def register(view: View) -> View:
-        api.get(path, response=response, **options)(view)
+        api.get(path, response=response, openapi_extra=openapi_extra, **options)(view)
         api.api_operation(["HEAD", *OTHER_METHODS], path, response=response, include_in_schema=False)(view)
         return view
 
@@ -443,6 +448,25 @@ def _read_only(path: str, *, response: dict[int, Any], **options: Any) -> Callab
 
 
 # --- parsing ---------------------------------------------------------------------------------
+
+
+class AnyTextConverter:
+    """The topic segment of a URL: any text at all, "/" and line breaks included.
+
+    So every URL under /api/v1/topics/ reaches the API, and a topic that does not exist is a 404
+    problem rather than Django's HTML page (its `path` converter stops at a line break).
+    """
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyTextConverter, "api_any")
 
 TopicKey = Annotated[
     str,
@@ -524,16 +548,8 @@ def _parse(request: HttpRequest, topic: str, *, answers: bool) -> tuple[int | No
 
 # --- operations ------------------------------------------------------------------------------
 
-ERRORS = {406: Problem}
-ERROR_DESCRIPTIONS = {
-    400: "The release or an answer is malformed or not valid for this topic",
-    404: "No published topic with this key, or no such release of it",
-    406: "The `Accept` header excludes JSON",
-}
-
-
-def _error_docs(*statuses: int) -> dict[str, Any]:
-    return {"responses": {status: {"description": ERROR_DESCRIPTIONS[status]} for status in statuses}}
+NOT_FOUND = "No published topic with this key, or no such release of it"
+NOT_ACCEPTABLE = "The `Accept` header excludes JSON"
 
 
 def _release_json(snapshot: engine.Snapshot) -> dict[str, Any]:
@@ -542,12 +558,12 @@ def _release_json(snapshot: engine.Snapshot) -> dict[str, Any]:
 
 @_read_only(
     "/topics/",
-    response={200: TopicList, **ERRORS},
+    ok=TopicList,
+    problems={406: NOT_ACCEPTABLE},
     operation_id="list_topics",
     summary="List the published topics",
     description="Every topic with a published release: its latest release and review dates.",
     tags=["topics"],
-    openapi_extra=_error_docs(406),
 )
 def list_topics(request: HttpRequest) -> dict[str, Any]:
     return {
@@ -567,22 +583,24 @@ def list_topics(request: HttpRequest) -> dict[str, Any]:
 
 
 @_read_only(
-    "/topics/{path:topic}/",
-    response={200: TopicDetail, 400: Problem, 404: Problem, **ERRORS},
+    "/topics/{api_any:topic}/",
+    ok=TopicDetail,
+    problems={400: "`release` is not a release number", 404: NOT_FOUND, 406: NOT_ACCEPTABLE},
+    parameters=(RELEASE_PARAMETER,),
     operation_id="get_topic",
     summary="A topic's questions, procedures and scenarios",
     description=(
         "The form another application renders: each question with its choices (answer with the "
         "question's `key` and a choice's `key`), the procedures the topic rates and its "
-        "scenarios with their urgency. Add `release=N` to describe a pinned release."
+        "scenarios with their urgency. Which questions are asked, and in which order, depends "
+        "on the answers: the recommendation names the `next_question`. Add `release=N` to "
+        "describe a pinned release."
     ),
     tags=["topics"],
-    openapi_extra={"parameters": [RELEASE_PARAMETER], **_error_docs(400, 404, 406)},
 )
 def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
     release, _ = _parse(request, topic, answers=False)
     snapshot, latest_version = resolve(topic, release)
-    questions = sorted(snapshot.questions.values(), key=lambda q: q.role is not engine.Role.ROUTING)
     return {
         "key": snapshot.topic_key,
         "title": snapshot.topic_title,
@@ -592,7 +610,7 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
         "latest_version": latest_version,
         "last_reviewed": snapshot.last_reviewed,
         "next_review_due": snapshot.next_review_due,
-        "questions": [engine.question_json(question) for question in questions],
+        "questions": [engine.question_json(question) for question in snapshot.questions.values()],
         "procedures": [
             {
                 "key": p.key,
@@ -613,8 +631,15 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
 
 
 @_read_only(
-    "/topics/{path:topic}/recommendation",
-    response={200: Recommendation, 400: Problem, 404: Problem, **ERRORS},
+    "/topics/{api_any:topic}/recommendation",
+    ok=Recommendation,
+    problems={
+        400: "`release` is not a release number, or an answer cannot be used (unknown question "
+        "or choice, a question these answers do not lead to, or a question answered twice)",
+        404: NOT_FOUND,
+        406: NOT_ACCEPTABLE,
+    },
+    parameters=(RELEASE_PARAMETER, ANSWERS_PARAMETER),
     operation_id="recommend",
     summary="The recommendation for a set of answers",
     description=(
@@ -626,7 +651,6 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
         "&mri_access=available&gadolinium=none&pregnant=no`."
     ),
     tags=["recommendations"],
-    openapi_extra={"parameters": [RELEASE_PARAMETER, ANSWERS_PARAMETER], **_error_docs(400, 404, 406)},
 )
 def recommend(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
     release, answers = _parse(request, topic, answers=True)

@@ -32,7 +32,11 @@ RESERVED = {"release"}
 
 
 class BadQuery(ValueError):
-    pass
+    """A query string that cannot be read; `key` names the offending parameter."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -83,14 +87,14 @@ def parse_query(query: QueryDict) -> tuple[int | None, dict[str, str]]:
     if "release" in query:
         value = query.get("release", "")
         if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise BadQuery(f"release must be a release number such as 1, not {value!r}")
+            raise BadQuery(f"release must be a release number such as 1, not {value!r}", key="release")
         release = int(value)
     answers: dict[str, str] = {}
     for key, values in query.lists():
         if key in RESERVED:
             continue
         if len(values) != 1:
-            raise BadQuery(f"question {key!r} is answered {len(values)} times; give one answer")
+            raise BadQuery(f"question {key!r} is answered {len(values)} times; give one answer", key=key)
         answers[key] = values[0]
     return release, answers
 
