@@ -232,6 +232,12 @@ class ReleaseInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if not request.user.has_perm("decisions.publish_topic"):
+            fields = [f for f in fields if f != "roll_back"]
+        return fields
+
     @admin.display(description="")
     def roll_back(self, release: Release) -> str:
         if release.pk is None or release.version == release.topic.releases.order_by("-version")[0].version:
@@ -244,7 +250,7 @@ class ReleaseInline(admin.TabularInline):
 class TopicAdmin(SimpleHistoryAdmin):
     list_display = ["key", "title", "owner", "last_reviewed", "next_review_due", "latest_version"]
     search_fields = ["key", "title"]
-    autocomplete_fields = ["start_node", "procedures", "references"]
+    autocomplete_fields = ["start_node", "procedures", "references", "findings"]
     inlines = [ReleaseInline]
     actions = ["run_integrity_check"]
     change_form_template = "admin/decisions/topic/change_form.html"
@@ -265,7 +271,10 @@ class TopicAdmin(SimpleHistoryAdmin):
                 "description": "Citations come from the references and dates from the releases.",
             },
         ),
-        ("Procedures and bibliography", {"fields": ["procedures", "references"], "classes": ["collapse"]}),
+        (
+            "Procedures, bibliography and evidence",
+            {"fields": ["procedures", "references", "findings"], "classes": ["collapse"]},
+        ),
     ]
 
     @admin.display(description="published")
@@ -383,7 +392,9 @@ class TopicAdmin(SimpleHistoryAdmin):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
         context = self._context(request, None, "Import a topic into the draft", form=form)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and not form.is_valid():
+            return TemplateResponse(request, "admin/decisions/topic/import.html", context, status=400)
+        if request.method == "POST":
             content = form.cleaned_data["content"]
             try:
                 document = loads(content)

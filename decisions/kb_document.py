@@ -120,11 +120,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
         for step in scenario.next_steps.all():
             reference_keys.update(r.key for r in step.references.all())
 
-    finding_keys = {
-        f.key
-        for f in Finding.objects.filter(reference__key__in=reference_keys)
-        if f.procedure_id is None or f.procedure.key in procedures
-    }
+    finding_keys = {f.key for f in topic.findings.all()}
     for scenario in scenarios:
         for rating in scenario.ratings.all():
             finding_keys.update(f.key for f in rating.findings.all())
@@ -448,6 +444,7 @@ def _import(document: Mapping[str, Any]) -> Topic:
         topic.procedures.set(
             _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
         )
+        topic.findings.set(_refs(Finding, [f["key"] for f in _list(document, "findings")], "findings"))
 
     questions: dict[str, Question] = {}
     choices: dict[tuple[str, str], Choice] = {}

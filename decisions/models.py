@@ -277,7 +277,13 @@ class Topic(models.Model):
     )
     uses_social_determinants = models.BooleanField("uses social determinants of health", default=False)
     uses_health_status = models.BooleanField("uses health status assessments", default=False)
-    history = HistoricalRecords(m2m_fields=[procedures, references])
+    findings = models.ManyToManyField(
+        Finding,
+        blank=True,
+        related_name="topics",
+        help_text="Evidence this topic shows; findings cited by its ratings are included automatically.",
+    )
+    history = HistoricalRecords(m2m_fields=[procedures, references, findings])
 
     class Meta:
         ordering = ["title"]

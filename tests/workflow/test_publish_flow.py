@@ -2,8 +2,9 @@
 
 import pytest
 
+from decisions.changes import content_diff
 from decisions.kb_document import export_topic
-from decisions.models import Rating, Release, Scenario
+from decisions.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
 from tests.workflow.helpers import (
     MRI_WITH_AND_WITHOUT,
     MRI_WITHOUT,
@@ -61,8 +62,6 @@ def publish_url(topic) -> str:
 
 
 def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
-    from decisions.changes import content_diff
-
     release_1 = Release.objects.get(topic=changed_draft, version=1)
 
     diff = content_diff(release_1.content, export_topic(changed_draft))
@@ -160,7 +159,7 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     assert release_3.content == release_1.content
     assert release_3.published_by == publisher_user
     assert release_3.summary.startswith("Roll back to release 1")
-    assert export_topic(topic) == release_1.content
+    assert export_topic(Topic.objects.get(pk=topic.pk)) == release_1.content
     latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
     assert headline(latest) == MRI_WITH_AND_WITHOUT
     assert "Knowledge base release 3," in text_of(latest)
@@ -177,10 +176,44 @@ def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_
     )
 
     assert response.status_code == 302
-    assert Release.objects.get(topic=topic, version=3).content == Release.objects.get(
-        topic=topic, version=1
-    ).content
+    assert (
+        Release.objects.get(topic=topic, version=3).content
+        == Release.objects.get(topic=topic, version=1).content
+    )
     assert export_topic(topic) == draft
+
+
+def test_a_roll_back_with_reset_draft_restores_the_topic_fields_too(changed_draft, publisher_client):
+    topic = changed_draft
+    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    Topic.objects.filter(pk=topic.pk).update(title="Renamed in the draft", owner="Someone else")
+
+    publisher_client.post(
+        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
+    )
+
+    assert export_topic(Topic.objects.get(pk=topic.pk)) == Release.objects.get(topic=topic, version=1).content
+
+
+def test_a_roll_back_with_reset_draft_also_drops_a_finding_added_since(published_shipped, publisher_client):
+    topic = published_shipped.topic
+    finding = Finding.objects.create(
+        key="draft-only-finding",
+        reference=Reference.objects.get(key="ACR-LBP-2021"),
+        procedure=Procedure.objects.get(key="mri-lumbar-wo"),
+        text="Added to the draft after release 1.",
+    )
+    topic.findings.add(finding)  # as the topic's "evidence" field in the admin does
+    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    assert "draft-only-finding" in {
+        f["key"] for f in Release.objects.get(topic=topic, version=2).content["findings"]
+    }
+
+    publisher_client.post(
+        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
+    )
+
+    assert export_topic(Topic.objects.get(pk=topic.pk)) == published_shipped.content
 
 
 def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
@@ -198,7 +231,9 @@ def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
     assert "scenarios[suspected-metastasis].ratings[mri-lumbar-wo] : rating has no reference" in text_of(html)
     assert not has_form(html, "publish-form")
 
-    forged = publisher_client.post(publish_url(topic), {"summary": "Sneak it out", "acknowledge_warnings": "on"})
+    forged = publisher_client.post(
+        publish_url(topic), {"summary": "Sneak it out", "acknowledge_warnings": "on"}
+    )
 
     assert forged.status_code == 200
     assert Release.objects.filter(topic=topic).count() == 1

@@ -1,0 +1,94 @@
+"""The publish screen in a real browser: a publisher reviews a draft change and publishes it."""
+
+import importlib
+import re
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+PUBLIC_CASE = {
+    "age_group": "adult",
+    "neuro": "no",
+    "cancer": "known",
+    "pain": "suggestive",
+    "mri_access": "available",
+    "gadolinium": "none",
+    "pregnant": "no",
+}
+CASE = "/t/lumbar-metastasis/?" + urlencode(PUBLIC_CASE)
+PASSWORD = "publish-screen-pass-1234"
+
+
+@pytest.fixture
+def publisher(site, django_user_model):
+    """A user in the "publisher" group, in the live server's database.
+
+    Transactional tests empty the database between tests, which removes the groups the roles
+    migration created; they are recreated here with the migration's own permission list.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    roles = importlib.import_module("decisions.migrations.0003_roles")
+    group, created = Group.objects.get_or_create(name="publisher")
+    if created:
+        codenames = [*roles.editor_codenames(), "publish_topic"]
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
+        )
+    user = django_user_model.objects.create_user("pat-publisher", password=PASSWORD, is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page):
+    from decisions.models import Rating, Release, Topic
+
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    rating = Rating.objects.get(scenario__key="suspected-metastasis", procedure__key="mri-lumbar-wo-w")
+    rating.category = "may_be_appropriate"
+    rating.save()
+
+    page.goto(f"{site}/admin/login/")
+    page.get_by_label("Username").fill("pat-publisher")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Welcome,")).to_be_visible()
+
+    page.goto(f"{site}/admin/decisions/topic/{topic.pk}/publish/")
+    expect(page.get_by_role("heading", name="2. What changed since release 1")).to_be_visible()
+    diff_row = page.locator(
+        "tr.diff-changed", has_text="scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]"
+    )
+    expect(diff_row.locator("td")).to_have_text(
+        [
+            "changed",
+            "scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]",
+            "category",
+            "usually_appropriate",
+            "may_be_appropriate",
+        ]
+    )
+    impact = page.locator("table.impact")
+    public_case = ", ".join(f"{k}={v}" for k, v in PUBLIC_CASE.items())
+    impact_row = impact.locator(
+        "tr", has=page.locator("td", has_text=re.compile(f"^{re.escape(public_case)}$"))
+    )
+    expect(impact_row.locator("td")).to_have_text(
+        [public_case, "first choice", "mri-lumbar-wo-w", "mri-lumbar-wo"]
+    )
+
+    page.get_by_label("Summary").fill("Lumbar MRI without contrast is now the first choice")
+    page.get_by_label("I have read the warnings and publish anyway").check()
+    page.get_by_role("button", name="Publish release 2").click()
+
+    expect(page).to_have_url(f"{site}/admin/decisions/topic/{topic.pk}/change/")
+    expect(page.locator(".messagelist")).to_contain_text("Published lumbar-metastasis release 2.")
+    release = Release.objects.get(topic=topic, version=2)
+    assert release.published_by == publisher
+
+    page.goto(f"{site}{CASE}")
+    expect(page.locator("#headline strong")).to_have_text("MRI lumbar spine without IV contrast")
+    expect(page.locator(".about")).to_contain_text("Knowledge base release 2,")
