@@ -19,7 +19,7 @@ migrate: install
 	DEBUG=true $(BIN)/python manage.py kb_bootstrap
 
 run: migrate
-	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
+	CDS_HOOKS_VERIFY_JWT=false DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # Browser tests need Debian's chromium: installed here when missing and possible (root with
 # apt), otherwise they are skipped with a notice (CI=true turns the skip into a failure).
@@ -37,7 +37,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	DEBUG=true $(BIN)/mypy
 
 check: install
 	DEBUG=true $(BIN)/python manage.py check

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import register_converter
 from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
+from ninja.openapi.schema import OpenAPISchema
 
 from decisions import engine
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
@@ -229,13 +230,15 @@ class Recommendation(Schema):
 
 
 class ImagingAdvisorAPI(NinjaAPI):
-    def get_openapi_schema(self, **kwargs: Any) -> dict[str, Any]:
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
         """The generated document, with error bodies declared as `application/problem+json`.
 
         django-ninja declares every body with the renderer's media type; overriding this method
         is how the library lets an API adjust its document.
         """
-        schema = super().get_openapi_schema(**kwargs)
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         for operations in schema["paths"].values():
             for operation in operations.values():
                 for status, response in operation["responses"].items():

@@ -224,10 +224,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             {
                 "key": n.key,
                 "question": n.question.key,
-                "branches": {
-                    b.choice.key: ({"node": b.next_node.key} if b.next_node else {"scenario": b.scenario.key})
-                    for b in n.branches.all()
-                },
+                "branches": {b.choice.key: _branch_target(b) for b in n.branches.all()},
             }
             for n in nodes
         ],
@@ -261,6 +258,13 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             for s in scenarios
         ],
     }
+
+
+def _branch_target(branch: Branch) -> dict[str, str]:
+    if branch.next_node is not None:
+        return {"node": branch.next_node.key}
+    assert branch.scenario is not None  # the database allows exactly one of the two
+    return {"scenario": branch.scenario.key}
 
 
 def _iso(value: date | None) -> str | None:

@@ -338,7 +338,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
                 429,
                 "Too much feedback at once",
                 "Please try again in a few minutes.",
-                start=context["back_url"],
+                start=wizard_url(topic, dict(recommendation.answers), release),
             )
         else:
             report = Feedback(
@@ -350,7 +350,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
                 comment=form.cleaned_data["comment"],
             )
             # The history records content owners' reviews, never who sent the report.
-            report._history_user = None
+            report._history_user = None  # type: ignore[attr-defined]
             report.save()
             context["thanks"] = True
     template = "decisions/feedback.html#form" if getattr(request, "htmx", None) else "decisions/feedback.html"

@@ -141,6 +141,34 @@ USAGE_FLUSH_SECONDS = float(os.environ.get("USAGE_FLUSH_SECONDS", "60"))
 FEEDBACK_RATE_LIMIT = int(os.environ.get("FEEDBACK_RATE_LIMIT", "5"))
 FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS", "600"))
 
+# CDS Hooks (decisions/cds_hooks.py). Every call must carry a JWT signed by a trusted EHR unless
+# CDS_HOOKS_VERIFY_JWT=false (local development only: discovery then says so loudly).
+# CDS_HOOKS_TRUSTED_ISSUERS is a JSON object: issuer -> its JWKS URL, or the JWKS itself
+# ({"keys": [...]}). CDS_HOOKS_PUBLIC_BASE_URL is the base URL EHRs call (the JWT `aud` is this
+# plus the path); empty means: built from the request.
+CDS_HOOKS_VERIFY_JWT = env_bool("CDS_HOOKS_VERIFY_JWT", True)
+
+
+def _cds_hooks_trusted_issuers() -> dict:
+    import json
+
+    try:
+        issuers = json.loads(os.environ.get("CDS_HOOKS_TRUSTED_ISSUERS") or "{}")
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"CDS_HOOKS_TRUSTED_ISSUERS is not valid JSON: {error}") from error
+    if not isinstance(issuers, dict) or not all(
+        isinstance(keys, str) or (isinstance(keys, dict) and isinstance(keys.get("keys"), list))
+        for keys in issuers.values()
+    ):
+        raise ImproperlyConfigured(
+            'CDS_HOOKS_TRUSTED_ISSUERS must be a JSON object of issuer -> JWKS URL or {"keys": [...]}'
+        )
+    return issuers
+
+
+CDS_HOOKS_TRUSTED_ISSUERS = _cds_hooks_trusted_issuers()
+CDS_HOOKS_PUBLIC_BASE_URL = os.environ.get("CDS_HOOKS_PUBLIC_BASE_URL", "").rstrip("/")
+
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
