@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from decisions import views
+from decisions import cds_hooks, views
 from decisions.api import api
 
 urlpatterns = [
@@ -13,5 +13,8 @@ urlpatterns = [
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("t/<slug:topic>/feedback/", views.feedback, name="topic-feedback"),
     path("api/v1/", api.urls),
+    path("cds-services", cds_hooks.discovery, name="cds-discovery"),
+    path("cds-services/<slug:service_id>", cds_hooks.service, name="cds-service"),
+    path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,252 @@
+"""The pure side of the CDS Hooks service: pruning, answers read from a record, card pieces."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.patient import Patient
+
+from decisions import cds_hooks, engine
+from decisions.cds_hooks import (
+    BadRequest,
+    age_range,
+    answers_from_record,
+    indicator,
+    pama_extensions,
+    prune,
+    summary_line,
+    whole_years,
+)
+from decisions.engine import Category, Urgency
+from tests.cds.conftest import (
+    TEST_CODES,
+    complete_synthetic_document,
+    condition,
+    hook_request,
+    service_request,
+)
+from tests.conftest import synthetic_document
+
+TODAY = date(2026, 6, 15)
+
+
+@pytest.fixture(scope="module")
+def knee_snapshot() -> engine.Snapshot:
+    return engine.build_snapshot(complete_synthetic_document(synthetic_document()), release_version=1)
+
+
+def patient(birth_date: str) -> Patient:
+    return Patient.model_validate({"resourceType": "Patient", "id": "pat-1", "birthDate": birth_date})
+
+
+def conditions(*codes: str, **extra) -> list[Condition]:
+    return [Condition.model_validate(condition(code, **extra)) for code in codes]
+
+
+# --- pruning -----------------------------------------------------------------------------------
+
+
+def test_prune_drops_null_empty_strings_lists_and_objects_at_every_depth():
+    value = {
+        "a": None,
+        "b": "",
+        "c": [],
+        "d": {},
+        "e": {"f": None, "g": [None, "", {}, []], "h": "kept"},
+        "i": [{"j": ""}, "kept"],
+    }
+    assert prune(value) == {"e": {"h": "kept"}, "i": ["kept"]}
+
+
+def test_prune_keeps_false_zero_and_other_values():
+    value = {"false": False, "zero": 0, "float": 0.0, "text": " ", "list": [0, False]}
+    assert prune(value) == value
+
+
+def test_prune_drops_a_container_that_pruning_emptied():
+    assert prune({"outer": {"inner": {"deepest": [None, ""]}}}) == {}
+
+
+# --- ages --------------------------------------------------------------------------------------
+
+
+def test_age_in_whole_years_turns_over_on_the_birthday():
+    assert whole_years(date(2008, 6, 15), TODAY) == 18
+    assert whole_years(date(2008, 6, 16), TODAY) == 17
+    assert whole_years(date(2008, 2, 29), date(2026, 2, 28)) == 17
+    assert whole_years(date(2008, 2, 29), date(2026, 3, 1)) == 18
+
+
+def test_a_partial_birth_date_gives_the_range_of_possible_ages():
+    assert age_range(date(1970, 1, 1), TODAY) == (56, 56)
+    assert age_range("1970", TODAY) == (55, 56)
+    assert age_range("1970-03", TODAY) == (56, 56)
+    assert age_range("2008-06", TODAY) == (17, 18)
+
+
+def test_a_birth_date_in_the_future_gives_no_age():
+    assert age_range(date(2027, 1, 1), TODAY) is None
+    assert age_range("2027", TODAY) is None
+
+
+def test_the_birth_date_answers_the_question_whose_choices_have_age_bounds(shipped_snapshot):
+    adult = answers_from_record(shipped_snapshot, patient("1970-05-01"), [], "pat-1", TODAY)
+    assert adult.as_dict() == {"age_group": "adult"}
+    assert adult.source_of("age_group") == "Patient.birthDate 1970-05-01 (age 56)"
+    on_the_18th_birthday = answers_from_record(shipped_snapshot, patient("2008-06-15"), [], "pat-1", TODAY)
+    assert on_the_18th_birthday.as_dict() == {"age_group": "adult"}
+    the_day_before = answers_from_record(shipped_snapshot, patient("2008-06-16"), [], "pat-1", TODAY)
+    assert the_day_before.as_dict() == {"age_group": "child"}
+
+
+def test_a_birth_year_that_straddles_the_age_bound_answers_nothing_and_says_so(shipped_snapshot):
+    record = answers_from_record(shipped_snapshot, patient("2008"), [], "pat-1", TODAY)
+    assert record.as_dict() == {}
+    assert "does not settle the answer" in record.notes[0]
+
+
+def test_without_a_patient_or_birth_date_the_age_stays_unknown(shipped_snapshot):
+    assert answers_from_record(shipped_snapshot, None, [], "pat-1", TODAY).as_dict() == {}
+    no_birth_date = Patient.model_validate({"resourceType": "Patient", "id": "pat-1"})
+    assert answers_from_record(shipped_snapshot, no_birth_date, [], "pat-1", TODAY).as_dict() == {}
+
+
+# --- conditions --------------------------------------------------------------------------------
+
+
+def test_condition_codes_answer_the_question_of_the_choice_that_lists_them(knee_snapshot):
+    record = answers_from_record(
+        knee_snapshot, patient("1980-01-01"), conditions("fever-yes", "claustrophobia-no"), "pat-1", TODAY
+    )
+    assert record.as_dict() == {"age_group": "adult", "fever": "yes", "claustrophobia": "no"}
+    assert record.source_of("fever") == f"Condition/cond-fever-yes coded `{TEST_CODES}|fever-yes`"
+
+
+def test_conflicting_conditions_answer_nothing_and_say_so(knee_snapshot):
+    record = answers_from_record(knee_snapshot, None, conditions("fever-yes", "fever-no"), "pat-1", TODAY)
+    assert "fever" not in record.as_dict()
+    assert record.notes == ("“Fever?”: the record gives conflicting answers (Yes, No); not answered.",)
+
+
+def test_refuted_and_entered_in_error_conditions_are_ignored(knee_snapshot):
+    for status in ("refuted", "entered-in-error"):
+        refuted = conditions(
+            "fever-yes",
+            verificationStatus={
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": status}
+                ]
+            },
+        )
+        assert answers_from_record(knee_snapshot, None, refuted, "pat-1", TODAY).as_dict() == {}
+
+
+def test_a_condition_about_another_patient_is_ignored(knee_snapshot):
+    record = answers_from_record(
+        knee_snapshot, None, conditions("fever-yes", patient="other"), "pat-1", TODAY
+    )
+    assert record.as_dict() == {}
+    assert "another patient" in record.notes[0]
+
+
+def test_nothing_but_the_age_is_read_with_the_shipped_knowledge_base(shipped_snapshot):
+    """No condition codes are shipped: cancer, neuro, pain and the patient factors stay unknown."""
+    record = answers_from_record(
+        shipped_snapshot, patient("1960-01-01"), conditions("known-cancer", "pregnant"), "pat-1", TODAY
+    )
+    assert record.as_dict() == {"age_group": "adult"}
+    assert not engine.recommend(shipped_snapshot, record.as_dict(), strict=False).complete
+
+
+# --- card pieces -------------------------------------------------------------------------------
+
+
+def test_a_summary_stays_under_140_characters_even_for_a_long_procedure_name():
+    assert summary_line("MR knee", "usually appropriate") == "MR knee: usually appropriate"
+    long = summary_line("MRI " + "very " * 40 + "long", "not rated for this scenario")
+    assert 130 < len(long) < 140
+    assert long.endswith("…: not rated for this scenario")
+
+
+def test_the_indicator_is_critical_for_urgent_scenarios_warning_for_other_orders_else_info():
+    assert indicator(Urgency.IMMEDIATE, True) == "critical"
+    assert indicator(Urgency.WITHIN_24_HOURS, False) == "critical"
+    assert indicator(Urgency.WITHIN_1_WEEK, False) == "warning"
+    assert indicator(Urgency.ROUTINE, True) == "info"
+    assert indicator(None, False) == "warning"
+
+
+def test_only_the_two_categories_with_an_argonaut_code_get_a_pama_rating():
+    appropriate = pama_extensions(Category.USUALLY_APPROPRIATE, "https://a.example", "id-1")
+    assert appropriate is not None
+    rating, consult = appropriate
+    assert rating["url"] == "http://fhir.org/argonaut/Extension/pama-rating"
+    assert rating["valueCodeableConcept"]["coding"][0] == {
+        "system": "http://fhir.org/argonaut/CodeSystem/pama-rating",
+        "code": "appropriate",
+        "display": "Appropriate",
+    }
+    assert (
+        rating["valueCodeableConcept"]["coding"][1]["system"]
+        == "https://a.example/cds-services/appropriateness"
+    )
+    assert consult == {
+        "url": "http://fhir.org/argonaut/Extension/pama-rating-consult-id",
+        "valueUri": "urn:uuid:id-1",
+    }
+    not_appropriate = pama_extensions(Category.USUALLY_NOT_APPROPRIATE, "https://a.example", "id-2")
+    assert not_appropriate is not None
+    assert not_appropriate[0]["valueCodeableConcept"]["coding"][0]["code"] == "not-appropriate"
+    assert pama_extensions(Category.MAY_BE_APPROPRIATE, "https://a.example", "id-3") is None
+    assert pama_extensions(Category.MAY_BE_APPROPRIATE_DISAGREEMENT, "https://a.example", "id-4") is None
+
+
+def test_the_discovery_document_lists_one_service_id_for_both_order_hooks():
+    document = cds_hooks.discovery_document(verify_jwt=True)
+    assert [(s["id"], s["hook"]) for s in document["services"]] == [
+        ("imaging-advisor", "order-select"),
+        ("imaging-advisor", "order-sign"),
+    ]
+    assert all("WARNING" not in s["description"] for s in document["services"])
+    unverified = cds_hooks.discovery_document(verify_jwt=False)
+    assert all(
+        s["description"].startswith("WARNING: JWT VERIFICATION IS SWITCHED OFF")
+        for s in unverified["services"]
+    )
+
+
+# --- request parsing ---------------------------------------------------------------------------
+
+
+def test_order_select_acts_on_the_selected_orders_and_order_sign_on_every_service_request():
+    orders = [service_request("a", "1-1"), service_request("b", "2-2")]
+    select = cds_hooks.parse_hook_request(
+        hook_request("order-select", orders, selections=["ServiceRequest/b"])
+    )
+    assert [o.id for o in select.target_orders] == ["b"]
+    sign = cds_hooks.parse_hook_request(hook_request("order-sign", orders))
+    assert [o.id for o in sign.target_orders] == ["a", "b"]
+
+
+def test_a_draft_orders_bundle_without_a_type_is_read_as_in_the_hook_examples():
+    body = hook_request("order-sign", [service_request("a", "1-1")])
+    del body["context"]["draftOrders"]["type"]
+    assert [o.id for o in cds_hooks.parse_hook_request(body).orders] == ["a"]
+
+
+def test_a_prefetched_patient_who_is_not_the_context_patient_is_refused():
+    body = hook_request("order-sign", [service_request("a", "1-1")])
+    body["prefetch"]["patient"]["id"] = "someone-else"
+    with pytest.raises(BadRequest) as error:
+        cds_hooks.parse_hook_request(body)
+    assert error.value.field == "prefetch.patient"
+
+
+def test_null_prefetch_values_mean_the_record_has_no_data():
+    body = hook_request("order-sign", [service_request("a", "1-1")])
+    body["prefetch"] = {"patient": None, "conditions": None}
+    parsed = cds_hooks.parse_hook_request(body)
+    assert parsed.patient is None
+    assert parsed.conditions == ()
