@@ -614,19 +614,7 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
         "last_reviewed": snapshot.last_reviewed,
         "next_review_due": snapshot.next_review_due,
         "questions": [engine.question_json(question) for question in snapshot.questions.values()],
-        "procedures": [
-            {
-                "key": p.key,
-                "name": p.name,
-                "modality": p.modality,
-                "region": p.region,
-                "contrast": p.contrast,
-                "contrast_agent": p.contrast_agent,
-                "rrl": p.rrl,
-                "codes": dict(p.codes),
-            }
-            for p in snapshot.procedures.values()
-        ],
+        "procedures": [engine.procedure_fields(p) for p in snapshot.procedures.values()],
         "scenarios": [
             {"key": s.key, "title": s.title, "urgency": s.urgency} for s in snapshot.scenarios.values()
         ],

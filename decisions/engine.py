@@ -905,9 +905,9 @@ def reference_json(reference: Reference) -> dict[str, Any]:
     }
 
 
-def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
-    procedure, rating = ranked.procedure, ranked.rating
-    data: dict[str, Any] = {
+def procedure_fields(procedure: Procedure) -> dict[str, Any]:
+    """What identifies a procedure in the public JSON, without any rating."""
+    return {
         "key": procedure.key,
         "name": procedure.name,
         "modality": procedure.modality,
@@ -915,6 +915,14 @@ def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
         "contrast": procedure.contrast,
         "contrast_agent": procedure.contrast_agent,
         "rrl": procedure.rrl,
+        "codes": dict(procedure.codes),
+    }
+
+
+def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
+    procedure, rating = ranked.procedure, ranked.rating
+    data: dict[str, Any] = {
+        **procedure_fields(procedure),
         "appropriateness": {
             "category": rating.category.value,
             "label": rating.category.label,
@@ -923,7 +931,6 @@ def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
         },
         "rationale": rating.rationale,
         "references": list(rating.references),
-        "codes": dict(procedure.codes),
     }
     if isinstance(ranked, RankedProcedure):
         data["caveats"] = list(ranked.caveats)
