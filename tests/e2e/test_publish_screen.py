@@ -7,17 +7,10 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.pages import PUBLIC_CASE
+
 pytestmark = pytest.mark.e2e
 
-PUBLIC_CASE = {
-    "age_group": "adult",
-    "neuro": "no",
-    "cancer": "known",
-    "pain": "suggestive",
-    "mri_access": "available",
-    "gadolinium": "none",
-    "pregnant": "no",
-}
 CASE = "/t/lumbar-metastasis/?" + urlencode(PUBLIC_CASE)
 PASSWORD = "publish-screen-pass-1234"
 

@@ -1,7 +1,5 @@
 """The content owners' admin: every model is reachable, edits are recorded, releases stay frozen."""
 
-from html.parser import HTMLParser
-
 import pytest
 from django.contrib.messages import constants as message_levels
 from django.contrib.messages import get_messages
@@ -9,6 +7,7 @@ from django.db import transaction
 
 from decisions.models import Procedure, Question, Rating, Release, ReleaseImmutable, Scenario
 from decisions.releases import publish
+from tests.pages import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -26,64 +25,6 @@ EDITABLE_MODELS = [
     "rating",
     "nextstep",
 ]
-
-
-class _FormFields(HTMLParser):
-    """The values a browser would submit for the form with the given id."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.form_id = form_id
-        self.inside = False
-        self.fields: list[tuple[str, str]] = []
-        self._select: str | None = None
-        self._textarea: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "form":
-            self.inside = attrs.get("id") == self.form_id
-        if not self.inside or "disabled" in attrs:
-            return
-        name = attrs.get("name")
-        if tag == "input" and name:
-            kind = attrs.get("type", "text")
-            if kind in {"submit", "button", "image", "reset", "file"}:
-                return
-            if kind in {"checkbox", "radio"} and "checked" not in attrs:
-                return
-            self.fields.append((name, attrs.get("value") or ("on" if kind == "checkbox" else "")))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and "selected" in attrs:
-            self.fields.append((self._select, attrs.get("value", "")))
-        elif tag == "textarea" and name:
-            self._textarea, self._text = name, []
-
-    def handle_data(self, data):
-        if self._textarea:
-            self._text.append(data)
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self.inside = False
-        elif tag == "select":
-            self._select = None
-        elif tag == "textarea" and self._textarea:
-            text = "".join(self._text)
-            # Browsers drop the newline that follows <textarea>, as Django's widget adds one.
-            self.fields.append((self._textarea, text.removeprefix("\r\n").removeprefix("\n")))
-            self._textarea = None
-
-
-def form_data(html: str, form_id: str) -> dict[str, list[str]]:
-    parser = _FormFields(form_id)
-    parser.feed(html)
-    data: dict[str, list[str]] = {}
-    for name, value in parser.fields:
-        data.setdefault(name, []).append(value)
-    return data
 
 
 @pytest.mark.parametrize("model", [*EDITABLE_MODELS, "release"])

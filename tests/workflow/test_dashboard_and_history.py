@@ -11,7 +11,7 @@ from decisions import integrity
 from decisions.kb_document import export_topic, import_document
 from decisions.models import Feedback, Rating, Topic
 from decisions.releases import publish
-from tests.workflow.helpers import PUBLIC_QUERY, form_data, table_rows, text_of
+from tests.pages import PUBLIC_QUERY, form_data, table_rows, text_of
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.test import Client
 from decisions.models import Feedback
 from decisions.releases import publish
 from decisions.views import feedback_limiter
-from tests.workflow.helpers import PUBLIC_CASE, PUBLIC_QUERY, form_data, text_of
+from tests.pages import PUBLIC_CASE, PUBLIC_QUERY, form_data, text_of
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from decisions.changes import content_diff
 from decisions.kb_document import dumps, export_topic
 from decisions.models import Rating, Release, Topic
-from tests.workflow.helpers import form_data, table_rows, text_of
+from tests.pages import form_data, table_rows, text_of
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import pytest
 from decisions.changes import content_diff
 from decisions.kb_document import export_topic
 from decisions.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
-from tests.workflow.helpers import (
+from tests.pages import (
     MRI_WITH_AND_WITHOUT,
     MRI_WITHOUT,
     PUBLIC_CASE,

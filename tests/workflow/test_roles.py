@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from decisions.models import Feedback, Rating, Release
 from decisions.releases import publish
-from tests.workflow.helpers import form_data
+from tests.pages import form_data
 
 pytestmark = pytest.mark.django_db
 

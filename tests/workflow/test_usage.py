@@ -9,7 +9,7 @@ from decisions import usage
 from decisions.models import UsageCount
 from decisions.releases import publish
 from decisions.usage import UsageBuffer
-from tests.workflow.helpers import PUBLIC_CASE, PUBLIC_QUERY, text_of
+from tests.pages import PUBLIC_CASE, PUBLIC_QUERY, text_of
 
 pytestmark = pytest.mark.django_db
 
