@@ -36,6 +36,9 @@ from decisions.models import (
 )
 from decisions.releases import check_topic
 
+# A URL typed without a scheme means https (Django 6's default, chosen now).
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
 admin.site.site_header = "Imaging Advisor — knowledge base"
 admin.site.site_title = "Imaging Advisor admin"
 admin.site.index_title = "Content"
@@ -43,8 +46,7 @@ admin.site.index_title = "Content"
 
 @admin.register(Reference)
 class ReferenceAdmin(SimpleHistoryAdmin):
-    # A URL typed without a scheme means https (Django 6's default, chosen now).
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = HTTPS_URLS
     list_display = ["key", "kind", "year", "doi", "pmid", "has_identifier"]
     list_filter = ["kind", "year"]
     search_fields = ["key", "citation", "authors", "title", "doi", "pmid"]
@@ -87,6 +89,7 @@ class FindingInline(admin.TabularInline):
 class ProcedureCodeInline(admin.TabularInline):
     model = ProcedureCode
     extra = 0
+    formfield_overrides = HTTPS_URLS
     verbose_name = "other order code"
     verbose_name_plural = "Other order codes (besides LOINC) that EHR orders may carry"
 
@@ -133,6 +136,7 @@ class QuestionAdmin(SimpleHistoryAdmin):
 class ChoiceCodeInline(admin.TabularInline):
     model = ChoiceCode
     extra = 0
+    formfield_overrides = HTTPS_URLS
     verbose_name = "EHR code meaning this answer"
     verbose_name_plural = "EHR codes meaning this answer (CDS Hooks reads them from the record)"
 
