@@ -74,6 +74,9 @@ class FeedbackForm(forms.ModelForm):
     class Meta:
         model = Feedback
         fields = ["reason", "comment"]
-        widgets = {"comment": forms.Textarea(attrs={"rows": 3, "maxlength": 1000})}
+        widgets = {
+            "comment": forms.Textarea(
+                attrs={"rows": 3, "maxlength": 1000, "aria-describedby": "no-identifiers"}
+            )
+        }
         labels = {"comment": "Comment (optional)"}
-        help_texts = {"comment": NO_IDENTIFIERS}

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from decisions import engine, usage
-from decisions.forms import FeedbackForm
+from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.inprocess import RateLimiter, RenderCache
 from decisions.models import Feedback
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
@@ -327,6 +327,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
         "release": release,
         "back_url": wizard_url(topic, dict(recommendation.answers), release),
         "action_url": f"/t/{topic}/feedback/",
+        "no_identifiers": NO_IDENTIFIERS,
     }
     status = 200
     if request.method == "POST":
