@@ -61,7 +61,8 @@ def test_the_dashboard_shows_the_content_health_panel(editor_client, two_topics_
     assert rows["Review overdue"] == f"{shipped.title} (due {date_format(shipped.next_review_due)})"
     assert rows["Review due within 30 days"] == f"{knee.title} ({date_format(knee.next_review_due)})"
     assert rows["Never published"] == knee.title
-    unidentified = rows["References without DOI, PMID or URL"].split(", ")
+    cell = re.search(r"References without DOI, PMID or URL</th><td>(.*?)</td>", html, re.S)
+    unidentified = re.findall(r"<li><a [^>]*>([^<]+)</a></li>", cell.group(1))
     assert "ACR-VCF" in unidentified
     assert "ACR-LBP-2021" not in unidentified  # it has a DOI
     assert rows["New clinician feedback"] == "2"
