@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -734,6 +734,12 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     recommended = _annotate(snapshot, recommended, routing_choices + factor_choices)
     alternatives = _annotate(snapshot, alternatives, routing_choices + factor_choices)
 
+    shown_caveats = {caveat.key for caveat in caveats}
+    # A routing answer cites the sources of its caveats only where those caveats are shown.
+    trace = [
+        replace(step, references=_choice_references(snapshot, choice, shown_caveats))
+        for step, choice in zip(trace, routing_choices, strict=True)
+    ]
     for question, choice in factor_answers:
         trace.append(
             TraceStep(
@@ -742,7 +748,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                 answer=choice.key,
                 answer_label=choice.label,
                 effect=_describe_factor(snapshot, choice, scenario, rated_attributes),
-                references=_choice_references(snapshot, choice),
+                references=_choice_references(snapshot, choice, shown_caveats),
             )
         )
 
@@ -761,10 +767,14 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     )
 
 
-def _choice_references(snapshot: Snapshot, choice: Choice) -> tuple[str, ...]:
+def _choice_references(
+    snapshot: Snapshot, choice: Choice, shown_caveats: set[str] | None = None
+) -> tuple[str, ...]:
+    """The sources of a choice's caveats (only of those shown, when `shown_caveats` is given)."""
     keys: dict[str, None] = {}
     for caveat_key in choice.caveats:
-        keys.update(dict.fromkeys(snapshot.caveats[caveat_key].references))
+        if shown_caveats is None or caveat_key in shown_caveats:
+            keys.update(dict.fromkeys(snapshot.caveats[caveat_key].references))
     return tuple(keys)
 
 

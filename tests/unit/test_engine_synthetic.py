@@ -402,3 +402,20 @@ def test_build_snapshot_keeps_release_metadata(synthetic_snapshot):
 
     assert data["topic"] == "test-knee"
     assert data["release"] == {"version": 3, "published_at": "2026-02-01T00:00:00+00:00"}
+
+
+def test_a_routing_answer_cites_only_the_sources_of_caveats_that_are_shown(synthetic):
+    synthetic["references"].append({**synthetic["references"][0], "key": "DYE-REF"})
+    next(c for c in synthetic["caveats"] if c["key"] == "dye-note")["references"] = ["DYE-REF"]
+    choice(synthetic, "fever", "yes")["caveats"] = ["dye-note"]  # about iodinated contrast
+    scenario(synthetic, "scan")["ratings"] = [
+        r for r in scenario(synthetic, "scan")["ratings"] if r["procedure"] != "ct-knee-w"
+    ]
+
+    recommendation = engine.recommend(
+        snapshot_of(synthetic), {"fever": "yes", "claustrophobia": "no", "needle_phobia": "no"}
+    )
+
+    assert "dye-note" not in [c.key for c in recommendation.caveats]
+    assert recommendation.trace[0].references == ()
+    assert "DYE-REF" not in recommendation.reference_keys
