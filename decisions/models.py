@@ -295,11 +295,6 @@ class Topic(models.Model):
     def latest_release(self) -> Release | None:
         return self.releases.order_by("-version").first()
 
-    def to_document(self) -> dict:
-        from decisions.kb_document import export_topic
-
-        return export_topic(self)
-
 
 class Question(models.Model):
     class Role(models.TextChoices):
