@@ -572,6 +572,9 @@ class Recommendation:
     caveats: tuple[Caveat, ...] = ()
     trace: tuple[TraceStep, ...] = ()
     ignored_answers: tuple[str, ...] = field(default=())
+    # Routing done, patient factors pending: the ranking so far, so urgency and the likely first
+    # choice show at once. Never a recommendation: the remaining answers may exclude any of it.
+    provisional: tuple[RankedProcedure, ...] = ()
 
     @property
     def urgency(self) -> Urgency | None:
@@ -716,6 +719,9 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             scenario=scenario,
             trace=tuple(trace),
             ignored_answers=tuple(unreached),
+            provisional=(
+                tuple(_apply_factors(snapshot, scenario, factor_choices)[0]) if scenario else ()
+            ),
         )
 
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
