@@ -263,7 +263,8 @@ def test_patient_factor_questions_follow_once_the_scenario_is_known(client):
     page = parse(client.get("/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"))
 
     assert question_heading(page) == "Can the patient have MRI?"
-    assert "So far: Spinal pain suggesting metastasis, no neurological signs." in page.text
+    assert "So far: Spinal pain suggesting metastasis, no neurological signs" in page.text
+    assert "Within 1 week" in page.text
 
 
 # --- htmx --------------------------------------------------------------------------------------
