@@ -719,9 +719,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             scenario=scenario,
             trace=tuple(trace),
             ignored_answers=tuple(unreached),
-            provisional=(
-                tuple(_apply_factors(snapshot, scenario, factor_choices)[0]) if scenario else ()
-            ),
+            provisional=(tuple(_apply_factors(snapshot, scenario, factor_choices)[0]) if scenario else ()),
         )
 
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
