@@ -44,6 +44,19 @@ admin.site.site_title = "Imaging Advisor admin"
 admin.site.index_title = "Content"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system, never by hand: viewable, not editable or deletable."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Reference)
 class ReferenceAdmin(SimpleHistoryAdmin):
     formfield_overrides = HTTPS_URLS
@@ -449,21 +462,12 @@ class TopicAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(ReadOnlyAdmin):
     """Releases are read-only: a permalink must always reproduce what was shown."""
 
     list_display = ["topic", "version", "published_at", "published_by", "summary"]
     list_filter = ["topic"]
     readonly_fields = ["topic", "version", "published_at", "published_by", "summary", "content"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Feedback)
@@ -505,25 +509,16 @@ class FeedbackAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(UsageCount)
-class UsageCountAdmin(admin.ModelAdmin):
+class UsageCountAdmin(ReadOnlyAdmin):
     """Recommendations shown per day, topic, release and scenario (counted in memory, saved in batches)."""
 
     list_display = ["day", "topic_key", "release_version", "scenario_key", "count"]
     list_filter = ["topic_key", "release_version", "scenario_key", "day"]
     date_hierarchy = "day"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(CdsFeedback)
-class CdsFeedbackAdmin(admin.ModelAdmin):
+class CdsFeedbackAdmin(ReadOnlyAdmin):
     """What EHR users did with our CDS Hooks cards (accepted or overridden, and why)."""
 
     list_display = ["outcome_timestamp", "service_id", "card", "outcome", "received_at"]
@@ -538,9 +533,3 @@ class CdsFeedbackAdmin(admin.ModelAdmin):
         "override_reason",
         "received_at",
     ]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
