@@ -112,13 +112,12 @@ class ProcedureAdmin(SimpleHistoryAdmin):
     list_display = ["key", "name", "modality", "region", "contrast", "contrast_agent", "rrl", "loinc"]
     list_filter = ["modality", "region", "contrast", "rrl"]
     search_fields = ["key", "name", "loinc"]
-    autocomplete_fields = ["caveats"]
     inlines = [FindingInline, ProcedureCodeInline]
     fieldsets = [
         (None, {"fields": ["key", "name", "modality", "region"]}),
         ("Contrast and radiation", {"fields": ["contrast", "contrast_agent", "rrl"]}),
         ("Codes", {"fields": ["loinc"]}),
-        ("For clinicians", {"fields": ["strengths", "limitations", "caveats"]}),
+        ("For clinicians", {"fields": ["strengths", "limitations"]}),
     ]
 
 

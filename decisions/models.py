@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from concurrency.fields import AutoIncVersionField
 from simple_history.models import HistoricalRecords
 
 from decisions import engine
@@ -42,7 +43,16 @@ ATTRIBUTE_CHOICES = [
 SEVERITY_CHOICES = _choices(engine.Severity)
 
 
-class Reference(models.Model):
+class Versioned(models.Model):
+    """Optimistic locking (django-concurrency): a save based on an older version is refused."""
+
+    version = AutoIncVersionField(help_text="Increases with every save; a stale save is refused.")
+
+    class Meta:
+        abstract = True
+
+
+class Reference(Versioned):
     class Kind(models.TextChoices):
         GUIDELINE = "guideline", "Guideline"
         META_ANALYSIS = "meta_analysis", "Systematic review / meta-analysis"
@@ -94,8 +104,10 @@ class Reference(models.Model):
         return bool(self.doi or self.pmid or self.url)
 
 
-class Caveat(models.Model):
-    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+class Caveat(Versioned):
+    # A caveat belongs to one topic, so it can never appear on another topic's page.
+    topic = models.ForeignKey("Topic", on_delete=models.CASCADE, related_name="caveats", null=True)
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="warning")
     text = models.TextField(help_text="The warning as the clinician reads it, in your own words.")
     applies_to = models.CharField(
@@ -108,16 +120,25 @@ class Caveat(models.Model):
         ),
     )
     references = models.ManyToManyField(Reference, blank=True, related_name="caveats")
-    history = HistoricalRecords(m2m_fields=[references])
+    procedures = models.ManyToManyField(
+        "Procedure",
+        blank=True,
+        related_name="topic_caveats",
+        help_text="Shown wherever one of these procedures is listed in this topic's recommendations.",
+    )
+    history = HistoricalRecords(m2m_fields=[references, procedures])
 
     class Meta:
-        ordering = ["key"]
+        ordering = ["topic", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="caveat_key_unique_in_topic"),
+        ]
 
     def __str__(self) -> str:
         return self.key
 
 
-class Procedure(models.Model):
+class Procedure(Versioned):
     class Modality(models.TextChoices):
         XR = "XR", "Radiography"
         CT = "CT", "CT"
@@ -172,13 +193,7 @@ class Procedure(models.Model):
     )
     strengths = models.TextField(blank=True, help_text="What the procedure shows well, in a sentence or two.")
     limitations = models.TextField(blank=True, help_text="What it cannot show or exclude.")
-    caveats = models.ManyToManyField(
-        Caveat,
-        blank=True,
-        related_name="procedures",
-        help_text="Shown wherever this procedure is listed in a recommendation.",
-    )
-    history = HistoricalRecords(m2m_fields=[caveats])
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["key"]
@@ -196,7 +211,7 @@ class Procedure(models.Model):
         return self.name
 
 
-class Finding(models.Model):
+class Finding(Versioned):
     key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
     reference = models.ForeignKey(
         Reference,
@@ -224,7 +239,7 @@ class Finding(models.Model):
         return self.key
 
 
-class Topic(models.Model):
+class Topic(Versioned):
     key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
     title = models.CharField(max_length=200)
     scope = models.TextField(blank=True, help_text="Who the topic is for, in one or two lines.")
@@ -296,7 +311,7 @@ class Topic(models.Model):
         return self.releases.order_by("-version").first()
 
 
-class Question(models.Model):
+class Question(Versioned):
     class Role(models.TextChoices):
         ROUTING = "routing", "Routing: decides the scenario"
         PATIENT_FACTOR = "patient_factor", "Patient factor: excludes procedures, adds caveats"
@@ -319,7 +334,7 @@ class Question(models.Model):
         return f"{self.key}: {self.prompt}"
 
 
-class Choice(models.Model):
+class Choice(Versioned):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="choices")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     label = models.CharField(max_length=300)
@@ -360,7 +375,7 @@ class Choice(models.Model):
         return f"{self.question.key}={self.key}"
 
 
-class Scenario(models.Model):
+class Scenario(Versioned):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="scenarios")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     title = models.CharField(max_length=200)
@@ -392,10 +407,10 @@ class Scenario(models.Model):
         return self.title
 
 
-class RoutingNode(models.Model):
+class RoutingNode(Versioned):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="routing_nodes")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
-    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="routing_nodes")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="routing_nodes")
     order = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()
 
@@ -409,9 +424,9 @@ class RoutingNode(models.Model):
         return f"{self.key} (asks {self.question.key})"
 
 
-class Branch(models.Model):
+class Branch(Versioned):
     node = models.ForeignKey(RoutingNode, on_delete=models.CASCADE, related_name="branches")
-    choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="branches")
+    choice = models.ForeignKey(Choice, on_delete=models.PROTECT, related_name="branches")
     next_node = models.ForeignKey(
         RoutingNode,
         on_delete=models.PROTECT,
@@ -447,7 +462,7 @@ class Branch(models.Model):
         return f"{self.node.key}: {self.choice.key}"
 
 
-class Rating(models.Model):
+class Rating(Versioned):
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="ratings")
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="ratings")
     category = models.CharField(max_length=40, choices=CATEGORY_CHOICES)
@@ -491,7 +506,7 @@ class Rating(models.Model):
         return f"{self.procedure.key} in {self.scenario.key}"
 
 
-class NextStep(models.Model):
+class NextStep(Versioned):
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="next_steps")
     text = models.TextField(help_text="What to do after imaging, in your words.")
     order = models.PositiveIntegerField(default=0)
@@ -607,7 +622,7 @@ class UsageCount(models.Model):
         return f"{self.day} {self.topic_key} v{self.release_version} {self.scenario_key}: {self.count}"
 
 
-class ChoiceCode(models.Model):
+class ChoiceCode(Versioned):
     """EHR integration: a coded record (e.g. a Condition) that means this answer applies."""
 
     class Resource(models.TextChoices):
@@ -635,7 +650,7 @@ class ChoiceCode(models.Model):
         return f"{self.resource} {self.system}|{self.code} → {self.choice}"
 
 
-class ProcedureCode(models.Model):
+class ProcedureCode(Versioned):
     """An order code (besides LOINC) that identifies this procedure in an EHR's draft orders."""
 
     procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="codes")
