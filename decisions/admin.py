@@ -1,8 +1,13 @@
 """The content owners' workspace: every part of the knowledge base, with history."""
 
+from typing import Any
+
+from concurrency.exceptions import RecordModifiedError
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -44,6 +49,200 @@ admin.site.site_title = "Imaging Advisor admin"
 admin.site.index_title = "Content"
 
 
+# --- Optimistic locking ---------------------------------------------------------------------
+#
+# Every knowledge-base row has a version (django-concurrency's AutoIncVersionField, which saves
+# with `UPDATE ... WHERE version = <the version the editor started from>`). The forms below add
+# what the package leaves to the application: every field carries the value the editor saw
+# (Django's show_hidden_initial), so "changed" means changed by this editor, not "differs from the
+# database"; only changed rows are saved; a changed row whose version moved on is refused with
+# what changed meanwhile, by whom, and the editor's own value.
+
+
+def _shown(field: forms.Field, value: Any) -> str:
+    """A field value as an editor reads it."""
+    if isinstance(field, forms.ModelMultipleChoiceField):
+        pks = [getattr(v, "pk", v) for v in (value or [])]
+        return ", ".join(sorted(str(o) for o in field.queryset.filter(pk__in=pks))) or "(none)"
+    if isinstance(field, forms.ModelChoiceField):
+        pk = getattr(value, "pk", value)
+        obj = field.queryset.filter(pk=pk).first() if pk not in (None, "") else None
+        return str(obj) if obj else "(none)"
+    if isinstance(field, forms.ChoiceField):
+        labels = {str(k): str(v) for k, v in field.choices if not isinstance(v, (list, tuple))}
+        return labels.get(str(value), str(value)) or "(empty)"
+    if isinstance(field, forms.BooleanField):
+        return "yes" if value in (True, "True", "on", "true") else "no"
+    text = "" if value is None else str(value)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+class VersionedForm(forms.ModelForm):
+    """A model form that refuses a save based on a stale version, and says what changed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name != "version":
+                field.show_hidden_initial = True
+
+    def has_changed(self) -> bool:
+        # The version is bookkeeping: a row is changed when the editor changed one of its fields.
+        return bool(set(self.changed_data) - {"version"})
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.instance.pk is None or not self.has_changed() or "version" not in self.fields:
+            return cleaned
+        model = type(self.instance)
+        current = model._base_manager.filter(pk=self.instance.pk).first()
+        if current is None:
+            raise ValidationError(
+                f"{model._meta.verbose_name.capitalize()} “{self.instance}” was deleted by someone else "
+                "since you opened this page; nothing was saved."
+            )
+        if current.version == cleaned.get("version"):
+            return cleaned
+        raise ValidationError(self._conflict_message(current), code="stale")
+
+    def _conflict_message(self, current: models.Model) -> str:
+        """Who saved meanwhile, each field they changed (then, now, yours); then re-arm the form."""
+        latest = current.history.first() if hasattr(current, "history") else None
+        who = getattr(getattr(latest, "history_user", None), "username", None) or "someone else"
+        when = timezone.localtime(latest.history_date).strftime("%Y-%m-%d %H:%M") if latest else ""
+        lines = []
+        data = self.data.copy()
+        for name, field in self.fields.items():
+            if name == "version" or not field.show_hidden_initial:
+                continue
+            bound = self[name]
+            seen = field.hidden_widget().value_from_datadict(self.data, self.files, bound.html_initial_name)
+            now = self.get_initial_for_field(field, name)
+            if field.has_changed(now, seen):
+                yours = self.cleaned_data.get(name, bound.data)
+                lines.append(
+                    f"{bound.label}: was “{_shown(field, seen)}”, is now “{_shown(field, now)}”, "
+                    f"yours “{_shown(field, yours)}”"
+                )
+            # Re-arm: the next save starts from the version now stored, with the editor's values.
+            prepared = field.prepare_value(now)
+            if isinstance(prepared, (list, tuple)):
+                data.setlist(bound.html_initial_name, [str(v) for v in prepared])
+            else:
+                data[bound.html_initial_name] = "" if prepared is None else str(prepared)
+        data[self["version"].html_name] = self.fields["version"].prepare_value(current.version).value
+        self.data = data
+        changed = "; ".join(lines) or "only fields not on this form"
+        return (
+            f"Not saved: {who} saved “{current}” at {when}, after you opened this page. "
+            f"What they changed — {changed}. Your values are still in the form: check them against "
+            "theirs, then save again to replace theirs, or reload the page to start from theirs."
+        )
+
+
+class VersionedInlineMixin:
+    """Inline rows carry their version and are saved only when the editor changed them."""
+
+    form = VersionedForm
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))  # type: ignore[misc]
+        return fields if "version" in fields else [*fields, "version"]
+
+
+class VersionedAdmin(SimpleHistoryAdmin):
+    """A knowledge-base table: locked optimistically; what is used cannot be deleted."""
+
+    form = VersionedForm
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(name, {**opts, "fields": list(opts["fields"])}) for name, opts in super().get_fieldsets(request, obj)]
+        if not any("version" in (f if isinstance(f, (list, tuple)) else [f]) for _, o in fieldsets for f in o["fields"]):
+            fieldsets[0][1]["fields"].append("version")
+        return fieldsets
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Saving a page re-saves the object only if the editor changed it (inlines may have changed).
+        if not change or form.has_changed():
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        if not change or form.has_changed():
+            form.save_m2m()
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RecordModifiedError:
+            # Someone saved between our check and our write; the transaction was rolled back.
+            # Run the view again: the form now sees the newer version and explains the conflict.
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        for record in historical_records:  # the version number is bookkeeping, not a change
+            changes = getattr(record, "history_delta_changes", None)
+            if changes is not None:
+                record.history_delta_changes = [c for c in changes if c["field"] != "Version"]
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for obj in objs:
+            protected.extend(users_of(obj))
+        return deleted, counts, perms_needed, protected
+
+
+def users_of(obj: models.Model) -> list[str]:
+    """What uses `obj` without a protecting foreign key: published releases and shared lists."""
+    users: list[str] = []
+    key = getattr(obj, "key", None)
+    if isinstance(obj, Reference):
+        users += [f"Rating {r}" for r in obj.ratings.select_related("procedure", "scenario")]
+        users += [f"Caveat {c.key} ({c.topic})" for c in obj.caveats.select_related("topic")]
+        users += [f"Urgency of scenario {s}" for s in obj.urgency_of.all()]
+        users += [f"Next step “{n}”" for n in obj.next_steps.all()]
+        users += [f"Bibliography of topic {t}" for t in obj.topics.all()]
+    if isinstance(obj, Procedure):
+        users += [f"Procedure list of topic {t}" for t in obj.topics.all()]
+        users += [f"Caveat {c.key} ({c.topic})" for c in obj.topic_caveats.select_related("topic")]
+    if key is None:
+        return users
+    section = {
+        Reference: "references",
+        Procedure: "procedures",
+        Question: "questions",
+        Scenario: "scenarios",
+        RoutingNode: "routing",
+        Caveat: "caveats",
+        Finding: "findings",
+    }
+    for release in _latest_releases():
+        content = release.content
+        if isinstance(obj, Choice):
+            found = any(
+                q.get("key") == obj.question.key and any(c.get("key") == key for c in q.get("choices", []))
+                for q in content.get("questions", [])
+            ) and release.topic_id == obj.question.topic_id
+        elif type(obj) in section:
+            own_topic = getattr(obj, "topic_id", release.topic_id)
+            found = own_topic == release.topic_id and any(
+                item.get("key") == key for item in content.get(section[type(obj)], [])
+            )
+        else:
+            found = False
+        if found:
+            users.append(f"Published release {release} (clinicians see it now)")
+    return users
+
+
+def _latest_releases() -> list[Release]:
+    latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
+    return list(Release.objects.filter(pk=Subquery(latest)).select_related("topic"))
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records written by the system, never by hand: viewable, not editable or deletable."""
 
@@ -58,7 +257,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reference)
-class ReferenceAdmin(SimpleHistoryAdmin):
+class ReferenceAdmin(VersionedAdmin):
     formfield_overrides = HTTPS_URLS
     list_display = ["key", "kind", "year", "doi", "pmid", "has_identifier"]
     list_filter = ["kind", "year"]
@@ -85,21 +284,22 @@ class ReferenceAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Caveat)
-class CaveatAdmin(SimpleHistoryAdmin):
-    list_display = ["key", "severity", "applies_to", "text"]
-    list_filter = ["severity", "applies_to"]
-    search_fields = ["key", "text"]
-    autocomplete_fields = ["references"]
+class CaveatAdmin(VersionedAdmin):
+    list_display = ["key", "topic", "severity", "applies_to", "text"]
+    list_filter = ["topic", "severity", "applies_to"]
+    search_fields = ["key", "text", "topic__key"]
+    autocomplete_fields = ["references", "procedures"]
+    fields = ["topic", "key", "severity", "text", "applies_to", "procedures", "references"]
 
 
-class FindingInline(admin.TabularInline):
+class FindingInline(VersionedInlineMixin, admin.TabularInline):
     model = Finding
     extra = 0
     autocomplete_fields = ["reference"]
     fields = ["key", "text", "reference"]
 
 
-class ProcedureCodeInline(admin.TabularInline):
+class ProcedureCodeInline(VersionedInlineMixin, admin.TabularInline):
     model = ProcedureCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -108,7 +308,7 @@ class ProcedureCodeInline(admin.TabularInline):
 
 
 @admin.register(Procedure)
-class ProcedureAdmin(SimpleHistoryAdmin):
+class ProcedureAdmin(VersionedAdmin):
     list_display = ["key", "name", "modality", "region", "contrast", "contrast_agent", "rrl", "loinc"]
     list_filter = ["modality", "region", "contrast", "rrl"]
     search_fields = ["key", "name", "loinc"]
@@ -122,14 +322,14 @@ class ProcedureAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Finding)
-class FindingAdmin(SimpleHistoryAdmin):
+class FindingAdmin(VersionedAdmin):
     list_display = ["key", "text", "reference", "procedure"]
     list_filter = ["reference", "procedure__modality"]
     search_fields = ["key", "text", "reference__key"]
     autocomplete_fields = ["reference", "procedure"]
 
 
-class ChoiceInline(admin.StackedInline):
+class ChoiceInline(VersionedInlineMixin, admin.StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
@@ -137,7 +337,7 @@ class ChoiceInline(admin.StackedInline):
 
 
 @admin.register(Question)
-class QuestionAdmin(SimpleHistoryAdmin):
+class QuestionAdmin(VersionedAdmin):
     list_display = ["key", "prompt", "role", "topic", "order"]
     list_filter = ["topic", "role"]
     search_fields = ["key", "prompt"]
@@ -145,7 +345,7 @@ class QuestionAdmin(SimpleHistoryAdmin):
     fields = ["topic", "key", "role", "prompt", "help_text", "order"]
 
 
-class ChoiceCodeInline(admin.TabularInline):
+class ChoiceCodeInline(VersionedInlineMixin, admin.TabularInline):
     model = ChoiceCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -154,7 +354,7 @@ class ChoiceCodeInline(admin.TabularInline):
 
 
 @admin.register(Choice)
-class ChoiceAdmin(SimpleHistoryAdmin):
+class ChoiceAdmin(VersionedAdmin):
     inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
@@ -162,7 +362,7 @@ class ChoiceAdmin(SimpleHistoryAdmin):
     autocomplete_fields = ["question", "caveats"]
 
 
-class BranchInline(admin.TabularInline):
+class BranchInline(VersionedInlineMixin, admin.TabularInline):
     model = Branch
     fk_name = "node"
     extra = 0
@@ -170,7 +370,7 @@ class BranchInline(admin.TabularInline):
 
 
 @admin.register(RoutingNode)
-class RoutingNodeAdmin(SimpleHistoryAdmin):
+class RoutingNodeAdmin(VersionedAdmin):
     list_display = ["key", "question", "topic", "order"]
     list_filter = ["topic"]
     search_fields = ["key", "question__key", "question__prompt"]
@@ -179,13 +379,13 @@ class RoutingNodeAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Branch)
-class BranchAdmin(SimpleHistoryAdmin):
+class BranchAdmin(VersionedAdmin):
     list_display = ["__str__", "next_node", "scenario"]
     list_filter = ["node__topic"]
     autocomplete_fields = ["node", "choice", "next_node", "scenario"]
 
 
-class RatingInline(admin.StackedInline):
+class RatingInline(VersionedInlineMixin, admin.StackedInline):
     model = Rating
     extra = 0
     autocomplete_fields = ["procedure", "references", "findings"]
@@ -197,7 +397,7 @@ class RatingInline(admin.StackedInline):
     ]
 
 
-class NextStepInline(admin.StackedInline):
+class NextStepInline(VersionedInlineMixin, admin.StackedInline):
     model = NextStep
     extra = 0
     autocomplete_fields = ["references"]
@@ -205,7 +405,7 @@ class NextStepInline(admin.StackedInline):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(SimpleHistoryAdmin):
+class ScenarioAdmin(VersionedAdmin):
     list_display = ["key", "title", "urgency", "topic"]
     list_filter = ["topic", "urgency"]
     search_fields = ["key", "title", "summary"]
@@ -219,7 +419,7 @@ class ScenarioAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Rating)
-class RatingAdmin(SimpleHistoryAdmin):
+class RatingAdmin(VersionedAdmin):
     list_display = ["procedure", "scenario", "category", "score", "order", "needs_verification"]
     list_filter = ["scenario__topic", "scenario", "category", "needs_verification"]
     search_fields = ["procedure__name", "scenario__title", "rationale"]
@@ -227,7 +427,7 @@ class RatingAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(NextStep)
-class NextStepAdmin(SimpleHistoryAdmin):
+class NextStepAdmin(VersionedAdmin):
     list_display = ["__str__", "scenario", "order"]
     list_filter = ["scenario__topic"]
     search_fields = ["text"]
@@ -263,7 +463,7 @@ class ReleaseInline(admin.TabularInline):
 
 
 @admin.register(Topic)
-class TopicAdmin(SimpleHistoryAdmin):
+class TopicAdmin(VersionedAdmin):
     list_display = ["key", "title", "owner", "last_reviewed", "next_review_due", "latest_version"]
     search_fields = ["key", "title"]
     autocomplete_fields = ["start_node", "procedures", "references", "findings"]
