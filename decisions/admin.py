@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -508,6 +509,7 @@ class TopicAdmin(VersionedAdmin):
                 name="decisions_topic_rollback",
             ),
             path("<int:pk>/export/", wrap(self.export_view), name="decisions_topic_export"),
+            path("<int:pk>/preview/", wrap(self.preview_view), name="decisions_topic_preview"),
             path("import/", wrap(self.import_view), name="decisions_topic_import"),
             *super().get_urls(),
         ]
@@ -522,42 +524,124 @@ class TopicAdmin(VersionedAdmin):
         }
 
     def publish_view(self, request, pk: int):
-        if not request.user.has_perm("decisions.publish_topic"):
+        """The review: integrity, diff, shared rows, impact, preview; publishing is for publishers.
+
+        The form carries the hash of the draft shown; a publish of any other draft is refused
+        and the review of the current draft is shown again (status 409).
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        can_publish = request.user.has_perm("decisions.publish_topic")
+        if request.method == "POST" and not can_publish:
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        problems = integrity.check(draft, today=timezone.localdate())
+        problems = check_topic(topic)
         errors = [p for p in problems if p.severity == integrity.ERROR]
         warnings = [p for p in problems if p.severity == integrity.WARNING]
         current = topic.latest_release()
-        form = PublishForm(request.POST or None, warnings=len(warnings))
-        if request.method == "POST" and not errors and form.is_valid():
+        shown_hash = releases.draft_hash(draft)
+        form = PublishForm(request.POST or None, warnings=len(warnings), initial={"draft_hash": shown_hash})
+        status = 200
+        if request.method == "POST" and form.is_valid() and not errors:
             try:
-                release = releases.publish(topic, summary=form.cleaned_data["summary"], user=request.user)
-            except releases.PublishRefused:
-                messages.error(
-                    request, "The draft changed and now has integrity errors; nothing was published."
+                release = releases.publish(
+                    topic,
+                    summary=form.cleaned_data["summary"],
+                    user=request.user,
+                    expected_hash=form.cleaned_data["draft_hash"],
                 )
-                return redirect(request.path)
-            messages.success(request, f"Published {topic.key} release {release.version}.")
-            return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+            except releases.DraftChanged:
+                messages.error(
+                    request,
+                    "Not published: the draft changed after this review was opened. "
+                    "Below is the review of the draft as it is now; check it, then publish again.",
+                )
+                form = PublishForm(
+                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]},
+                    warnings=len(warnings),
+                )
+                status = 409
+            except releases.NothingToPublish as refused:
+                messages.error(request, f"Not published: nothing changed — {refused}.")
+                status = 409
+            except releases.PublishBusy:
+                messages.error(
+                    request,
+                    "Not published: another publish of this topic is still running. "
+                    "Wait a moment, reload this review and publish again.",
+                )
+                status = 503
+            except releases.PublishRefused:
+                messages.error(request, "The draft changed and now has integrity errors; nothing was published.")
+                status = 409
+            else:
+                messages.success(request, f"Published {topic.key} release {release.version}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
         impacts = []
         if not errors:
             before = engine.build_snapshot(current.content) if current else None
             impacts = changes.impact(before, engine.build_snapshot(draft))
+        unchanged = current is not None and current.content == draft
         context = self._context(
             request,
             topic,
-            f"Publish {topic.title}",
+            f"Review {topic.title}" if not can_publish else f"Publish {topic.title}",
             form=form,
+            can_publish=can_publish,
             errors=errors,
             warnings=warnings,
             current=current,
+            unchanged=unchanged,
+            draft_hash=shown_hash,
             diff=changes.content_diff(current.content, draft) if current else None,
+            shared=releases.shared_changes(topic, draft, current),
             impacts=impacts,
+            preview_questions=self._preview_questions(draft),
             next_version=(current.version + 1) if current else 1,
         )
-        return TemplateResponse(request, "admin/decisions/topic/publish.html", context)
+        return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=status)
+
+    def preview_view(self, request, pk: int):
+        """The clinician page for any answers, built from the draft (first release included)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        topic = get_object_or_404(Topic, pk=pk)
+        draft = export_topic(topic)
+        questions = self._preview_questions(draft)
+        known = {q["key"] for q in questions}
+        answers = {k: v for k, v in request.GET.items() if k in known and v}
+        context = self._context(
+            request,
+            topic,
+            f"Preview {topic.title}",
+            questions=questions,
+            answers=answers,
+            current=topic.latest_release(),
+        )
+        status = 200
+        try:
+            snapshot = engine.build_snapshot(draft)
+            recommendation = engine.recommend(snapshot, answers)
+        except (engine.SnapshotError, engine.AnswerError) as error:
+            context["problem"] = f"The draft cannot answer these answers: {error}"
+            status = 400
+        else:
+            from decisions.views import _wizard_context  # the clinician page's own context
+
+            context["wizard_html"] = render_to_string(
+                "decisions/topic.html#wizard", _wizard_context(recommendation, None, 0)
+            )
+        return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
+
+    @staticmethod
+    def _preview_questions(document: dict) -> list[dict]:
+        return [
+            {"key": q["key"], "prompt": q["prompt"], "choices": [(c["key"], c["label"]) for c in q["choices"]]}
+            for q in document.get("questions", [])
+        ]
 
     def rollback_view(self, request, pk: int, version: int):
         if not request.user.has_perm("decisions.publish_topic"):
@@ -565,7 +649,10 @@ class TopicAdmin(VersionedAdmin):
         topic = get_object_or_404(Topic, pk=pk)
         old = get_object_or_404(Release, topic=topic, version=version)
         current = topic.latest_release()
-        form = RollbackForm(request.POST or None)
+        draft = export_topic(topic)
+        shown_hash = releases.draft_hash(draft)
+        form = RollbackForm(request.POST or None, initial={"draft_hash": shown_hash})
+        status = 200
         if request.method == "POST" and form.is_valid():
             try:
                 release = releases.roll_back(
@@ -574,13 +661,31 @@ class TopicAdmin(VersionedAdmin):
                     summary=form.cleaned_data["summary"],
                     user=request.user,
                     reset_draft=form.cleaned_data["reset_draft"],
+                    expected_hash=form.cleaned_data["draft_hash"] if form.cleaned_data["reset_draft"] else None,
                 )
             except releases.PublishRefused as refused:
                 for problem in refused.problems:
                     messages.error(request, str(problem))
-                return redirect(request.path)
-            messages.success(request, f"Release {version} is live again as release {release.version}.")
-            return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+                status = 409
+            except releases.DraftChanged:
+                messages.error(
+                    request,
+                    "Not rolled back: the draft changed after this page was opened. "
+                    "The draft edits a reset would discard are listed again below.",
+                )
+                form = RollbackForm(initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]})
+                status = 409
+            except releases.NothingToPublish as refused:
+                messages.error(request, f"Not rolled back: {refused}.")
+                status = 409
+            except releases.PublishBusy:
+                messages.error(request, "Not rolled back: another publish of this topic is still running; try again.")
+                status = 503
+            else:
+                messages.success(request, f"Release {version} is live again as release {release.version}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
         context = self._context(
             request,
             topic,
@@ -589,11 +694,13 @@ class TopicAdmin(VersionedAdmin):
             old=old,
             current=current,
             diff=changes.content_diff(current.content, old.content),
+            discarded=releases.own_changes(current, draft),
+            shared=releases.shared_changes(topic, draft, current),
             impacts=changes.impact(
                 engine.build_snapshot(current.content), engine.build_snapshot(old.content)
             ),
         )
-        return TemplateResponse(request, "admin/decisions/topic/rollback.html", context)
+        return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
 
     def export_view(self, request, pk: int):
         if not self.has_view_permission(request):
