@@ -1,11 +1,12 @@
 """The content owners' workspace: every part of the knowledge base, with history."""
 
+import re
 from typing import Any
 
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
@@ -93,6 +94,7 @@ class VersionedForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        self._check_own_topic(cleaned)
         if self.instance.pk is None or not self.has_changed() or "version" not in self.fields:
             return cleaned
         model = type(self.instance)
@@ -105,6 +107,26 @@ class VersionedForm(forms.ModelForm):
         if current.version == cleaned.get("version"):
             return cleaned
         raise ValidationError(self._conflict_message(current), code="stale")
+
+    def _check_own_topic(self, cleaned: dict[str, Any]) -> None:
+        """Routing and caveats may only name rows of their own topic (and a branch, its node's choices)."""
+        own = _own_topic(self.instance, cleaned)
+        if own is None:
+            return
+        for name, value in cleaned.items():
+            values = list(value) if isinstance(value, (models.QuerySet, list)) else [value]
+            foreign = [v for v in values if isinstance(v, TOPIC_OWNED) and _topic_id(v) not in (None, own)]
+            if foreign:
+                names = ", ".join(f"{v} ({v._meta.verbose_name} of topic {_topic_key(v)})" for v in foreign)
+                self.add_error(name, f"Only this topic's own rows can be used here, not {names}.")
+        if isinstance(self.instance, Branch) and cleaned.get("choice") is not None:
+            node = cleaned.get("node") or getattr(self.instance, "node", None)
+            if node is not None and cleaned["choice"].question_id != node.question_id:
+                self.add_error(
+                    "choice",
+                    f"Choose an answer to this step's question ({node.question.key}), "
+                    f"not {cleaned['choice']}.",
+                )
 
     def _conflict_message(self, current: models.Model) -> str:
         """Who saved meanwhile, each field they changed (then, now, yours); then re-arm the form."""
@@ -141,6 +163,47 @@ class VersionedForm(forms.ModelForm):
         )
 
 
+TOPIC_OWNED = (Question, Choice, Scenario, RoutingNode, Caveat)
+
+
+def _topic_id(obj: models.Model) -> int | None:
+    if isinstance(obj, Choice):
+        return obj.question.topic_id if obj.question_id else None
+    if isinstance(obj, Branch):
+        return obj.node.topic_id if obj.node_id or getattr(obj, "node", None) else None
+    if isinstance(obj, Topic):
+        return obj.pk
+    return getattr(obj, "topic_id", None)
+
+
+def _topic_key(obj: models.Model) -> str:
+    topic_id = _topic_id(obj)
+    return Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first() or "?"
+
+
+def _own_topic(instance: models.Model, cleaned: dict[str, Any]) -> int | None:
+    """The topic a form's row belongs to, from what the form says or the row already has."""
+    if isinstance(instance, Topic):
+        return instance.pk
+    if isinstance(instance, Branch):
+        node = cleaned.get("node") or (instance.node if instance.node_id or _has(instance, "node") else None)
+        return node.topic_id if node is not None else None
+    if isinstance(instance, Choice):
+        question = cleaned.get("question") or (instance.question if _has(instance, "question") else None)
+        return question.topic_id if question is not None else None
+    topic = cleaned.get("topic")
+    if topic is not None:
+        return topic.pk
+    return getattr(instance, "topic_id", None)
+
+
+def _has(instance: models.Model, relation: str) -> bool:
+    try:
+        return getattr(instance, relation) is not None
+    except ObjectDoesNotExist:
+        return False
+
+
 class VersionedInlineMixin:
     """Inline rows carry their version and are saved only when the editor changed them."""
 
@@ -157,8 +220,15 @@ class VersionedAdmin(SimpleHistoryAdmin):
     form = VersionedForm
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = [(name, {**opts, "fields": list(opts["fields"])}) for name, opts in super().get_fieldsets(request, obj)]
-        if not any("version" in (f if isinstance(f, (list, tuple)) else [f]) for _, o in fieldsets for f in o["fields"]):
+        fieldsets = [
+            (name, {**opts, "fields": list(opts["fields"])})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
+        if not any(
+            "version" in (f if isinstance(f, (list, tuple)) else [f])
+            for _, o in fieldsets
+            for f in o["fields"]
+        ):
             fieldsets[0][1]["fields"].append("version")
         return fieldsets
 
@@ -223,10 +293,14 @@ def users_of(obj: models.Model) -> list[str]:
     for release in _latest_releases():
         content = release.content
         if isinstance(obj, Choice):
-            found = any(
-                q.get("key") == obj.question.key and any(c.get("key") == key for c in q.get("choices", []))
-                for q in content.get("questions", [])
-            ) and release.topic_id == obj.question.topic_id
+            found = (
+                any(
+                    q.get("key") == obj.question.key
+                    and any(c.get("key") == key for c in q.get("choices", []))
+                    for q in content.get("questions", [])
+                )
+                and release.topic_id == obj.question.topic_id
+            )
         elif type(obj) in section:
             own_topic = getattr(obj, "topic_id", release.topic_id)
             found = own_topic == release.topic_id and any(
@@ -257,8 +331,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+PUBMED = re.compile(
+    r"^(?:https?://(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/|pmid:\s*)", re.I
+)
+
+
+class ReferenceForm(VersionedForm):
+    def clean_pmid(self) -> str:
+        # A PubMed link or "PMID: 123" is stored as the bare number.
+        return PUBMED.sub("", (self.cleaned_data.get("pmid") or "").strip()).strip("/ ")
+
+
 @admin.register(Reference)
 class ReferenceAdmin(VersionedAdmin):
+    form = ReferenceForm
     formfield_overrides = HTTPS_URLS
     list_display = ["key", "kind", "year", "doi", "pmid", "has_identifier"]
     list_filter = ["kind", "year"]
@@ -297,7 +383,23 @@ class FindingInline(VersionedInlineMixin, admin.TabularInline):
     model = Finding
     extra = 0
     autocomplete_fields = ["reference"]
-    fields = ["key", "text", "reference"]
+    fields = ["key", "text", "reference", "shown_in"]
+    readonly_fields = ["shown_in"]
+    verbose_name_plural = (
+        "Findings about this procedure. Clinicians see a finding only where a rating cites it or a "
+        "topic lists it under evidence; “shown to clinicians in” says where (empty: nowhere yet)"
+    )
+
+    @admin.display(description="shown to clinicians in")
+    def shown_in(self, finding: Finding) -> str:
+        if finding.pk is None:
+            return "nowhere until a rating or a topic cites it"
+        places = [
+            f"{r.scenario.topic.key}: rating in {r.scenario.key}"
+            for r in finding.ratings.select_related("scenario__topic")
+        ]
+        places += [f"{t.key}: evidence list" for t in finding.topics.all()]
+        return "; ".join(places) or "nowhere: no rating or topic cites it"
 
 
 class ProcedureCodeInline(VersionedInlineMixin, admin.TabularInline):
@@ -573,7 +675,9 @@ class TopicAdmin(VersionedAdmin):
                 )
                 status = 503
             except releases.PublishRefused:
-                messages.error(request, "The draft changed and now has integrity errors; nothing was published.")
+                messages.error(
+                    request, "The draft changed and now has integrity errors; nothing was published."
+                )
                 status = 409
             else:
                 messages.success(request, f"Published {topic.key} release {release.version}.")
@@ -639,7 +743,11 @@ class TopicAdmin(VersionedAdmin):
     @staticmethod
     def _preview_questions(document: dict) -> list[dict]:
         return [
-            {"key": q["key"], "prompt": q["prompt"], "choices": [(c["key"], c["label"]) for c in q["choices"]]}
+            {
+                "key": q["key"],
+                "prompt": q["prompt"],
+                "choices": [(c["key"], c["label"]) for c in q["choices"]],
+            }
             for q in document.get("questions", [])
         ]
 
@@ -661,7 +769,9 @@ class TopicAdmin(VersionedAdmin):
                     summary=form.cleaned_data["summary"],
                     user=request.user,
                     reset_draft=form.cleaned_data["reset_draft"],
-                    expected_hash=form.cleaned_data["draft_hash"] if form.cleaned_data["reset_draft"] else None,
+                    expected_hash=form.cleaned_data["draft_hash"]
+                    if form.cleaned_data["reset_draft"]
+                    else None,
                 )
             except releases.PublishRefused as refused:
                 for problem in refused.problems:
@@ -673,13 +783,17 @@ class TopicAdmin(VersionedAdmin):
                     "Not rolled back: the draft changed after this page was opened. "
                     "The draft edits a reset would discard are listed again below.",
                 )
-                form = RollbackForm(initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]})
+                form = RollbackForm(
+                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]}
+                )
                 status = 409
             except releases.NothingToPublish as refused:
                 messages.error(request, f"Not rolled back: {refused}.")
                 status = 409
             except releases.PublishBusy:
-                messages.error(request, "Not rolled back: another publish of this topic is still running; try again.")
+                messages.error(
+                    request, "Not rolled back: another publish of this topic is still running; try again."
+                )
                 status = 503
             else:
                 messages.success(request, f"Release {version} is live again as release {release.version}.")

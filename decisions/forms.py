@@ -40,7 +40,9 @@ class RollbackForm(forms.Form):
     reset_draft = forms.BooleanField(
         required=False,
         initial=False,
-        label="Also replace this topic's draft with this release's content, discarding the draft edits listed",
+        label=(
+            "Also replace this topic's draft with this release's content, discarding the draft edits listed"
+        ),
     )
     draft_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
 

@@ -86,6 +86,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "ratings__references",
             "ratings__findings",
             "next_steps__references",
+            "next_steps__when_choice__question",
         )
     )
     nodes = list(
@@ -109,6 +110,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             procedure_caveats.setdefault(procedure.key, []).append(caveat.key)
 
     reference_keys = {r.key for r in topic.references.all()}
+    reference_keys.update(r.key for r in topic.bottom_line_references.all())
     for caveat in caveats:
         reference_keys.update(r.key for r in caveat.references.all())
     for scenario in scenarios:
@@ -133,6 +135,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "title": topic.title,
             "scope": topic.scope,
             "bottom_line": topic.bottom_line,
+            "bottom_line_references": _keys(topic.bottom_line_references),
             "owner": topic.owner,
             "last_reviewed": _iso(topic.last_reviewed),
             "next_review_due": _iso(topic.next_review_due),
@@ -240,6 +243,9 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "ratings": [
                     {
                         "procedure": r.procedure.key,
+                        "scale": r.scale,
+                        "statement": r.statement,
+                        "fallback_for": r.fallback_for,
                         "category": r.category,
                         "score": r.score,
                         "rationale": r.rationale,
@@ -250,7 +256,17 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                     for r in s.ratings.all()
                 ],
                 "next_steps": [
-                    {"text": n.text, "references": _keys(n.references)} for n in s.next_steps.all()
+                    {
+                        "text": n.text,
+                        "references": _keys(n.references),
+                        "when": (
+                            {"question": n.when_choice.question.key, "choice": n.when_choice.key}
+                            if n.when_choice
+                            else None
+                        ),
+                        "applies_to": n.applies_to,
+                    }
+                    for n in s.next_steps.all()
                 ],
             }
             for s in scenarios
@@ -354,6 +370,18 @@ def _date(value: Any) -> date | None:
         raise DocumentError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _when_choice(when: Any, choices: Mapping[tuple[str, str], Choice]) -> Choice | None:
+    """The answer a next step is tied to, from {"question": ..., "choice": ...} or null."""
+    if when in (None, {}):
+        return None
+    if not isinstance(when, dict):
+        raise DocumentError("when must be an object with question and choice, or null")
+    choice = choices.get((when.get("question"), when.get("choice")))
+    if choice is None:
+        raise DocumentError(f"when: no answer {when.get('question')!r}={when.get('choice')!r} in this topic")
+    return choice
+
+
 def import_document(document: Mapping[str, Any]) -> Topic:
     """Load a topic document into the draft, all or nothing."""
     if document.get("format") != engine.DOCUMENT_FORMAT:
@@ -434,6 +462,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
         topic.references.set(
             _refs(Reference, [r["key"] for r in _list(document, "references")], "references")
         )
+        topic.bottom_line_references.set(
+            _refs(Reference, meta.get("bottom_line_references", []), "references")
+        )
         topic.procedures.set(
             _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
         )
@@ -513,7 +544,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             )
                     choice.codes.exclude(pk__in=kept).delete()
                     choices[(question.key, choice.key)] = choice
-            stale = question.choices.exclude(pk__in=[c.pk for k, c in choices.items() if k[0] == question.key])
+            stale = question.choices.exclude(
+                pk__in=[c.pk for k, c in choices.items() if k[0] == question.key]
+            )
             # Routing protects the choices it uses; the file's routing replaces those branches below.
             Branch.objects.filter(choice__in=stale).delete()
             stale.delete()
@@ -548,6 +581,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             "procedure": _lookup(Procedure, "procedure", key=rating_item["procedure"]),
                         },
                         {
+                            "scale": _text(rating_item, "scale") or Rating.Scale.ACR,
+                            "statement": _text(rating_item, "statement"),
+                            "fallback_for": _text(rating_item, "fallback_for"),
                             "category": rating_item["category"],
                             "score": rating_item.get("score"),
                             "order": rating_order,
@@ -564,7 +600,13 @@ def _import(document: Mapping[str, Any]) -> Topic:
             for step_order, step_item in enumerate(item.get("next_steps", [])):
                 with _entry(f"next_steps[{step_order}]"):
                     step = _save(
-                        NextStep, {"scenario": scenario, "order": step_order}, {"text": step_item["text"]}
+                        NextStep,
+                        {"scenario": scenario, "order": step_order},
+                        {
+                            "text": step_item["text"],
+                            "applies_to": _text(step_item, "applies_to"),
+                            "when_choice": _when_choice(step_item.get("when"), choices),
+                        },
                     )
                     step.references.set(_refs(Reference, step_item.get("references", []), "references"))
 

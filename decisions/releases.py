@@ -69,12 +69,22 @@ def _cross_topic_links(topic: Topic) -> list[tuple[str, str, str]]:
                 links.append((where, f"scenario {branch.scenario.key}", branch.scenario.topic.key))
     for scenario in topic.scenarios.prefetch_related("caveats__topic"):
         for caveat in scenario.caveats.all():
-            links.append((f"scenarios[{scenario.key}]", f"caveat {caveat.key}", caveat.topic.key if caveat.topic else ""))
+            links.append(
+                (
+                    f"scenarios[{scenario.key}]",
+                    f"caveat {caveat.key}",
+                    caveat.topic.key if caveat.topic else "",
+                )
+            )
     for question in topic.questions.prefetch_related("choices__caveats__topic"):
         for choice in question.choices.all():
             for caveat in choice.caveats.all():
                 links.append(
-                    (f"questions[{question.key}].choices[{choice.key}]", f"caveat {caveat.key}", caveat.topic.key if caveat.topic else "")
+                    (
+                        f"questions[{question.key}].choices[{choice.key}]",
+                        f"caveat {caveat.key}",
+                        caveat.topic.key if caveat.topic else "",
+                    )
                 )
     if topic.start_node_id and topic.start_node.topic_id != topic.pk:
         links.append(("topic", f"start node {topic.start_node.key}", topic.start_node.topic.key))
@@ -289,7 +299,9 @@ def restore_own_rows(topic: Topic, content: Mapping[str, Any]) -> None:
         caveat.procedures.set(Procedure.objects.filter(key__in=beside.get(caveat.key, [])))
 
 
-def shared_changes(topic: Topic, document: Mapping[str, Any], release: Release | None) -> list[dict[str, Any]]:
+def shared_changes(
+    topic: Topic, document: Mapping[str, Any], release: Release | None
+) -> list[dict[str, Any]]:
     """Shared rows (procedures, references, findings) whose draft differs from the topic's release,
     each with the topics whose pages that edit will change when they publish."""
     from decisions import changes

@@ -79,7 +79,7 @@ def give_caveats_to_topics(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('decisions', '0006_topic_findings'),
+        ('decisions', '0007_clinical_revision_2'),
     ]
 
     operations = [
