@@ -113,7 +113,7 @@ class VersionedForm(forms.ModelForm):
         own = _own_topic(self.instance, cleaned)
         if own is None:
             return
-        for name, value in cleaned.items():
+        for name, value in list(cleaned.items()):  # add_error removes the field from cleaned
             values = list(value) if isinstance(value, (models.QuerySet, list)) else [value]
             foreign = [v for v in values if isinstance(v, TOPIC_OWNED) and _topic_id(v) not in (None, own)]
             if foreign:
