@@ -1,13 +1,15 @@
 """The content owners' workspace: every part of the knowledge base, with history."""
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import OperationalError, models, transaction
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -626,6 +628,9 @@ class TopicAdmin(VersionedAdmin):
         }
 
     def publish_view(self, request, pk: int):
+        return _retry_when_locked(request, lambda: self._publish_view(request, pk))
+
+    def _publish_view(self, request, pk: int):
         """The review: integrity, diff, shared rows, impact, preview; publishing is for publishers.
 
         The form carries the hash of the draft shown; a publish of any other draft is refused
@@ -752,6 +757,9 @@ class TopicAdmin(VersionedAdmin):
         ]
 
     def rollback_view(self, request, pk: int, version: int):
+        return _retry_when_locked(request, lambda: self._rollback_view(request, pk, version))
+
+    def _rollback_view(self, request, pk: int, version: int):
         if not request.user.has_perm("decisions.publish_topic"):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
@@ -879,6 +887,26 @@ class TopicAdmin(VersionedAdmin):
                     str(problem),
                     messages.ERROR if problem.severity == integrity.ERROR else messages.WARNING,
                 )
+
+
+def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpResponse:
+    """SQLite answers "database is locked" to a reader or writer while another publish writes.
+
+    Every step of a publish is in a transaction that is rolled back on that error, so the view is
+    simply run again after a short wait; if the lock persists the publisher gets a message, never
+    a server error. (PostgreSQL waits on the row lock instead and never gets here.)
+    """
+    for attempt in range(6):
+        try:
+            return view()
+        except OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    messages.error(
+        request, "Not done: another publish of this topic is still running. Wait a moment and try again."
+    )
+    return redirect(request.get_full_path())
 
 
 @admin.register(Release)
