@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ def _flatten(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     def plain(value: Any) -> str:
         if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
             return ", ".join(str(v) for v in value)
+        if isinstance(value, (dict, list)):
+            # Key order is not content (PostgreSQL's jsonb stores a release's keys in its own order).
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
         return "" if value is None else str(value)
 
     def visit(path: str, item: Mapping[str, Any]) -> None:
