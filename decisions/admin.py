@@ -672,13 +672,6 @@ class TopicAdmin(VersionedAdmin):
             except releases.NothingToPublish as refused:
                 messages.error(request, f"Not published: nothing changed — {refused}.")
                 status = 409
-            except releases.PublishBusy:
-                messages.error(
-                    request,
-                    "Not published: another publish of this topic is still running. "
-                    "Wait a moment, reload this review and publish again.",
-                )
-                status = 503
             except releases.PublishRefused:
                 messages.error(
                     request, "The draft changed and now has integrity errors; nothing was published."
@@ -798,11 +791,6 @@ class TopicAdmin(VersionedAdmin):
             except releases.NothingToPublish as refused:
                 messages.error(request, f"Not rolled back: {refused}.")
                 status = 409
-            except releases.PublishBusy:
-                messages.error(
-                    request, "Not rolled back: another publish of this topic is still running; try again."
-                )
-                status = 503
             else:
                 messages.success(request, f"Release {version} is live again as release {release.version}.")
                 return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
@@ -899,6 +887,8 @@ def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpRespons
     for attempt in range(6):
         try:
             return view()
+        except releases.PublishBusy:
+            time.sleep(0.1 * (attempt + 1))
         except OperationalError as error:
             if "locked" not in str(error):
                 raise

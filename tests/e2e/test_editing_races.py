@@ -142,7 +142,15 @@ def test_two_publishers_of_the_same_review_make_one_release(people, browser: Bro
 
 
 def test_two_publishers_pressing_publish_at_once_get_one_release_and_no_error_page(people, browser: Browser):
+    from django.db import connection
+
     from decisions.models import Release
+
+    if connection.vendor == "sqlite":
+        # The test database is in memory, and Django's live server then shares ONE connection among
+        # its threads, so two simultaneous requests share a transaction: not what a server does.
+        # On SQLite this race is covered with separate connections in tests/workflow.
+        pytest.skip("simultaneous requests need separate database connections (PostgreSQL)")
 
     ed = logged_in(browser, people, "ed")
     ed.goto(caveat_url(people))

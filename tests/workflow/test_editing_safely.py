@@ -545,3 +545,54 @@ def test_topics_are_unchanged_by_every_refused_save(published_shipped, editor_cl
     second_editor.post(change_url(caveat), second)
 
     assert export_topic(topic) == draft
+
+
+# --- 8. Simultaneous publishes with separate database connections ----------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_publishes_make_one_release_and_no_server_error(shipped_document, django_user_model):
+    """Two threads (two database connections) post the same reviewed publish at the same moment."""
+    import threading
+
+    from django.db import connection
+
+    roles = __import__("importlib").import_module("decisions.migrations.0003_roles")
+    from django.contrib.auth.models import Permission
+
+    group, _ = Group.objects.get_or_create(name="publisher")
+    group.permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="decisions", codename__in=[*roles.editor_codenames(), "publish_topic"]
+        )
+    )
+    topic = import_document(shipped_document)
+    publish(topic, summary="Release 1")
+    edit_caveat_text("A change published twice at once.")
+    clients = []
+    for name in ("pat", "pia"):
+        user = django_user_model.objects.create_user(name, is_staff=True)
+        user.groups.add(group)
+        client = Client(raise_request_exception=False)
+        client.force_login(user)
+        clients.append(client)
+    data = open_review(clients[0], topic)
+    answers: list[int] = []
+    start = threading.Barrier(2)
+
+    def press(client: Client) -> None:
+        try:
+            start.wait()
+            answers.append(client.post(publish_url(topic), data).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(answers) in ([302, 302], [302, 409])  # the second: "nothing changed", or a retry redirect
+    assert 500 not in answers
+    assert list(topic.releases.values_list("version", flat=True)) == [2, 1]

@@ -91,10 +91,13 @@ def test_the_editor_edits_a_rating(editor_client, editor_user, published_shipped
     assert rating.history.latest().history_user == editor_user
 
 
-def test_the_editor_may_not_open_the_publish_or_roll_back_pages(editor_client, two_releases):
+def test_the_editor_sees_the_review_but_may_not_publish_or_roll_back(editor_client, two_releases):
     pk = two_releases.pk
 
-    assert editor_client.get(f"/admin/decisions/topic/{pk}/publish/").status_code == 403
+    review = editor_client.get(f"/admin/decisions/topic/{pk}/publish/")
+    assert review.status_code == 200  # the review is for everyone (issue 9); the button is not
+    assert "Only a publisher can publish." in review.content.decode()
+    assert 'id="publish-form"' not in review.content.decode()
     assert editor_client.get(f"/admin/decisions/topic/{pk}/rollback/1/").status_code == 403
     assert (
         editor_client.post(
@@ -111,6 +114,7 @@ def test_the_editor_sees_no_publish_link_on_the_topic_page(editor_client, two_re
 
     assert response.status_code == 200
     assert "Review and publish…" not in response.content.decode()
+    assert "Review the draft…" in response.content.decode()
 
 
 def test_the_editor_sees_no_roll_back_links_on_the_topic_page(editor_client, two_releases):
