@@ -558,7 +558,8 @@ class NextStep(models.Model):
     order = models.PositiveIntegerField(default=0)
     when_choice = models.ForeignKey(
         Choice,
-        on_delete=models.PROTECT,
+        # Not deletable while a step depends on it, except together with its topic.
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="next_steps",
