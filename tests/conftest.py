@@ -9,7 +9,9 @@ import pytest
 from decisions import engine
 
 SHIPPED = Path(__file__).resolve().parents[1] / "decisions" / "data" / "lumbar-metastasis.json"
-RELEASE_1 = Path(__file__).resolve().parent / "data" / "lumbar-metastasis.release-1.json"
+RELEASE_1 = (
+    Path(__file__).resolve().parents[1] / "decisions" / "data" / "previous" / "lumbar-metastasis.1.json"
+)
 
 
 @pytest.fixture(autouse=True)
