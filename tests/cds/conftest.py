@@ -118,14 +118,33 @@ def service_request(order_id: str, code: str, *, system: str = LOINC, text: str 
     }
 
 
-def condition(code: str, *, condition_id: str | None = None, patient: str = "pat-1", **extra: Any) -> dict:
-    return {
+CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def status(system: str, code: str) -> dict:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def condition(
+    code: str,
+    *,
+    condition_id: str | None = None,
+    patient: str = "pat-1",
+    system: str = TEST_CODES,
+    clinical: str | None = "active",
+    **extra: Any,
+) -> dict:
+    """A Condition on the problem list; active unless `clinical` says otherwise (None: no status)."""
+    resource: dict[str, Any] = {
         "resourceType": "Condition",
         "id": condition_id or f"cond-{code}".replace("_", "-"),
         "subject": {"reference": f"Patient/{patient}"},
-        "code": {"coding": [{"system": TEST_CODES, "code": code}]},
-        **extra,
+        "code": {"coding": [{"system": system, "code": code}]},
     }
+    if clinical is not None:
+        resource["clinicalStatus"] = status(CLINICAL_STATUS, clinical)
+    return resource | extra
 
 
 def hook_request(
@@ -200,7 +219,9 @@ def assert_uuid(value: Any) -> None:
 
 def assert_follows_card_rules(data: dict) -> None:
     """CDS Hooks 2.0 response rules (cards, suggestions, actions, links, override reasons)."""
-    assert set(data) <= {"cards", "systemActions"}
+    assert set(data) <= {"cards", "systemActions", "extension"}
+    if "extension" in data:  # the Argonaut PAMA form carries the same actions
+        assert data["extension"] == {"systemActions": data["systemActions"]}
     assert isinstance(data["cards"], list)  # required, and the only member allowed to be empty
     for card in data["cards"]:
         assert_nothing_empty(card, "card")
