@@ -19,7 +19,7 @@ from decisions.cds_hooks.codes import Coding, canonical
 from decisions.cds_hooks.common import JSON, OVERRIDE_REASONS_PATH, prune
 from decisions.cds_hooks.record import RecordAnswers, answers_from_record
 from decisions.cds_hooks.request import DraftOrder, HookRequest
-from decisions.engine import Category, Urgency
+from decisions.engine import Category, Scale, Urgency
 
 OVERRIDE_REASONS = (
     ("patient-specific", "Patient-specific factors not captured by the advisor"),
@@ -115,14 +115,13 @@ def indicator(urgency: Urgency | None, ordered_is_recommended: bool) -> str:
 
 
 def rating_label(rating: engine.Rating) -> str:
-    """What the clinician reads for a rating: the engine's label (ACR category or guideline statement)."""
-    label = getattr(rating, "label", None)
-    return label if isinstance(label, str) and label else rating.category.label
+    """The rating with whose it is ("ACR: usually appropriate", or the guideline's statement)."""
+    return rating.attributed_label
 
 
 def _rating_text(rating: engine.Rating) -> str:
     text = rating_label(rating)
-    if rating.score is not None and pama.rating_scale(rating) == "acr":
+    if rating.score is not None and rating.scale is Scale.ACR:
         text += f", score {rating.score}/9"
     if rating.needs_verification:
         text += " (rating not verified against the current source)"
@@ -130,9 +129,7 @@ def _rating_text(rating: engine.Rating) -> str:
 
 
 def _radiation(procedure: engine.Procedure) -> str:
-    if procedure.rrl is None:
-        return "radiation level not verified"
-    return f"RRL {procedure.rrl} ({engine.RRL_BANDS.get(procedure.rrl, 'band unknown')})"
+    return procedure.radiation_label
 
 
 def override_reasons(base_url: str) -> list[JSON]:
@@ -180,15 +177,6 @@ def _links(
     return result
 
 
-def _usually_not_appropriate(recommendation: engine.Recommendation) -> tuple[engine.RankedProcedure, ...]:
-    return tuple(getattr(recommendation, "usually_not_appropriate", ()))
-
-
-def _best_available(recommendation: engine.Recommendation) -> engine.RankedProcedure | None:
-    best = getattr(recommendation, "best_available", None)
-    return best if isinstance(best, engine.RankedProcedure) else None
-
-
 def _standing(
     recommendation: engine.Recommendation, key: str
 ) -> tuple[str, engine.RankedProcedure | engine.Exclusion | None]:
@@ -198,7 +186,7 @@ def _standing(
     for ranked in recommendation.alternatives:
         if ranked.procedure.key == key:
             return "alternative", ranked
-    for ranked in _usually_not_appropriate(recommendation):
+    for ranked in recommendation.not_appropriate:
         if ranked.procedure.key == key:
             return "alternative", ranked
     for excluded in recommendation.excluded:
@@ -288,9 +276,8 @@ def rated_advice(
     outside = scenario.urgency is None and not scenario.ratings
 
     if isinstance(entry, engine.RankedProcedure):
-        verdict = rating_label(entry.rating)
-        if pama.rating_scale(entry.rating) == "acr":
-            verdict = verdict.lower()
+        # The summary names the rating as the engine labels it: an ACR category, or a statement.
+        verdict = entry.rating.label.lower() if entry.rating.scale is Scale.ACR else entry.rating.label
     elif standing == "excluded":
         verdict = "excluded for this patient"
     elif outside:
@@ -317,7 +304,7 @@ def rated_advice(
     if isinstance(entry, engine.Exclusion):
         lines.append("- Excluded for this patient: " + "; ".join(entry.reasons))
     lines.append("")
-    best = _best_available(recommendation)
+    best = recommendation.best_available
     if recommendation.recommended:
         lines.append("**Recommended:**")
         lines += [
@@ -421,7 +408,7 @@ def _pama_decision(
     code = pama.pama_code(entry.rating)
     if code is not None:
         return code, ""
-    if pama.rating_scale(entry.rating) != "acr":
+    if entry.rating.scale is not Scale.ACR:
         return None, (
             f"“{rating_label(entry.rating)}” is a guideline's recommendation, not appropriate-use criteria, "
             "and has no code in the Argonaut PAMA rating system"
@@ -436,7 +423,7 @@ def _suggestion(order: DraftOrder, recommendation: engine.Recommendation, option
     """Order the first recommended procedure (or the best available one) instead, with all its codes."""
     if order.id is None:
         return None
-    best = _best_available(recommendation)
+    best = recommendation.best_available
     candidates = list(recommendation.recommended) or ([best] if best is not None else [])
     for ranked in candidates:
         if ranked.rating.category is Category.USUALLY_NOT_APPROPRIATE:

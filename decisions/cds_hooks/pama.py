@@ -15,7 +15,7 @@ from typing import Any
 
 from decisions import engine
 from decisions.cds_hooks.common import APPROPRIATENESS_PATH, JSON
-from decisions.engine import Category
+from decisions.engine import Category, Scale
 
 PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_CONSULT_ID = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
@@ -37,14 +37,9 @@ ACR_CODES: Mapping[Category, str] = {
 }
 
 
-def rating_scale(rating: engine.Rating) -> str:
-    scale = getattr(rating, "scale", "acr")
-    return str(getattr(scale, "value", scale))
-
-
 def pama_code(rating: engine.Rating) -> str | None:
     """The Argonaut code of a rating, or None when it has none."""
-    if rating_scale(rating) != "acr":
+    if rating.scale is not Scale.ACR:
         return None
     return ACR_CODES.get(rating.category)
 

@@ -22,7 +22,7 @@ def grant(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("decisions", "0006_topic_findings"),
+        ("decisions", "0007_clinical_revision_2"),
     ]
 
     operations = [
