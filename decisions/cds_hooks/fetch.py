@@ -80,7 +80,8 @@ def fill_record(
     """The record with each missing prefetch key that has a template fetched from the FHIR server.
 
     Only the first page of a search is read (enough for a patient's problem list here); a next
-    page is reported as not read. DataUnavailable when the server fails: the caller answers 412.
+    page is reported as not read. Without the Patient nothing can be routed, so a failure to get
+    it raises DataUnavailable (the caller answers 412); a failed search is noted and left missing.
     """
     fetched: dict[str, Any] = {}
     for key in record.missing():
@@ -88,7 +89,13 @@ def fill_record(
         if template is None:
             continue
         query = query_for(template, patient_id)
-        data = get_json(access, query, limits)
+        try:
+            data = get_json(access, query, limits)
+        except DataUnavailable as error:
+            if key == "patient":
+                raise
+            skipped.append(f"{error}: not read.")
+            continue
         logger.info("CDS Hooks: fetched %s from the EHR's FHIR server", query.split("?")[0])
         if key == "patient":
             if data.get("resourceType") != "Patient" or fhir_problem(data) is not None:
@@ -99,8 +106,9 @@ def fill_record(
             continue
         try:
             fetched[key] = bundle_resources(data, query, frozenset({RECORD_TYPES[key]}), skipped)
-        except BadRequest as error:
-            raise DataUnavailable(f"the FHIR server's answer to {query} is not a Bundle") from error
+        except BadRequest:
+            skipped.append(f"the FHIR server's answer to {query} is not a Bundle: not read.")
+            continue
         links = data.get("link")
         if isinstance(links, list) and any(
             isinstance(link, dict) and link.get("relation") == "next" for link in links

@@ -191,8 +191,13 @@ def hook_request(
                 "type": "searchset",
                 "entry": [{"resource": c} for c in conditions],
             },
+            # Every other template the service may announce, prefetched empty as an EHR would.
+            **{key: {"resourceType": "Bundle", "type": "searchset"} for key in EMPTY_PREFETCH},
         },
     }
+
+
+EMPTY_PREFETCH = ("observations", "observation_values", "devices")
 
 
 # --- the card rules, checked on every response -------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+
 from decisions import engine
 from decisions.cds_hooks import pama
 from decisions.cds_hooks.cards import indicator, summary_line
@@ -41,7 +42,9 @@ def conditions(*codes: str, **extra) -> list[dict]:
 
 def answers_from_record(snapshot, patient, conditions, patient_id, today, order=None):
     """The record read as the service reads it: a patient and a list of Conditions."""
-    return read_answers(snapshot, Record(patient=patient, conditions=tuple(conditions)), patient_id, today, order)
+    return read_answers(
+        snapshot, Record(patient=patient, conditions=tuple(conditions)), patient_id, today, order
+    )
 
 
 # --- pruning -----------------------------------------------------------------------------------
@@ -177,13 +180,8 @@ def test_the_indicator_is_critical_for_urgent_scenarios_warning_for_other_orders
     assert indicator(None, False) == "warning"
 
 
-def rating(category: Category, scale: str = "acr") -> engine.Rating:
-    base = engine.Rating("p", category, None, "", ("R",), (), False)
-    if scale != "acr" and hasattr(base, "scale"):
-        import dataclasses
-
-        return dataclasses.replace(base, scale=type(base.scale)(scale))  # type: ignore[attr-defined]
-    return base
+def rating(category: Category, scale: engine.Scale = engine.Scale.ACR, statement: str = "") -> engine.Rating:
+    return engine.Rating("p", category, None, "", ("R",), (), False, scale=scale, statement=statement)
 
 
 def test_only_acr_usually_appropriate_and_usually_not_appropriate_have_an_argonaut_code():
@@ -191,6 +189,13 @@ def test_only_acr_usually_appropriate_and_usually_not_appropriate_have_an_argona
     assert pama.pama_code(rating(Category.USUALLY_NOT_APPROPRIATE)) == "not-appropriate"
     assert pama.pama_code(rating(Category.MAY_BE_APPROPRIATE)) is None
     assert pama.pama_code(rating(Category.MAY_BE_APPROPRIATE_DISAGREEMENT)) is None
+
+
+def test_a_guideline_recommendation_is_not_appropriate_use_criteria_and_gets_no_argonaut_code():
+    nice = rating(
+        Category.USUALLY_APPROPRIATE, engine.Scale.GUIDELINE, "NICE: whole-spine MRI within 24 hours"
+    )
+    assert pama.pama_code(nice) is None
 
 
 def test_the_rating_extension_puts_the_argonaut_code_first_and_ours_after_it():
@@ -204,7 +209,10 @@ def test_the_rating_extension_puts_the_argonaut_code_first_and_ours_after_it():
         "code": "appropriate",
         "display": "Appropriate",
     }
-    assert rated["valueCodeableConcept"]["coding"][1]["system"] == "https://a.example/cds-services/appropriateness"
+    assert (
+        rated["valueCodeableConcept"]["coding"][1]["system"]
+        == "https://a.example/cds-services/appropriateness"
+    )
     assert consult == {
         "url": "http://fhir.org/argonaut/Extension/pama-rating-consult-id",
         "valueUri": "urn:uuid:id-1",
@@ -215,7 +223,9 @@ def test_replacing_a_rating_keeps_another_raters_rating_g_code_and_consult_id():
     other = [
         {
             "url": pama.PAMA_RATING,
-            "valueCodeableConcept": {"coding": [{"system": pama.PAMA_RATING_SYSTEM, "code": "not-appropriate"}]},
+            "valueCodeableConcept": {
+                "coding": [{"system": pama.PAMA_RATING_SYSTEM, "code": "not-appropriate"}]
+            },
         },
         {"url": "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted", "valueString": "G1234"},
         {"url": pama.PAMA_CONSULT_ID, "valueUri": "urn:uuid:theirs"},
@@ -248,9 +258,7 @@ def test_the_discovery_document_lists_one_service_id_for_both_order_hooks():
 
 def test_order_select_acts_on_the_selected_orders_and_order_sign_on_every_service_request():
     orders = [service_request("a", "1-1"), service_request("b", "2-2")]
-    select = parse_hook_request(
-        hook_request("order-select", orders, selections=["ServiceRequest/b"])
-    )
+    select = parse_hook_request(hook_request("order-select", orders, selections=["ServiceRequest/b"]))
     assert [o.id for o in select.target_orders] == ["b"]
     sign = parse_hook_request(hook_request("order-sign", orders))
     assert [o.id for o in sign.target_orders] == ["a", "b"]
