@@ -154,8 +154,19 @@ def _answer_lines(snapshot: engine.Snapshot, record: RecordAnswers, questions: I
 
 
 def _links(
-    snapshot: engine.Snapshot, answers: Mapping[str, str], options: Options, label: str, *, release: bool
+    snapshot: engine.Snapshot,
+    answers: Mapping[str, str],
+    options: Options,
+    label: str,
+    *,
+    release: bool,
+    context_answers: Mapping[str, str] | None = None,
 ) -> list[JSON]:
+    """The absolute wizard link (answers on the path so far) and, with a SMART client, a smart link.
+
+    The smart link's appContext carries every answer the record gave (`context_answers`), also
+    those the wizard has not reached yet, so the app can pre-fill them as it goes.
+    """
     version = snapshot.release_version if release else None
     result: list[JSON] = [
         {
@@ -165,7 +176,8 @@ def _links(
         }
     ]
     if options.smart_launch_url:
-        context = links.AppContext(snapshot.topic_key, dict(answers), version, options.consult_id)
+        known = dict(answers if context_answers is None else context_answers)
+        context = links.AppContext(snapshot.topic_key, known, version, options.consult_id)
         result.append(
             {
                 "label": label + " (in the EHR)",
@@ -219,6 +231,17 @@ def incomplete_advice(
         lines += ["**Read from the record:**", *_answer_lines(snapshot, record, record.as_dict()), ""]
     else:
         lines += ["Nothing the topic asks could be read from the record.", ""]
+    scenario = recommendation.scenario
+    if scenario is not None and scenario.urgency is not None:
+        # Routing is settled: the urgency (and the likely first choice) are known before the rest.
+        lines += [
+            f"**{scenario.title}** — urgency: {scenario.urgency.label}."
+            + (f" {scenario.urgency_note}" if scenario.urgency_note else ""),
+            "",
+        ]
+        if recommendation.provisional:
+            first = recommendation.provisional[0]
+            lines += [f"**Likely first choice:** {first.procedure.name} ({rating_label(first.rating)}).", ""]
     if recommendation.next_question is not None:
         lines += [f"**Next question:** {recommendation.next_question.prompt}", ""]
     lines += _notes(record, skipped)
@@ -226,13 +249,18 @@ def incomplete_advice(
     card: JSON = {
         "uuid": new_uuid(),
         "summary": "More information needed to rate this imaging order",
-        "indicator": "info",
+        "indicator": "critical" if recommendation.urgency in URGENT else "info",
         "detail": "\n".join(lines),
         "source": _source(
             snapshot, links.wizard_link(options.base_url, snapshot.topic_key, {}, snapshot.release_version)
         ),
         "links": _links(
-            snapshot, known, options, "Answer the remaining questions in Imaging Advisor", release=False
+            snapshot,
+            known,
+            options,
+            "Answer the remaining questions in Imaging Advisor",
+            release=False,
+            context_answers=record.as_dict(),
         ),
     }
     outcome = Outcome(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.core import signing
 
+from decisions import engine
 from decisions.views import wizard_url
 
 APP_CONTEXT_SALT = "imaging-advisor.cds-hooks.app-context"
@@ -63,9 +64,17 @@ def read_app_context(value: str | None, *, max_age: int = APP_CONTEXT_MAX_AGE_SE
     )
 
 
-def wizard_url_for_app_context(value: str | None) -> str | None:
-    """Where the wizard should send a SMART launch with this appContext (a relative URL), or None."""
+def wizard_url_for_app_context(value: str | None, snapshot: engine.Snapshot) -> str | None:
+    """Where the wizard should send a SMART launch with this appContext (a relative URL), or None.
+
+    `snapshot` is the topic's release to answer from. Only answers on the path so far go in the
+    URL (the wizard refuses others); the rest stay in `read_app_context(value).answers`.
+    """
     context = read_app_context(value)
-    if context is None:
+    if context is None or context.topic != snapshot.topic_key:
         return None
-    return wizard_url(context.topic, dict(context.answers), context.release)
+    try:
+        recommendation = engine.recommend(snapshot, dict(context.answers), strict=False)
+    except engine.AnswerError:
+        return None  # the release no longer has one of these questions or choices
+    return wizard_url(context.topic, dict(recommendation.answers), context.release)
