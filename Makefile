@@ -47,6 +47,7 @@ check: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cds_hooks.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -58,6 +60,31 @@ def public_base_url(request: HttpRequest) -> str:
     """The CDS Hooks base URL: CDS_HOOKS_PUBLIC_BASE_URL, or built from the request."""
     configured = getattr(settings, "CDS_HOOKS_PUBLIC_BASE_URL", "") or ""
     return configured.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
+
+
+_published: tuple[float, list[Any]] | None = None
+
+
+def published_snapshots() -> list[Any]:
+    """The latest release of every topic, checked at most every RELEASE_CHECK_SECONDS.
+
+    A hook call must not cost a release query each time; and when the database is unreachable
+    the last known releases keep answering (they are immutable), as the design asks.
+    """
+    global _published
+    now = time.monotonic()
+    cached = _published
+    if cached is not None and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
+        return cached[1]
+    try:
+        snapshots = latest_snapshots()
+    except DatabaseError:
+        if cached is None:
+            raise
+        logger.warning("CDS Hooks: the release check failed; answering from the releases already loaded")
+        return cached[1]
+    _published = (now, snapshots)
+    return snapshots
 
 
 @dataclass(frozen=True)
@@ -135,14 +162,14 @@ def discovery(request: HttpRequest) -> HttpResponse:
     verify = bool(settings.CDS_HOOKS_VERIFY_JWT)
     if not verify:
         logger.warning("CDS Hooks discovery: JWT verification is OFF (CDS_HOOKS_VERIFY_JWT=false)")
-    return JsonResponse(discovery_document(latest_snapshots(), verify_jwt=verify))
+    return JsonResponse(discovery_document(published_snapshots(), verify_jwt=verify))
 
 
 @_opened
 def service(request: HttpRequest, opened: Opened) -> HttpResponse:
     """POST /cds-services/imaging-advisor: advice on the drafted imaging orders."""
     hook_request = parse_hook_request(opened.body)
-    snapshots = latest_snapshots()
+    snapshots = published_snapshots()
     matched = matched_orders(hook_request, snapshots)
     if hook_request.skipped:
         logger.info("CDS Hooks %s: skipped %s", hook_request.hook_instance, " | ".join(hook_request.skipped))
