@@ -712,6 +712,16 @@ class Recommendation:
         )
 
     @property
+    def first_tier_lost_reasons(self) -> tuple[str, ...]:
+        """Why the first-tier options went, each reason once (e.g. "MRI is not possible ...")."""
+        reasons: dict[str, None] = {}
+        if self.first_tier_lost:
+            for exclusion in self.excluded:
+                if exclusion.rating.first_tier:
+                    reasons.update(dict.fromkeys(exclusion.reasons))
+        return tuple(reasons)
+
+    @property
     def no_safe_imaging(self) -> bool:
         """Imaging is indicated for the scenario but nothing appropriate remains."""
         return bool(
@@ -757,6 +767,10 @@ class Recommendation:
             else:
                 groups.append([ranked])
         return tuple(tuple(g) for g in groups if len(g) > 1)
+
+    @property
+    def info_caveats(self) -> tuple[ShownCaveat, ...]:
+        return tuple(c for c in self.caveats if c.severity is Severity.INFO)
 
     @property
     def listed(self) -> tuple[RankedProcedure, ...]:
