@@ -180,7 +180,7 @@ def _links(
         context = links.AppContext(snapshot.topic_key, known, version, options.consult_id)
         result.append(
             {
-                "label": label + " (in the EHR)",
+                "label": label + " (SMART app)",
                 "url": options.smart_launch_url,
                 "type": "smart",
                 "appContext": links.make_app_context(context),

@@ -22,9 +22,15 @@ def ours(consult_ids: set[str]) -> set[str]:
     """Which of these consult ids this service issued (so only our own ratings are replaced)."""
     if not consult_ids:
         return set()
-    return set(
-        CdsConsultation.objects.filter(consult_id__in=consult_ids).values_list("consult_id", flat=True)
-    )
+    try:
+        found = CdsConsultation.objects.filter(consult_id__in=consult_ids).values_list(
+            "consult_id", flat=True
+        )
+        return set(found)
+    except DatabaseError:
+        # Without the record, ours are still known by position (our consult id follows our rating).
+        logger.warning("CDS Hooks: consult ids could not be looked up; the database is unreachable")
+        return set()
 
 
 def record_consultation(

@@ -7,6 +7,7 @@ as the CDS Hooks sandbox come from django-cors-headers (CDS_HOOKS_CORS_ORIGINS).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -37,6 +38,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     412: "Precondition Failed",
+    503: "Service Unavailable",
 }
 
 
@@ -148,6 +150,10 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
             return view(request, Opened(body, claims, base_url))
         except BadRequest as error:
             return Problem(400, error.message, error.field).response()
+        except DatabaseError:
+            # The replay check and feedback need the database: say so, never a 500.
+            logger.exception("CDS Hooks: the database is unreachable")
+            return Problem(503, "the service cannot reach its database; try again shortly").response()
         except Problem as problem:
             return problem.response()
 
@@ -191,9 +197,7 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
             # The spec's 412: the data could be neither prefetched nor fetched from fhirServer.
             logger.warning("CDS Hooks %s: %s", hook_request.hook_instance, error)
             raise Problem(412, f"the patient's record could not be read: {error}") from error
-        hook_request = type(hook_request)(
-            **{**hook_request.__dict__, "record": record, "skipped": tuple(skipped)}
-        )
+        hook_request = dataclasses.replace(hook_request, record=record, skipped=tuple(skipped))
     found = pama.consult_ids_on([order.resource for order, _ in matched])
     options = Options(
         base_url=opened.base_url,

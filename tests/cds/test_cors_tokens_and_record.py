@@ -247,3 +247,17 @@ def test_a_forged_or_garbled_app_context_is_ignored(value, db):
 def test_an_app_context_for_another_topic_gives_no_wizard_url(db, synthetic_snapshot: engine.Snapshot):
     value = links.make_app_context(links.AppContext("lumbar-metastasis", {"age_group": "adult"}))
     assert links.wizard_url_for_app_context(value, synthetic_snapshot) is None
+
+
+def test_with_the_database_down_a_call_is_a_503_problem_not_a_500(cds, published_synthetic, monkeypatch):
+    from django.db import OperationalError
+
+    from decisions.cds_hooks import auth
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(auth, "remember_token", unreachable)
+    response = cds.invoke(knee_body())
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
