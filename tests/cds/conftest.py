@@ -179,7 +179,7 @@ def hook_request(
     return {
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
-        "fhirServer": "http://127.0.0.1:9/fhir",  # nothing listens: a fetch the test did not expect fails fast
+        "fhirServer": "http://127.0.0.1:9/fhir",  # nothing listens: an unexpected fetch fails fast
         "fhirAuthorization": {
             "access_token": "opaque-token",
             "token_type": "Bearer",

@@ -285,3 +285,33 @@ def test_null_prefetch_values_mean_the_record_has_no_data():
     assert parsed.record.patient is None
     assert parsed.record.conditions is None
     assert set(parsed.record.missing()) >= {"patient", "conditions"}
+
+
+# --- code systems ------------------------------------------------------------------------------
+
+
+def test_oids_and_uris_of_a_code_system_compare_equal():
+    from decisions.cds_hooks.codes import CPT, LOINC, SNOMED, canonical_system, concept_codings
+
+    assert canonical_system("urn:oid:2.16.840.1.113883.6.12") == CPT
+    assert canonical_system("2.16.840.1.113883.6.1") == LOINC
+    assert canonical_system(" urn:oid:2.16.840.1.113883.6.96 ") == SNOMED
+    assert canonical_system("http://hospital.example.org/codes") == "http://hospital.example.org/codes"
+    concept = {
+        "coding": [
+            {"system": "http://hospital.example.org/codes", "code": "MR1"},
+            {"system": "urn:oid:2.16.840.1.113883.6.12", "code": "72148"},
+            {"system": "http://loinc.org"},  # no code: skipped
+            "not a coding",
+        ]
+    }
+    assert concept_codings(concept) == {("http://hospital.example.org/codes", "MR1"), (CPT, "72148")}
+
+
+def test_the_patient_id_is_quoted_into_a_fetch_query():
+    from decisions.cds_hooks.fetch import query_for
+
+    assert (
+        query_for("Patient/{{context.patientId}}", "../Patient/other?x=1")
+        == "Patient/..%2FPatient%2Fother%3Fx%3D1"
+    )
