@@ -692,7 +692,17 @@ class ChoiceCode(models.Model):
         DEVICE = "Device", "Device"
 
     choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="codes")
-    resource = models.CharField(max_length=20, choices=Resource.choices, default=Resource.CONDITION)
+    resource = models.CharField(
+        max_length=20,
+        choices=Resource.choices,
+        default=Resource.CONDITION,
+        help_text=(
+            "Condition: the code in an active, not refuted Condition, or in the order's reason code. "
+            "Observation: the value of a final Observation (or its code when it has no value). "
+            "Device: the type of a Device in use. Map only what a record states: "
+            "a missing record is never a 'no'."
+        ),
+    )
     system = models.URLField(
         max_length=200, help_text="Code system URI, e.g. http://snomed.info/sct. Only codes you have checked."
     )

@@ -126,5 +126,25 @@ class Migration(migrations.Migration):
                 to="decisions.cdsconsultation",
             ),
         ),
+        migrations.AlterField(
+            model_name="choicecode",
+            name="resource",
+            field=models.CharField(
+                choices=[("Condition", "Condition"), ("Observation", "Observation"), ("Device", "Device")],
+                default="Condition",
+                help_text="Condition: the code in an active, not refuted Condition, or in the order's reason code. Observation: the value of a final Observation (or its code when it has no value). Device: the type of a Device in use. Map only what a record states: a missing record is never a 'no'.",
+                max_length=20,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="historicalchoicecode",
+            name="resource",
+            field=models.CharField(
+                choices=[("Condition", "Condition"), ("Observation", "Observation"), ("Device", "Device")],
+                default="Condition",
+                help_text="Condition: the code in an active, not refuted Condition, or in the order's reason code. Observation: the value of a final Observation (or its code when it has no value). Device: the type of a Device in use. Map only what a record states: a missing record is never a 'no'.",
+                max_length=20,
+            ),
+        ),
         migrations.RunPython(grant, migrations.RunPython.noop),
     ]
