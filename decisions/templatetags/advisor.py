@@ -88,7 +88,8 @@ def urgency_banner(urgency: engine.Urgency | None) -> str:
     """Urgency in colour, icon and words; emergencies as an alert so they are announced."""
     if urgency is None:
         return format_html(
-            '<p class="urgency urgency-referral mb-1"><span aria-hidden="true">↗</span> <strong>{}</strong></p>',
+            '<p class="urgency urgency-referral mb-1">'
+            '<span aria-hidden="true">↗</span> <strong>{}</strong></p>',
             "Referral: outside this pathway",
         )
     css, icon, words = URGENCY_STYLES[urgency]

@@ -71,7 +71,10 @@ PUBLIC_CASES = [
         id="no-red-flags",
     ),
     pytest.param(
-        {"age_group": "child"}, "This pathway is for adults", "Referral: outside this pathway", id="paediatric"
+        {"age_group": "child"},
+        "This pathway is for adults",
+        "Referral: outside this pathway",
+        id="paediatric",
     ),
 ]
 
@@ -200,7 +203,8 @@ def test_without_javascript_plain_form_submits_lead_to_a_recommendation(browser,
 
         click_through(page, {**SUSPECTED, **FACTORS, "mri_access": "not_possible"})
 
-        expect(page.locator("#headline")).to_contain_text("Best available: CT whole spine without IV contrast")
+        best = "Best available: CT whole spine without IV contrast"
+        expect(page.locator("#headline")).to_contain_text(best)
         assert page.url == site + "/t/lumbar-metastasis/?" + urlencode(
             {**SUSPECTED, **FACTORS, "mri_access": "not_possible"}
         )
