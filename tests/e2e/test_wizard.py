@@ -256,14 +256,14 @@ def test_screenshots_of_a_question_and_a_recommendation(page: Page, site, screen
     page.set_viewport_size({"width": width, "height": height})
     page.goto(site + "/t/lumbar-metastasis/?age_group=adult&neuro=no")
     expect(page.locator("#current-step")).to_have_text(PROMPTS["cancer"])
-    page.screenshot(path=screenshot_dir / f"wizard-{width}.png", full_page=True)
+    page.screenshot(path=screenshot_dir / f"question-3-full-{width}.png", full_page=True)
 
     page.goto(site + CASE_MR)
     expect(page.locator("#headline")).to_contain_text("MRI whole spine without IV contrast")
-    page.screenshot(path=screenshot_dir / f"recommendation-{width}.png", full_page=True)
+    page.screenshot(path=screenshot_dir / f"recommendation-full-{width}.png", full_page=True)
 
-    assert (screenshot_dir / f"wizard-{width}.png").stat().st_size > 0
-    assert (screenshot_dir / f"recommendation-{width}.png").stat().st_size > 0
+    assert (screenshot_dir / f"question-3-full-{width}.png").stat().st_size > 0
+    assert (screenshot_dir / f"recommendation-full-{width}.png").stat().st_size > 0
 
 
 def sideways_overflow(page: Page) -> int:
