@@ -191,3 +191,12 @@ def grouped_by_reason(
     for exclusion in exclusions:
         groups.setdefault("; ".join(exclusion.reasons), []).append(exclusion)
     return list(groups.items())
+
+
+@register.filter
+def names_in_brief(ranked: Iterable[engine.RankedProcedure]) -> str:
+    """The first name of a collapsed list (both of two), so its best fallback is seen without a tap."""
+    names = [item.procedure.name for item in ranked]
+    if len(names) <= 2:
+        return " · ".join(names)
+    return f"{names[0]} and {len(names) - 1} more"

@@ -404,3 +404,29 @@ def test_screenshots_of_the_emergency_and_mri_not_possible_screens(
 
     for filename in [*shots, f"mscc-provisional-{suffix}.png", *readme]:
         assert (screenshot_dir / filename).stat().st_size > 0
+
+
+def test_beside_a_first_tier_option_the_alternatives_are_one_tap_away_and_name_the_fallback(page: Page, site):
+    page.set_viewport_size(PHONE)
+    page.goto(f"{site}{TOPIC}?{CASES['mscc'].query}")
+
+    alternatives = page.locator("details.alternatives")
+    expect(alternatives).not_to_have_attribute("open", "")
+    # The NICE fallback is named while collapsed, so it is seen if the MRI cannot happen in time.
+    expect(alternatives.locator("> summary")).to_have_text("Alternatives (1)CT whole spine without IV contrast")
+    alternatives.locator("> summary").click()
+    expect(alternatives.locator("li.procedure h4")).to_have_text(["CT whole spine without IV contrast"])
+    expect(alternatives.locator("li.procedure")).to_contain_text("NICE: CT if MRI is not possible")
+
+
+def test_two_acr_options_rated_alike_are_shown_as_a_tie(page: Page, site):
+    page.goto(f"{site}{TOPIC}?{CASES['suspected-metastasis'].query}")
+
+    # Whole-spine MRI (NICE) first, the two lumbar MRIs ACR rates the same beside it.
+    expect(page.locator("section.recommendation > ol").first.locator("li.procedure h4")).to_have_text(
+        MR_PROCEDURES
+    )
+    expect(page.locator("p.ties")).to_have_text(
+        "MRI lumbar spine without and with IV contrast and MRI lumbar spine without IV contrast: "
+        "✔ ACR: usually appropriate — rated the same; neither is preferred."
+    )
