@@ -413,8 +413,9 @@ def test_beside_a_first_tier_option_the_alternatives_are_one_tap_away_and_name_t
     alternatives = page.locator("details.alternatives")
     expect(alternatives).not_to_have_attribute("open", "")
     # The NICE fallback is named while collapsed, so it is seen if the MRI cannot happen in time.
-    expect(alternatives.locator("> summary")).to_have_text("Alternatives (1)CT whole spine without IV contrast")
-    alternatives.locator("> summary").click()
+    summary = alternatives.locator("> summary")
+    expect(summary).to_have_text("Alternatives (1)CT whole spine without IV contrast")
+    summary.click()
     expect(alternatives.locator("li.procedure h4")).to_have_text(["CT whole spine without IV contrast"])
     expect(alternatives.locator("li.procedure")).to_contain_text("NICE: CT if MRI is not possible")
 
