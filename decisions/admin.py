@@ -971,3 +971,58 @@ class CdsFeedbackAdmin(ReadOnlyAdmin):
         "override_reason",
         "received_at",
     ]
+
+
+# --- CDS Hooks consultation record (kept at the end: one block for the CDS Hooks package) -------
+from decisions.models import CdsAdvice, CdsConsultation  # noqa: E402
+
+
+class CdsAdviceInline(admin.TabularInline):
+    model = CdsAdvice
+    extra = 0
+    can_delete = False
+    fields = [
+        "card",
+        "topic_key",
+        "release_version",
+        "procedure_key",
+        "scenario_key",
+        "rating",
+        "verdict",
+        "known",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CdsConsultation)
+class CdsConsultationAdmin(ReadOnlyAdmin):
+    """Each CDS Hooks call and the advice it gave (no patient identifiers), with its cards' feedback."""
+
+    list_display = ["created_at", "hook", "tenant", "consult_id", "cards", "ratings"]
+    list_filter = [
+        "hook",
+        "tenant",
+        "advice__topic_key",
+        "advice__scenario_key",
+        "advice__rating",
+        "advice__feedback__outcome",
+        "created_at",
+    ]
+    search_fields = ["consult_id", "hook_instance", "advice__card"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "hook", "hook_instance", "consult_id", "tenant", "skipped"]
+    inlines = [CdsAdviceInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("advice").distinct()
+
+    @admin.display(description="cards")
+    def cards(self, obj: CdsConsultation) -> int:
+        return len(obj.advice.all())
+
+    @admin.display(description="PAMA ratings sent")
+    def ratings(self, obj: CdsConsultation) -> str:
+        return ", ".join(a.rating for a in obj.advice.all() if a.rating) or "—"

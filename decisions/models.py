@@ -587,7 +587,8 @@ class NextStep(Versioned):
     order = models.PositiveIntegerField(default=0)
     when_choice = models.ForeignKey(
         Choice,
-        on_delete=models.PROTECT,
+        # Not deletable while a step depends on it, except together with its topic.
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="next_steps",
@@ -721,7 +722,17 @@ class ChoiceCode(Versioned):
         DEVICE = "Device", "Device"
 
     choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="codes")
-    resource = models.CharField(max_length=20, choices=Resource.choices, default=Resource.CONDITION)
+    resource = models.CharField(
+        max_length=20,
+        choices=Resource.choices,
+        default=Resource.CONDITION,
+        help_text=(
+            "Condition: the code in an active, not refuted Condition, or in the order's reason code. "
+            "Observation: the value of a final Observation (or its code when it has no value). "
+            "Device: the type of a Device in use. Map only what a record states: "
+            "a missing record is never a 'no'."
+        ),
+    )
     system = models.URLField(
         max_length=200, help_text="Code system URI, e.g. http://snomed.info/sct. Only codes you have checked."
     )
@@ -772,6 +783,14 @@ class CdsFeedback(models.Model):
     accepted_suggestions = models.JSONField(default=list, blank=True)
     override_reason = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    advice = models.ForeignKey(
+        "CdsAdvice",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="feedback",
+        help_text="The card this feedback answers, when the consultation record still holds it.",
+    )
 
     class Meta:
         ordering = ["-outcome_timestamp"]
@@ -796,3 +815,54 @@ class SeenToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class CdsConsultation(models.Model):
+    """One CDS Hooks call and what it answered: an audit trail with no patient identifier.
+
+    No patient, encounter, user or order id, name or birth date is stored: only when, which hook,
+    the client's hookInstance, the consult id sent in PAMA ratings, the JWT tenant, and per card
+    (CdsAdvice) the topic, release, procedure, scenario, rating and which kinds of record data
+    answered which question. Kept for CDS_HOOKS_CONSULTATION_RETENTION_DAYS.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    hook = models.CharField(max_length=40)
+    hook_instance = models.CharField(max_length=100)
+    consult_id = models.CharField(max_length=64, unique=True, help_text="Sent as pama-rating-consult-id.")
+    tenant = models.CharField(max_length=200, blank=True, help_text="The JWT `tenant` claim, if sent.")
+    skipped = models.JSONField(
+        default=list, blank=True, help_text="Entries of the call that could not be used."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "CDS Hooks consultation"
+
+    def __str__(self) -> str:
+        return f"{self.hook} {self.consult_id}"
+
+
+class CdsAdvice(models.Model):
+    """One card of a consultation: what it said about one order."""
+
+    consultation = models.ForeignKey(CdsConsultation, on_delete=models.CASCADE, related_name="advice")
+    card = models.CharField(max_length=80, unique=True, help_text="The card's uuid (feedback names it).")
+    topic_key = models.CharField(max_length=80)
+    release_version = models.PositiveIntegerField(null=True, blank=True)
+    procedure_key = models.CharField(max_length=80)
+    scenario_key = models.CharField(
+        max_length=80, blank=True, help_text="Empty: the answers were incomplete."
+    )
+    rating = models.CharField(max_length=40, blank=True, help_text="The Argonaut PAMA code attached, if any.")
+    verdict = models.CharField(max_length=200)
+    known = models.JSONField(
+        default=dict, blank=True, help_text="Question → the kinds of record data that answered it."
+    )
+
+    class Meta:
+        ordering = ["consultation", "id"]
+        verbose_name = "CDS Hooks card"
+
+    def __str__(self) -> str:
+        return f"{self.procedure_key}: {self.verdict}"

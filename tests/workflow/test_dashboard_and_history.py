@@ -163,7 +163,8 @@ def test_source_attributes_reach_the_about_section_once_published(editor_client,
     publish(topic, summary="Source attributes recorded", allow_unchanged=True)
     after = text_of(client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode())
 
-    assert "Developer not recorded" in before  # the draft is not shown before it is published
+    # The draft is not shown before it is published.
+    assert "Developer Imaging Advisor (open-source project)" in before
     about = after[after.index("About this recommendation") :]
     assert "Developer Imaging Advisor content team" in about
     assert "Funding source The hospital's quality improvement fund" in about

@@ -269,7 +269,7 @@ def test_the_admin_cannot_invent_feedback_or_rewrite_what_the_clinician_said(edi
 def test_the_recommendation_links_to_the_feedback_form_for_its_release(published_shipped, client):
     html = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
 
-    (link,) = set(re.findall(r'<a href="(/t/lumbar-metastasis/feedback/\?[^"]+)"', html))
+    (link,) = set(re.findall(r'<a [^>]*href="(/t/lumbar-metastasis/feedback/\?[^"]+)"', html))
     url = urlsplit(link.replace("&amp;", "&"))
     assert parse_qs(url.query) == {**{k: [v] for k, v in PUBLIC_CASE.items()}, "release": ["1"]}
     assert client.get(link.replace("&amp;", "&")).status_code == 200

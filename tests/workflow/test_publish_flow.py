@@ -6,8 +6,8 @@ from decisions.changes import content_diff
 from decisions.kb_document import export_topic
 from decisions.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
 from tests.pages import (
+    MRI_WHOLE_SPINE,
     MRI_WITH_AND_WITHOUT,
-    MRI_WITHOUT,
     PUBLIC_CASE,
     PUBLIC_QUERY,
     answers_text,
@@ -22,18 +22,18 @@ pytestmark = pytest.mark.django_db
 
 DIFF_ROW = [
     "changed",
-    "scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]",
+    "scenarios[suspected-metastasis].ratings[mri-spine-wo]",
     "category",
     "usually_appropriate",
     "may_be_appropriate",
 ]
-IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-lumbar-wo"]
+IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-spine-wo", "mri-lumbar-wo-w"]
 
 
 def change_rating_in_admin(client, category: str) -> None:
-    """Set mri-lumbar-wo-w's category in "suspected metastasis" as an editor would: the scenario form."""
+    """Set mri-spine-wo's category in "suspected metastasis" as an editor would: the scenario form."""
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
-    rating = Rating.objects.get(scenario=scenario, procedure__key="mri-lumbar-wo-w")
+    rating = Rating.objects.get(scenario=scenario, procedure__key="mri-spine-wo")
     url = f"/admin/decisions/scenario/{scenario.pk}/change/"
     data = form_data(client.get(url).content.decode(), "scenario_form")
     (prefix,) = [
@@ -89,8 +89,8 @@ def test_clinicians_keep_seeing_release_1_while_the_change_is_a_draft(changed_dr
     response = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}")
 
     assert response.status_code == 200
-    assert headline(response.content.decode()) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 1," in text_of(response.content.decode())
+    assert headline(response.content.decode()) == MRI_WHOLE_SPINE
+    assert "Release 1, published" in text_of(response.content.decode())
     assert Release.objects.filter(topic=changed_draft).count() == 1
 
 
@@ -107,7 +107,8 @@ def test_the_publish_page_shows_the_field_level_diff_and_the_impacted_answers(
     # Only combinations that change are listed: the spinal cord compression case keeps its answer.
     mscc = answers_text({**PUBLIC_CASE, "neuro": "yes"})
     assert not any(mscc in row[0] for row in rows if row)
-    assert "8 combinations of answers would get a different recommendation" in text_of(html)
+    # Known cancer with suggestive pain, or suspected cancer, times the 12 answers that keep MRI.
+    assert "24 combinations of answers would get a different recommendation" in text_of(html)
     assert has_form(html, "publish-form")
 
 
@@ -139,23 +140,23 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     # Publish release 2 as the browser would submit the form, summary filled and warnings ticked.
     page = publisher_client.get(publish_url(topic)).content.decode()
     data = form_data(page, "publish-form")
-    data.update(summary=["Contrast MRI is no longer first choice"], acknowledge_warnings=["on"])
+    data.update(summary=["Whole-spine MRI is no longer first choice"], acknowledge_warnings=["on"])
     response = publisher_client.post(publish_url(topic), data)
 
     assert response.status_code == 302
     assert response["Location"] == f"/admin/decisions/topic/{topic.pk}/change/"
     release_2 = Release.objects.get(topic=topic, version=2)
     assert release_2.published_by == publisher_user
-    assert release_2.summary == "Contrast MRI is no longer first choice"
+    assert release_2.summary == "Whole-spine MRI is no longer first choice"
     assert release_2.content == export_topic(topic)
 
     # Clinicians get release 2 at once; the permalink of release 1 still reproduces release 1.
     latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
-    assert headline(latest) == MRI_WITHOUT
-    assert "Knowledge base release 2," in text_of(latest)
+    assert headline(latest) == MRI_WITH_AND_WITHOUT
+    assert "Release 2, published" in text_of(latest)
     pinned = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}&release=1").content.decode()
-    assert headline(pinned) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 1," in text_of(pinned)
+    assert headline(pinned) == MRI_WHOLE_SPINE
+    assert "Release 1, published" in text_of(pinned)
 
     # The roll back page shows what clinicians would get back.
     rollback_url = f"/admin/decisions/topic/{topic.pk}/rollback/1/"
@@ -163,7 +164,7 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     rows = table_rows(page.content.decode())
     assert page.status_code == 200
     assert [*DIFF_ROW[:3], "may_be_appropriate", "usually_appropriate"] in rows
-    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo", "mri-lumbar-wo-w"] in rows
+    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-spine-wo"] in rows
 
     data = form_data(page.content.decode(), containing="summary")
     assert data.get("reset_draft") is None  # replacing the draft is never the default
@@ -178,8 +179,8 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     assert release_3.summary.startswith("Roll back to release 1")
     assert export_topic(Topic.objects.get(pk=topic.pk)) == release_1.content
     latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
-    assert headline(latest) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 3," in text_of(latest)
+    assert headline(latest) == MRI_WHOLE_SPINE
+    assert "Release 3, published" in text_of(latest)
 
 
 def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_draft, publisher_client):

@@ -84,7 +84,7 @@ def give_caveats_to_topics(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('decisions', '0007_clinical_revision_2'),
+        ('decisions', '0008_cds_consultation_record'),
     ]
 
     operations = [
