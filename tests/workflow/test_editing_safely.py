@@ -319,10 +319,9 @@ def test_a_second_topic_never_shows_the_first_topics_caveats(published_shipped, 
 def test_the_migration_gives_each_topic_its_own_copy_of_a_shared_caveat(db):
     """Run the data step of the migration on two topics that share caveats the old way."""
     import importlib
+    from pathlib import Path
 
     from django.apps import apps as django_apps
-
-    from pathlib import Path
 
     import decisions.migrations
 
