@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from decisions import engine, integrity
 from decisions.kb_document import export_topic, import_document
 from decisions.models import Release, Topic
+
+logger = logging.getLogger(__name__)
+
+# What a database that is down, frozen or restarting raises (Django wraps the driver's errors).
+UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class PublishRefused(Exception):
@@ -47,8 +53,7 @@ def publish(topic: Topic, *, summary: str, user=None) -> Release:
             summary=summary.strip(),
             content=document,
         )
-    with _lock:
-        _pointers.pop(topic.key, None)
+    _forget(topic.key)
     return release
 
 
@@ -65,7 +70,49 @@ class ReleaseNotFound(LookupError):
 
 _snapshots: dict[int, engine.Snapshot] = {}
 _pointers: dict[str, tuple[float, list[tuple[int, int]]]] = {}
+_latest: tuple[float, list[int]] | None = None  # (checked at, latest release id of every topic)
 _lock = threading.Lock()
+
+
+class _Outage:
+    """Whether this process's last release check failed: logged once per outage, not per request."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, error: Exception) -> None:
+        with _lock:
+            first = self.since is None
+            if first:
+                self.since = time.monotonic()
+        if first:
+            logger.warning(
+                "database unavailable (%s): serving the releases already loaded; retrying every %ss",
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                settings.DB_RETRY_SECONDS,
+            )
+
+    def recovered(self) -> None:
+        with _lock:
+            since, self.since = self.since, None
+        if since is not None:
+            logger.warning("database reachable again after %.0f s", time.monotonic() - since)
+
+    def next_check_in(self) -> float:
+        """Seconds a checked value stays good: longer while the database is out."""
+        if self.since is None:
+            return settings.RELEASE_CHECK_SECONDS
+        return max(settings.RELEASE_CHECK_SECONDS, settings.DB_RETRY_SECONDS)
+
+
+outage = _Outage()
+
+
+def _forget(topic_key: str) -> None:
+    global _latest
+    with _lock:
+        _pointers.pop(topic_key, None)
+        _latest = None
 
 
 def _snapshot_of(release_pk: int) -> engine.Snapshot:
@@ -89,14 +136,30 @@ def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[in
     Read from the database at most once per RELEASE_CHECK_SECONDS per process, so a busy
     server checks for a new release about once a second instead of on every request; a new
     release reaches every process within that time (at once in the process that published it).
+
+    When the database cannot be reached, the pointers already read are kept ("keep what we
+    have": releases are immutable, so they are still true, only perhaps not the newest) and the
+    check is retried after DB_RETRY_SECONDS; the outage is logged once. A topic never read
+    before has nothing to fall back on, and the error propagates (a 503, decisions/guards.py).
     """
     now = time.monotonic()
     cached = _pointers.get(topic_key)
-    if cached is not None and not refresh and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
+    if cached is not None and not refresh and now - cached[0] < outage.next_check_in():
         return cached[1]
-    pointers = list(
-        Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
-    )
+    try:
+        pointers = list(
+            Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
+        )
+    except UNAVAILABLE as error:
+        outage.failed(error)
+        if cached is None or refresh:
+            # Nothing to fall back on, or a release asked for that this process has not seen:
+            # saying "no such release" could be wrong, so the request gets a 503.
+            raise
+        with _lock:
+            _pointers[topic_key] = (now, cached[1])  # retried once the retry interval has passed
+        return cached[1]
+    outage.recovered()
     if pointers:  # unknown topics are not remembered: a scan of made-up keys must not grow memory
         with _lock:
             _pointers[topic_key] = (now, pointers)
@@ -125,18 +188,69 @@ def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
     return resolve(topic_key, version)[0]
 
 
-def latest_snapshots() -> list[engine.Snapshot]:
-    """The latest release of every topic, by title, in one query."""
+def _latest_release_ids() -> list[int]:
     latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
-    pks = Release.objects.filter(pk=Subquery(latest)).values_list("pk", flat=True)
-    return sorted((_snapshot_of(pk) for pk in pks), key=lambda s: s.topic_title)
+    return list(Release.objects.filter(pk=Subquery(latest)).values_list("pk", flat=True))
+
+
+def latest_snapshots() -> list[engine.Snapshot]:
+    """The latest release of every topic, by title, in at most one query per RELEASE_CHECK_SECONDS.
+
+    Like `_release_pointers`, it keeps the list it has while the database is unreachable.
+    """
+    global _latest
+    now = time.monotonic()
+    cached = _latest
+    if cached is None or now - cached[0] >= outage.next_check_in():
+        try:
+            pks = _latest_release_ids()
+            for pk in pks:
+                _snapshot_of(pk)
+        except UNAVAILABLE as error:
+            outage.failed(error)
+            if cached is None:
+                raise
+            pks = cached[1]
+        else:
+            outage.recovered()
+        cached = (now, pks)
+        with _lock:
+            _latest = cached
+    return sorted((_snapshot_of(pk) for pk in cached[1]), key=lambda s: s.topic_title)
+
+
+def readiness() -> dict[str, object]:
+    """For /readyz: can the database be reached now, and are the latest releases loaded here?
+
+    Asks the database on every call (a load balancer probes every few seconds, not per request)
+    and builds any latest release this process has not loaded yet.
+    """
+    global _latest
+    try:
+        pks = _latest_release_ids()
+        snapshots = [_snapshot_of(pk) for pk in pks]
+    except UNAVAILABLE as error:
+        outage.failed(error)
+        return {"ready": False, "database": "unreachable", "releases_loaded": len(_snapshots)}
+    outage.recovered()
+    with _lock:
+        _latest = (time.monotonic(), pks)
+    return {
+        "ready": bool(snapshots),
+        "database": "ok",
+        "releases_loaded": len(_snapshots),
+        "latest_releases": {s.topic_key: s.release_version for s in snapshots},
+    }
 
 
 def clear_snapshot_cache() -> None:
     """Forget built snapshots and release pointers (tests roll back the database, so ids recur)."""
+    global _latest
     with _lock:
         _snapshots.clear()
         _pointers.clear()
+        _latest = None
+    outage.since = None
 
 
 def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draft: bool = True) -> Release:
@@ -163,6 +277,5 @@ def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draf
             summary=f"Roll back to release {version}: {summary.strip()}",
             content=old.content,
         )
-    with _lock:
-        _pointers.pop(topic.key, None)
+    _forget(topic.key)
     return release

@@ -9,6 +9,7 @@ from decisions.api import api
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("t/<slug:topic>/", views.topic_wizard, name="topic"),
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("t/<slug:topic>/feedback/", views.feedback, name="topic-feedback"),
@@ -18,3 +19,4 @@ urlpatterns = [
     path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
     path("admin/", admin.site.urls),
 ]
+handler500 = "decisions.guards.server_error"
