@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks.py).
 JSON_PATH_PREFIXES = ("/api/", "/cds-services")
+# Of those, the ones that read a request body (the API only reads: it answers 405 to a POST).
+BODY_PATH_PREFIXES = ("/cds-services",)
 BODY_METHODS = ("POST", "PUT", "PATCH")
 RETRY_AFTER_SECONDS = 10
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -153,6 +155,8 @@ def check_json_body(request: HttpRequest) -> None:
         raise too_big
     if int(length) == 0 or request.method not in BODY_METHODS:
         return
+    if not request.path_info.startswith(BODY_PATH_PREFIXES):
+        return  # the view refuses the method; the body is never read
     content_type = request.content_type or ""
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise InvalidInput(

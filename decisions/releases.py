@@ -7,7 +7,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -75,20 +75,29 @@ _lock = threading.Lock()
 
 
 class _Outage:
-    """Whether this process's last release check failed: logged once per outage, not per request."""
+    """Whether this process's last release check failed: logged once per outage, not per request.
+
+    While the database is out, requests are served from what is loaded without asking it again;
+    every DB_RETRY_SECONDS one background thread asks, so no request waits for a database that
+    does not answer (a frozen one takes DB_CONNECT_TIMEOUT to give up).
+    """
 
     def __init__(self) -> None:
         self.since: float | None = None
+        self.last_attempt = 0.0
+        self._thread: threading.Thread | None = None
 
     def failed(self, error: Exception) -> None:
         with _lock:
             first = self.since is None
             if first:
                 self.since = time.monotonic()
+            self.last_attempt = time.monotonic()
         if first:
+            text = str(error).strip()
             logger.warning(
                 "database unavailable (%s): serving the releases already loaded; retrying every %ss",
-                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                text.splitlines()[0] if text else type(error).__name__,
                 settings.DB_RETRY_SECONDS,
             )
 
@@ -98,11 +107,28 @@ class _Outage:
         if since is not None:
             logger.warning("database reachable again after %.0f s", time.monotonic() - since)
 
-    def next_check_in(self) -> float:
-        """Seconds a checked value stays good: longer while the database is out."""
-        if self.since is None:
-            return settings.RELEASE_CHECK_SECONDS
-        return max(settings.RELEASE_CHECK_SECONDS, settings.DB_RETRY_SECONDS)
+    def retry_in_background(self) -> None:
+        """Start the retry if one is due and none is running."""
+        with _lock:
+            if time.monotonic() - self.last_attempt < settings.DB_RETRY_SECONDS:
+                return
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self.last_attempt = time.monotonic()
+            self._thread = threading.Thread(target=self._retry, name="release-check-retry", daemon=True)
+            self._thread.start()
+
+    def _retry(self) -> None:
+        try:
+            _refresh_all()
+        except UNAVAILABLE as error:
+            self.failed(error)
+        except Exception:
+            logger.exception("release check retry failed")
+        else:
+            self.recovered()
+        finally:
+            connection.close()  # this thread's own connection
 
 
 outage = _Outage()
@@ -144,26 +170,45 @@ def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[in
     """
     now = time.monotonic()
     cached = _pointers.get(topic_key)
-    if cached is not None and not refresh and now - cached[0] < outage.next_check_in():
-        return cached[1]
+    if cached is not None and not refresh:
+        if outage.since is not None:
+            outage.retry_in_background()
+            return cached[1]
+        if now - cached[0] < settings.RELEASE_CHECK_SECONDS:
+            return cached[1]
     try:
-        pointers = list(
-            Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
-        )
+        pointers = _read_pointers(topic_key)
     except UNAVAILABLE as error:
         outage.failed(error)
         if cached is None or refresh:
             # Nothing to fall back on, or a release asked for that this process has not seen:
             # saying "no such release" could be wrong, so the request gets a 503.
             raise
-        with _lock:
-            _pointers[topic_key] = (now, cached[1])  # retried once the retry interval has passed
         return cached[1]
     outage.recovered()
     if pointers:  # unknown topics are not remembered: a scan of made-up keys must not grow memory
         with _lock:
             _pointers[topic_key] = (now, pointers)
     return pointers
+
+
+def _read_pointers(topic_key: str) -> list[tuple[int, int]]:
+    return list(
+        Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
+    )
+
+
+def _refresh_all() -> None:
+    """Read the latest releases and every known topic's pointers again (the outage retry)."""
+    global _latest
+    pks = _latest_release_ids()
+    for pk in pks:
+        _snapshot_of(pk)
+    pointers = {key: _read_pointers(key) for key in list(_pointers)}
+    now = time.monotonic()
+    with _lock:
+        _latest = (now, pks)
+        _pointers.update({key: (now, value) for key, value in pointers.items() if value})
 
 
 def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot, int]:
@@ -201,7 +246,9 @@ def latest_snapshots() -> list[engine.Snapshot]:
     global _latest
     now = time.monotonic()
     cached = _latest
-    if cached is None or now - cached[0] >= outage.next_check_in():
+    if cached is not None and outage.since is not None:
+        outage.retry_in_background()
+    elif cached is None or now - cached[0] >= settings.RELEASE_CHECK_SECONDS:
         try:
             pks = _latest_release_ids()
             for pk in pks:
@@ -210,12 +257,11 @@ def latest_snapshots() -> list[engine.Snapshot]:
             outage.failed(error)
             if cached is None:
                 raise
-            pks = cached[1]
         else:
             outage.recovered()
-        cached = (now, pks)
-        with _lock:
-            _latest = cached
+            cached = (now, pks)
+            with _lock:
+                _latest = cached
     return sorted((_snapshot_of(pk) for pk in cached[1]), key=lambda s: s.topic_title)
 
 
@@ -251,6 +297,7 @@ def clear_snapshot_cache() -> None:
         _pointers.clear()
         _latest = None
     outage.since = None
+    outage.last_attempt = 0.0
 
 
 def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draft: bool = True) -> Release:
