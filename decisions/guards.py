@@ -5,8 +5,9 @@
   than JSON a 415, nesting deeper than JSON_MAX_DEPTH, a number JSON does not have (NaN, Infinity,
   1e400) or a string with NUL or a lone surrogate a 400 naming the member at fault, all as
   RFC 9457 `application/problem+json`. Views then parse a body known to be safe.
-- `DatabaseUnavailableMiddleware` (last) refuses NUL in the query string or form fields of the
-  HTML pages and the admin (PostgreSQL cannot store or compare it), and turns a database that
+- `DatabaseUnavailableMiddleware` (last) refuses query parameters over MAX_QUERY_VALUE characters
+  and NUL in the query string or form fields of the HTML pages and the admin (PostgreSQL cannot
+  store or compare it), and turns a database that
   cannot be reached into a 503 page or problem document with Retry-After. `server_error` does the
   same for an error raised outside a view (handler500).
 """
@@ -35,9 +36,12 @@ PROBLEM_JSON = "application/problem+json"
 # The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks.py).
 JSON_PATH_PREFIXES = ("/api/", "/cds-services")
 # Of those, the ones that read a request body (the API only reads: it answers 405 to a POST).
-BODY_PATH_PREFIXES = ("/cds-services",)
-BODY_METHODS = ("POST", "PUT", "PATCH")
+BODY_PATH_PREFIXES = ("/cds-services/",)
+BODY_METHODS = ("POST",)  # the only method that reads a body here
 RETRY_AFTER_SECONDS = 10
+# No query parameter here is anywhere near this long; longer ones (e.g. a 5000-digit release
+# number, which int() refuses) are a 400 before any view parses them.
+MAX_QUERY_VALUE = 1000
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -224,18 +228,33 @@ class DatabaseUnavailableMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., HttpResponse], args: Any, kwargs: Any
     ) -> HttpResponse | None:
+        for key, values in request.GET.lists():
+            if any(len(text) > MAX_QUERY_VALUE for text in [key, *values]):
+                return self._refuse(request, key, f"is longer than {MAX_QUERY_VALUE} characters")
         if is_json_endpoint(request):
-            return None  # the API validates its parameters itself; bodies were checked first
+            return None  # the API names bad parameters itself; CDS bodies were checked first
         for source in (request.GET, request.POST):
             for key, values in source.lists():
                 for value in [key, *values]:
                     reason = bad_text(value)
                     if reason:
-                        from decisions.views import _problem
-
-                        message = f"The field {key!r} {reason}: remove it and try again."
-                        return _problem(request, 400, "This input cannot be used", message, start="/")
+                        return self._refuse(request, key, reason)
         return None
+
+    @staticmethod
+    def _refuse(request: HttpRequest, key: str, reason: str) -> HttpResponse:
+        name = key[:40] + ("…" if len(key) > 40 else "")
+        if request.path_info.startswith("/api/"):
+            from decisions.api import ProblemError, _problem_response
+
+            problem = ProblemError(400, f"the parameter {name!r} {reason}", parameter=name, valid=[])
+            return _problem_response(request, problem)
+        if is_json_endpoint(request):
+            return problem(400, f"the parameter {name!r} {reason}", field=name)
+        from decisions.views import _problem
+
+        message = f"The field {name!r} {reason}: remove it and try again."
+        return _problem(request, 400, "This input cannot be used", message, start="/")
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, UNAVAILABLE):

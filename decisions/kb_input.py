@@ -18,6 +18,16 @@ MAX_BYTES = 2_000_000
 MAX_DEPTH = 32  # the shipped topic nests 6 deep
 MAX_INTEGER = 2**31 - 1  # PostgreSQL's integer; the model fields check their own, smaller ranges
 KEY_MEMBERS = ("key", "start_node")
+# Whole numbers in the file format (FORMAT.md), each with the range it may take: the ACR relative
+# radiation level 0-5 and the 1-9 panel score (DESIGN.md), a four-digit citation year, ages in
+# whole years as stored. null is allowed where the field is optional.
+NUMBER_MEMBERS: dict[str, tuple[int, int, bool]] = {
+    "rrl": (0, 5, False),
+    "score": (1, 9, True),
+    "year": (1000, 9999, True),
+    "age_min": (0, 32767, True),
+    "age_max": (0, 32767, True),
+}
 
 
 def _path(path: str) -> str:
@@ -50,6 +60,15 @@ def read_document(raw: bytes | str) -> dict[str, Any]:
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
             raise DocumentError(f"{where}: {value} is out of range")
         elif isinstance(value, dict):
+            for member, (low, high, optional) in NUMBER_MEMBERS.items():
+                if member not in value or (optional and value[member] is None):
+                    continue
+                number = value[member]
+                if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+                    where = f"{path}.{member}" if path else member
+                    raise DocumentError(
+                        f"{where}: must be a whole number from {low} to {high}, not {number!r}"
+                    )
             for member in KEY_MEMBERS:
                 if member in value and not isinstance(value[member], str):
                     where = f"{path}.{member}" if path else member

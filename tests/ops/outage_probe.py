@@ -130,13 +130,15 @@ class Probing:
             report.probes.append(Probe(name, status, seconds, same))
         return report
 
-    def probe(self, report: Report, name: str, method: str, path: str, **kwargs) -> Probe:
-        status, _, seconds = self._call(method, path, {}, **kwargs)
+    def probe(
+        self, report: Report, name: str, method: str, path: str, headers: dict | None = None, **kwargs
+    ) -> Probe:
+        status, _, seconds = self._call(method, path, headers or {}, **kwargs)
         probe = Probe(name, status, seconds)
         report.probes.append(probe)
         return probe
 
-    def feedback(self, report: Report) -> Probe:
+    def feedback(self, report: Report, headers: dict | None = None) -> Probe:
         status, body, _ = self._call("GET", f"{TOPIC}feedback/?{ANSWERS}&release=1", {})
         token = _TOKEN.search(body.decode(errors="replace"))
         answers = dict(pair.split("=") for pair in ANSWERS.split("&"))
@@ -144,7 +146,8 @@ class Probing:
         data["csrfmiddlewaretoken"] = token.group(1) if token else ""
         # The CSRF cookie is Secure (production settings) and this is plain HTTP: send it by hand.
         cookies = {cookie.name: cookie.value for cookie in self.session.cookies}
-        return self.probe(report, "feedback post", "POST", f"{TOPIC}feedback/", data=data, cookies=cookies)
+        path = f"{TOPIC}feedback/"
+        return self.probe(report, "feedback post", "POST", path, headers, data=data, cookies=cookies)
 
     def health(self, report: Report) -> None:
         self.probe(report, "healthz", "GET", "/healthz")
