@@ -39,6 +39,7 @@ class UsageBuffer:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time; counts added meanwhile wait for the next
         self._failing = False
+        self._retry_at: float | None = None  # after a failed flush, no new try before this
 
     def add(self, *, topic_key: str, release_version: int, scenario_key: str) -> None:
         key = (timezone.localdate().isoformat(), topic_key, release_version, scenario_key)
@@ -55,6 +56,8 @@ class UsageBuffer:
 
     def due(self) -> bool:
         with self._lock:
+            if self._retry_at is not None and self.clock() < self._retry_at:
+                return False  # the database failed: not retried on every request meanwhile
             return self._first_at is not None and (
                 self._counts.total() >= self.flush_every
                 or self.clock() - self._first_at >= self.max_age_seconds
@@ -78,8 +81,9 @@ class UsageBuffer:
             except DatabaseError as error:
                 with self._lock:
                     self._counts.update(counts)
-                    # Retry after another max_age, not on every request while the database is out.
-                    self._first_at = self.clock()
+                    self._first_at = self._first_at or self.clock()
+                    # Retried after another max_age, not on every request while the database is out.
+                    self._retry_at = self.clock() + self.max_age_seconds
                 if not quiet:
                     raise
                 if not self._failing:
@@ -91,6 +95,7 @@ class UsageBuffer:
             if self._failing:
                 logger.warning("usage counts written again")
             self._failing = False
+            self._retry_at = None
             return True
         finally:
             self._flushing.release()

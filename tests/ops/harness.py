@@ -8,6 +8,7 @@ the same scenario can be measured against another checkout (see outage_probe.py)
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -57,8 +58,18 @@ class Cluster:
         )
         self.start()
         self._run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q"]
-            + ["-c", "create database advisor"]
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                "create database advisor",
+            ]
         )
 
     @property
@@ -76,8 +87,17 @@ class Cluster:
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
         self._run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log")]
-            + ["-w", "start"]
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "start",
+            ]
         )
 
     def stop(self) -> None:
@@ -98,19 +118,26 @@ class Cluster:
 
     def query(self, sql: str) -> str:
         return self._run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-            + ["-d", "advisor", "-tAc", sql]
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "advisor",
+                "-tAc",
+                sql,
+            ]
         ).strip()
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.thaw()
-        except (OSError, ValueError):
-            pass
-        try:
+        with contextlib.suppress(RuntimeError):
             self.stop()
-        except RuntimeError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -165,8 +192,20 @@ class AppServer:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "imaging_advisor.wsgi", "-b", f"127.0.0.1:{self.port}"]
-                + ["-w", str(self.workers), "--timeout", "30", "--graceful-timeout", "10"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "imaging_advisor.wsgi",
+                    "-b",
+                    f"127.0.0.1:{self.port}",
+                    "-w",
+                    str(self.workers),
+                    "--timeout",
+                    "30",
+                    "--graceful-timeout",
+                    "10",
+                ],
                 env=self.env,
                 cwd=self.root,
                 stdout=log,

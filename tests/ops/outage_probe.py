@@ -20,7 +20,7 @@ import requests
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.ops.harness import ROOT, AppServer, Cluster  # noqa: E402
+from tests.ops.harness import ROOT, AppServer, Cluster
 
 TOPIC = "/t/lumbar-metastasis/"
 ANSWERS = (
@@ -139,7 +139,7 @@ class Probing:
         return probe
 
     def feedback(self, report: Report, headers: dict | None = None) -> Probe:
-        status, body, _ = self._call("GET", f"{TOPIC}feedback/?{ANSWERS}&release=1", {})
+        _status, body, _ = self._call("GET", f"{TOPIC}feedback/?{ANSWERS}&release=1", {})
         token = _TOKEN.search(body.decode(errors="replace"))
         answers = dict(pair.split("=") for pair in ANSWERS.split("&"))
         data = {**answers, "release": "1", "reason": "other", "comment": ""}

@@ -28,7 +28,7 @@ def scenario(request):
 
 
 def test_pages_api_and_cds_keep_answering_from_memory_while_the_database_is_out(scenario):
-    frozen, phases, server, cluster = scenario
+    frozen, phases, _server, _cluster = scenario
     warm, down = phases["database up"], phases[f"database {'frozen' if frozen else 'stopped'}"]
     assert {name: warm[name].status for name in READS} == dict.fromkeys(READS, 200)
 
