@@ -76,7 +76,9 @@ def test_the_api_answers_a_503_problem_when_it_has_nothing_loaded(client, publis
     assert response.json()["status"] == 503
 
 
-def test_cds_hooks_answers_a_503_problem_when_it_has_nothing_loaded(client, settings, published_shipped, outage):
+def test_cds_hooks_answers_a_503_problem_when_it_has_nothing_loaded(
+    client, settings, published_shipped, outage
+):
     settings.CDS_HOOKS_VERIFY_JWT = False
     outage()
 
@@ -131,5 +133,6 @@ def test_health_answers_head_and_a_post_to_a_page_is_a_405_not_a_csrf_refusal(pu
     client = Client(enforce_csrf_checks=True)
 
     assert client.head("/healthz").status_code == 200
-    for url in ("/healthz", "/readyz", "/", "/t/lumbar-metastasis/", f"/t/lumbar-metastasis/print/?{ANSWERS}"):
+    pages = ["/", "/t/lumbar-metastasis/", f"/t/lumbar-metastasis/print/?{ANSWERS}"]
+    for url in ["/healthz", "/readyz", *pages]:
         assert (url, client.post(url).status_code) == (url, 405)
