@@ -100,7 +100,13 @@ class Procedure(Schema):
     region: str
     contrast: str
     contrast_agent: str | None
-    rrl: int = Field(description="ACR relative radiation level, 0 (none) to 5.")
+    rrl: int | None = Field(
+        description="ACR relative radiation level, 0 (none) to 5; null when not verified."
+    )
+    radiation: str = Field(description="The radiation level in words, e.g. 'radiation level not verified'.")
+    ionising: bool = Field(description="Follows from the modality (XR, CT, NM, PET), not from the RRL.")
+    strengths: str
+    limitations: str
     codes: dict[str, str] = Field(description="Order codes by system, e.g. `loinc`.")
 
 
@@ -125,8 +131,16 @@ class TopicDetail(Schema):
 
 
 class Appropriateness(Schema):
-    category: engine.Category
-    label: str
+    scale: engine.Scale = Field(
+        description="`acr`: an ACR rating; `guideline`: a guideline's recommendation."
+    )
+    label: str = Field(description="What to show: the ACR category, or the guideline's own statement.")
+    category: engine.Category | None = Field(description="The ACR category; null on a guideline rating.")
+    statement: str | None = Field(description="The guideline's statement; null on an ACR rating.")
+    tier: engine.Category = Field(description="The tier the content owner gave it in the ranking.")
+    fallback_for: engine.Attribute | None = Field(
+        description="Ranked first among what remains when answers exclude this attribute; never recommended."
+    )
     score: int | None = Field(description="The 1-9 panel score where verified.")
     needs_verification: bool
 
@@ -138,7 +152,11 @@ class ExcludedProcedure(Schema):
     region: str
     contrast: str
     contrast_agent: str | None
-    rrl: int
+    rrl: int | None
+    radiation: str
+    ionising: bool
+    strengths: str
+    limitations: str
     appropriateness: Appropriateness
     rationale: str
     references: list[str]
@@ -146,7 +164,7 @@ class ExcludedProcedure(Schema):
 
 
 class RankedProcedure(ExcludedProcedure):
-    caveats: list[str] = Field(description="Keys of the caveats that concern this procedure.")
+    caveats: list[str] = Field(description="Keys of this procedure's own caveats, shown on its card.")
 
 
 class Exclusion(Schema):
@@ -163,6 +181,7 @@ class ScenarioOutcome(Schema):
 class UrgencyOutcome(Schema):
     key: engine.Urgency
     label: str
+    emergency: bool = Field(description="True for `immediate` and `within_24_hours`.")
     note: str
     references: list[str]
 
@@ -172,6 +191,7 @@ class Caveat(Schema):
     severity: engine.Severity
     text: str
     references: list[str]
+    concerns: list[str] = Field(description="Keys of the listed (or, for an exclusion, excluded) procedures.")
 
 
 class NextStep(Schema):
@@ -214,8 +234,15 @@ class Recommendation(Schema):
     answers: dict[str, str] = Field(description="The answers used, in the order asked.")
     scenario: ScenarioOutcome | None
     urgency: UrgencyOutcome | None
-    recommended: list[RankedProcedure]
+    recommended: list[RankedProcedure] = Field(description="First-tier options only, best first.")
+    recommended_tied: list[str] = Field(description="Recommended options rated the same as the first one.")
+    first_choice: str | None = Field(
+        description="What to order: the first recommended, else the best available."
+    )
+    best_available: str | None = Field(description="Set when no first-tier option remains for this patient.")
+    first_tier_excluded: bool = Field(description="The patient's answers removed every first-tier option.")
     alternatives: list[RankedProcedure]
+    usually_not_appropriate: list[RankedProcedure] = Field(description="Listed last; never a first choice.")
     excluded: list[Exclusion]
     no_safe_imaging: str | None
     order_rationale: str

@@ -606,11 +606,11 @@ def _source(snapshot: engine.Snapshot, url: str) -> JSON:
 
 
 def _radiation(procedure: engine.Procedure) -> str:
-    return f"RRL {procedure.rrl} ({engine.RRL_BANDS.get(procedure.rrl, 'band unknown')})"
+    return procedure.radiation_label
 
 
 def _category_text(rating: engine.Rating) -> str:
-    text = rating.category.label
+    text = rating.attributed_label
     if rating.score is not None:
         text += f", score {rating.score}/9"
     if rating.needs_verification:

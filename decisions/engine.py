@@ -79,7 +79,24 @@ class Attribute(StrEnum):
     NEEDS_MRI = "needs_mri"
     GADOLINIUM = "gadolinium"
     IODINATED = "iodinated"
+    IV_IODINATED = "iv_iodinated"
     IONISING = "ionising"
+
+
+# Radiography, CT, nuclear medicine and PET expose the patient to ionising radiation whatever
+# their RRL says (an unverified RRL must not make a CT look radiation-free).
+IONISING_MODALITIES = frozenset({"XR", "CT", "NM", "PET"})
+
+
+class Scale(StrEnum):
+    """Whose scale a rating is on: ACR rates, a guideline such as NICE recommends."""
+
+    ACR = "acr"
+    GUIDELINE = "guideline"
+
+
+# Urgencies that the clinician's screen marks as an emergency.
+EMERGENCY_URGENCIES = frozenset({"immediate", "within_24_hours"})
 
 
 class Severity(StrEnum):
@@ -167,10 +184,12 @@ class Procedure:
     region: str
     contrast: str
     contrast_agent: str | None
-    rrl: int
+    rrl: int | None  # None: not verified
     codes: Mapping[str, str]
     caveats: tuple[str, ...]
     order_codes: tuple[Code, ...] = ()  # every code an EHR order may carry for it, LOINC included
+    strengths: str = ""
+    limitations: str = ""
 
     @property
     def attributes(self) -> frozenset[Attribute]:
@@ -181,9 +200,21 @@ class Procedure:
             attributes.add(Attribute.GADOLINIUM)
         if self.contrast_agent == "iodinated":
             attributes.add(Attribute.IODINATED)
-        if self.rrl > 0:
+            if self.contrast in ("with", "without_and_with"):
+                attributes.add(Attribute.IV_IODINATED)
+        if self.ionising:
             attributes.add(Attribute.IONISING)
         return frozenset(attributes)
+
+    @property
+    def ionising(self) -> bool:
+        return self.modality in IONISING_MODALITIES
+
+    @property
+    def radiation_label(self) -> str:
+        if self.rrl is None:
+            return "radiation level not verified"
+        return f"RRL {self.rrl} ({RRL_BANDS[self.rrl]})"
 
 
 @dataclass(frozen=True)
@@ -261,12 +292,41 @@ class Rating:
     references: tuple[str, ...]
     findings: tuple[str, ...]
     needs_verification: bool
+    scale: Scale = Scale.ACR
+    statement: str = ""
+    # Recommended only as a fallback: "in effect" when an answer excludes this attribute.
+    fallback_for: Attribute | None = None
+
+    @property
+    def label(self) -> str:
+        """What the clinician reads as the rating: the ACR category, or the guideline's own words."""
+        if self.scale is Scale.GUIDELINE:
+            return self.statement
+        return self.category.label
+
+    @property
+    def attributed_label(self) -> str:
+        """The label with whose it is: "ACR: usually appropriate" (a statement names its source)."""
+        if self.scale is Scale.GUIDELINE:
+            return self.statement
+        return f"ACR: {self.category.label.lower()}"
+
+    @property
+    def first_tier(self) -> bool:
+        """Listed under "Recommended": the top category, and not a conditional fallback."""
+        return self.category is Category.USUALLY_APPROPRIATE and self.fallback_for is None
+
+    @property
+    def not_appropriate(self) -> bool:
+        return self.category is Category.USUALLY_NOT_APPROPRIATE
 
 
 @dataclass(frozen=True)
 class NextStep:
     text: str
     references: tuple[str, ...]
+    when: tuple[str, str] | None = None  # (question, choice): shown only with that answer
+    applies_to: Attribute | None = None  # shown only while a listed procedure has it
 
 
 @dataclass(frozen=True)
@@ -294,6 +354,7 @@ class Snapshot:
     topic_title: str
     scope: str
     bottom_line: str
+    bottom_line_references: tuple[str, ...]
     last_reviewed: str | None
     next_review_due: str | None
     release_version: int | None
@@ -372,8 +433,10 @@ def _build_snapshot(
             region=p["region"],
             contrast=p["contrast"],
             contrast_agent=p.get("contrast_agent") or None,
-            rrl=int(p["rrl"]),
+            rrl=None if p.get("rrl") is None else int(p["rrl"]),
             codes={"loinc": p["loinc"]} if p.get("loinc") else {},
+            strengths=p.get("strengths", ""),
+            limitations=p.get("limitations", ""),
             caveats=_keys(p.get("caveats")),
             order_codes=tuple(
                 ([Code("", LOINC, p["loinc"])] if p.get("loinc") else [])
@@ -444,11 +507,19 @@ def _build_snapshot(
                     references=_keys(r.get("references")),
                     findings=_keys(r.get("findings")),
                     needs_verification=bool(r.get("needs_verification")),
+                    scale=Scale(r.get("scale") or "acr"),
+                    statement=r.get("statement", ""),
+                    fallback_for=Attribute(r["fallback_for"]) if r.get("fallback_for") else None,
                 )
                 for r in s.get("ratings", [])
             ),
             next_steps=tuple(
-                NextStep(text=n["text"], references=_keys(n.get("references")))
+                NextStep(
+                    text=n["text"],
+                    references=_keys(n.get("references")),
+                    when=(n["when"]["question"], n["when"]["choice"]) if n.get("when") else None,
+                    applies_to=Attribute(n["applies_to"]) if n.get("applies_to") else None,
+                )
                 for n in s.get("next_steps", [])
             ),
         )
@@ -459,6 +530,7 @@ def _build_snapshot(
         topic_title=topic["title"],
         scope=topic.get("scope", ""),
         bottom_line=topic.get("bottom_line", ""),
+        bottom_line_references=_keys(topic.get("bottom_line_references")),
         last_reviewed=topic.get("last_reviewed"),
         next_review_due=topic.get("next_review_due"),
         release_version=release_version,
@@ -488,6 +560,8 @@ def dangling_keys(snapshot: Snapshot) -> list[tuple[str, str]]:
             missing.append((where, key))
 
     need(snapshot.nodes, snapshot.start_node, "topic.start_node")
+    for ref in snapshot.bottom_line_references:
+        need(snapshot.references, ref, "topic.bottom_line_references")
     for caveat in snapshot.caveats.values():
         for ref in caveat.references:
             need(snapshot.references, ref, f"caveat {caveat.key}")
@@ -522,6 +596,12 @@ def dangling_keys(snapshot: Snapshot) -> list[tuple[str, str]]:
         for step in scenario.next_steps:
             for key in step.references:
                 need(snapshot.references, key, f"{where} next step")
+            if step.when is not None:
+                step_question = snapshot.questions.get(step.when[0])
+                if step_question is None:
+                    missing.append((f"{where} next step", step.when[0]))
+                elif step.when[1] not in step_question.choice_keys:
+                    missing.append((f"{where} next step", f"{step.when[0]}={step.when[1]}"))
     return missing
 
 
@@ -539,7 +619,7 @@ def _check_keys_resolve(snapshot: Snapshot) -> None:
 class RankedProcedure:
     procedure: Procedure
     rating: Rating
-    caveats: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()  # the procedure's own caveats, shown on its card only
 
 
 @dataclass(frozen=True)
@@ -560,17 +640,50 @@ class TraceStep:
 
 
 @dataclass(frozen=True)
+class ShownCaveat:
+    """A caveat on the page, with the listed procedures it concerns (when tied to an attribute)."""
+
+    caveat: Caveat
+    concerns: tuple[str, ...] = ()  # procedure keys
+    # The caveat explains why `concerns` were excluded (e.g. premedication if contrast is essential)
+    # rather than advising on listed procedures.
+    explains_exclusion: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.caveat.key
+
+    @property
+    def severity(self) -> Severity:
+        return self.caveat.severity
+
+    @property
+    def text(self) -> str:
+        return self.caveat.text
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return self.caveat.references
+
+
+@dataclass(frozen=True)
 class Recommendation:
     snapshot: Snapshot
     answers: Mapping[str, str]
     complete: bool
     next_question: Question | None
     scenario: Scenario | None
+    # First tier only (top category, not a fallback), in the content owner's ranking.
     recommended: tuple[RankedProcedure, ...] = ()
+    # Everything else still possible, best first; `best_available` heads it when nothing is
+    # recommended. Usually-not-appropriate options are kept apart in `not_appropriate`.
     alternatives: tuple[RankedProcedure, ...] = ()
+    not_appropriate: tuple[RankedProcedure, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
-    caveats: tuple[Caveat, ...] = ()
+    caveats: tuple[ShownCaveat, ...] = ()
+    next_steps: tuple[NextStep, ...] = ()
     trace: tuple[TraceStep, ...] = ()
+    # Answers to questions this path does not use: kept out of the result, listed as not used.
     ignored_answers: tuple[str, ...] = field(default=())
     # Routing done, patient factors pending: the ranking so far, so urgency and the likely first
     # choice show at once. Never a recommendation: the remaining answers may exclude any of it.
@@ -581,21 +694,93 @@ class Recommendation:
         return self.scenario.urgency if self.scenario else None
 
     @property
-    def no_safe_imaging(self) -> bool:
-        """Imaging is indicated for the scenario but every rated option was excluded."""
+    def emergency(self) -> bool:
+        return self.urgency is not None and self.urgency.value in EMERGENCY_URGENCIES
+
+    @property
+    def best_available(self) -> RankedProcedure | None:
+        """Nothing first-tier remains: the best of what is left (never usually not appropriate)."""
+        if self.complete and not self.recommended and self.alternatives:
+            return self.alternatives[0]
+        return None
+
+    @property
+    def first_tier_lost(self) -> bool:
+        """Patient factors removed every first-tier option the scenario has."""
         return bool(
-            self.complete and self.scenario and self.scenario.recommends_imaging and not self.recommended
+            self.complete and not self.recommended and any(e.rating.first_tier for e in self.excluded)
+        )
+
+    @property
+    def first_tier_lost_reasons(self) -> tuple[str, ...]:
+        """Why the first-tier options went, each reason once (e.g. "MRI is not possible ...")."""
+        reasons: dict[str, None] = {}
+        if self.first_tier_lost:
+            for exclusion in self.excluded:
+                if exclusion.rating.first_tier:
+                    reasons.update(dict.fromkeys(exclusion.reasons))
+        return tuple(reasons)
+
+    @property
+    def no_safe_imaging(self) -> bool:
+        """Imaging is indicated for the scenario but nothing appropriate remains."""
+        return bool(
+            self.complete
+            and self.scenario
+            and self.scenario.recommends_imaging
+            and not self.recommended
+            and not self.alternatives
         )
 
     @property
     def first_choice(self) -> Procedure | None:
-        return self.recommended[0].procedure if self.recommended else None
+        """What to order: the top recommended option, else the best available one."""
+        if self.recommended:
+            return self.recommended[0].procedure
+        best = self.best_available
+        return best.procedure if best else None
+
+    @property
+    def first_ranked(self) -> RankedProcedure | None:
+        return self.recommended[0] if self.recommended else self.best_available
+
+    @property
+    def tied_with_first(self) -> tuple[RankedProcedure, ...]:
+        """Recommended options that nothing ranks apart from the first one (itself included)."""
+        if not self.recommended:
+            return ()
+        first = self.recommended[0].rating
+        tied = tuple(r for r in self.recommended if _same_rank(r.rating, first))
+        return tied if len(tied) > 1 else ()
+
+    @property
+    def other_ties(self) -> tuple[tuple[RankedProcedure, ...], ...]:
+        """Groups of two or more recommended options rated alike, other than the first's group."""
+        groups: list[list[RankedProcedure]] = []
+        for ranked in self.recommended:
+            if _same_rank(ranked.rating, self.recommended[0].rating):
+                continue
+            for group in groups:
+                if _same_rank(group[0].rating, ranked.rating):
+                    group.append(ranked)
+                    break
+            else:
+                groups.append([ranked])
+        return tuple(tuple(g) for g in groups if len(g) > 1)
+
+    @property
+    def info_caveats(self) -> tuple[ShownCaveat, ...]:
+        return tuple(c for c in self.caveats if c.severity is Severity.INFO)
+
+    @property
+    def listed(self) -> tuple[RankedProcedure, ...]:
+        return self.recommended + self.alternatives + self.not_appropriate
 
     @property
     def evidence(self) -> tuple[Finding, ...]:
-        """Findings behind the shown procedures: the rating's own, then the procedure's."""
+        """Findings behind the listed procedures: the rating's own, then the procedure's."""
         seen: dict[str, Finding] = {}
-        for ranked in self.recommended + self.alternatives:
+        for ranked in self.listed:
             for key in ranked.rating.findings:
                 seen.setdefault(key, self.snapshot.findings[key])
             for finding in self.snapshot.findings.values():
@@ -609,18 +794,24 @@ class Recommendation:
         keys: dict[str, None] = {}
         if self.scenario:
             keys.update(dict.fromkeys(self.scenario.urgency_references))
-        for ranked in self.recommended + self.alternatives + self.excluded:
+        for ranked in self.listed + self.excluded:
             keys.update(dict.fromkeys(ranked.rating.references))
         for finding in self.evidence:
             keys[finding.reference] = None
-        for caveat in self.caveats:
-            keys.update(dict.fromkeys(caveat.references))
-        if self.scenario:
-            for next_step in self.scenario.next_steps:
-                keys.update(dict.fromkeys(next_step.references))
+        for shown in self.caveats:
+            keys.update(dict.fromkeys(shown.references))
+        for ranked in self.listed:
+            for caveat_key in ranked.caveats:
+                keys.update(dict.fromkeys(self.snapshot.caveats[caveat_key].references))
+        for next_step in self.next_steps:
+            keys.update(dict.fromkeys(next_step.references))
         for trace_step in self.trace:
             keys.update(dict.fromkeys(trace_step.references))
         return tuple(keys)
+
+
+def _same_rank(a: Rating, b: Rating) -> bool:
+    return (a.scale, a.category, a.score, a.statement) == (b.scale, b.category, b.score, b.statement)
 
 
 def _validate(snapshot: Snapshot, answers: Mapping[str, str]) -> None:
@@ -644,12 +835,43 @@ def _describe_target(snapshot: Snapshot, target: Target) -> str:
     return f"leads to the question “{question.prompt}”"
 
 
+def factors_asked(snapshot: Snapshot, scenario: Scenario) -> tuple[Question, ...]:
+    """The patient-factor questions that can change something in this scenario, in order.
+
+    A question is asked when one of its choices excludes a rated procedure, adds a caveat that
+    could show there, or is the condition of one of the scenario's next steps; the others would
+    change nothing, so they are skipped (an emergency path stays short).
+    """
+    if not scenario.recommends_imaging:
+        return ()
+    attributes = frozenset().union(
+        *(
+            snapshot.procedures[r.procedure].attributes
+            for r in scenario.ratings
+            if r.procedure in snapshot.procedures
+        )
+    )
+    step_choices = {step.when for step in scenario.next_steps if step.when}
+
+    def matters(question: Question, choice: Choice) -> bool:
+        if choice.excludes is not None and choice.excludes in attributes:
+            return True
+        if (question.key, choice.key) in step_choices:
+            return True
+        caveats = [snapshot.caveats[key] for key in choice.caveats if key in snapshot.caveats]
+        return any(c.applies_to is None or c.applies_to in attributes for c in caveats)
+
+    return tuple(q for q in snapshot.patient_factors if any(matters(q, c) for c in q.choices))
+
+
 def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = True) -> Recommendation:
     """Walk the routing tree with `answers`, then apply the patient factors to the scenario.
 
-    Missing answers give an incomplete recommendation naming the next question. With `strict`,
-    an answer to a question this path does not ask raises QuestionNotReached; without it such
-    answers are ignored and listed in `ignored_answers`.
+    Missing answers give an incomplete recommendation naming the next question. An answer to a
+    patient-factor question the scenario does not ask is never an error: it is left out and listed
+    in `ignored_answers` (links made before a question was skipped keep working). With `strict`,
+    an answer to a routing question this path does not ask raises QuestionNotReached; without it
+    such answers are ignored too.
     """
     _validate(snapshot, answers)
     trace: list[TraceStep] = []
@@ -689,8 +911,8 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         raise SnapshotError("the routing has a cycle")
 
     factor_answers: list[tuple[Question, Choice]] = []
-    if scenario is not None and scenario.recommends_imaging:
-        for question in snapshot.patient_factors:
+    if scenario is not None:
+        for question in factors_asked(snapshot, scenario):
             asked[question.key] = None
             if question.key not in answers:
                 if next_question is None:
@@ -700,17 +922,22 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     factor_choices = [choice for _, choice in factor_answers]
 
     unreached = [key for key in answers if key not in asked]
-    if unreached and strict:
-        key = unreached[0]
-        raise QuestionNotReached(
-            f"question {key!r} is not asked with these answers; questions on this path: "
-            + ", ".join(sorted(asked)),
-            key=key,
-            valid=sorted(asked),
-        )
+    if strict:
+        for key in unreached:
+            if snapshot.questions[key].role is Role.ROUTING:
+                raise QuestionNotReached(
+                    f"question {key!r} is not asked with these answers; questions on this path: "
+                    + ", ".join(sorted(asked)),
+                    key=key,
+                    valid=sorted(asked),
+                )
     used_answers = {key: answers[key] for key in asked if key in answers}
 
     if scenario is None or next_question is not None:
+        provisional: tuple[RankedProcedure, ...] = ()
+        if scenario is not None:
+            remaining = _apply_factors(snapshot, scenario, factor_choices)[0]
+            provisional = tuple(r for r in remaining if r.rating.first_tier)
         return Recommendation(
             snapshot=snapshot,
             answers=used_answers,
@@ -719,26 +946,28 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             scenario=scenario,
             trace=tuple(trace),
             ignored_answers=tuple(unreached),
-            provisional=(tuple(_apply_factors(snapshot, scenario, factor_choices)[0]) if scenario else ()),
+            provisional=provisional,
         )
 
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
-    best = remaining[0].rating.category if remaining else None
-    recommended = tuple(
-        r for r in remaining if r.rating.category is best and best is not Category.USUALLY_NOT_APPROPRIATE
+    recommended = tuple(r for r in remaining if r.rating.first_tier)
+    not_appropriate = tuple(r for r in remaining if r.rating.not_appropriate)
+    alternatives = tuple(r for r in remaining if r not in recommended and r not in not_appropriate)
+    listed = recommended + alternatives + not_appropriate
+    listed_attributes = frozenset().union(*(r.procedure.attributes for r in listed))
+    all_choices = routing_choices + factor_choices
+    caveats = _collect_caveats(snapshot, scenario, all_choices, listed, excluded)
+    answered = {(q.key, c.key) for q, c in factor_answers} | {
+        (snapshot.questions[step.question].key, step.answer) for step in trace
+    }
+    next_steps = tuple(
+        step
+        for step in scenario.next_steps
+        if (step.when is None or step.when in answered)
+        and (step.applies_to is None or step.applies_to in listed_attributes)
     )
-    alternatives = tuple(r for r in remaining if r not in recommended)
-    shown = recommended + alternatives
-    # A caveat tied to an attribute concerns the scenario when any rated procedure has it,
-    # shown or excluded: "gadolinium left out because of pregnancy" explains an exclusion.
-    rated_attributes = frozenset().union(
-        *(snapshot.procedures[r.procedure].attributes for r in scenario.ratings)
-    )
-    caveats = _collect_caveats(snapshot, scenario, routing_choices + factor_choices, shown, rated_attributes)
-    recommended = _annotate(snapshot, recommended, routing_choices + factor_choices)
-    alternatives = _annotate(snapshot, alternatives, routing_choices + factor_choices)
 
-    shown_caveats = {caveat.key for caveat in caveats}
+    shown_caveats = {shown.key for shown in caveats}
     # A routing answer cites the sources of its caveats only where those caveats are shown.
     trace = [
         replace(step, references=_choice_references(snapshot, choice, shown_caveats))
@@ -751,7 +980,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                 prompt=question.prompt,
                 answer=choice.key,
                 answer_label=choice.label,
-                effect=_describe_factor(snapshot, choice, scenario, rated_attributes),
+                effect=_describe_factor(snapshot, choice, scenario, shown_caveats),
                 references=_choice_references(snapshot, choice, shown_caveats),
             )
         )
@@ -764,8 +993,10 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         scenario=scenario,
         recommended=recommended,
         alternatives=alternatives,
+        not_appropriate=not_appropriate,
         excluded=tuple(excluded),
         caveats=caveats,
+        next_steps=next_steps,
         trace=tuple(trace),
         ignored_answers=tuple(unreached),
     )
@@ -782,16 +1013,24 @@ def _choice_references(
     return tuple(keys)
 
 
-def _ranking_key(rating: Rating, order: int) -> tuple[int, int, int]:
-    # Category first, then the 1-9 score (higher first, unscored after scored), then the
-    # content owner's order within the scenario.
-    return (rating.category.rank, -(rating.score or 0), order)
+def _ranking_key(rating: Rating, order: int, excluded: frozenset[Attribute]) -> tuple[int, int, int, int]:
+    # First tier, then a fallback whose condition holds (the answers excluded what it replaces),
+    # then the rest; within each: category, the 1-9 score (higher first, unscored after scored),
+    # then the content owner's order within the scenario.
+    if rating.first_tier:
+        group = 0
+    elif rating.fallback_for is not None and rating.fallback_for in excluded:
+        group = 1
+    else:
+        group = 2
+    return (group, rating.category.rank, -(rating.score or 0), order)
 
 
 def _apply_factors(
     snapshot: Snapshot, scenario: Scenario, choices: list[Choice]
 ) -> tuple[list[RankedProcedure], list[Exclusion]]:
-    remaining: list[tuple[tuple[int, int, int], RankedProcedure]] = []
+    excluded_attributes = frozenset(c.excludes for c in choices if c.excludes is not None)
+    remaining: list[tuple[tuple[int, int, int, int], RankedProcedure]] = []
     excluded: list[Exclusion] = []
     for order, rating in enumerate(scenario.ratings):
         procedure = snapshot.procedures[rating.procedure]
@@ -803,25 +1042,10 @@ def _apply_factors(
         if reasons:
             excluded.append(Exclusion(procedure=procedure, rating=rating, reasons=reasons))
         else:
-            remaining.append((_ranking_key(rating, order), RankedProcedure(procedure, rating)))
+            ranked = RankedProcedure(procedure, rating, procedure.caveats)
+            remaining.append((_ranking_key(rating, order, excluded_attributes), ranked))
     remaining.sort(key=lambda item: item[0])
     return [ranked for _, ranked in remaining], excluded
-
-
-def _annotate(
-    snapshot: Snapshot, ranked: tuple[RankedProcedure, ...], choices: list[Choice]
-) -> tuple[RankedProcedure, ...]:
-    """Attach to each procedure the caveats that concern it specifically."""
-    annotated = []
-    for item in ranked:
-        keys: dict[str, None] = dict.fromkeys(item.procedure.caveats)
-        for choice in choices:
-            for key in choice.caveats:
-                applies_to = snapshot.caveats[key].applies_to
-                if applies_to is not None and applies_to in item.procedure.attributes:
-                    keys[key] = None
-        annotated.append(RankedProcedure(item.procedure, item.rating, tuple(keys)))
-    return tuple(annotated)
 
 
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -831,24 +1055,43 @@ def _collect_caveats(
     snapshot: Snapshot,
     scenario: Scenario,
     choices: list[Choice],
-    shown: tuple[RankedProcedure, ...],
-    rated_attributes: frozenset[Attribute],
-) -> tuple[Caveat, ...]:
+    listed: tuple[RankedProcedure, ...],
+    excluded: list[Exclusion],
+) -> tuple[ShownCaveat, ...]:
+    """The page's general caveats: the scenario's and the answers', each shown once.
+
+    A caveat tied to an attribute shows only while a listed procedure has it, and names those
+    procedures. The exception is a caveat of an excluding answer tied to the attribute it
+    excludes: it explains that exclusion, so it shows when the answer removed a rated procedure.
+    A procedure's own caveats are on its card, so they are left out here.
+    """
+    on_cards = {key for ranked in listed for key in ranked.caveats}
     keys: dict[str, None] = dict.fromkeys(scenario.caveats)
+    explaining: dict[str, Attribute] = {}
     for choice in choices:
+        keys.update(dict.fromkeys(choice.caveats))
         for key in choice.caveats:
-            applies_to = snapshot.caveats[key].applies_to
-            if applies_to is None or applies_to in rated_attributes:
-                keys[key] = None
-    for ranked in shown:
-        keys.update(dict.fromkeys(ranked.procedure.caveats))
-    caveats = [snapshot.caveats[key] for key in keys]
-    return tuple(sorted(caveats, key=lambda c: _SEVERITY_ORDER[c.severity]))
+            if choice.excludes is not None and snapshot.caveats[key].applies_to is choice.excludes:
+                explaining[key] = choice.excludes
+    shown: list[ShownCaveat] = []
+    for key in keys:
+        if key in on_cards:
+            continue
+        caveat = snapshot.caveats[key]
+        if caveat.applies_to is None:
+            shown.append(ShownCaveat(caveat))
+        elif key in explaining:
+            removed = tuple(e.procedure.key for e in excluded if explaining[key] in e.procedure.attributes)
+            if removed:
+                shown.append(ShownCaveat(caveat, removed, explains_exclusion=True))
+        else:
+            concerns = tuple(r.procedure.key for r in listed if caveat.applies_to in r.procedure.attributes)
+            if concerns:
+                shown.append(ShownCaveat(caveat, concerns))
+    return tuple(sorted(shown, key=lambda c: _SEVERITY_ORDER[c.severity]))
 
 
-def _describe_factor(
-    snapshot: Snapshot, choice: Choice, scenario: Scenario, rated_attributes: frozenset[Attribute]
-) -> str:
+def _describe_factor(snapshot: Snapshot, choice: Choice, scenario: Scenario, shown_caveats: set[str]) -> str:
     effects = []
     if choice.excludes is not None:
         names = [
@@ -857,13 +1100,9 @@ def _describe_factor(
             if choice.excludes in snapshot.procedures[r.procedure].attributes
         ]
         effects.append("excludes " + ", ".join(names) if names else "excludes nothing rated here")
-    shown_caveats = [
-        snapshot.caveats[key]
-        for key in choice.caveats
-        if snapshot.caveats[key].applies_to is None or snapshot.caveats[key].applies_to in rated_attributes
-    ]
-    if shown_caveats:
-        effects.append("adds a caveat" if len(shown_caveats) == 1 else f"adds {len(shown_caveats)} caveats")
+    added = [key for key in choice.caveats if key in shown_caveats]
+    if added:
+        effects.append("adds a caveat" if len(added) == 1 else f"adds {len(added)} caveats")
     return "; ".join(effects) if effects else "no change to the recommendation"
 
 
@@ -893,8 +1132,8 @@ def complete_answer_sets(snapshot: Snapshot) -> Iterator[dict[str, str]]:
                 scenario = snapshot.scenarios.get(target.scenario)
                 if scenario is None:
                     continue
-                if scenario.recommends_imaging:
-                    factors = snapshot.patient_factors
+                factors = factors_asked(snapshot, scenario)
+                if factors:
                     for combo in itertools.product(*(q.choices for q in factors)):
                         yield {**path, **{q.key: c.key for q, c in zip(factors, combo, strict=False)}}
                 else:
@@ -929,6 +1168,10 @@ def procedure_fields(procedure: Procedure) -> dict[str, Any]:
         "contrast": procedure.contrast,
         "contrast_agent": procedure.contrast_agent,
         "rrl": procedure.rrl,
+        "radiation": procedure.radiation_label,
+        "ionising": procedure.ionising,
+        "strengths": procedure.strengths,
+        "limitations": procedure.limitations,
         "codes": dict(procedure.codes),
     }
 
@@ -938,8 +1181,13 @@ def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
     data: dict[str, Any] = {
         **procedure_fields(procedure),
         "appropriateness": {
-            "category": rating.category.value,
-            "label": rating.category.label,
+            "scale": rating.scale.value,
+            "label": rating.label,
+            # The ACR category only on the ACR scale: a guideline's advice carries no ACR label.
+            "category": rating.category.value if rating.scale is Scale.ACR else None,
+            "statement": rating.statement if rating.scale is Scale.GUIDELINE else None,
+            "tier": rating.category.value,
+            "fallback_for": rating.fallback_for.value if rating.fallback_for else None,
             "score": rating.score,
             "needs_verification": rating.needs_verification,
         },
@@ -981,6 +1229,7 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
             {
                 "key": urgency.value,
                 "label": urgency.label,
+                "emergency": recommendation.emergency,
                 "note": scenario.urgency_note,
                 "references": list(scenario.urgency_references),
             }
@@ -988,7 +1237,14 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
             else None
         ),
         "recommended": [procedure_json(r) for r in recommendation.recommended],
+        "recommended_tied": [r.procedure.key for r in recommendation.tied_with_first],
+        "first_choice": recommendation.first_choice.key if recommendation.first_choice else None,
+        "best_available": (
+            recommendation.best_available.procedure.key if recommendation.best_available else None
+        ),
+        "first_tier_excluded": recommendation.first_tier_lost,
         "alternatives": [procedure_json(r) for r in recommendation.alternatives],
+        "usually_not_appropriate": [procedure_json(r) for r in recommendation.not_appropriate],
         "excluded": [
             {"procedure": procedure_json(e), "reasons": list(e.reasons)} for e in recommendation.excluded
         ],
@@ -1002,14 +1258,11 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
                 "severity": c.severity.value,
                 "text": c.text,
                 "references": list(c.references),
+                "concerns": list(c.concerns),
             }
             for c in recommendation.caveats
         ],
-        "next_steps": (
-            [{"text": s.text, "references": list(s.references)} for s in scenario.next_steps]
-            if recommendation.complete and scenario
-            else []
-        ),
+        "next_steps": [{"text": s.text, "references": list(s.references)} for s in recommendation.next_steps],
         "evidence": [
             {"key": f.key, "procedure": f.procedure, "text": f.text, "reference": f.reference}
             for f in recommendation.evidence
@@ -1082,8 +1335,13 @@ def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
                     f"urgency becomes {other.urgency.label.lower()}" if other.urgency else "no urgency"
                 )
             if other.complete and after["first"] != before["first"]:
-                first = other.first_choice
-                changes.append(f"first choice becomes {first.name}" if first else "no imaging is recommended")
+                first = other.first_ranked
+                if first is None:
+                    changes.append("no imaging option remains" if other.no_safe_imaging else "no imaging now")
+                elif other.recommended:
+                    changes.append(f"first choice becomes {first.procedure.name} ({first.rating.label})")
+                else:
+                    changes.append(f"best available becomes {first.procedure.name} ({first.rating.label})")
             if other.complete:
                 added = {c.key for c in other.caveats} - {c.key for c in recommendation.caveats}
                 if added:
@@ -1115,9 +1373,12 @@ def summary_text(recommendation: Recommendation) -> str:
     snapshot = recommendation.snapshot
     lines = []
     scenario = recommendation.scenario
-    if recommendation.first_choice:
-        ranked = recommendation.recommended[0]
-        lines.append(f"Imaging: {ranked.procedure.name} ({ranked.rating.category.label.lower()}).")
+    ranked = recommendation.first_ranked
+    if ranked:
+        prefix = (
+            "Imaging" if recommendation.recommended else "Imaging (best available, no first-choice option)"
+        )
+        lines.append(f"{prefix}: {ranked.procedure.name} ({ranked.rating.attributed_label}).")
     elif scenario:
         lines.append(f"Imaging: none recommended now. {scenario.summary}".strip())
     if recommendation.urgency:

@@ -202,6 +202,9 @@ def _check_patient_factors(snapshot: engine.Snapshot, problems: list[Problem]) -
 
 
 def _check_sources(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
+    excludable = {c.excludes for q in snapshot.patient_factors for c in q.choices if c.excludes}
+    if snapshot.bottom_line and not snapshot.bottom_line_references:
+        problems.append(Problem(WARNING, "topic", "the bottom line has no reference"))
     for scenario in snapshot.scenarios.values():
         where = f"scenarios[{scenario.key}]"
         if scenario.urgency and not scenario.urgency_references:
@@ -220,6 +223,22 @@ def _check_sources(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
                 )
             if rating.needs_verification:
                 problems.append(Problem(WARNING, rating_where, "rating is marked as needing verification"))
+            if rating.scale is engine.Scale.GUIDELINE and not rating.statement.strip():
+                problems.append(
+                    Problem(
+                        ERROR,
+                        rating_where,
+                        "guideline rating has no statement to show in place of a category",
+                    )
+                )
+            if rating.fallback_for is not None and rating.fallback_for not in excludable:
+                problems.append(
+                    Problem(
+                        WARNING,
+                        rating_where,
+                        f"fallback for {rating.fallback_for.value!r}, but no answer excludes that",
+                    )
+                )
         for index, step in enumerate(scenario.next_steps):
             if not step.references:
                 problems.append(
@@ -232,7 +251,11 @@ def _check_sources(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
         if not (reference.doi or reference.pmid or reference.url):
             problems.append(Problem(WARNING, f"references[{reference.key}]", "no DOI, PMID or URL"))
     for procedure in snapshot.procedures.values():
-        if not 0 <= procedure.rrl <= 5:
+        if procedure.rrl is None:
+            problems.append(
+                Problem(WARNING, f"procedures[{procedure.key}]", "relative radiation level not verified")
+            )
+        elif not 0 <= procedure.rrl <= 5:
             problems.append(
                 Problem(ERROR, f"procedures[{procedure.key}]", f"RRL {procedure.rrl} is outside 0-5")
             )

@@ -86,6 +86,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "ratings__references",
             "ratings__findings",
             "next_steps__references",
+            "next_steps__when_choice__question",
         )
     )
     nodes = list(
@@ -111,6 +112,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
     caveats = list(Caveat.objects.filter(key__in=caveat_keys).prefetch_related("references"))
 
     reference_keys = {r.key for r in topic.references.all()}
+    reference_keys.update(r.key for r in topic.bottom_line_references.all())
     for caveat in caveats:
         reference_keys.update(r.key for r in caveat.references.all())
     for scenario in scenarios:
@@ -135,6 +137,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "title": topic.title,
             "scope": topic.scope,
             "bottom_line": topic.bottom_line,
+            "bottom_line_references": _keys(topic.bottom_line_references),
             "owner": topic.owner,
             "last_reviewed": _iso(topic.last_reviewed),
             "next_review_due": _iso(topic.next_review_due),
@@ -242,6 +245,9 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "ratings": [
                     {
                         "procedure": r.procedure.key,
+                        "scale": r.scale,
+                        "statement": r.statement,
+                        "fallback_for": r.fallback_for,
                         "category": r.category,
                         "score": r.score,
                         "rationale": r.rationale,
@@ -252,7 +258,17 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                     for r in s.ratings.all()
                 ],
                 "next_steps": [
-                    {"text": n.text, "references": _keys(n.references)} for n in s.next_steps.all()
+                    {
+                        "text": n.text,
+                        "references": _keys(n.references),
+                        "when": (
+                            {"question": n.when_choice.question.key, "choice": n.when_choice.key}
+                            if n.when_choice
+                            else None
+                        ),
+                        "applies_to": n.applies_to,
+                    }
+                    for n in s.next_steps.all()
                 ],
             }
             for s in scenarios
@@ -356,6 +372,18 @@ def _date(value: Any) -> date | None:
         raise DocumentError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _when_choice(when: Any, choices: Mapping[tuple[str, str], Choice]) -> Choice | None:
+    """The answer a next step is tied to, from {"question": ..., "choice": ...} or null."""
+    if when in (None, {}):
+        return None
+    if not isinstance(when, dict):
+        raise DocumentError("when must be an object with question and choice, or null")
+    choice = choices.get((when.get("question"), when.get("choice")))
+    if choice is None:
+        raise DocumentError(f"when: no answer {when.get('question')!r}={when.get('choice')!r} in this topic")
+    return choice
+
+
 def import_document(document: Mapping[str, Any]) -> Topic:
     """Load a topic document into the draft, all or nothing."""
     if document.get("format") != engine.DOCUMENT_FORMAT:
@@ -445,6 +473,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
         topic.references.set(
             _refs(Reference, [r["key"] for r in _list(document, "references")], "references")
         )
+        topic.bottom_line_references.set(
+            _refs(Reference, meta.get("bottom_line_references", []), "references")
+        )
         topic.procedures.set(
             _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
         )
@@ -531,6 +562,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             "procedure": _lookup(Procedure, "procedure", key=rating_item["procedure"]),
                         },
                         {
+                            "scale": _text(rating_item, "scale") or Rating.Scale.ACR,
+                            "statement": _text(rating_item, "statement"),
+                            "fallback_for": _text(rating_item, "fallback_for"),
                             "category": rating_item["category"],
                             "score": rating_item.get("score"),
                             "order": rating_order,
@@ -547,7 +581,13 @@ def _import(document: Mapping[str, Any]) -> Topic:
             for step_order, step_item in enumerate(item.get("next_steps", [])):
                 with _entry(f"next_steps[{step_order}]"):
                     step = _save(
-                        NextStep, {"scenario": scenario, "order": step_order}, {"text": step_item["text"]}
+                        NextStep,
+                        {"scenario": scenario, "order": step_order},
+                        {
+                            "text": step_item["text"],
+                            "applies_to": _text(step_item, "applies_to"),
+                            "when_choice": _when_choice(step_item.get("when"), choices),
+                        },
                     )
                     step.references.set(_refs(Reference, step_item.get("references", []), "references"))
 

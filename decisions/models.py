@@ -36,8 +36,9 @@ URGENCY_CHOICES = _choices(engine.Urgency, engine.URGENCY_LABELS)
 ATTRIBUTE_CHOICES = [
     (engine.Attribute.NEEDS_MRI.value, "Needs MRI (every MR procedure)"),
     (engine.Attribute.GADOLINIUM.value, "Uses gadolinium contrast"),
-    (engine.Attribute.IODINATED.value, "Uses iodinated contrast"),
-    (engine.Attribute.IONISING.value, "Ionising radiation (RRL above 0)"),
+    (engine.Attribute.IODINATED.value, "Uses iodinated contrast (IV or intrathecal)"),
+    (engine.Attribute.IV_IODINATED.value, "Uses IV iodinated contrast"),
+    (engine.Attribute.IONISING.value, "Ionising radiation (radiography, CT, nuclear medicine, PET)"),
 ]
 SEVERITY_CHOICES = _choices(engine.Severity)
 
@@ -103,8 +104,9 @@ class Caveat(models.Model):
         choices=ATTRIBUTE_CHOICES,
         blank=True,
         help_text=(
-            "Leave empty to show the caveat whenever it is attached. When set, a caveat added by an "
-            "answer is shown only beside listed procedures with this attribute."
+            "Leave empty to show the caveat whenever it is attached. When set, the caveat is shown only "
+            "while a procedure still listed for the patient has this attribute, never because of an "
+            "excluded one (e.g. a gadolinium caveat disappears when every gadolinium MRI is excluded)."
         ),
     )
     references = models.ManyToManyField(Reference, blank=True, related_name="caveats")
@@ -157,10 +159,13 @@ class Procedure(models.Model):
     )
     rrl = models.PositiveSmallIntegerField(
         "relative radiation level",
+        null=True,
+        blank=True,
         validators=[MaxValueValidator(5)],
         help_text=(
-            "ACR relative radiation level, 0 (none) to 5 (30-100 mSv adult effective dose). "
-            "Above 0 counts as ionising."
+            "ACR relative radiation level, 0 (none) to 5 (30-100 mSv adult effective dose). Leave empty "
+            "when not verified: clinicians then see 'radiation level not verified'. Whether a procedure "
+            "is ionising follows from its modality, not from this field."
         ),
     )
     loinc = models.CharField(
@@ -183,7 +188,9 @@ class Procedure(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [
-            models.CheckConstraint(condition=Q(rrl__gte=0, rrl__lte=5), name="procedure_rrl_0_to_5"),
+            models.CheckConstraint(
+                condition=Q(rrl__isnull=True) | Q(rrl__gte=0, rrl__lte=5), name="procedure_rrl_0_to_5"
+            ),
             models.CheckConstraint(
                 condition=(Q(contrast="none") & Q(contrast_agent=""))
                 | (~Q(contrast="none") & ~Q(contrast_agent="")),
@@ -229,6 +236,12 @@ class Topic(models.Model):
     title = models.CharField(max_length=200)
     scope = models.TextField(blank=True, help_text="Who the topic is for, in one or two lines.")
     bottom_line = models.TextField(blank=True, help_text="The answer in one paragraph, shown first.")
+    bottom_line_references = models.ManyToManyField(
+        "Reference",
+        blank=True,
+        related_name="bottom_line_of",
+        help_text="The sources of the bottom line, cited beside it on the topic's first screen.",
+    )
     owner = models.CharField(
         max_length=200, blank=True, help_text="Person or group responsible for the content."
     )
@@ -283,7 +296,7 @@ class Topic(models.Model):
         related_name="topics",
         help_text="Evidence this topic shows; findings cited by its ratings are included automatically.",
     )
-    history = HistoricalRecords(m2m_fields=[procedures, references, findings])
+    history = HistoricalRecords(m2m_fields=[procedures, references, findings, bottom_line_references])
 
     class Meta:
         ordering = ["title"]
@@ -448,17 +461,60 @@ class Branch(models.Model):
 
 
 class Rating(models.Model):
+    class Scale(models.TextChoices):
+        ACR = "acr", "ACR appropriateness rating"
+        GUIDELINE = "guideline", "Guideline recommendation (e.g. NICE): shows the guideline's statement"
+
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="ratings")
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="ratings")
-    category = models.CharField(max_length=40, choices=CATEGORY_CHOICES)
+    scale = models.CharField(
+        max_length=12,
+        choices=Scale.choices,
+        default=Scale.ACR,
+        help_text=(
+            "Whose scale this is. An ACR rating shows its ACR category. A guideline that recommends "
+            "rather than rates (NICE) shows its own statement and never an ACR label."
+        ),
+    )
+    category = models.CharField(
+        max_length=40,
+        choices=CATEGORY_CHOICES,
+        help_text=(
+            "The tier in the ranking. For an ACR rating it is also the label clinicians see; for a "
+            "guideline rating only the statement is shown, and 'Usually appropriate' means the "
+            "guideline's first recommendation (listed under 'Recommended')."
+        ),
+    )
+    statement = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=(
+            "Guideline ratings: the guideline's own short statement, e.g. 'NICE: CT if MRI is not possible'."
+        ),
+    )
+    fallback_for = models.CharField(
+        "fallback when excluded",
+        max_length=20,
+        choices=ATTRIBUTE_CHOICES,
+        blank=True,
+        help_text=(
+            "For an option that a source recommends only when others are ruled out (NICE: CT if MRI is "
+            "not possible): when the patient's answers exclude procedures with this attribute, this "
+            "option is ranked first among what remains and named 'best available'. It is never listed "
+            "under 'Recommended'."
+        ),
+    )
     score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(9)],
-        help_text="Optional 1-9 score; must fit the category (7-9, 4-6, 1-3). Leave empty if not verified.",
+        help_text=(
+            "Optional 1-9 score; must fit the category (7-9, 4-6, 1-3). Leave empty if not verified. "
+            "Within a category a scored rating ranks above an unscored one, higher scores first."
+        ),
     )
     order = models.PositiveIntegerField(
-        default=0, help_text="Order within the same category (say why in the scenario)."
+        default=0, help_text="Order within the same category and score (say why in the scenario)."
     )
     rationale = models.TextField(blank=True, help_text="Why this rating, in your words, naming the source.")
     references = models.ManyToManyField(Reference, blank=True, related_name="ratings")
@@ -485,6 +541,11 @@ class Rating(models.Model):
                 name="rating_score_fits_category",
                 violation_error_message="The score must fit the category: 7-9, 4-6 or 1-3.",
             ),
+            models.CheckConstraint(
+                condition=Q(scale="acr") | ~Q(statement=""),
+                name="rating_guideline_has_statement",
+                violation_error_message="A guideline rating needs the guideline's statement.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -495,6 +556,21 @@ class NextStep(models.Model):
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="next_steps")
     text = models.TextField(help_text="What to do after imaging, in your words.")
     order = models.PositiveIntegerField(default=0)
+    when_choice = models.ForeignKey(
+        Choice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="next_steps",
+        verbose_name="only for the answer",
+        help_text="Leave empty to show the step on every path into the scenario.",
+    )
+    applies_to = models.CharField(
+        max_length=20,
+        choices=ATTRIBUTE_CHOICES,
+        blank=True,
+        help_text="Shown only while a listed procedure has this attribute (e.g. a step done on MRI).",
+    )
     references = models.ManyToManyField(Reference, blank=True, related_name="next_steps")
     history = HistoricalRecords(m2m_fields=[references])
 

@@ -36,27 +36,74 @@ def cite(context, keys: str | Iterable[str]) -> str:
 
 
 @register.simple_tag
-def appropriateness(category: engine.Category) -> str:
-    css = category.value.replace("_", "-")
+def appropriateness(rating: engine.Rating) -> str:
+    """The rating as its source states it: an ACR category, or a guideline's own statement."""
+    css = rating.category.value.replace("_", "-")
+    if rating.scale is engine.Scale.GUIDELINE:
+        return format_html(
+            '<span class="appropriateness guideline {}"><span aria-hidden="true">{}</span> {}</span>',
+            css,
+            "✔" if rating.category is engine.Category.USUALLY_APPROPRIATE else "◐",
+            rating.statement,
+        )
+    score = format_html(" (score {}/9)", rating.score) if rating.score else ""
     return format_html(
-        '<span class="appropriateness {}"><span aria-hidden="true">{}</span> {}</span>',
+        '<span class="appropriateness {}"><span aria-hidden="true">{}</span> ACR: {}{}</span>',
         css,
-        CATEGORY_ICONS[category],
-        category.label,
+        CATEGORY_ICONS[rating.category],
+        rating.category.label.lower(),
+        score,
     )
 
 
 @register.simple_tag
-def radiation(rrl: int) -> str:
-    band = engine.RRL_BANDS.get(rrl, "")
-    if rrl == 0:
-        return format_html('<span class="radiation">No ionising radiation ({})</span>', band)
+def radiation(procedure: engine.Procedure) -> str:
+    if not procedure.ionising:
+        return format_html('<span class="radiation">No ionising radiation</span>')
+    if procedure.rrl is None:
+        return format_html(
+            '<span class="radiation"><span aria-hidden="true">☢</span> Ionising radiation; '
+            "radiation level not verified</span>"
+        )
     return format_html(
         '<span class="radiation"><span aria-hidden="true">{}</span> Radiation level {} of 5 ({})</span>',
-        "☢" * rrl,
-        rrl,
-        band,
+        "☢" * max(procedure.rrl, 1),
+        procedure.rrl,
+        engine.RRL_BANDS[procedure.rrl],
     )
+
+
+URGENCY_STYLES = {
+    engine.Urgency.IMMEDIATE: ("emergency", "⚠", "Emergency: image immediately"),
+    engine.Urgency.WITHIN_24_HOURS: ("emergency", "⚠", "Emergency: image within 24 hours"),
+    engine.Urgency.WITHIN_1_WEEK: ("soon", "◷", "Urgent: image within 1 week"),
+    engine.Urgency.ROUTINE: ("routine", "◷", "Routine"),
+    engine.Urgency.NOT_INDICATED: ("none", "ℹ", "No imaging indicated now"),
+}
+
+
+@register.simple_tag
+def urgency_banner(urgency: engine.Urgency | None) -> str:
+    """Urgency in colour, icon and words; emergencies as an alert so they are announced."""
+    if urgency is None:
+        return format_html(
+            '<p class="urgency urgency-referral mb-1"><span aria-hidden="true">↗</span> {}</p>',
+            "Referral: outside this pathway",
+        )
+    css, icon, words = URGENCY_STYLES[urgency]
+    role = ' role="alert"' if css == "emergency" else ""
+    return format_html(
+        '<p class="urgency urgency-{} mb-1"{}><span aria-hidden="true">{}</span> <strong>{}</strong></p>',
+        css,
+        format_html(role) if role else "",
+        icon,
+        words,
+    )
+
+
+@register.filter
+def procedure_names(keys: Iterable[str], snapshot: engine.Snapshot) -> str:
+    return "; ".join(snapshot.procedures[key].name for key in keys)
 
 
 @register.simple_tag
@@ -113,3 +160,9 @@ def uses_data(attributes) -> str:
     if unused:
         text += "; does not use " + ", ".join(unused)
     return text + "."
+
+
+@register.filter
+def question_prompt(key: str, snapshot: engine.Snapshot) -> str:
+    question = snapshot.questions.get(key)
+    return question.prompt if question else key

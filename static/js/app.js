@@ -31,6 +31,14 @@
 
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
 
+  // A citation points into the collapsed reference list: open it so the link lands somewhere.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.cite[href^='#ref-']");
+    var target = link && document.querySelector(link.getAttribute("href"));
+    var details = target && target.closest("details");
+    if (details) { details.open = true; }
+  });
+
   // After a wizard swap, move focus to the new step's heading and announce it, so keyboard
   // and screen-reader users land where the content changed.
   document.addEventListener("htmx:afterSettle", function (event) {
