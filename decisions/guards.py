@@ -247,8 +247,8 @@ class DatabaseUnavailableMiddleware:
         if request.path_info.startswith("/api/"):
             from decisions.api import ProblemError, _problem_response
 
-            problem = ProblemError(400, f"the parameter {name!r} {reason}", parameter=name, valid=[])
-            return _problem_response(request, problem)
+            error = ProblemError(400, f"the parameter {name!r} {reason}", parameter=name, valid=[])
+            return _problem_response(request, error)
         if is_json_endpoint(request):
             return problem(400, f"the parameter {name!r} {reason}", field=name)
         from decisions.views import _problem

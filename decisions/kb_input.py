@@ -22,7 +22,7 @@ KEY_MEMBERS = ("key", "start_node")
 # radiation level 0-5 and the 1-9 panel score (DESIGN.md), a four-digit citation year, ages in
 # whole years as stored. null is allowed where the field is optional.
 NUMBER_MEMBERS: dict[str, tuple[int, int, bool]] = {
-    "rrl": (0, 5, False),
+    "rrl": (0, 5, True),  # null: not verified yet
     "score": (1, 9, True),
     "year": (1000, 9999, True),
     "age_min": (0, 32767, True),
