@@ -1,6 +1,6 @@
 """Request guards: no input can cause a 500, and a database outage answers 503, never 500.
 
-- `InputGuardMiddleware` (first in MIDDLEWARE) reads the body of every request to a JSON endpoint
+- `InputGuardMiddleware` (after the security headers, before anything that reads a body) reads the body of every request to a JSON endpoint
   (the API and CDS Hooks) before any view does: over JSON_MAX_BYTES is a 413, a Content-Type other
   than JSON a 415, nesting deeper than JSON_MAX_DEPTH, a number JSON does not have (NaN, Infinity,
   1e400) or a string with NUL or a lone surrogate a 400 naming the member at fault, all as
