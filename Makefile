@@ -19,7 +19,7 @@ migrate: install
 	DEBUG=true $(BIN)/python manage.py kb_bootstrap
 
 run: migrate
-	CDS_HOOKS_VERIFY_JWT=false DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
+	CDS_HOOKS_VERIFY_JWT=false CDS_HOOKS_CORS_ORIGINS=https://sandbox.cds-hooks.org DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # Browser tests need Debian's chromium: installed here when missing and possible (root with
 # apt), otherwise they are skipped with a notice (CI=true turns the skip into a failure).
@@ -47,6 +47,7 @@ check: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cds_hooks.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,11 @@ def _flatten(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     def plain(value: Any) -> str:
         if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
             return ", ".join(str(v) for v in value)
+        if isinstance(value, dict):  # e.g. a next step's condition: the same whatever the key order
+            return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+        if isinstance(value, list):
+            # Key order is not content (PostgreSQL's jsonb stores a release's keys in its own order).
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
         return "" if value is None else str(value)
 
     def visit(path: str, item: Mapping[str, Any]) -> None:
@@ -53,6 +59,10 @@ def _flatten(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return objects
 
 
+# A field missing from an older document means its default (release 1 predates rating scales).
+FIELD_DEFAULTS = {"scale": engine.Scale.ACR.value}
+
+
 def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[ContentChange]:
     """Field-by-field differences between two topic documents (e.g. release and draft)."""
     old, new = _flatten(before), _flatten(after)
@@ -66,9 +76,12 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Co
     for path, fields in new.items():
         if path in old:
             for name in sorted(set(fields) | set(old[path])):
-                if fields.get(name, "") != old[path].get(name, ""):
+                default = FIELD_DEFAULTS.get(name, "")
+                if fields.get(name, default) != old[path].get(name, default):
                     changes.append(
-                        ContentChange("changed", path, name, old[path].get(name, ""), fields.get(name, ""))
+                        ContentChange(
+                            "changed", path, name, old[path].get(name, default), fields.get(name, default)
+                        )
                     )
     return changes
 
@@ -90,10 +103,16 @@ def _summary(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> dict[str,
         question = recommendation.next_question.key if recommendation.next_question else ""
         return {"scenario": f"incomplete: asks {question}", "urgency": "", "first choice": "", "excluded": ""}
     first = recommendation.first_choice
+    if first is None:
+        first_text = "no imaging"
+    elif recommendation.recommended:
+        first_text = first.key
+    else:
+        first_text = f"{first.key} (best available, nothing recommended)"
     return {
         "scenario": recommendation.scenario.key if recommendation.scenario else "",
         "urgency": recommendation.urgency.value if recommendation.urgency else "none",
-        "first choice": first.key if first else "no imaging",
+        "first choice": first_text,
         "excluded": ", ".join(sorted(e.procedure.key for e in recommendation.excluded)) or "none",
     }
 

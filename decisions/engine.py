@@ -937,7 +937,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         provisional: tuple[RankedProcedure, ...] = ()
         if scenario is not None:
             remaining = _apply_factors(snapshot, scenario, factor_choices)[0]
-            provisional = tuple(r for r in remaining if r.rating.first_tier)
+            provisional = tuple(r for r in remaining if not r.rating.not_appropriate)
         return Recommendation(
             snapshot=snapshot,
             answers=used_answers,

@@ -1,15 +1,16 @@
 """Request guards: no input can cause a 500, and a database outage answers 503, never 500.
 
-- `InputGuardMiddleware` (after the security headers, before anything that reads a body) reads the body of every request to a JSON endpoint
-  (the API and CDS Hooks) before any view does: over JSON_MAX_BYTES is a 413, a Content-Type other
-  than JSON a 415, nesting deeper than JSON_MAX_DEPTH, a number JSON does not have (NaN, Infinity,
-  1e400) or a string with NUL or a lone surrogate a 400 naming the member at fault, all as
-  RFC 9457 `application/problem+json`. Views then parse a body known to be safe.
+- `InputGuardMiddleware` (after the security headers, before anything reads a body) checks every
+  request to a JSON endpoint (the API and CDS Hooks) before any view does: a body over
+  JSON_MAX_BYTES is a 413; a POST to CDS Hooks with a Content-Type other than JSON is a 415, and
+  nesting deeper than JSON_MAX_DEPTH, a number JSON does not have (NaN, Infinity, 1e400) or a
+  string with NUL or a lone surrogate a 400 naming the member at fault, all as RFC 9457
+  `application/problem+json`. Views then parse a body known to be safe.
 - `DatabaseUnavailableMiddleware` (last) refuses query parameters over MAX_QUERY_VALUE characters
   and NUL in the query string or form fields of the HTML pages and the admin (PostgreSQL cannot
-  store or compare it), and turns a database that
-  cannot be reached into a 503 page or problem document with Retry-After. `server_error` does the
-  same for an error raised outside a view (handler500).
+  store or compare it), and turns a database that cannot be reached into a 503 page or problem
+  document with Retry-After. `server_error` does the same for an error raised outside a view
+  (handler500).
 """
 
 from __future__ import annotations

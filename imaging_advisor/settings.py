@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
     "django_htmx",
     "template_partials",
     "crispy_forms",
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
     "decisions.guards.InputGuardMiddleware",
@@ -226,6 +228,21 @@ def _cds_hooks_trusted_issuers() -> dict:
 
 CDS_HOOKS_TRUSTED_ISSUERS = _cds_hooks_trusted_issuers()
 CDS_HOOKS_PUBLIC_BASE_URL = os.environ.get("CDS_HOOKS_PUBLIC_BASE_URL", "").rstrip("/")
+# Clock skew allowed on the EHR's JWT, and its longest accepted lifetime (exp - iat).
+CDS_HOOKS_JWT_LEEWAY_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_LEEWAY_SECONDS", "60"))
+CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS", "300"))
+# Reading the record from the EHR's fhirServer when the prefetch lacks it.
+CDS_HOOKS_FHIR_TIMEOUT_SECONDS = float(os.environ.get("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", "5"))
+CDS_HOOKS_FHIR_MAX_BYTES = int(os.environ.get("CDS_HOOKS_FHIR_MAX_BYTES", "2000000"))
+# A SMART client of this deployment: its launch URL makes cards carry a `smart` link.
+CDS_HOOKS_SMART_LAUNCH_URL = os.environ.get("CDS_HOOKS_SMART_LAUNCH_URL", "")
+# Days a CDS Hooks consultation record is kept (0: kept until deleted by hand).
+CDS_HOOKS_CONSULTATION_RETENTION_DAYS = int(os.environ.get("CDS_HOOKS_CONSULTATION_RETENTION_DAYS", "365"))
+# Browser CDS clients (e.g. the CDS Hooks sandbox) need CORS on the CDS endpoints only; no origin
+# is allowed unless listed.
+CORS_ALLOWED_ORIGINS = env_list("CDS_HOOKS_CORS_ORIGINS", "")
+CORS_URLS_REGEX = r"^/cds-services(/.*)?$"
+CORS_PREFLIGHT_MAX_AGE = 3600
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

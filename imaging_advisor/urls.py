@@ -3,8 +3,9 @@
 from django.contrib import admin
 from django.urls import path
 
-from decisions import cds_hooks, views
+from decisions import views
 from decisions.api import api
+from decisions.cds_hooks import views as cds_hooks
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -9,6 +9,9 @@ import pytest
 from decisions import engine
 
 SHIPPED = Path(__file__).resolve().parents[1] / "decisions" / "data" / "lumbar-metastasis.json"
+RELEASE_1 = (
+    Path(__file__).resolve().parents[1] / "decisions" / "data" / "previous" / "lumbar-metastasis.1.json"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +38,12 @@ def shipped_document() -> dict:
 
 
 @pytest.fixture(scope="session")
+def release_1_document() -> dict:
+    """The topic as it shipped in release 1 (before clinical revision 2), for permalink tests."""
+    return json.loads(RELEASE_1.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
 def shipped_snapshot(shipped_document) -> engine.Snapshot:
     return engine.build_snapshot(
         shipped_document, release_version=1, published_at="2026-01-01T00:00:00+00:00"
@@ -47,7 +56,7 @@ def synthetic_document() -> dict:
     Routing: `fever` yes -> scenario `scan`, no -> question `swelling`: yes -> `scan`, no -> `watch`.
     Patient factor `claustrophobia` yes excludes MR; `needle_phobia` yes excludes iodinated.
     """
-    return copy.deepcopy(
+    return _with_defaults(
         {
             "format": engine.DOCUMENT_FORMAT,
             "topic": {
@@ -55,6 +64,7 @@ def synthetic_document() -> dict:
                 "title": "Synthetic knee topic",
                 "scope": "For tests only.",
                 "bottom_line": "Scan when there is fever or swelling.",
+                "bottom_line_references": ["TEST-REF"],
                 "owner": "Test team",
                 "last_reviewed": "2026-01-01",
                 "next_review_due": "2099-01-01",
@@ -338,6 +348,20 @@ def synthetic_document() -> dict:
             ],
         }
     )
+
+
+def _with_defaults(document: dict) -> dict:
+    """Fill the fields every export writes (rating scale, next-step conditions) with their defaults."""
+    document = copy.deepcopy(document)
+    for scenario in document["scenarios"]:
+        for rating in scenario["ratings"]:
+            rating.setdefault("scale", "acr")
+            rating.setdefault("statement", "")
+            rating.setdefault("fallback_for", "")
+        for step in scenario["next_steps"]:
+            step.setdefault("when", None)
+            step.setdefault("applies_to", "")
+    return document
 
 
 @pytest.fixture

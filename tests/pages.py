@@ -21,6 +21,7 @@ PUBLIC_QUERY = urlencode(PUBLIC_CASE)
 
 MRI_WITH_AND_WITHOUT = "MRI lumbar spine without and with IV contrast"
 MRI_WITHOUT = "MRI lumbar spine without IV contrast"
+MRI_WHOLE_SPINE = "MRI whole spine without IV contrast"
 
 
 class _Forms(HTMLParser):
@@ -135,7 +136,7 @@ def answers_text(answers: dict[str, str]) -> str:
 
 def headline(html: str) -> str:
     """The recommendation's first choice as the clinician reads it (the headline's bold text)."""
-    match = re.search(r'id="headline">\s*<strong>(.*?)</strong>', html, re.S)
+    match = re.search(r'id="headline">.*?<strong>(.*?)</strong>', html, re.S)
     assert match, "the page shows no recommendation headline"
     return unescape(match.group(1)).strip()
 

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from django import template
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from decisions import engine
 
@@ -59,9 +60,9 @@ def appropriateness(rating: engine.Rating) -> str:
 @register.simple_tag
 def radiation(procedure: engine.Procedure) -> str:
     if not procedure.ionising:
-        return format_html('<span class="radiation">No ionising radiation</span>')
+        return mark_safe('<span class="radiation">No ionising radiation</span>')
     if procedure.rrl is None:
-        return format_html(
+        return mark_safe(
             '<span class="radiation"><span aria-hidden="true">☢</span> Ionising radiation; '
             "radiation level not verified</span>"
         )
@@ -87,15 +88,16 @@ def urgency_banner(urgency: engine.Urgency | None) -> str:
     """Urgency in colour, icon and words; emergencies as an alert so they are announced."""
     if urgency is None:
         return format_html(
-            '<p class="urgency urgency-referral mb-1"><span aria-hidden="true">↗</span> {}</p>',
+            '<p class="urgency urgency-referral mb-1">'
+            '<span aria-hidden="true">↗</span> <strong>{}</strong></p>',
             "Referral: outside this pathway",
         )
     css, icon, words = URGENCY_STYLES[urgency]
-    role = ' role="alert"' if css == "emergency" else ""
+    role = mark_safe(' role="alert"') if css == "emergency" else ""
     return format_html(
         '<p class="urgency urgency-{} mb-1"{}><span aria-hidden="true">{}</span> <strong>{}</strong></p>',
         css,
-        format_html(role) if role else "",
+        role,
         icon,
         words,
     )
@@ -166,3 +168,35 @@ def uses_data(attributes) -> str:
 def question_prompt(key: str, snapshot: engine.Snapshot) -> str:
     question = snapshot.questions.get(key)
     return question.prompt if question else key
+
+
+@register.filter
+def with_card_warnings(ranked: Iterable[engine.RankedProcedure], snapshot: engine.Snapshot) -> bool:
+    """Whether any of these procedures carries a warning or critical caveat on its own card
+    (such a list is never collapsed: warnings stay in sight)."""
+    return any(
+        snapshot.caveats[key].severity is not engine.Severity.INFO
+        for item in ranked
+        for key in item.caveats
+        if key in snapshot.caveats
+    )
+
+
+@register.filter
+def grouped_by_reason(
+    exclusions: Iterable[engine.Exclusion],
+) -> list[tuple[str, list[engine.Exclusion]]]:
+    """Exclusions that share their reasons, together: "MRI is not possible" once, not per MRI."""
+    groups: dict[str, list[engine.Exclusion]] = {}
+    for exclusion in exclusions:
+        groups.setdefault("; ".join(exclusion.reasons), []).append(exclusion)
+    return list(groups.items())
+
+
+@register.filter
+def names_in_brief(ranked: Iterable[engine.RankedProcedure]) -> str:
+    """The first name of a collapsed list (both of two), so its best fallback is seen without a tap."""
+    names = [item.procedure.name for item in ranked]
+    if len(names) <= 2:
+        return " · ".join(names)
+    return f"{names[0]} and {len(names) - 1} more"

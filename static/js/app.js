@@ -40,13 +40,19 @@
   });
 
   // After a wizard swap, move focus to the new step's heading and announce it, so keyboard
-  // and screen-reader users land where the content changed.
+  // and screen-reader users land where the content changed. Other swaps (the feedback form)
+  // leave focus where the user is.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.elt;
-    var heading = document.querySelector("#wizard [data-focus]");
     enhance(target);
+    if (!event.detail.target || event.detail.target.id !== "wizard") { return; }
+    // A choice low on a phone screen leaves the page scrolled: bring the top of the new step
+    // back into view at once (not smoothly), so an urgency banner at its top is seen first.
+    var wizard = document.getElementById("wizard");
+    if (wizard && wizard.getBoundingClientRect().top < 0) { wizard.scrollIntoView({ block: "start", behavior: "instant" }); }
+    var heading = document.querySelector("#wizard [data-focus]");
     if (heading) {
-      heading.focus();
+      heading.focus({ preventScroll: true });
       announce(heading.textContent.trim());
     }
   });

@@ -71,14 +71,31 @@ def test_without_mri_every_mr_procedure_is_excluded_and_ct_comes_first(client, p
         "&pain=suggestive&mri_access=not_possible&gadolinium=none&pregnant=no"
     ).json()
     topic = client.get("/api/v1/topics/lumbar-metastasis/").json()
-    rated = keys(body["recommended"] + body["alternatives"]) | {
+    rated = keys(body["recommended"] + body["alternatives"] + body["usually_not_appropriate"]) | {
         e["procedure"]["key"] for e in body["excluded"]
     }
     mr = {p["key"] for p in topic["procedures"] if p["modality"] == "MR"} & rated
 
     assert body["scenario"]["key"] == "suspected-metastasis"
     assert body["urgency"]["key"] == "within_1_week"
-    assert body["recommended"][0]["modality"] == "CT"
+    # Nothing first-tier is left, so nothing is "recommended": the whole-spine CT is best available.
+    assert body["recommended"] == []
+    assert body["first_tier_excluded"] is True
+    assert body["best_available"] == body["first_choice"] == body["alternatives"][0]["key"] == "ct-spine-wo"
+    assert body["alternatives"][0]["appropriateness"] == {
+        "scale": "guideline",
+        "label": "NICE: CT if MRI is not possible",
+        "category": None,
+        "statement": "NICE: CT if MRI is not possible",
+        "tier": "usually_appropriate",
+        "fallback_for": "needs_mri",
+        "score": None,
+        "needs_verification": False,
+    }
+    assert body["alternatives"][0]["rrl"] is None
+    assert body["alternatives"][0]["radiation"] == "radiation level not verified"
+    assert body["alternatives"][0]["ionising"] is True
+    assert keys(body["usually_not_appropriate"]) == {"bone-scan-spect", "fdg-pet-ct"}
     assert mr
     assert {e["procedure"]["key"] for e in body["excluded"]} == mr
     assert all(e["reasons"] for e in body["excluded"])
@@ -92,7 +109,7 @@ def test_a_prior_gadolinium_reaction_excludes_every_gadolinium_procedure_and_kee
         "&pain=suggestive&mri_access=available&gadolinium=prior_reaction&pregnant=no"
     ).json()
     excluded = [e["procedure"] for e in body["excluded"]]
-    shown = body["recommended"] + body["alternatives"]
+    shown = body["recommended"] + body["alternatives"] + body["usually_not_appropriate"]
 
     assert body["scenario"]["key"] == "suspected-metastasis"
     assert body["urgency"]["key"] == "within_1_week"
@@ -157,7 +174,9 @@ def test_the_answers_come_back_in_the_order_asked(client, published_shipped):
         "&gadolinium=none&age_group=adult&mri_access=available"
     ).json()
 
-    assert list(body["answers"]) == ["age_group", "neuro", "cancer", "mri_access", "gadolinium", "pregnant"]
+    # The MSCC path does not ask about gadolinium: the answer is accepted and reported as not used.
+    assert list(body["answers"]) == ["age_group", "neuro", "cancer", "mri_access", "pregnant"]
+    assert body["ignored_answers"] == ["gadolinium"]
 
 
 def test_a_pinned_release_keeps_its_recommendation_after_a_new_release(client, published_shipped):

@@ -92,6 +92,7 @@ def test_the_topic_schema_lists_the_procedures_with_modality_region_contrast_rad
         "mri-lumbar-wo",
         "mri-spine-wo",
         "mri-spine-wo-w",
+        "ct-spine-wo",
         "ct-lumbar-wo",
         "ct-lumbar-w",
         "ct-myelography-lumbar",
@@ -107,12 +108,18 @@ def test_the_topic_schema_lists_the_procedures_with_modality_region_contrast_rad
         "contrast": "without_and_with",
         "contrast_agent": "gadolinium",
         "rrl": 0,
+        "radiation": "RRL 0 (0 mSv)",
+        "ionising": False,
+        "strengths": procedures["mri-lumbar-wo-w"]["strengths"],
+        "limitations": procedures["mri-lumbar-wo-w"]["limitations"],
         "codes": {"loinc": "24967-2"},
     }
+    assert "lumbar spine only" in procedures["mri-lumbar-wo-w"]["limitations"]
     assert procedures["ct-myelography-lumbar"]["rrl"] == 4
     assert procedures["ct-lumbar-w"]["contrast_agent"] == "iodinated"
     assert procedures["mri-spine-wo"]["region"] == "whole_spine"
-    assert procedures["mri-spine-wo"]["codes"] == {}
+    assert procedures["mri-spine-wo"]["codes"] == {"loinc": "30854-4"}
+    assert (procedures["ct-spine-wo"]["rrl"], procedures["ct-spine-wo"]["ionising"]) == (None, True)
 
 
 def test_the_topic_schema_lists_the_scenarios_with_their_urgency(client, published_shipped):

@@ -34,6 +34,14 @@ SYNTHETIC_LOINC = {"mr-knee": "99901-1", "ct-knee-w": "99902-2", "xr-knee": "999
 MRI_LUMBAR_WO_W = "24967-2"  # shipped: MRI lumbar spine without and with IV contrast
 
 
+@pytest.fixture(autouse=True)
+def fresh_release_check(monkeypatch):
+    """Each test sees the releases it publishes (the service checks for new ones once a second)."""
+    from decisions.cds_hooks import views
+
+    monkeypatch.setattr(views, "_published", None)
+
+
 # --- keys and tokens ---------------------------------------------------------------------------
 
 
@@ -118,14 +126,33 @@ def service_request(order_id: str, code: str, *, system: str = LOINC, text: str 
     }
 
 
-def condition(code: str, *, condition_id: str | None = None, patient: str = "pat-1", **extra: Any) -> dict:
-    return {
+CLINICAL_STATUS = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def status(system: str, code: str) -> dict:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def condition(
+    code: str,
+    *,
+    condition_id: str | None = None,
+    patient: str = "pat-1",
+    system: str = TEST_CODES,
+    clinical: str | None = "active",
+    **extra: Any,
+) -> dict:
+    """A Condition on the problem list; active unless `clinical` says otherwise (None: no status)."""
+    resource: dict[str, Any] = {
         "resourceType": "Condition",
         "id": condition_id or f"cond-{code}".replace("_", "-"),
         "subject": {"reference": f"Patient/{patient}"},
-        "code": {"coding": [{"system": TEST_CODES, "code": code}]},
-        **extra,
+        "code": {"coding": [{"system": system, "code": code}]},
     }
+    if clinical is not None:
+        resource["clinicalStatus"] = status(CLINICAL_STATUS, clinical)
+    return resource | extra
 
 
 def hook_request(
@@ -152,7 +179,7 @@ def hook_request(
     return {
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
-        "fhirServer": "https://ehr.example.org/fhir",
+        "fhirServer": "http://127.0.0.1:9/fhir",  # nothing listens: an unexpected fetch fails fast
         "fhirAuthorization": {
             "access_token": "opaque-token",
             "token_type": "Bearer",
@@ -172,8 +199,13 @@ def hook_request(
                 "type": "searchset",
                 "entry": [{"resource": c} for c in conditions],
             },
+            # Every other template the service may announce, prefetched empty as an EHR would.
+            **{key: {"resourceType": "Bundle", "type": "searchset"} for key in EMPTY_PREFETCH},
         },
     }
+
+
+EMPTY_PREFETCH = ("observations", "observation_values", "devices")
 
 
 # --- the card rules, checked on every response -------------------------------------------------
@@ -200,7 +232,9 @@ def assert_uuid(value: Any) -> None:
 
 def assert_follows_card_rules(data: dict) -> None:
     """CDS Hooks 2.0 response rules (cards, suggestions, actions, links, override reasons)."""
-    assert set(data) <= {"cards", "systemActions"}
+    assert set(data) <= {"cards", "systemActions", "extension"}
+    if "extension" in data:  # the Argonaut PAMA form carries the same actions
+        assert data["extension"] == {"systemActions": data["systemActions"]}
     assert isinstance(data["cards"], list)  # required, and the only member allowed to be empty
     for card in data["cards"]:
         assert_nothing_empty(card, "card")

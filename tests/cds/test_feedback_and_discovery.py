@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -14,11 +14,14 @@ from tests.cds.conftest import FEEDBACK_PATH
 pytestmark = pytest.mark.django_db
 
 CARD = "4e0a3a1e-3283-4575-ab82-028d55fe2719"
+# Feedback follows the card within a year: the timestamps are recent, whenever the suite runs.
+WHEN = (datetime.now(UTC) - timedelta(days=3)).replace(hour=9, minute=30, second=0, microsecond=0)
+STAMP = WHEN.strftime("%Y-%m-%dT%H:%M:%S")
 ACCEPTED = {
     "card": CARD,
     "outcome": "accepted",
     "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
-    "outcomeTimestamp": "2026-03-11T09:30:00Z",
+    "outcomeTimestamp": STAMP + "Z",
 }
 OVERRIDDEN = {
     "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
@@ -27,7 +30,7 @@ OVERRIDDEN = {
         "reason": {"code": "local-protocol", "system": "http://testserver/cds-services/override-reasons"},
         "userComment": "Radiologist advised otherwise.",
     },
-    "outcomeTimestamp": "2026-03-11T09:31:00Z",
+    "outcomeTimestamp": (WHEN + timedelta(minutes=1)).isoformat(),
 }
 
 
@@ -40,22 +43,22 @@ def test_feedback_is_stored_once_when_posted_twice(cds):
     accepted = CdsFeedback.objects.get(card=CARD)
     assert accepted.service_id == "imaging-advisor"
     assert accepted.outcome == "accepted"
-    assert accepted.outcome_timestamp == datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
+    assert accepted.outcome_timestamp == WHEN
     assert accepted.accepted_suggestions == ACCEPTED["acceptedSuggestions"]
     overridden = CdsFeedback.objects.get(outcome="overridden")
     assert overridden.override_reason == OVERRIDDEN["overrideReason"]
 
 
 def test_an_override_without_a_reason_is_stored(cds):
-    item = {"card": CARD, "outcome": "overridden", "outcomeTimestamp": "2026-03-11T10:00:00Z"}
+    item = {"card": CARD, "outcome": "overridden", "outcomeTimestamp": STAMP + "Z"}
     assert cds.post(FEEDBACK_PATH, {"feedback": [item]}).status_code == 200
     assert CdsFeedback.objects.get().override_reason == {}
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc(cds):
-    item = ACCEPTED | {"outcomeTimestamp": "2026-03-11T09:30:00"}
+    item = ACCEPTED | {"outcomeTimestamp": STAMP}
     assert cds.post(FEEDBACK_PATH, {"feedback": [item]}).status_code == 200
-    assert CdsFeedback.objects.get().outcome_timestamp == datetime(2026, 3, 11, 9, 30, tzinfo=UTC)
+    assert CdsFeedback.objects.get().outcome_timestamp == WHEN
 
 
 MALFORMED_FEEDBACK = [

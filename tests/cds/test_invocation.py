@@ -149,7 +149,7 @@ def test_the_recommended_order_is_rated_appropriate_with_a_consult_id(cds, publi
         }
     ]
     for expected in (
-        "Usually appropriate, score 8/9",
+        "ACR: usually appropriate, score 8/9",
         "RRL 0 (0 mSv)",
         "Within 1 week",
         "Test scenario caveat.",
@@ -195,7 +195,7 @@ def test_an_order_that_is_not_recommended_gets_a_warning_a_suggestion_and_overri
     assert action["type"] == "update"
     assert action["resource"]["id"] == "ct-1"
     assert action["resource"]["code"] == {
-        "coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["mr-knee"], "display": "MR knee"}],
+        "coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["mr-knee"]}],
         "text": "MR knee",
     }
     assert action["resource"]["subject"] == order["subject"]
@@ -270,7 +270,11 @@ def test_the_age_from_the_birth_date_routes_a_child_out_of_the_pathway(cds, publ
     (card,) = data["cards"]
     assert card["summary"] == "MR knee: not rated; no imaging indicated now"
     assert "Under 18" in card["detail"]
-    assert "systemActions" not in data
+    # The scenario rates no knee imaging: the Argonaut guide's no-criteria-apply.
+    (action,) = data["systemActions"]
+    assert extension(action["resource"], PAMA_RATING)["valueCodeableConcept"]["coding"][0]["code"] == (
+        "no-criteria-apply"
+    )
     adult = copy.deepcopy(body)
     adult["prefetch"]["patient"]["birthDate"] = years_ago(18)
     assert cds.invoke(adult).json()["cards"][0]["summary"] == "MR knee: usually appropriate"
@@ -285,16 +289,51 @@ def test_without_the_answers_the_synthetic_order_asks_for_more_information(cds, 
     assert "systemActions" not in data
 
 
-def test_an_earlier_pama_rating_on_the_order_is_replaced_not_duplicated(cds, published_synthetic):
+def test_our_earlier_rating_is_replaced_and_another_raters_rating_is_kept(cds, published_synthetic):
     order = knee_order("mr-knee")
-    order["extension"] = [
-        {"url": PAMA_RATING, "valueCodeableConcept": {"text": "old"}},
+    theirs = [
+        {"url": PAMA_RATING, "valueCodeableConcept": {"text": "another qCDSM's rating"}},
+        {"url": "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted", "valueString": "G1234"},
         {"url": PAMA_CONSULT_ID, "valueUri": "urn:uuid:00000000-0000-0000-0000-000000000000"},
         {"url": "http://example.org/other-extension", "valueString": "kept"},
     ]
-    data = cds.invoke(hook_request("order-sign", [order], conditions=knee_conditions(**ADULT_SCAN))).json()
-    urls = [e["url"] for e in data["systemActions"][0]["resource"]["extension"]]
-    assert urls == ["http://example.org/other-extension", PAMA_RATING, PAMA_CONSULT_ID]
+    order["extension"] = theirs
+    body = hook_request("order-sign", [order], conditions=knee_conditions(**ADULT_SCAN))
+    rated = cds.invoke(body).json()["systemActions"][0]["resource"]
+    assert rated["extension"][:4] == theirs
+    assert [e["url"] for e in rated["extension"][4:]] == [PAMA_RATING, PAMA_CONSULT_ID]
+    again = copy.deepcopy(body)
+    again["context"]["draftOrders"]["entry"][0]["resource"] = rated  # the EHR applied our rating
+    rerated = cds.invoke(again).json()["systemActions"][0]["resource"]
+    assert rerated["extension"][:4] == theirs
+    assert [e["url"] for e in rerated["extension"][4:]] == [PAMA_RATING, PAMA_CONSULT_ID]  # not duplicated
+    assert rerated["extension"][5] != rated["extension"][5]  # this call's consult id
+
+
+def test_a_rating_left_on_an_order_that_changed_is_replaced(cds, published_synthetic):
+    """MR rated appropriate, then the clinician changes the same order to CT (may be appropriate)."""
+    body = hook_request("order-sign", [knee_order("mr-knee")], conditions=knee_conditions(**ADULT_SCAN))
+    rated = cds.invoke(body).json()["systemActions"][0]["resource"]
+    changed = copy.deepcopy(rated)
+    changed["code"] = {"coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["ct-knee-w"]}]}
+    body["context"]["draftOrders"]["entry"][0]["resource"] = changed
+    data = cds.invoke(body).json()
+    (action,) = data["systemActions"]
+    assert "extension" not in action["resource"]  # our stale "appropriate" is taken off
+    assert {k: v for k, v in action["resource"].items()} == {
+        k: v for k, v in changed.items() if k != "extension"
+    }
+    assert "no longer applies" in data["cards"][0]["detail"]
+    xr = copy.deepcopy(rated)
+    xr["code"] = {"coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["xr-knee"]}]}
+    body["context"]["draftOrders"]["entry"][0]["resource"] = xr
+    (action,) = cds.invoke(body).json()["systemActions"]
+    codes = [
+        e["valueCodeableConcept"]["coding"][0]["code"]
+        for e in action["resource"]["extension"]
+        if e["url"] == PAMA_RATING
+    ]
+    assert codes == ["not-appropriate"]
 
 
 def test_two_orders_on_sign_get_a_card_each_and_one_rating_each(cds, published_synthetic):
@@ -389,8 +428,6 @@ MALFORMED = [
     ("order-sign", _without("fhirAuthorization.access_token"), "fhirAuthorization.access_token"),
     ("order-sign", _set("fhirAuthorization.expires_in", "300"), "fhirAuthorization.expires_in"),
     ("order-sign", _set("prefetch", "yes"), "prefetch"),
-    ("order-sign", _set("prefetch.patient", {"resourceType": "Practitioner"}), "prefetch.patient"),
-    ("order-sign", _set("prefetch.conditions", [{"resourceType": "Condition"}]), "prefetch.conditions"),
 ]
 
 
@@ -425,21 +462,40 @@ def test_a_body_that_is_not_an_object_is_refused(cds, db):
     assert response.json()["detail"] == "the request body must be a JSON object"
 
 
-def test_a_draft_orders_bundle_that_fails_fhir_validation_is_refused_naming_the_problem(cds, db):
-    order = service_request("order-1", MRI_LUMBAR_WO_W)
-    del order["subject"]  # required by R4 ServiceRequest
-    response = cds.invoke(hook_request("order-sign", [order]))
-    assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert detail.startswith("context.draftOrders is not a valid FHIR R4B Bundle: entry[0].resource.subject")
-
-
-def test_an_unknown_resource_type_in_draft_orders_is_refused(cds, db):
-    body = hook_request("order-sign", [service_request("order-1", MRI_LUMBAR_WO_W)])
+def test_an_invalid_unrelated_draft_order_is_skipped_and_reported_on_the_card(cds, published_shipped):
+    broken = service_request("order-0", "12345-6")
+    del broken["subject"]  # required by R4 ServiceRequest
+    body = hook_request("order-sign", [broken, service_request("order-1", MRI_LUMBAR_WO_W)])
     body["context"]["draftOrders"]["entry"].append({"resource": {"resourceType": "ImagingWish"}})
+    body["context"]["draftOrders"]["entry"].append({"resource": {"resourceType": "MedicationRequest"}})
     response = cds.invoke(body)
-    assert response.status_code == 400
-    assert response.json()["field"] == "context.draftOrders.entry[1].resource"
+    assert response.status_code == 200
+    (card,) = response.json()["cards"]
+    assert (
+        "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4B (subject"
+        in (card["detail"])
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]},
+        {"resourceType": "Practitioner"},
+        [{"resourceType": "Patient"}],
+    ],
+)
+def test_a_prefetch_the_ehr_could_not_fill_is_treated_as_missing(cds, published_shipped, value):
+    body = hook_request("order-sign", [service_request("order-1", MRI_LUMBAR_WO_W)])
+    del body["fhirAuthorization"]  # nothing to fetch with: the record stays unknown
+    body["prefetch"]["patient"] = value
+    body["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", "issue": []}
+    response = cds.invoke(body)
+    assert response.status_code == 200
+    (card,) = response.json()["cards"]
+    assert card["summary"] == "More information needed to rate this imaging order"
+    assert "Nothing the topic asks could be read from the record." in card["detail"]
+    assert "prefetch.conditions is an OperationOutcome" in card["detail"]
 
 
 # --- routing -----------------------------------------------------------------------------------

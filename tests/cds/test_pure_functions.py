@@ -5,20 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.patient import Patient
 
-from decisions import cds_hooks, engine
-from decisions.cds_hooks import (
-    BadRequest,
-    age_range,
-    answers_from_record,
-    indicator,
-    pama_extensions,
-    prune,
-    summary_line,
-    whole_years,
-)
+from decisions import engine
+from decisions.cds_hooks import pama
+from decisions.cds_hooks.cards import indicator, summary_line
+from decisions.cds_hooks.common import BadRequest, prune
+from decisions.cds_hooks.discovery import discovery_document
+from decisions.cds_hooks.record import age_range, whole_years
+from decisions.cds_hooks.record import answers_from_record as read_answers
+from decisions.cds_hooks.request import Record, parse_hook_request
 from decisions.engine import Category, Urgency
 from tests.cds.conftest import (
     TEST_CODES,
@@ -37,12 +32,19 @@ def knee_snapshot() -> engine.Snapshot:
     return engine.build_snapshot(complete_synthetic_document(synthetic_document()), release_version=1)
 
 
-def patient(birth_date: str) -> Patient:
-    return Patient.model_validate({"resourceType": "Patient", "id": "pat-1", "birthDate": birth_date})
+def patient(birth_date: str) -> dict:
+    return {"resourceType": "Patient", "id": "pat-1", "birthDate": birth_date}
 
 
-def conditions(*codes: str, **extra) -> list[Condition]:
-    return [Condition.model_validate(condition(code, **extra)) for code in codes]
+def conditions(*codes: str, **extra) -> list[dict]:
+    return [condition(code, **extra) for code in codes]
+
+
+def answers_from_record(snapshot, patient, conditions, patient_id, today, order=None):
+    """The record read as the service reads it: a patient and a list of Conditions."""
+    return read_answers(
+        snapshot, Record(patient=patient, conditions=tuple(conditions)), patient_id, today, order
+    )
 
 
 # --- pruning -----------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ def test_a_birth_year_that_straddles_the_age_bound_answers_nothing_and_says_so(s
 
 def test_without_a_patient_or_birth_date_the_age_stays_unknown(shipped_snapshot):
     assert answers_from_record(shipped_snapshot, None, [], "pat-1", TODAY).as_dict() == {}
-    no_birth_date = Patient.model_validate({"resourceType": "Patient", "id": "pat-1"})
+    no_birth_date = {"resourceType": "Patient", "id": "pat-1"}
     assert answers_from_record(shipped_snapshot, no_birth_date, [], "pat-1", TODAY).as_dict() == {}
 
 
@@ -178,39 +180,73 @@ def test_the_indicator_is_critical_for_urgent_scenarios_warning_for_other_orders
     assert indicator(None, False) == "warning"
 
 
-def test_only_the_two_categories_with_an_argonaut_code_get_a_pama_rating():
-    appropriate = pama_extensions(Category.USUALLY_APPROPRIATE, "https://a.example", "id-1")
-    assert appropriate is not None
-    rating, consult = appropriate
-    assert rating["url"] == "http://fhir.org/argonaut/Extension/pama-rating"
-    assert rating["valueCodeableConcept"]["coding"][0] == {
+def rating(category: Category, scale: engine.Scale = engine.Scale.ACR, statement: str = "") -> engine.Rating:
+    return engine.Rating("p", category, None, "", ("R",), (), False, scale=scale, statement=statement)
+
+
+def test_only_acr_usually_appropriate_and_usually_not_appropriate_have_an_argonaut_code():
+    assert pama.pama_code(rating(Category.USUALLY_APPROPRIATE)) == "appropriate"
+    assert pama.pama_code(rating(Category.USUALLY_NOT_APPROPRIATE)) == "not-appropriate"
+    assert pama.pama_code(rating(Category.MAY_BE_APPROPRIATE)) is None
+    assert pama.pama_code(rating(Category.MAY_BE_APPROPRIATE_DISAGREEMENT)) is None
+
+
+def test_a_guideline_recommendation_is_not_appropriate_use_criteria_and_gets_no_argonaut_code():
+    nice = rating(
+        Category.USUALLY_APPROPRIATE, engine.Scale.GUIDELINE, "NICE: whole-spine MRI within 24 hours"
+    )
+    assert pama.pama_code(nice) is None
+
+
+def test_the_rating_extension_puts_the_argonaut_code_first_and_ours_after_it():
+    extensions = pama.rating_extensions(
+        "appropriate", "urn:uuid:id-1", "https://a.example", rating(Category.USUALLY_APPROPRIATE)
+    )
+    rated, consult = extensions
+    assert rated["url"] == "http://fhir.org/argonaut/Extension/pama-rating"
+    assert rated["valueCodeableConcept"]["coding"][0] == {
         "system": "http://fhir.org/argonaut/CodeSystem/pama-rating",
         "code": "appropriate",
         "display": "Appropriate",
     }
     assert (
-        rating["valueCodeableConcept"]["coding"][1]["system"]
+        rated["valueCodeableConcept"]["coding"][1]["system"]
         == "https://a.example/cds-services/appropriateness"
     )
     assert consult == {
         "url": "http://fhir.org/argonaut/Extension/pama-rating-consult-id",
         "valueUri": "urn:uuid:id-1",
     }
-    not_appropriate = pama_extensions(Category.USUALLY_NOT_APPROPRIATE, "https://a.example", "id-2")
-    assert not_appropriate is not None
-    assert not_appropriate[0]["valueCodeableConcept"]["coding"][0]["code"] == "not-appropriate"
-    assert pama_extensions(Category.MAY_BE_APPROPRIATE, "https://a.example", "id-3") is None
-    assert pama_extensions(Category.MAY_BE_APPROPRIATE_DISAGREEMENT, "https://a.example", "id-4") is None
+
+
+def test_replacing_a_rating_keeps_another_raters_rating_g_code_and_consult_id():
+    other = [
+        {
+            "url": pama.PAMA_RATING,
+            "valueCodeableConcept": {
+                "coding": [{"system": pama.PAMA_RATING_SYSTEM, "code": "not-appropriate"}]
+            },
+        },
+        {"url": "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted", "valueString": "G1234"},
+        {"url": pama.PAMA_CONSULT_ID, "valueUri": "urn:uuid:theirs"},
+    ]
+    ours = pama.rating_extensions("appropriate", "urn:uuid:old", "https://a.example", None)
+    order = {"resourceType": "ServiceRequest", "extension": other + ours}
+    new = pama.rating_extensions("not-appropriate", "urn:uuid:new", "https://a.example", None)
+    updated = pama.with_rating(order, new, "https://a.example", set())
+    assert updated["extension"] == other + new
+    removed = pama.with_rating(order, [], "https://a.example", {"urn:uuid:old"})
+    assert removed["extension"] == other
 
 
 def test_the_discovery_document_lists_one_service_id_for_both_order_hooks():
-    document = cds_hooks.discovery_document(verify_jwt=True)
+    document = discovery_document([], verify_jwt=True)
     assert [(s["id"], s["hook"]) for s in document["services"]] == [
         ("imaging-advisor", "order-select"),
         ("imaging-advisor", "order-sign"),
     ]
     assert all("WARNING" not in s["description"] for s in document["services"])
-    unverified = cds_hooks.discovery_document(verify_jwt=False)
+    unverified = discovery_document([], verify_jwt=False)
     assert all(
         s["description"].startswith("WARNING: JWT VERIFICATION IS SWITCHED OFF")
         for s in unverified["services"]
@@ -222,31 +258,60 @@ def test_the_discovery_document_lists_one_service_id_for_both_order_hooks():
 
 def test_order_select_acts_on_the_selected_orders_and_order_sign_on_every_service_request():
     orders = [service_request("a", "1-1"), service_request("b", "2-2")]
-    select = cds_hooks.parse_hook_request(
-        hook_request("order-select", orders, selections=["ServiceRequest/b"])
-    )
+    select = parse_hook_request(hook_request("order-select", orders, selections=["ServiceRequest/b"]))
     assert [o.id for o in select.target_orders] == ["b"]
-    sign = cds_hooks.parse_hook_request(hook_request("order-sign", orders))
+    sign = parse_hook_request(hook_request("order-sign", orders))
     assert [o.id for o in sign.target_orders] == ["a", "b"]
 
 
 def test_a_draft_orders_bundle_without_a_type_is_read_as_in_the_hook_examples():
     body = hook_request("order-sign", [service_request("a", "1-1")])
     del body["context"]["draftOrders"]["type"]
-    assert [o.id for o in cds_hooks.parse_hook_request(body).orders] == ["a"]
+    assert [o.id for o in parse_hook_request(body).orders] == ["a"]
 
 
 def test_a_prefetched_patient_who_is_not_the_context_patient_is_refused():
     body = hook_request("order-sign", [service_request("a", "1-1")])
     body["prefetch"]["patient"]["id"] = "someone-else"
     with pytest.raises(BadRequest) as error:
-        cds_hooks.parse_hook_request(body)
+        parse_hook_request(body)
     assert error.value.field == "prefetch.patient"
 
 
 def test_null_prefetch_values_mean_the_record_has_no_data():
     body = hook_request("order-sign", [service_request("a", "1-1")])
     body["prefetch"] = {"patient": None, "conditions": None}
-    parsed = cds_hooks.parse_hook_request(body)
-    assert parsed.patient is None
-    assert parsed.conditions == ()
+    parsed = parse_hook_request(body)
+    assert parsed.record.patient is None
+    assert parsed.record.conditions is None
+    assert set(parsed.record.missing()) >= {"patient", "conditions"}
+
+
+# --- code systems ------------------------------------------------------------------------------
+
+
+def test_oids_and_uris_of_a_code_system_compare_equal():
+    from decisions.cds_hooks.codes import CPT, LOINC, SNOMED, canonical_system, concept_codings
+
+    assert canonical_system("urn:oid:2.16.840.1.113883.6.12") == CPT
+    assert canonical_system("2.16.840.1.113883.6.1") == LOINC
+    assert canonical_system(" urn:oid:2.16.840.1.113883.6.96 ") == SNOMED
+    assert canonical_system("http://hospital.example.org/codes") == "http://hospital.example.org/codes"
+    concept = {
+        "coding": [
+            {"system": "http://hospital.example.org/codes", "code": "MR1"},
+            {"system": "urn:oid:2.16.840.1.113883.6.12", "code": "72148"},
+            {"system": "http://loinc.org"},  # no code: skipped
+            "not a coding",
+        ]
+    }
+    assert concept_codings(concept) == {("http://hospital.example.org/codes", "MR1"), (CPT, "72148")}
+
+
+def test_the_patient_id_is_quoted_into_a_fetch_query():
+    from decisions.cds_hooks.fetch import query_for
+
+    assert (
+        query_for("Patient/{{context.patientId}}", "../Patient/other?x=1")
+        == "Patient/..%2FPatient%2Fother%3Fx%3D1"
+    )

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
-from decisions import cds_hooks
+from decisions.cds_hooks import auth
 from decisions.models import SeenToken
 from tests.cds.conftest import (
     BASE,
@@ -140,7 +140,7 @@ def test_with_verification_switched_off_no_token_is_needed(cds, settings, body):
 
 def test_seen_tokens_are_kept_until_they_expire_and_purged_later(cds, body, monkeypatch):
     SeenToken.objects.create(jti="old", expires_at=timezone.now() - timedelta(hours=1))
-    monkeypatch.setattr(cds_hooks, "_last_purge", 0.0)
+    monkeypatch.setattr(auth.token_purge, "last", None)  # as in a fresh process
     token = cds.signer.token()
     assert cds.invoke(body, token=token).status_code == 200
     (kept,) = SeenToken.objects.all()

@@ -21,6 +21,7 @@ from decisions.models import (
     Reference,
     Release,
     RoutingNode,
+    Scenario,
     Topic,
 )
 from tests.conftest import SHIPPED
@@ -339,9 +340,82 @@ def test_kb_bootstrap_leaves_a_loaded_topic_alone(shipped_document):
 
     out, _ = run("kb_bootstrap")
 
-    assert "lumbar-metastasis: already in the database, left as it is\n" in out
+    assert "lumbar-metastasis: already up to date (release 1)\n" in out
     assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 1
     assert Topic.objects.get(key="lumbar-metastasis").title == "Edited in the draft"
+
+
+def install_release_1(release_1_document) -> Topic:
+    """A database as release 1 of the project left it: revision 1 imported and published.
+
+    The release holds the document exactly as it was frozen then (without fields added since)."""
+    topic = import_document(release_1_document)
+    Release.objects.create(
+        topic=topic,
+        version=1,
+        summary="Shipped knowledge base (lumbar-metastasis.json)",
+        content=release_1_document,
+    )
+    return topic
+
+
+def test_kb_bootstrap_publishes_revision_2_over_an_untouched_release_1(release_1_document, shipped_document):
+    install_release_1(release_1_document)
+
+    out, _ = run("kb_bootstrap")
+    again, _ = run("kb_bootstrap")
+
+    assert "release 1 was the unchanged shipped content; published shipped revision 2 as release 2" in out
+    releases = Release.objects.filter(topic__key="lumbar-metastasis").order_by("version")
+    assert [r.version for r in releases] == [1, 2]
+    assert dumps(releases[1].content) == dumps(shipped_document)
+    assert releases[1].summary == "Shipped knowledge base, clinical revision 2 (lumbar-metastasis.json)"
+    assert releases[0].content == release_1_document  # release 1 is kept as it was
+    assert "already up to date (release 2)" in again
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 2
+
+
+def test_kb_bootstrap_never_publishes_over_a_draft_that_content_owners_changed(release_1_document):
+    topic = install_release_1(release_1_document)
+    Scenario.objects.filter(topic=topic, key="mscc").update(urgency_note="Our local MSCC pathway applies.")
+
+    out, _ = run("kb_bootstrap")
+
+    assert "a newer shipped revision (2) exists" in out
+    assert "content owners have changed this topic, so it was left as it is" in out
+    assert "Import a topic" in out
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 1
+    assert Scenario.objects.get(topic=topic, key="mscc").urgency_note == "Our local MSCC pathway applies."
+
+
+def test_kb_bootstrap_never_publishes_over_a_release_that_content_owners_published(release_1_document):
+    from decisions.releases import publish
+
+    topic = install_release_1(release_1_document)
+    Topic.objects.filter(pk=topic.pk).update(owner="Spine imaging group")
+    publish(Topic.objects.get(pk=topic.pk), summary="Owner recorded")
+
+    out, _ = run("kb_bootstrap")
+
+    assert "content owners have changed this topic" in out
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 2
+    assert Topic.objects.get(pk=topic.pk).owner == "Spine imaging group"
+
+
+def test_after_the_upgrade_a_release_1_permalink_still_reproduces_release_1(release_1_document, client):
+    install_release_1(release_1_document)
+    run("kb_bootstrap")
+    no_mri = (
+        "/t/lumbar-metastasis/?age_group=adult&neuro=yes&cancer=known&mri_access=not_possible&pregnant=no"
+    )
+
+    latest = client.get(no_mri).content.decode()
+    pinned = client.get(no_mri + "&gadolinium=none&release=1").content.decode()
+
+    assert "CT whole spine without IV contrast" in latest
+    assert "CT lumbar spine without IV contrast" not in latest
+    assert "CT lumbar spine without IV contrast" in pinned and "CT whole spine" not in pinned
+    assert "A newer release (2) exists" in pinned
 
 
 # --- recommend ---------------------------------------------------------------------------------------
@@ -396,7 +470,9 @@ def test_recommend_without_answers_asks_the_first_question(published_shipped):
 
 
 def test_recommend_reads_the_latest_release_or_the_one_asked_for(published_shipped):
-    run("kb_publish", "lumbar-metastasis", summary="Second release")
+    from decisions.releases import publish
+
+    publish(published_shipped.topic, summary="Second release", allow_unchanged=True)
 
     assert recommend(*COMPLETE)["release"]["version"] == 2
     assert recommend(*COMPLETE, "--release", "1")["release"]["version"] == 1
@@ -497,7 +573,7 @@ def test_kb_bootstrap_run_again_from_the_command_line_publishes_nothing(cli_env)
     result = manage(cli_env, "kb_bootstrap")
 
     assert result.returncode == 0, result.stderr
-    assert "lumbar-metastasis: already in the database, left as it is" in result.stdout
+    assert "lumbar-metastasis: already up to date (release 1)" in result.stdout
     check = manage(cli_env, "recommend", "lumbar-metastasis", "--release", "2")
     assert check.returncode == 2
     assert "has no release 2" in check.stderr

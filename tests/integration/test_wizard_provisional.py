@@ -14,8 +14,11 @@ def test_the_urgency_and_likely_first_choice_show_before_the_patient_questions(c
     assert response.status_code == 200
     assert 'name="mri_access"' in html  # still asking
     assert "So far: Suspected metastatic spinal cord compression (MSCC)" in html
-    assert "Within 24 hours" in html and "MSCC coordinator" in html
-    assert "Likely first choice before the remaining questions: MRI whole spine without IV contrast" in html
+    assert "Emergency: image within 24 hours" in html and "MSCC coordinator" in html
+    assert (
+        "Likely first choice before the remaining questions: "
+        "<strong>MRI whole spine without IV contrast</strong>" in html
+    )
     assert 'href="https://doi.org/10.1136/bmj.p1973"' in html  # the urgency's source
 
 
@@ -33,4 +36,4 @@ def test_the_provisional_ranking_applies_the_patient_answers_given_so_far(shippe
 
     assert not recommendation.complete
     assert recommendation.recommended == ()  # never presented as the recommendation
-    assert recommendation.provisional[0].procedure.modality == "CT"
+    assert recommendation.provisional[0].procedure.key == "ct-spine-wo"

@@ -131,9 +131,9 @@ CASE_MR = (
     "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
     "&mri_access=available&gadolinium=none&pregnant=no"
 )
-CASE_MSCC = (
-    "/t/lumbar-metastasis/?age_group=adult&neuro=yes&cancer=known"
-    "&mri_access=available&gadolinium=none&pregnant=no"
+CASE_MSCC = "/t/lumbar-metastasis/?age_group=adult&neuro=yes&cancer=known&mri_access=available&pregnant=no"
+CASE_MSCC_NO_MRI = (
+    "/t/lumbar-metastasis/?age_group=adult&neuro=yes&cancer=known&mri_access=not_possible&pregnant=no"
 )
 CASE_NO_MRI = (
     "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
@@ -148,21 +148,26 @@ CASE_CHILD = "/t/lumbar-metastasis/?age_group=child"
 
 MRI_LUMBAR_WITH_CONTRAST = "MRI lumbar spine without and with IV contrast"
 MRI_LUMBAR = "MRI lumbar spine without IV contrast"
+MRI_SPINE = "MRI whole spine without IV contrast"
+CT_SPINE = "CT whole spine without IV contrast"
 
 PUBLIC_CASES = [
     # url, what the headline must say, urgency label (None: no urgency badge), must be excluded
-    pytest.param(CASE_MR, MRI_LUMBAR_WITH_CONTRAST, "Within 1 week", [], id="suspected-metastasis"),
-    pytest.param(CASE_MSCC, "MRI whole spine without IV contrast", "Within 24 hours", [], id="mscc"),
+    pytest.param(CASE_MR, MRI_SPINE, "Within 1 week", [], id="suspected-metastasis"),
+    pytest.param(CASE_MSCC, MRI_SPINE, "Within 24 hours", [], id="mscc"),
     pytest.param(
         CASE_NO_MRI,
-        "CT lumbar spine without IV contrast",
+        "Best available: " + CT_SPINE,
         "Within 1 week",
-        [MRI_LUMBAR_WITH_CONTRAST, MRI_LUMBAR],
+        [MRI_SPINE, MRI_LUMBAR_WITH_CONTRAST, MRI_LUMBAR],
         id="mri-not-possible",
     ),
     pytest.param(
+        CASE_MSCC_NO_MRI, "Best available: " + CT_SPINE, "Within 24 hours", [MRI_SPINE], id="mscc-no-mri"
+    ),
+    pytest.param(
         CASE_GADOLINIUM_REACTION,
-        MRI_LUMBAR,
+        MRI_SPINE,
         "Within 1 week",
         [MRI_LUMBAR_WITH_CONTRAST],
         id="gadolinium-reaction",
@@ -263,8 +268,8 @@ def test_patient_factor_questions_follow_once_the_scenario_is_known(client):
     page = parse(client.get("/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"))
 
     assert question_heading(page) == "Can the patient have MRI?"
-    assert "So far: Spinal pain suggesting metastasis, no neurological signs" in page.text
-    assert "Within 1 week" in page.text
+    assert "So far: Suspected spinal metastasis, no neurological signs" in page.text
+    assert "within 1 week" in page.find("aside", class_="provisional").find("p", class_="urgency").text
 
 
 # --- htmx --------------------------------------------------------------------------------------
@@ -326,11 +331,18 @@ def test_each_public_example_case_shows_its_recommendation_in_the_headline(
 
     assert response.status_code == 200
     assert headline in page.by_id("headline").text
-    badges = page.by_id("headline").find_all("span", class_="urgency")
-    assert [b.text for b in badges] == ([urgency] if urgency else [])
+    banner = page.find("div", class_="headline").find("p", class_="urgency").text
+    if urgency:
+        assert urgency.lower() in banner.lower()
+        emergency = urgency in ("Immediately", "Within 24 hours")
+        assert banner.startswith("⚠ Emergency") is emergency
+    else:
+        assert "outside this pathway" in banner
     shown = [h.text for h in page.find_all("h4")]
     excluded_names = [
-        li.find("strong").text for li in page.find_all("li") if li.parent.attrs.get("class") == "excluded"
+        li.find("strong").text
+        for li in page.find_all("li")
+        if "excluded" in li.parent.attrs.get("class", "").split()
     ]
     assert excluded_names == excluded
     assert not set(shown) & set(excluded)
@@ -347,8 +359,10 @@ def test_the_headline_names_the_engines_first_choice(client, url):
 
     headline = parse(client.get(url)).by_id("headline").text
 
-    if recommendation.first_choice:
+    if recommendation.recommended:
         assert headline.startswith(recommendation.first_choice.name)
+    elif recommendation.first_choice:
+        assert headline.startswith("Best available: " + recommendation.first_choice.name)
     else:
         assert headline.startswith(recommendation.scenario.summary)
 
@@ -357,8 +371,11 @@ def test_the_first_choice_when_mri_is_not_possible_is_ct_and_no_mri_is_offered(c
     page = parse(client.get(CASE_NO_MRI))
 
     shown = [h.text for h in page.find_all("h4")]
-    assert shown[0] == "CT lumbar spine without IV contrast"
+    assert shown[0] == CT_SPINE
     assert not [name for name in shown if name.startswith("MRI")]
+    assert "Recommended" not in [h.text for h in page.find_all("h3")]
+    assert page.by_id("first-tier-lost").text.startswith("No recommended option remains for this patient")
+    assert "MRI is not possible for this patient" in page.by_id("first-tier-lost").text
 
 
 def test_excluded_procedures_are_listed_with_the_reason(client):
@@ -366,10 +383,12 @@ def test_excluded_procedures_are_listed_with_the_reason(client):
 
     excluded = page.find("ul", class_="excluded").text
     assert (
-        "MRI lumbar spine without and with IV contrast (usually appropriate): MRI is not possible "
+        "MRI lumbar spine without and with IV contrast (ACR: usually appropriate): MRI is not possible "
         "for this patient" in excluded
     )
-    assert "MRI lumbar spine without IV contrast (usually appropriate): MRI is not possible" in excluded
+    assert "MRI lumbar spine without IV contrast (ACR: usually appropriate): MRI is not possible" in excluded
+    # A NICE recommendation keeps NICE's words, never an ACR label.
+    assert "MRI whole spine without IV contrast (NICE: whole-spine MRI within 1 week): MRI is not" in excluded
 
 
 def test_caveats_for_the_patients_answers_are_shown(client):
@@ -377,7 +396,8 @@ def test_caveats_for_the_patients_answers_are_shown(client):
 
     caveats = page.find("ul", class_="caveats").text
     assert "Previous moderate or severe allergic-like reaction to gadolinium" in caveats
-    assert "A normal lumbar spine radiograph does not rule out metastasis" in caveats
+    assert "Excluded: MRI lumbar spine without and with IV contrast" in caveats
+    assert "a normal radiograph does not exclude metastasis" in caveats
 
 
 def test_a_critical_caveat_is_shown_as_an_alert_in_the_headline_box(client):
@@ -408,7 +428,7 @@ def test_why_this_recommendation_has_a_row_for_each_answer(client):
         ],
         ["Can the patient have MRI?", "Yes: MRI is available and there is no contraindication"],
         [
-            "Is there any concern about gadolinium contrast?",
+            "Any concern about contrast and kidney function, or a previous reaction to gadolinium?",
             "Previous moderate or severe allergic-like reaction to gadolinium",
         ],
         ["Is the patient pregnant?", "No"],
@@ -428,7 +448,9 @@ def test_what_would_change_this_lists_every_other_answer_with_a_link(client):
         "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
         "&mri_access=not_possible&gadolinium=prior_reaction&pregnant=no"
     )
-    assert "first choice becomes CT lumbar spine without IV contrast" in no_mri.text
+    assert "best available becomes CT whole spine without IV contrast (NICE: CT if MRI is not possible)" in (
+        no_mri.text
+    )
     child = next(e for e in entries if "were Under 18" in e.text)
     assert child.find("a").attrs["href"] == "/t/lumbar-metastasis/?age_group=child"
 
@@ -440,7 +462,7 @@ def test_a_what_would_change_link_leads_to_the_recommendation_it_promises(client
 
     target = parse(client.get(no_mri.find("a").attrs["href"]))
 
-    assert target.by_id("headline").text.startswith("CT lumbar spine without IV contrast")
+    assert target.by_id("headline").text.startswith("Best available: " + CT_SPINE)
 
 
 def test_the_permalink_pins_release_1_and_reproduces_the_page(client):
@@ -448,7 +470,7 @@ def test_the_permalink_pins_release_1_and_reproduces_the_page(client):
 
     permalink = page.find("a", class_="permalink").attrs["href"]
     assert permalink == CASE_GADOLINIUM_REACTION + "&release=1"
-    assert "Knowledge base release 1" in page.find("section", class_="about").text
+    assert "Release 1, published" in page.find("section", class_="about").text
     again = parse(client.get(permalink))
     assert again.by_id("headline").text == page.by_id("headline").text
 
@@ -478,7 +500,7 @@ def test_the_summary_box_holds_the_engines_summary_text(client):
 
     assert textarea.raw_text == expected
     assert textarea.raw_text.startswith(
-        "Imaging: MRI lumbar spine without IV contrast (usually appropriate)."
+        "Imaging: MRI whole spine without IV contrast (NICE: whole-spine MRI within 1 week)."
     )
     assert "Urgency: within 1 week." in textarea.raw_text
     assert "readonly" in textarea.attrs
@@ -523,8 +545,9 @@ def test_the_print_view_shows_the_headline_and_no_site_chrome(client):
 
     assert response.status_code == 200
     assert page.find("p", class_="headline").text.startswith(
-        "MRI whole spine without IV contrast — within 24 hours"
+        "MRI whole spine without IV contrast (NICE: whole-spine MRI within 24 hours) — within 24 hours"
     )
+    assert page.find("p", class_="urgency").text == "⚠ Emergency: image within 24 hours"
     assert page.find_all("header") == []
     assert page.find_all("footer") == []
     assert "Reproduce: http://testserver" + CASE_MSCC + "&release=1" in page.text
@@ -661,7 +684,7 @@ def test_a_post_to_the_print_view_gets_a_405_page_too(client):
         "/t/lumbar-metastasis/?=adult",
         "/t/lumbar-metastasis/?age_group=adult&neuro=no&neuro=no",
         CASE_MR + "&extra=1",
-        CASE_CHILD + "&mri_access=available",
+        CASE_CHILD + "&neuro=no",
         "/t/lumbar-metastasis/print/?release=abc",
         "/t/nope/print/",
         "/t/nope/?release=1",
@@ -689,27 +712,27 @@ def test_an_old_permalink_keeps_its_recommendation_after_a_new_release(client, p
     changed = Rating.objects.filter(
         scenario__topic__key="lumbar-metastasis",
         scenario__key="suspected-metastasis",
-        procedure__key="mri-lumbar-wo",
+        procedure__key="mri-spine-wo",
     ).update(category="may_be_appropriate")
     assert changed == 1
-    second = publish(published_shipped.topic, summary="MRI without contrast downgraded")
+    second = publish(published_shipped.topic, summary="Whole-spine MRI moved down")
     assert second.version == 2
 
     old = parse(client.get(CASE_GADOLINIUM_REACTION + "&release=1"))
     new = parse(client.get(CASE_GADOLINIUM_REACTION))
 
     assert old.by_id("summary-text").raw_text.startswith(
-        "Imaging: MRI lumbar spine without IV contrast (usually appropriate)."
+        "Imaging: MRI whole spine without IV contrast (NICE: whole-spine MRI within 1 week)."
     )
     notice = old.find("div", role="note")
     assert "You are viewing release 1" in notice.text
     assert "A newer release (2) exists" in notice.text
     assert notice.links() == {"see the current recommendation": CASE_GADOLINIUM_REACTION}
-    assert "Knowledge base release 1" in old.find("section", class_="about").text
+    assert "Release 1, published" in old.find("section", class_="about").text
     assert new.by_id("summary-text").raw_text.startswith(
-        "Imaging: MRI lumbar spine without IV contrast (may be appropriate)."
+        "Imaging: MRI lumbar spine without IV contrast (ACR: usually appropriate)."
     )
-    assert "Knowledge base release 2" in new.find("section", class_="about").text
+    assert "Release 2, published" in new.find("section", class_="about").text
     assert new.find_all("div", role="note") == []
     assert new.find("a", class_="permalink").attrs["href"] == CASE_GADOLINIUM_REACTION + "&release=2"
 
@@ -718,7 +741,7 @@ def test_a_permalink_to_the_latest_release_shows_no_notice(client):
     page = parse(client.get(CASE_MR + "&release=1"))
 
     assert page.find_all("div", role="note") == []
-    assert page.by_id("headline").text.startswith(MRI_LUMBAR_WITH_CONTRAST)
+    assert page.by_id("headline").text.startswith(MRI_SPINE)
 
 
 # --- database queries --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The engine on the shipped topic, against /work/shared/clinical/lumbar-metastasis.md.
 
-Procedure attributes are computed here from the public spec (modality, contrast agent, RRL), not
-taken from the engine, so a wrong attribute in the engine fails these tests.
+Procedure attributes are computed here from the public spec (modality, contrast agent), not
+taken from the engine, so a wrong attribute in the engine fails these tests. Whether a procedure is
+ionising follows from its modality (XR, CT, NM, PET), never from its RRL.
 """
 
 import re
@@ -11,6 +12,8 @@ import pytest
 from decisions import engine
 
 FACTORS = {"mri_access": "available", "gadolinium": "none", "pregnant": "no"}
+# The MSCC path does not ask about gadolinium: nothing rated there uses it.
+MSCC_FACTORS = {"mri_access": "available", "pregnant": "no"}
 ADULT = {"age_group": "adult"}
 
 
@@ -19,12 +22,13 @@ def has(procedure: engine.Procedure, attribute: str) -> bool:
         "needs_mri": procedure.modality == "MR",
         "gadolinium": procedure.contrast_agent == "gadolinium",
         "iodinated": procedure.contrast_agent == "iodinated",
-        "ionising": procedure.rrl > 0,
+        "iv_iodinated": procedure.contrast_agent == "iodinated" and procedure.contrast != "intrathecal",
+        "ionising": procedure.modality in ("XR", "CT", "NM", "PET"),
     }[attribute]
 
 
 def shown(recommendation: engine.Recommendation) -> tuple[engine.RankedProcedure, ...]:
-    return recommendation.recommended + recommendation.alternatives
+    return recommendation.recommended + recommendation.alternatives + recommendation.not_appropriate
 
 
 def rated(snapshot: engine.Snapshot, scenario_key: str) -> list[engine.Procedure]:
@@ -80,14 +84,16 @@ def test_each_imaging_path_with_all_factors_answered_recommends_something(shippe
     assert recommendation.excluded == ()
 
 
-def test_suspected_cancer_without_deficit_adds_the_unknown_primary_caveat(shipped_snapshot):
+def test_suspected_cancer_without_deficit_adds_the_search_for_a_primary_as_a_next_step_once(shipped_snapshot):
     route = {**ADULT, "neuro": "no", **FACTORS}
     known = engine.recommend(shipped_snapshot, {**route, "cancer": "known", "pain": "suggestive"})
     suspected = engine.recommend(shipped_snapshot, {**route, "cancer": "suspected"})
 
-    added = {c.key for c in suspected.caveats} - {c.key for c in known.caveats}
-    assert added
-    assert any("primary" in shipped_snapshot.caveats[key].text for key in added)
+    added = [s.text for s in suspected.next_steps if s not in known.next_steps]
+    assert len(added) == 1 and "primary" in added[0]
+    assert not [s for s in known.next_steps if "primary tumour:" in s.text or "tissue diagnosis" in s.text]
+    # Said once: no caveat repeats it.
+    assert not [c for c in suspected.caveats if "primary" in c.text]
 
 
 # --- public example cases -----------------------------------------------------------------------
@@ -102,11 +108,18 @@ EXAMPLES = [
         None,
     ),
     (
-        {**ADULT, "neuro": "yes", "cancer": "known", **FACTORS},
+        {**ADULT, "neuro": "yes", "cancer": "known", **MSCC_FACTORS},
         "mscc",
         "within_24_hours",
         ("MR", "whole_spine", None),
         None,
+    ),
+    (
+        {**ADULT, "neuro": "yes", "cancer": "known", **MSCC_FACTORS, "mri_access": "not_possible"},
+        "mscc",
+        "within_24_hours",
+        ("CT", "whole_spine", None),
+        "needs_mri",
     ),
     (
         {
@@ -157,6 +170,11 @@ def test_public_example_case(shipped_snapshot, answers, scenario, urgency, first
         assert procedure.modality == modality
         assert region is None or procedure.region == region
         assert contrast is None or procedure.contrast == contrast
+    if excluded_by == "needs_mri":
+        # Nothing first-tier is left: nothing is "recommended", the CT is named best available.
+        assert recommendation.recommended == ()
+        assert recommendation.first_tier_lost
+        assert recommendation.best_available.procedure == recommendation.first_choice
     if excluded_by is None:
         assert recommendation.excluded == ()
     else:
@@ -200,53 +218,87 @@ CAVEAT_CHOICES = [(q, c) for q, c, _ in FACTOR_CHOICES if (q, c) != ("mri_access
 
 @pytest.mark.parametrize("route", IMAGING_ROUTES)
 @pytest.mark.parametrize(("question", "choice"), CAVEAT_CHOICES)
-def test_a_patient_factor_caveat_is_attached_to_each_listed_procedure_it_concerns(
+def test_a_patient_factor_caveat_shows_only_with_a_listed_procedure_it_concerns(
     shipped_snapshot, route, question, choice
 ):
-    recommendation = engine.recommend(shipped_snapshot, {**route, **FACTORS, question: choice})
+    recommendation = engine.recommend(shipped_snapshot, {**route, **FACTORS, question: choice}, strict=False)
 
-    caveat_keys = shipped_snapshot.questions[question].choice(choice).caveats
-    assert caveat_keys, f"{question}={choice} should carry a caveat"
-    shown_caveats = {c.key for c in recommendation.caveats}
-    for key in caveat_keys:
+    if question in recommendation.ignored_answers:
+        return  # not asked on this path (see the test of skipped questions below)
+    choice_obj = shipped_snapshot.questions[question].choice(choice)
+    assert choice_obj.caveats, f"{question}={choice} should carry a caveat"
+    shown_caveats = {c.key: c for c in recommendation.caveats}
+    for key in choice_obj.caveats:
         applies_to = shipped_snapshot.caveats[key].applies_to
         if applies_to is None:
             assert key in shown_caveats
             continue
+        if applies_to == choice_obj.excludes:
+            # It explains an exclusion: shown with the procedures it removed, if any.
+            removed = {e.procedure.key for e in recommendation.excluded if has(e.procedure, applies_to)}
+            assert (key in shown_caveats) == bool(removed)
+            if removed:
+                assert set(shown_caveats[key].concerns) == removed
+                assert shown_caveats[key].explains_exclusion
+            continue
         concerned = {r.procedure.key for r in shown(recommendation) if has(r.procedure, applies_to)}
-        assert {r.procedure.key for r in shown(recommendation) if key in r.caveats} == concerned
-        # Shown when the scenario rates any procedure with the attribute, listed or excluded.
-        rated = [shipped_snapshot.procedures[r.procedure] for r in recommendation.scenario.ratings]
-        assert (key in shown_caveats) == any(has(p, applies_to) for p in rated)
+        assert (key in shown_caveats) == bool(concerned), key
+        if concerned:
+            assert set(shown_caveats[key].concerns) == concerned
+        # One place each: never also on a card.
+        assert not [r for r in shown(recommendation) if key in r.caveats]
 
 
-def test_pregnancy_attaches_the_ionising_caveat_to_every_ionising_procedure(shipped_snapshot):
+def test_pregnancy_gives_the_ionising_caveat_for_exactly_the_ionising_procedures_listed(shipped_snapshot):
     answers = {**ADULT, "neuro": "no", "cancer": "known", "pain": "suggestive", **FACTORS, "pregnant": "yes"}
 
     recommendation = engine.recommend(shipped_snapshot, answers)
 
-    ionising = [
-        key
-        for key in shipped_snapshot.questions["pregnant"].choice("yes").caveats
-        if shipped_snapshot.caveats[key].applies_to == "ionising"
-    ]
-    assert len(ionising) == 1
+    caveat = next(c for c in recommendation.caveats if c.caveat.applies_to == "ionising")
     procedures = shown(recommendation)
-    assert any(r.procedure.rrl > 0 for r in procedures) and any(r.procedure.rrl == 0 for r in procedures)
-    for ranked in procedures:
-        assert (ionising[0] in ranked.caveats) == (ranked.procedure.rrl > 0), ranked.procedure.key
+    assert any(has(r.procedure, "ionising") for r in procedures)
+    assert any(not has(r.procedure, "ionising") for r in procedures)
+    assert set(caveat.concerns) == {r.procedure.key for r in procedures if has(r.procedure, "ionising")}
+    assert caveat.references == ("ACOG-723",)
+    assert "do not withhold" in caveat.text.lower()
     assert all(e.procedure.contrast_agent == "gadolinium" for e in recommendation.excluded)
     assert recommendation.excluded
 
 
-def test_mri_not_possible_excludes_every_mr_procedure(shipped_snapshot):
-    answers = {**ADULT, "neuro": "yes", "cancer": "known", **FACTORS, "mri_access": "not_possible"}
+def test_mri_not_possible_in_mscc_leaves_the_whole_spine_ct_as_best_available(shipped_snapshot):
+    answers = {**ADULT, "neuro": "yes", "cancer": "known", **MSCC_FACTORS, "mri_access": "not_possible"}
 
     recommendation = engine.recommend(shipped_snapshot, answers)
 
-    assert [e.procedure.modality for e in recommendation.excluded] == ["MR"]
+    assert {e.procedure.modality for e in recommendation.excluded} == {"MR"}
     assert all(r.procedure.modality != "MR" for r in shown(recommendation))
-    assert recommendation.first_choice.modality == "CT"
+    assert recommendation.recommended == ()
+    assert recommendation.best_available.procedure.key == "ct-spine-wo"
+    assert recommendation.best_available.rating.label == "NICE: CT if MRI is not possible"
+    assert "MRI is not possible" in " ".join(recommendation.first_tier_lost_reasons)
+
+
+def test_mscc_never_rates_a_lumbar_only_ct_or_myelography(shipped_snapshot):
+    rated_keys = {r.procedure for r in shipped_snapshot.scenarios["mscc"].ratings}
+
+    assert rated_keys == {"mri-spine-wo", "ct-spine-wo"}
+    assert {shipped_snapshot.procedures[k].region for k in rated_keys} == {"whole_spine"}
+
+
+def test_mscc_does_not_ask_about_gadolinium_and_a_link_that_answers_it_still_works(shipped_snapshot):
+    route = {**ADULT, "neuro": "yes", "cancer": "known"}
+    asked = []
+    answers: dict[str, str] = dict(route)
+    while (recommendation := engine.recommend(shipped_snapshot, answers)).next_question:
+        question = recommendation.next_question
+        asked.append(question.key)
+        answers[question.key] = question.choices[0].key
+
+    assert asked == ["mri_access", "pregnant"]
+    old_link = engine.recommend(shipped_snapshot, {**answers, "gadolinium": "prior_reaction"})
+    assert old_link.ignored_answers == ("gadolinium",)
+    assert "gadolinium" not in old_link.answers
+    assert old_link.first_choice == recommendation.first_choice
 
 
 def test_a_child_is_asked_no_patient_factors(shipped_snapshot):
@@ -257,8 +309,11 @@ def test_a_child_is_asked_no_patient_factors(shipped_snapshot):
     assert recommendation.recommended == () and recommendation.alternatives == ()
     assert not recommendation.no_safe_imaging
     assert [t.question for t in recommendation.trace] == ["age_group"]
+    # A factor answer in a link is not an error: it is reported as not used.
+    with_factor = engine.recommend(shipped_snapshot, {"age_group": "child", "mri_access": "available"})
+    assert with_factor.ignored_answers == ("mri_access",)
     with pytest.raises(engine.QuestionNotReached):
-        engine.recommend(shipped_snapshot, {"age_group": "child", "mri_access": "available"})
+        engine.recommend(shipped_snapshot, {"age_group": "child", "neuro": "no"})
 
 
 # --- incomplete and invalid answers -------------------------------------------------------------
@@ -272,11 +327,11 @@ def test_a_child_is_asked_no_patient_factors(shipped_snapshot):
         ({**ADULT, "neuro": "no"}, "cancer", None),
         ({**ADULT, "neuro": "no", "cancer": "known"}, "pain", None),
         ({**ADULT, "neuro": "yes", "cancer": "known"}, "mri_access", "mscc"),
-        ({**ADULT, "neuro": "yes", "cancer": "known", "mri_access": "available"}, "gadolinium", "mscc"),
+        ({**ADULT, "neuro": "yes", "cancer": "known", "mri_access": "available"}, "pregnant", "mscc"),
         (
-            {**ADULT, "neuro": "yes", "cancer": "known", "mri_access": "device", "gadolinium": "none"},
-            "pregnant",
-            "mscc",
+            {**ADULT, "neuro": "no", "cancer": "suspected", "mri_access": "device"},
+            "gadolinium",
+            "suspected-metastasis",
         ),
     ],
 )
@@ -334,9 +389,9 @@ def test_an_answer_off_the_path_is_ignored_when_not_strict(shipped_snapshot):
 
     assert recommendation.complete
     assert recommendation.scenario.key == "mscc"
-    assert recommendation.ignored_answers == ("pain",)
+    assert recommendation.ignored_answers == ("pain", "gadolinium")
     assert "pain" not in recommendation.answers
-    assert engine.recommendation_json(recommendation)["ignored_answers"] == ["pain"]
+    assert engine.recommendation_json(recommendation)["ignored_answers"] == ["pain", "gadolinium"]
 
 
 # --- the public JSON shape ----------------------------------------------------------------------
@@ -350,7 +405,12 @@ PUBLIC_KEYS = {
     "scenario",
     "urgency",
     "recommended",
+    "recommended_tied",
+    "first_choice",
+    "best_available",
+    "first_tier_excluded",
     "alternatives",
+    "usually_not_appropriate",
     "excluded",
     "caveats",
     "next_steps",
@@ -365,13 +425,18 @@ PROCEDURE_KEYS = {
     "contrast",
     "contrast_agent",
     "rrl",
+    "radiation",
+    "ionising",
+    "strengths",
+    "limitations",
     "appropriateness",
     "codes",
 }
 
 
 def procedures_in(data: dict) -> list[dict]:
-    return data["recommended"] + data["alternatives"] + [e["procedure"] for e in data["excluded"]]
+    listed = data["recommended"] + data["alternatives"] + data["usually_not_appropriate"]
+    return listed + [e["procedure"] for e in data["excluded"]]
 
 
 def cited_references(data: dict) -> set[str]:
@@ -399,7 +464,13 @@ def test_recommendation_json_has_the_public_shape(
     assert len(data["trace"]) == len(answers)
     for procedure in procedures_in(data):
         assert procedure.keys() >= PROCEDURE_KEYS
-        assert {"category", "score"} <= procedure["appropriateness"].keys()
+        appropriateness = procedure["appropriateness"]
+        assert {"scale", "label", "category", "statement", "score"} <= appropriateness.keys()
+        if appropriateness["scale"] == "guideline":
+            assert appropriateness["category"] is None
+            assert appropriateness["label"] == appropriateness["statement"]
+        else:
+            assert appropriateness["statement"] is None
 
 
 def test_a_procedure_json_carries_its_codes(shipped_snapshot):
@@ -429,7 +500,7 @@ def test_every_complete_answer_set_gives_a_usable_answer(shipped_snapshot):
         scenario = recommendation.scenario
 
         assert recommendation.complete, answers
-        assert recommendation.recommended or not scenario.recommends_imaging or scenario.no_safe_imaging, (
+        assert recommendation.first_choice or not scenario.recommends_imaging or scenario.no_safe_imaging, (
             answers
         )
 
@@ -474,3 +545,127 @@ def test_no_shown_text_repeats_an_unverified_seed_claim(shipped_document, claim)
 
     assert len(texts) > 20
     assert not [text for text in texts if re.search(claim, text, re.I)]
+
+
+# --- revision 2 -----------------------------------------------------------------------------------
+
+
+def test_guideline_ratings_show_the_guidelines_statement_and_never_an_acr_label(shipped_snapshot):
+    acr_labels = {category.label.lower() for category in engine.Category}
+    guideline = [r for s in shipped_snapshot.scenarios.values() for r in s.ratings if r.scale == "guideline"]
+
+    assert {r.statement for r in guideline} == {
+        "NICE: whole-spine MRI within 24 hours",
+        "NICE: whole-spine MRI within 1 week",
+        "NICE: CT if MRI is not possible",
+    }
+    for rating in guideline:
+        assert rating.label == rating.statement
+        assert not [label for label in acr_labels if label in rating.label.lower()]
+        assert "ACR" not in rating.attributed_label
+
+
+def test_the_2021_acr_categories_rate_bone_scan_and_pet_usually_not_appropriate(shipped_snapshot):
+    ratings = {r.procedure: r for r in shipped_snapshot.scenarios["suspected-metastasis"].ratings}
+
+    assert ratings["bone-scan-spect"].category == "usually_not_appropriate"
+    assert ratings["fdg-pet-ct"].category == "usually_not_appropriate"
+    assert ratings["xr-lumbar"].category == "may_be_appropriate_disagreement"
+    assert not ratings["bone-scan-spect"].needs_verification and not ratings["fdg-pet-ct"].needs_verification
+    assert {ratings[k].category for k in ("mri-lumbar-wo-w", "mri-lumbar-wo")} == {"usually_appropriate"}
+
+
+def test_suspected_metastasis_offers_whole_spine_mri_first_with_lumbar_mri_beside_it(shipped_snapshot):
+    answers = {**ADULT, "neuro": "no", "cancer": "known", "pain": "suggestive", **FACTORS}
+
+    recommendation = engine.recommend(shipped_snapshot, answers)
+
+    assert [r.procedure.key for r in recommendation.recommended] == [
+        "mri-spine-wo",
+        "mri-lumbar-wo-w",
+        "mri-lumbar-wo",
+    ]
+    # ACR rates both lumbar MRIs the same: shown as a tie, not as a silent choice.
+    assert [[r.procedure.key for r in group] for group in recommendation.other_ties] == [
+        ["mri-lumbar-wo-w", "mri-lumbar-wo"]
+    ]
+    assert [r.procedure.key for r in recommendation.not_appropriate] == ["bone-scan-spect", "fdg-pet-ct"]
+
+
+def test_without_mri_suspected_metastasis_ranks_whole_spine_ct_first_and_recommends_nothing(shipped_snapshot):
+    answers = {**ADULT, "neuro": "no", "cancer": "suspected", **FACTORS, "mri_access": "not_possible"}
+
+    recommendation = engine.recommend(shipped_snapshot, answers)
+
+    assert recommendation.recommended == ()
+    assert recommendation.alternatives[0].procedure.key == "ct-spine-wo"
+    assert {r.procedure.key for r in recommendation.alternatives} >= {"xr-lumbar", "ct-lumbar-wo"}
+    assert {r.procedure.key for r in recommendation.not_appropriate} == {"bone-scan-spect", "fdg-pet-ct"}
+    data = engine.recommendation_json(recommendation)
+    assert data["recommended"] == [] and data["best_available"] == "ct-spine-wo"
+    assert data["first_tier_excluded"] is True
+
+
+def test_cauda_equina_lists_mri_without_contrast_first_as_a_tie(shipped_snapshot):
+    answers = {**ADULT, "neuro": "yes", "cancer": "none", **FACTORS}
+
+    recommendation = engine.recommend(shipped_snapshot, answers)
+
+    assert [r.procedure.key for r in recommendation.tied_with_first] == ["mri-lumbar-wo", "mri-lumbar-wo-w"]
+    assert recommendation.urgency == "immediate" and recommendation.emergency
+    assert recommendation.scenario.urgency_references == ("GIRFT-CES-2023",)
+
+
+def test_kidney_disease_warns_about_iodinated_contrast_only_with_an_iv_iodinated_procedure(shipped_snapshot):
+    route = {
+        **ADULT,
+        "neuro": "no",
+        "cancer": "known",
+        "pain": "suggestive",
+        **FACTORS,
+        "gadolinium": "kidney",
+    }
+
+    with_ct = engine.recommend(shipped_snapshot, route)
+    in_mscc = engine.recommend(shipped_snapshot, {**ADULT, "neuro": "yes", "cancer": "known", **MSCC_FACTORS})
+
+    caveat = next(c for c in with_ct.caveats if c.key == "iodinated-kidney")
+    assert caveat.concerns == ("ct-lumbar-w",)
+    assert caveat.references == ("ACR-NKF-IODINATED-2020",)
+    assert "iodinated-kidney" not in {c.key for c in in_mscc.caveats}
+
+
+def test_the_whole_spine_ct_is_ionising_with_an_unverified_radiation_level(shipped_snapshot):
+    procedure = shipped_snapshot.procedures["ct-spine-wo"]
+
+    assert procedure.rrl is None
+    assert procedure.ionising and engine.Attribute.IONISING in procedure.attributes
+    assert procedure.radiation_label == "radiation level not verified"
+    assert shipped_snapshot.procedures["mri-spine-wo"].codes == {"loinc": "30854-4"}
+    assert shipped_snapshot.procedures["mri-spine-wo-w"].codes == {"loinc": "30855-1"}
+
+
+def test_every_procedure_card_has_strengths_or_limitations(shipped_snapshot):
+    rated_keys = {r.procedure for s in shipped_snapshot.scenarios.values() for r in s.ratings}
+
+    for key in rated_keys:
+        procedure = shipped_snapshot.procedures[key]
+        assert procedure.limitations, key
+
+
+def test_release_1_still_builds_and_keeps_its_own_ratings(release_1_document):
+    snapshot = engine.build_snapshot(release_1_document, release_version=1)
+    answers = {**ADULT, "neuro": "yes", "cancer": "known", **FACTORS, "mri_access": "not_possible"}
+
+    recommendation = engine.recommend(snapshot, answers)
+
+    assert "ct-spine-wo" not in snapshot.procedures
+    assert recommendation.first_choice.key == "ct-lumbar-wo"
+    assert all(r.rating.scale == "acr" for r in shown(recommendation))
+
+
+def test_the_topic_records_developer_and_funding_and_cites_its_bottom_line(shipped_snapshot):
+    assert shipped_snapshot.source_attributes["developer"] == "Imaging Advisor (open-source project)"
+    assert shipped_snapshot.source_attributes["funding_source"] == "None"
+    assert shipped_snapshot.bottom_line_references
+    assert shipped_snapshot.last_reviewed is None  # no made-up review date

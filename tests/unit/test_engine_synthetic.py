@@ -84,7 +84,10 @@ def test_only_usually_not_appropriate_left_means_nothing_is_recommended(syntheti
     recommendation = engine.recommend(snapshot_of(synthetic), {**SCAN, "claustrophobia": "yes"})
 
     assert recommendation.recommended == ()
-    assert shown_keys(recommendation) == ["xr-knee", "ct-knee-w"]
+    assert recommendation.alternatives == ()
+    # Listed last, for the record, but never offered as the answer.
+    assert [r.procedure.key for r in recommendation.not_appropriate] == ["xr-knee", "ct-knee-w"]
+    assert recommendation.first_choice is None and recommendation.best_available is None
     assert recommendation.no_safe_imaging
 
 
@@ -135,12 +138,14 @@ def test_a_procedure_excluded_by_two_choices_lists_both_reasons(synthetic):
     assert mr.reasons == ("Cannot enter the scanner", "Refuses contrast")
 
 
-def test_a_caveat_for_an_attribute_is_attached_only_to_procedures_with_it(synthetic_snapshot):
+def test_a_caveat_for_an_attribute_names_only_the_listed_procedures_with_it(synthetic_snapshot):
     recommendation = engine.recommend(synthetic_snapshot, SCAN)
 
     caveats = {r.procedure.key: r.caveats for r in recommendation.recommended + recommendation.alternatives}
-    assert caveats == {"mr-knee": (), "ct-knee-w": ("dye-note",), "xr-knee": ()}
-    assert "dye-note" in [c.key for c in recommendation.caveats]
+    # Shown once in the page's caveats, naming what it concerns; not repeated on the cards.
+    assert caveats == {"mr-knee": (), "ct-knee-w": (), "xr-knee": ()}
+    dye = next(c for c in recommendation.caveats if c.key == "dye-note")
+    assert dye.concerns == ("ct-knee-w",)
 
 
 def test_a_caveat_for_an_attribute_is_hidden_when_no_shown_procedure_has_it(synthetic):
@@ -297,8 +302,12 @@ def test_a_scenario_without_imaging_asks_no_patient_factors(synthetic_snapshot):
     assert recommendation.complete
     assert recommendation.next_question is None
     assert recommendation.recommended == () and not recommendation.no_safe_imaging
-    with pytest.raises(engine.QuestionNotReached):
-        engine.recommend(synthetic_snapshot, {"fever": "no", "swelling": "no", "claustrophobia": "no"})
+    # An answer to a factor question this path does not ask is reported as not used, not refused.
+    with_factor = engine.recommend(
+        synthetic_snapshot, {"fever": "no", "swelling": "no", "claustrophobia": "no"}
+    )
+    assert with_factor.ignored_answers == ("claustrophobia",)
+    assert "claustrophobia" not in with_factor.answers
 
 
 def test_invalid_answers_raise_errors_naming_the_question(synthetic_snapshot):

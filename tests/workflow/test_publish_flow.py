@@ -6,8 +6,8 @@ from decisions.changes import content_diff
 from decisions.kb_document import export_topic
 from decisions.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
 from tests.pages import (
+    MRI_WHOLE_SPINE,
     MRI_WITH_AND_WITHOUT,
-    MRI_WITHOUT,
     PUBLIC_CASE,
     PUBLIC_QUERY,
     answers_text,
@@ -22,18 +22,18 @@ pytestmark = pytest.mark.django_db
 
 DIFF_ROW = [
     "changed",
-    "scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]",
+    "scenarios[suspected-metastasis].ratings[mri-spine-wo]",
     "category",
     "usually_appropriate",
     "may_be_appropriate",
 ]
-IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-lumbar-wo"]
+IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-spine-wo", "mri-lumbar-wo-w"]
 
 
 def change_rating_in_admin(client, category: str) -> None:
-    """Set mri-lumbar-wo-w's category in "suspected metastasis" as an editor would: the scenario form."""
+    """Set mri-spine-wo's category in "suspected metastasis" as an editor would: the scenario form."""
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
-    rating = Rating.objects.get(scenario=scenario, procedure__key="mri-lumbar-wo-w")
+    rating = Rating.objects.get(scenario=scenario, procedure__key="mri-spine-wo")
     url = f"/admin/decisions/scenario/{scenario.pk}/change/"
     data = form_data(client.get(url).content.decode(), "scenario_form")
     (prefix,) = [
@@ -61,6 +61,22 @@ def publish_url(topic) -> str:
     return f"/admin/decisions/topic/{topic.pk}/publish/"
 
 
+def publish_in_admin(client, topic, summary: str):
+    """Open the review, then publish what it showed (the form carries the draft's hash)."""
+    data = form_data(client.get(publish_url(topic)).content.decode(), "publish-form")
+    data.update(summary=[summary], acknowledge_warnings=["on"])
+    return client.post(publish_url(topic), data)
+
+
+def roll_back_in_admin(client, topic, version: int, summary: str, *, reset_draft: bool):
+    url = f"/admin/decisions/topic/{topic.pk}/rollback/{version}/"
+    data = form_data(client.get(url).content.decode(), containing="summary")
+    data["summary"] = [summary]
+    if reset_draft:
+        data["reset_draft"] = ["on"]
+    return client.post(url, data)
+
+
 def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
     release_1 = Release.objects.get(topic=changed_draft, version=1)
 
@@ -73,8 +89,8 @@ def test_clinicians_keep_seeing_release_1_while_the_change_is_a_draft(changed_dr
     response = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}")
 
     assert response.status_code == 200
-    assert headline(response.content.decode()) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 1," in text_of(response.content.decode())
+    assert headline(response.content.decode()) == MRI_WHOLE_SPINE
+    assert "Release 1, published" in text_of(response.content.decode())
     assert Release.objects.filter(topic=changed_draft).count() == 1
 
 
@@ -91,7 +107,8 @@ def test_the_publish_page_shows_the_field_level_diff_and_the_impacted_answers(
     # Only combinations that change are listed: the spinal cord compression case keeps its answer.
     mscc = answers_text({**PUBLIC_CASE, "neuro": "yes"})
     assert not any(mscc in row[0] for row in rows if row)
-    assert "8 combinations of answers would get a different recommendation" in text_of(html)
+    # Known cancer with suggestive pain, or suspected cancer, times the 12 answers that keep MRI.
+    assert "24 combinations of answers would get a different recommendation" in text_of(html)
     assert has_form(html, "publish-form")
 
 
@@ -100,7 +117,7 @@ def test_publishing_without_a_summary_is_refused(changed_draft, publisher_client
         publish_url(changed_draft), {"summary": "  ", "acknowledge_warnings": "on"}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "This field is required." in text_of(response.content.decode())
     assert list(Release.objects.filter(topic=changed_draft).values_list("version", flat=True)) == [1]
 
@@ -111,7 +128,7 @@ def test_publishing_without_ticking_the_warnings_box_is_refused(changed_draft, p
 
     response = publisher_client.post(publish_url(changed_draft), {"summary": "Lumbar MRI with contrast"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "tick the box to confirm you have read them" in text_of(response.content.decode())
     assert Release.objects.filter(topic=changed_draft).count() == 1
 
@@ -123,23 +140,23 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     # Publish release 2 as the browser would submit the form, summary filled and warnings ticked.
     page = publisher_client.get(publish_url(topic)).content.decode()
     data = form_data(page, "publish-form")
-    data.update(summary=["Contrast MRI is no longer first choice"], acknowledge_warnings=["on"])
+    data.update(summary=["Whole-spine MRI is no longer first choice"], acknowledge_warnings=["on"])
     response = publisher_client.post(publish_url(topic), data)
 
     assert response.status_code == 302
     assert response["Location"] == f"/admin/decisions/topic/{topic.pk}/change/"
     release_2 = Release.objects.get(topic=topic, version=2)
     assert release_2.published_by == publisher_user
-    assert release_2.summary == "Contrast MRI is no longer first choice"
+    assert release_2.summary == "Whole-spine MRI is no longer first choice"
     assert release_2.content == export_topic(topic)
 
     # Clinicians get release 2 at once; the permalink of release 1 still reproduces release 1.
     latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
-    assert headline(latest) == MRI_WITHOUT
-    assert "Knowledge base release 2," in text_of(latest)
+    assert headline(latest) == MRI_WITH_AND_WITHOUT
+    assert "Release 2, published" in text_of(latest)
     pinned = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}&release=1").content.decode()
-    assert headline(pinned) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 1," in text_of(pinned)
+    assert headline(pinned) == MRI_WHOLE_SPINE
+    assert "Release 1, published" in text_of(pinned)
 
     # The roll back page shows what clinicians would get back.
     rollback_url = f"/admin/decisions/topic/{topic.pk}/rollback/1/"
@@ -147,11 +164,12 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     rows = table_rows(page.content.decode())
     assert page.status_code == 200
     assert [*DIFF_ROW[:3], "may_be_appropriate", "usually_appropriate"] in rows
-    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo", "mri-lumbar-wo-w"] in rows
+    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-spine-wo"] in rows
 
     data = form_data(page.content.decode(), containing="summary")
-    assert data.get("reset_draft") == ["on"]  # replacing the draft too is the default
+    assert data.get("reset_draft") is None  # replacing the draft is never the default
     data["summary"] = ["Reviewers asked for the contrast study back"]
+    data["reset_draft"] = ["on"]
     response = publisher_client.post(rollback_url, data)
 
     assert response.status_code == 302
@@ -161,19 +179,17 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     assert release_3.summary.startswith("Roll back to release 1")
     assert export_topic(Topic.objects.get(pk=topic.pk)) == release_1.content
     latest = client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode()
-    assert headline(latest) == MRI_WITH_AND_WITHOUT
-    assert "Knowledge base release 3," in text_of(latest)
+    assert headline(latest) == MRI_WHOLE_SPINE
+    assert "Release 3, published" in text_of(latest)
 
 
 def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_draft, publisher_client):
     topic = changed_draft
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     change_rating_in_admin(publisher_client, "usually_not_appropriate")  # more work after release 2
     draft = export_topic(topic)
 
-    response = publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back to release 1"}
-    )
+    response = roll_back_in_admin(publisher_client, topic, 1, "Back to release 1", reset_draft=False)
 
     assert response.status_code == 302
     assert (
@@ -185,12 +201,10 @@ def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_
 
 def test_a_roll_back_with_reset_draft_restores_the_topic_fields_too(changed_draft, publisher_client):
     topic = changed_draft
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     Topic.objects.filter(pk=topic.pk).update(title="Renamed in the draft", owner="Someone else")
 
-    publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
-    )
+    roll_back_in_admin(publisher_client, topic, 1, "Back", reset_draft=True)
 
     assert export_topic(Topic.objects.get(pk=topic.pk)) == Release.objects.get(topic=topic, version=1).content
 
@@ -204,14 +218,12 @@ def test_a_roll_back_with_reset_draft_also_drops_a_finding_added_since(published
         text="Added to the draft after release 1.",
     )
     topic.findings.add(finding)  # as the topic's "evidence" field in the admin does
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     assert "draft-only-finding" in {
         f["key"] for f in Release.objects.get(topic=topic, version=2).content["findings"]
     }
 
-    publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
-    )
+    roll_back_in_admin(publisher_client, topic, 1, "Back", reset_draft=True)
 
     assert export_topic(Topic.objects.get(pk=topic.pk)) == published_shipped.content
 
@@ -235,5 +247,5 @@ def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
         publish_url(topic), {"summary": "Sneak it out", "acknowledge_warnings": "on"}
     )
 
-    assert forged.status_code == 200
+    assert forged.status_code == 400
     assert Release.objects.filter(topic=topic).count() == 1

@@ -1,0 +1,67 @@
+"""Code systems as EHRs write them: one canonical URI per system, whatever alias the order uses.
+
+FHIR names a code system by URI, but EHRs also send the HL7 OID (`urn:oid:…`, sometimes the bare
+OID) carried over from their CDA and HL7 v2 interfaces. Every coding is compared on its canonical
+system, and every coding of a `coding` list counts (an order may carry a local code first and the
+CPT or LOINC translation after it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+LOINC = "http://loinc.org"
+CPT = "http://www.ama-assn.org/go/cpt"
+SNOMED = "http://snomed.info/sct"
+
+# The HL7 OIDs of these systems, as HL7 Terminology (THO) lists them in each CodeSystem's
+# identifier (CPT: CodeSystem-CPT; SNOMED CT: NamingSystem v3-snomed-CT; LOINC: CodeSystem v3-loinc).
+_OIDS = {
+    "2.16.840.1.113883.6.1": LOINC,
+    "2.16.840.1.113883.6.12": CPT,
+    "2.16.840.1.113883.6.96": SNOMED,
+}
+ALIASES: Mapping[str, str] = {
+    **{f"urn:oid:{oid}": uri for oid, uri in _OIDS.items()},
+    **_OIDS,
+}
+
+Coding = tuple[str, str]  # (canonical system, code)
+
+
+def canonical_system(system: str) -> str:
+    """The canonical URI of a code system given as URI or OID; unknown systems as sent (trimmed)."""
+    cleaned = system.strip()
+    return ALIASES.get(cleaned, ALIASES.get(cleaned.lower(), cleaned))
+
+
+def coding_key(system: Any, code: Any) -> Coding | None:
+    if not isinstance(system, str) or not isinstance(code, str) or not system.strip() or not code.strip():
+        return None
+    return canonical_system(system), code.strip()
+
+
+def concept_codings(concept: Any) -> frozenset[Coding]:
+    """Every (system, code) of a CodeableConcept given as JSON; anything malformed is skipped."""
+    if not isinstance(concept, Mapping):
+        return frozenset()
+    codings = concept.get("coding")
+    if not isinstance(codings, list):
+        return frozenset()
+    keys = (coding_key(c.get("system"), c.get("code")) for c in codings if isinstance(c, Mapping))
+    return frozenset(key for key in keys if key is not None)
+
+
+def concepts_codings(concepts: Any) -> frozenset[Coding]:
+    """The codings of a list of CodeableConcepts (e.g. ServiceRequest.reasonCode)."""
+    if isinstance(concepts, Mapping):
+        return concept_codings(concepts)
+    if not isinstance(concepts, list):
+        return frozenset()
+    return frozenset().union(*(concept_codings(c) for c in concepts)) if concepts else frozenset()
+
+
+def canonical(codes: Iterable[tuple[str, str]]) -> frozenset[Coding]:
+    keys = (coding_key(system, code) for system, code in codes)
+    return frozenset(key for key in keys if key is not None)

@@ -1,0 +1,50 @@
+"""What every part of the CDS Hooks service shares: its names, its errors, and the pruning rule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+JSON = dict[str, Any]
+
+SERVICE_ID = "imaging-advisor"
+HOOKS = ("order-select", "order-sign")
+
+# Code systems of ours, below the deployment's CDS Hooks base URL.
+APPROPRIATENESS_PATH = "/cds-services/appropriateness"
+OVERRIDE_REASONS_PATH = "/cds-services/override-reasons"
+
+
+class BadRequest(ValueError):
+    """A request body this service cannot use; `field` names the member at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Unauthorized(Exception):
+    """The caller's JWT is missing or not acceptable."""
+
+
+class DataUnavailable(Exception):
+    """The FHIR data the advice needs could be neither prefetched nor fetched (HTTP 412)."""
+
+
+def is_empty(value: Any) -> bool:
+    """None, "", [] and {} are "empty" in CDS Hooks; False and 0 are values."""
+    return value is None or (isinstance(value, str | list | tuple | dict) and len(value) == 0)
+
+
+def prune(value: Any) -> Any:
+    """Drop None, "", [] and {} recursively (a container emptied by pruning is dropped too).
+
+    The spec forbids null and empty values in a response.
+    """
+    if isinstance(value, Mapping):
+        pruned = {key: prune(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if not is_empty(item)}
+    if isinstance(value, list | tuple):
+        return [item for item in (prune(item) for item in value) if not is_empty(item)]
+    return value

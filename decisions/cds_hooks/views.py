@@ -1,0 +1,225 @@
+"""The three endpoints: discovery, the service, and feedback (routes in imaging_advisor/urls.py).
+
+Every POST endpoint goes through one opening (`_opened`): the service id, the method, the JWT and
+the JSON body, each refused with its own RFC 9457 problem. CORS headers for browser clients such
+as the CDS Hooks sandbox come from django-cors-headers (CDS_HOOKS_CORS_ORIGINS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from decisions.cds_hooks import auth, consultations, fetch, pama
+from decisions.cds_hooks import feedback as feedback_store
+from decisions.cds_hooks.cards import Options, advise, matched_orders
+from decisions.cds_hooks.common import SERVICE_ID, BadRequest, DataUnavailable, Unauthorized
+from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
+from decisions.cds_hooks.request import parse_hook_request
+from decisions.releases import latest_snapshots
+
+logger = logging.getLogger("decisions.cds_hooks")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    412: "Precondition Failed",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None, **headers: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field, self.headers = status, detail, field, headers
+
+    def response(self) -> JsonResponse:
+        body = {"type": "about:blank", "title": TITLES.get(self.status, "Error"), "status": self.status}
+        body["detail"] = self.detail
+        if self.field:
+            body["field"] = self.field
+        response = JsonResponse(body, status=self.status, content_type="application/problem+json")
+        for name, value in self.headers.items():
+            response[name.replace("_", "-")] = value
+        return response
+
+
+def public_base_url(request: HttpRequest) -> str:
+    """The CDS Hooks base URL: CDS_HOOKS_PUBLIC_BASE_URL, or built from the request."""
+    configured = getattr(settings, "CDS_HOOKS_PUBLIC_BASE_URL", "") or ""
+    return configured.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
+
+
+_published: tuple[float, list[Any]] | None = None
+
+
+def published_snapshots() -> list[Any]:
+    """The latest release of every topic, checked at most every RELEASE_CHECK_SECONDS.
+
+    A hook call must not cost a release query each time; and when the database is unreachable
+    the last known releases keep answering (they are immutable), as the design asks.
+    """
+    global _published
+    now = time.monotonic()
+    cached = _published
+    if cached is not None and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
+        return cached[1]
+    try:
+        snapshots = latest_snapshots()
+    except DatabaseError:
+        if cached is None:
+            raise
+        logger.warning("CDS Hooks: the release check failed; answering from the releases already loaded")
+        return cached[1]
+    _published = (now, snapshots)
+    return snapshots
+
+
+@dataclass(frozen=True)
+class Opened:
+    body: Any
+    claims: dict[str, Any]
+    base_url: str
+
+
+_warned_unverified = False
+
+
+def _claims(request: HttpRequest, base_url: str) -> dict[str, Any]:
+    global _warned_unverified
+    if not settings.CDS_HOOKS_VERIFY_JWT:
+        if not _warned_unverified:
+            _warned_unverified = True
+            logger.warning("CDS Hooks: JWT verification is OFF: calls are accepted from anyone")
+        return {}
+    called = base_url + request.path_info
+    service_url = base_url + f"/cds-services/{SERVICE_ID}"
+    leeway = settings.CDS_HOOKS_JWT_LEEWAY_SECONDS
+    try:
+        claims = auth.verify_client_jwt(
+            request.headers.get("Authorization"),
+            audience=[called] if called == service_url else [called, service_url],
+            issuers=settings.CDS_HOOKS_TRUSTED_ISSUERS,
+            leeway=leeway,
+            max_lifetime=settings.CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS,
+        )
+        if not auth.remember_token(claims["iss"], claims["jti"], claims["exp"], leeway):
+            raise Unauthorized(
+                "this JWT was already used (its jti was seen before): send a new one with every call"
+            )
+    except Unauthorized as error:
+        logger.info("CDS Hooks: refused a call to %s: %s", request.path, error)
+        challenge = 'Bearer error="invalid_token"' if "Authorization" in request.headers else "Bearer"
+        raise Problem(401, str(error), WWW_Authenticate=challenge) from error
+    return claims
+
+
+def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[..., HttpResponse]:
+    """The shared opening of the POST endpoints; any Problem becomes its problem+json response."""
+
+    @csrf_exempt  # EHRs are not browsers: they authenticate with a signed JWT, not a CSRF cookie
+    @wraps(view)
+    def wrapper(request: HttpRequest, service_id: str) -> HttpResponse:
+        try:
+            if service_id != SERVICE_ID:
+                raise Problem(
+                    404, f"there is no CDS service {service_id!r}; this server offers {SERVICE_ID!r}"
+                )
+            if request.method != "POST":
+                raise Problem(405, f"{request.method} is not accepted here; use POST.", Allow="POST")
+            base_url = public_base_url(request)
+            claims = _claims(request, base_url)
+            try:
+                body = json.loads(request.body)
+            except (UnicodeDecodeError, ValueError) as error:
+                raise Problem(400, f"the request body is not valid JSON: {error}", "body") from error
+            return view(request, Opened(body, claims, base_url))
+        except BadRequest as error:
+            return Problem(400, error.message, error.field).response()
+        except DatabaseError:
+            # The replay check and feedback need the database: say so, never a 500.
+            logger.exception("CDS Hooks: the database is unreachable")
+            return Problem(503, "the service cannot reach its database; try again shortly").response()
+        except Problem as problem:
+            return problem.response()
+
+    return wrapper
+
+
+@csrf_exempt  # so that a POST is told 405, not refused for want of a CSRF cookie
+def discovery(request: HttpRequest) -> HttpResponse:
+    """GET /cds-services: the service list (no JWT needed)."""
+    if request.method not in ("GET", "HEAD"):
+        return Problem(405, f"{request.method} is not accepted here; use GET.", Allow="GET").response()
+    verify = bool(settings.CDS_HOOKS_VERIFY_JWT)
+    if not verify:
+        logger.warning("CDS Hooks discovery: JWT verification is OFF (CDS_HOOKS_VERIFY_JWT=false)")
+    return JsonResponse(discovery_document(published_snapshots(), verify_jwt=verify))
+
+
+@_opened
+def service(request: HttpRequest, opened: Opened) -> HttpResponse:
+    """POST /cds-services/imaging-advisor: advice on the drafted imaging orders."""
+    hook_request = parse_hook_request(opened.body)
+    snapshots = published_snapshots()
+    matched = matched_orders(hook_request, snapshots)
+    if hook_request.skipped:
+        logger.info("CDS Hooks %s: skipped %s", hook_request.hook_instance, " | ".join(hook_request.skipped))
+    if not matched:
+        return JsonResponse({"cards": []})  # nothing of ours: no record needed, none fetched
+    if hook_request.record.missing() and hook_request.fhir is not None:
+        skipped = list(hook_request.skipped)
+        limits = fetch.FetchLimits(settings.CDS_HOOKS_FHIR_TIMEOUT_SECONDS, settings.CDS_HOOKS_FHIR_MAX_BYTES)
+        try:
+            record = fetch.fill_record(
+                hook_request.record,
+                hook_request.fhir,
+                hook_request.patient_id,
+                prefetch_templates(snapshots),
+                limits,
+                skipped,
+            )
+        except DataUnavailable as error:
+            # The spec's 412: the data could be neither prefetched nor fetched from fhirServer.
+            logger.warning("CDS Hooks %s: %s", hook_request.hook_instance, error)
+            raise Problem(412, f"the patient's record could not be read: {error}") from error
+        hook_request = dataclasses.replace(hook_request, record=record, skipped=tuple(skipped))
+    found = pama.consult_ids_on([order.resource for order, _ in matched])
+    options = Options(
+        base_url=opened.base_url,
+        smart_launch_url=settings.CDS_HOOKS_SMART_LAUNCH_URL,
+        our_consult_ids=consultations.ours(found),
+    )
+    response = advise(hook_request, snapshots, options, timezone.localdate())
+    consultations.record_consultation(
+        hook=hook_request.hook,
+        hook_instance=hook_request.hook_instance,
+        consult_id=options.consult_id,
+        tenant=auth.tenant_of(opened.claims),
+        skipped=hook_request.skipped,
+        outcomes=response.outcomes,
+        retention_days=settings.CDS_HOOKS_CONSULTATION_RETENTION_DAYS,
+    )
+    return JsonResponse(response.body)
+
+
+@_opened
+def feedback(request: HttpRequest, opened: Opened) -> HttpResponse:
+    """POST /cds-services/imaging-advisor/feedback: stored once, however often it is sent."""
+    items = feedback_store.parse_feedback(opened.body, leeway_seconds=settings.CDS_HOOKS_JWT_LEEWAY_SECONDS)
+    feedback_store.store_feedback(items)
+    return JsonResponse({})

@@ -1,0 +1,352 @@
+"""Replays of the public CDS Hooks material, written from its structure (our own JSON, not copies).
+
+- the Argonaut "CDS Hooks for PAMA" connectathon request: order-select, CPT-coded lumbar spine
+  CT, SNOMED CT reason code, `intent: plan`, a draftOrders Bundle without `type`, no prefetch and
+  no fhirAuthorization;
+- the requests the HL7 CDS Hooks sandbox's PAMA demo builds: the same shape with a CPT code and
+  reason codings (with display and text) from its public code lists, and the prefetch it fills;
+- the HL7 hook library's order-select / order-sign examples: medication orders beside the
+  imaging order, only some of them selected;
+- orders coded the way US EHRs code them: CPT or LOINC written as OIDs, a local code with a CPT
+  translation, a content owner's local code.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import pytest
+
+from decisions.models import Choice, ChoiceCode, Procedure, ProcedureCode, Topic
+from decisions.releases import publish
+from tests.cds.conftest import (
+    BASE,
+    TEST_CODES,
+    condition,
+    hook_request,
+    years_ago,
+)
+
+pytestmark = pytest.mark.django_db
+
+CPT = "http://www.ama-assn.org/go/cpt"
+CPT_OID = "urn:oid:2.16.840.1.113883.6.12"
+LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
+SNOMED = "http://snomed.info/sct"
+PAMA_RATING = "http://fhir.org/argonaut/Extension/pama-rating"
+WHOLE_SPINE_MRI = "30854-4"  # LOINC, shipped on mri-spine-wo
+
+
+def pama_order(order_id: str, codings: list[dict], reasons: list[tuple[str, str]] = ()) -> dict:
+    """A draft order as the PAMA demo writes it: intent plan, reason codings with text."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": order_id,
+        "status": "draft",
+        "intent": "plan",
+        "code": {"coding": codings, "text": "Imaging order"},
+        "subject": {"reference": "Patient/pat-1"},
+        "reasonCode": [
+            {"coding": [{"system": SNOMED, "code": code, "display": text}], "text": text}
+            for code, text in reasons
+        ],
+    }
+
+
+def connectathon_request(order: dict) -> dict:
+    """order-select with no prefetch and no fhirAuthorization, draftOrders without a type."""
+    return {
+        "hook": "order-select",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": "https://ehr.example.org/fhir",
+        "context": {
+            "userId": "Practitioner/123",
+            "patientId": "pat-1",
+            "encounterId": "89284",
+            "selections": [f"ServiceRequest/{order['id']}"],
+            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": order}]},
+        },
+    }
+
+
+def sandbox_request(order: dict, *, birth_date: str | None = None, conditions: list[dict] = ()) -> dict:
+    body = hook_request("order-select", [order], birth_date=birth_date, conditions=list(conditions))
+    del body["context"]["draftOrders"]["type"]
+    del body["fhirAuthorization"]
+    return body
+
+
+def only_card(response) -> dict:
+    assert response.status_code == 200
+    (card,) = response.json()["cards"]
+    return card
+
+
+def pama_codes(data: dict) -> list[str]:
+    return [
+        extension["valueCodeableConcept"]["coding"][0]["code"]
+        for action in data.get("extension", {}).get("systemActions", [])
+        for extension in action["resource"].get("extension", [])
+        if extension["url"] == PAMA_RATING
+    ]
+
+
+def add_codes(**answers: str) -> None:
+    """Fake Condition codes for answers the shipped codes cannot give, then republish."""
+    for question, choice in answers.items():
+        ChoiceCode.objects.create(
+            choice=Choice.objects.get(
+                question__topic__key="lumbar-metastasis", question__key=question, key=choice
+            ),
+            resource="Condition",
+            system=TEST_CODES,
+            code=f"{question}-{choice}",
+        )
+    publish(Topic.objects.get(key="lumbar-metastasis"), summary="Fake codes for a complete record")
+
+
+def fake(**answers: str) -> list[dict]:
+    return [condition(f"{question}-{choice}") for question, choice in answers.items()]
+
+
+# --- the connectathon request ------------------------------------------------------------------
+
+
+def test_the_connectathon_ct_order_with_cpt_72133_gets_no_card_because_no_procedure_has_that_code(
+    cds, published_shipped
+):
+    """72133 (CT lumbar without and with contrast) is not a procedure of the shipped topic."""
+    order = pama_order("example-1", [{"system": CPT, "code": "72133"}], [("279039007", "Low back pain")])
+    assert cds.invoke(connectathon_request(order)).json() == {"cards": []}
+
+
+def test_the_connectathon_shape_with_a_lumbar_ct_code_gets_the_more_information_card(cds, published_shipped):
+    order = pama_order("example-1", [{"system": CPT, "code": "72131"}], [("279039007", "Low back pain")])
+    card = only_card(cds.invoke(connectathon_request(order)))
+    assert card["summary"] == "More information needed to rate this imaging order"
+    assert "CT lumbar spine without IV contrast" in card["detail"]
+    assert card["links"][0]["url"] == f"{BASE}/t/lumbar-metastasis/"  # nothing known, not even the age
+
+
+# --- the sandbox's PAMA demo -------------------------------------------------------------------
+
+
+def test_a_sandbox_mri_order_reads_known_cancer_from_its_reason_code(cds, published_shipped):
+    order = pama_order(
+        "example-request-id",
+        [{"system": CPT, "code": "72148", "display": "MRI lumbar spine"}],
+        [("128462008", "Secondary malignant neoplastic disease")],
+    )
+    card = only_card(cds.invoke(sandbox_request(order)))
+    assert card["summary"] == "More information needed to rate this imaging order"
+    assert (
+        "**Known cancer: current or past diagnosis** — from ServiceRequest/example-request-id reasonCode"
+        in (card["detail"])
+    )
+    assert "**Next question:** Does the patient have new neurological symptoms or signs?" in card["detail"]
+
+
+def test_a_sandbox_order_for_cord_compression_in_known_cancer_is_an_emergency_at_once(cds, published_shipped):
+    order = pama_order(
+        "sr-1",
+        [{"system": CPT, "code": "72148"}],
+        [("71286001", "Spinal cord compression"), ("254837009", "Malignant neoplasm of breast")],
+    )
+    card = only_card(cds.invoke(sandbox_request(order)))
+    assert card["indicator"] == "critical"
+    assert "urgency: Within 24 hours" in card["detail"]
+    assert (
+        "**Likely first choice:** MRI whole spine without IV contrast (NICE: whole-spine MRI within 24 hours)"
+        in (card["detail"])
+    )
+
+
+def test_with_a_complete_record_the_mscc_card_suggests_the_whole_spine_mri_order(cds, published_shipped):
+    add_codes(mri_access="available", pregnant="no")
+    order = pama_order(
+        "sr-1",
+        [{"system": CPT, "code": "72148"}],
+        [("192970008", "Cauda equina syndrome"), ("128462008", "Secondary malignant neoplastic disease")],
+    )
+    response = cds.invoke(sandbox_request(order, conditions=fake(mri_access="available", pregnant="no")))
+    card = only_card(response)
+    assert card["indicator"] == "critical"
+    assert card["summary"] == "MRI lumbar spine without IV contrast: not rated for this scenario"
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Order MRI whole spine without IV contrast instead"
+    resource = suggestion["actions"][0]["resource"]
+    assert {"system": "http://loinc.org", "code": WHOLE_SPINE_MRI} in resource["code"]["coding"]
+    assert "ACR" not in card["detail"].split("**Recommended:**")[1].split("\n")[1]  # a NICE statement
+    # The lumbar MRI is not rated in this scenario: no criteria apply (sent where the sandbox reads it).
+    assert pama_codes(response.json()) == ["no-criteria-apply"]
+
+
+def test_a_bone_scan_as_initial_imaging_is_rated_not_appropriate_and_never_suggested(cds, published_shipped):
+    answers = {
+        "neuro": "no",
+        "pain": "suggestive",
+        "mri_access": "available",
+        "gadolinium": "none",
+        "pregnant": "no",
+    }
+    add_codes(**answers)
+    order = pama_order(
+        "bs-1", [{"system": CPT, "code": "78306"}], [("363346000", "Malignant neoplastic disease")]
+    )
+    response = cds.invoke(sandbox_request(order, conditions=fake(**answers)))
+    card = only_card(response)
+    assert card["summary"].endswith(": usually not appropriate")
+    assert pama_codes(response.json()) == ["not-appropriate"]
+    for suggestion in card.get("suggestions", []):
+        assert "Bone scan" not in suggestion["label"] and "PET" not in suggestion["label"]
+    assert card["suggestions"][0]["label"] == "Order MRI whole spine without IV contrast instead"
+
+
+def test_a_child_is_outside_this_pathway_not_told_no_imaging(cds, published_shipped):
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    response = cds.invoke(sandbox_request(order, birth_date=years_ago(9)))
+    card = only_card(response)
+    assert card["summary"] == "MRI lumbar spine without IV contrast: outside this pathway"
+    assert "No imaging is recommended" not in card["detail"]
+    assert pama_codes(response.json()) == ["no-criteria-apply"]
+
+
+# --- conditions: active versus resolved --------------------------------------------------------
+
+
+def test_an_active_cauda_equina_syndrome_answers_the_neurological_question(cds, published_shipped):
+    active = condition("192970008", system=SNOMED, condition_id="ces")
+    card = only_card(
+        cds.invoke(
+            sandbox_request(pama_order("sr-1", [{"system": CPT, "code": "72148"}]), conditions=[active])
+        )
+    )
+    assert "**Yes: new neurological symptoms or signs** — from Condition/ces" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"clinical": "resolved", "abatementDateTime": "2015-03-01"},
+        {"clinical": "inactive"},
+        {"clinical": None},
+        {
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": "entered-in-error",
+                    }
+                ]
+            }
+        },
+    ],
+)
+def test_a_resolved_unverified_or_statusless_condition_answers_nothing(cds, published_shipped, extra):
+    old = condition("192970008", system=SNOMED, condition_id="ces", **extra)
+    body = sandbox_request(pama_order("sr-1", [{"system": CPT, "code": "72148"}]), conditions=[old])
+    card = only_card(cds.invoke(body))
+    assert card["indicator"] == "info"  # no emergency from a record that does not say "now"
+    assert "Condition/ces" in card["detail"] and "not used" in card["detail"]
+    assert "**Next question:** Does the patient have new neurological symptoms or signs?" in card["detail"]
+
+
+def test_a_pregnancy_status_observation_answers_pregnant(shipped_snapshot):
+    from datetime import date
+
+    from decisions.cds_hooks.record import answers_from_record
+    from decisions.cds_hooks.request import Record
+
+    observation = {
+        "resourceType": "Observation",
+        "id": "preg",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "77386006"}]},
+    }
+    record = answers_from_record(
+        shipped_snapshot, Record(observations=(observation,)), "pat-1", date(2026, 6, 1)
+    )
+    assert record.as_dict() == {"pregnant": "yes"}
+    preliminary = dict(observation, status="preliminary")
+    assert (
+        answers_from_record(
+            shipped_snapshot, Record(observations=(preliminary,)), "pat-1", date(2026, 6, 1)
+        ).as_dict()
+        == {}
+    )
+
+
+# --- the hook library's examples: other draft orders beside the imaging one ---------------------
+
+
+def medication(order_id: str) -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": order_id,
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "A medicine"},
+        "subject": {"reference": "Patient/pat-1"},
+    }
+
+
+def test_order_select_of_a_medication_gives_no_imaging_card_and_order_sign_rates_the_imaging(
+    cds, published_shipped
+):
+    imaging = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    body = hook_request("order-select", [imaging], selections=["MedicationRequest/med-1"])
+    body["context"]["draftOrders"]["entry"].insert(0, {"resource": medication("med-1")})
+    assert cds.invoke(body).json() == {"cards": []}
+    sign = copy.deepcopy(body)
+    sign["hook"] = "order-sign"
+    del sign["context"]["selections"]
+    assert only_card(cds.invoke(sign))["summary"] == "More information needed to rate this imaging order"
+
+
+# --- codes as EHRs write them -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("coding", "name"),
+    [
+        ([{"system": CPT, "code": "72158"}], "MRI lumbar spine without and with IV contrast"),
+        ([{"system": CPT_OID, "code": "72148"}], "MRI lumbar spine without IV contrast"),
+        ([{"system": "2.16.840.1.113883.6.12", "code": "72132"}], "CT lumbar spine with IV contrast"),
+        ([{"system": LOINC_OID, "code": "24967-2"}], "MRI lumbar spine without and with IV contrast"),
+        ([{"system": "http://loinc.org", "code": WHOLE_SPINE_MRI}], "MRI whole spine without IV contrast"),
+        (
+            [
+                {"system": "http://hospital.example.org/orderables", "code": "MR-LS-1"},
+                {"system": CPT, "code": "72131"},
+            ],
+            "CT lumbar spine without IV contrast",
+        ),
+    ],
+)
+def test_orders_coded_with_cpt_oids_or_a_translation_are_recognised(cds, published_shipped, coding, name):
+    card = only_card(cds.invoke(sandbox_request(pama_order("sr-1", coding))))
+    assert f"**{name}**" in card["detail"]
+
+
+def test_a_content_owners_local_code_matches_the_procedure(cds, published_shipped):
+    local = "http://hospital.example.org/orderables"
+    ProcedureCode.objects.create(
+        procedure=Procedure.objects.get(key="mri-lumbar-wo"), system=local, code="MRLS"
+    )
+    publish(Topic.objects.get(key="lumbar-metastasis"), summary="Local order code")
+    card = only_card(cds.invoke(sandbox_request(pama_order("sr-1", [{"system": local, "code": "MRLS"}]))))
+    assert "**MRI lumbar spine without IV contrast**" in card["detail"]
+
+
+def test_unverified_and_radiography_cpt_codes_are_not_shipped(shipped_document):
+    shipped = {
+        code["code"]
+        for procedure in shipped_document["procedures"]
+        for code in procedure["codes"]
+        if code["system"] == CPT
+    }
+    assert shipped == {"72148", "72158", "72131", "72132", "78306", "78320", "78816"}
+    assert not shipped & {"72265", "72100", "72110", "78815"}  # not in the sandbox's PAMA list
