@@ -77,9 +77,10 @@ def test_the_api_answers_a_503_problem_when_it_has_nothing_loaded(client, publis
 
 
 def test_cds_hooks_answers_a_503_problem_when_it_has_nothing_loaded(
-    client, settings, published_shipped, outage
+    client, settings, published_shipped, outage, monkeypatch
 ):
     settings.CDS_HOOKS_VERIFY_JWT = False
+    monkeypatch.setattr("decisions.cds_hooks.views._published", None)  # its own cache: nothing loaded
     outage()
 
     response = client.post("/cds-services/imaging-advisor", CDS_BODY, content_type="application/json")
