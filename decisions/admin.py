@@ -1,10 +1,19 @@
 """The content owners' workspace: every part of the knowledge base, with history."""
 
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from concurrency.exceptions import RecordModifiedError
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import OperationalError, models, transaction
+from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -44,6 +53,273 @@ admin.site.site_title = "Imaging Advisor admin"
 admin.site.index_title = "Content"
 
 
+# --- Optimistic locking ---------------------------------------------------------------------
+#
+# Every knowledge-base row has a version (django-concurrency's AutoIncVersionField, which saves
+# with `UPDATE ... WHERE version = <the version the editor started from>`). The forms below add
+# what the package leaves to the application: every field carries the value the editor saw
+# (Django's show_hidden_initial), so "changed" means changed by this editor, not "differs from the
+# database"; only changed rows are saved; a changed row whose version moved on is refused with
+# what changed meanwhile, by whom, and the editor's own value.
+
+
+def _shown(field: forms.Field, value: Any) -> str:
+    """A field value as an editor reads it."""
+    if isinstance(field, forms.ModelMultipleChoiceField):
+        pks = [getattr(v, "pk", v) for v in (value or [])]
+        return ", ".join(sorted(str(o) for o in field.queryset.filter(pk__in=pks))) or "(none)"
+    if isinstance(field, forms.ModelChoiceField):
+        pk = getattr(value, "pk", value)
+        obj = field.queryset.filter(pk=pk).first() if pk not in (None, "") else None
+        return str(obj) if obj else "(none)"
+    if isinstance(field, forms.ChoiceField):
+        labels = {str(k): str(v) for k, v in field.choices if not isinstance(v, (list, tuple))}
+        return labels.get(str(value), str(value)) or "(empty)"
+    if isinstance(field, forms.BooleanField):
+        return "yes" if value in (True, "True", "on", "true") else "no"
+    text = "" if value is None else str(value)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+class VersionedForm(forms.ModelForm):
+    """A model form that refuses a save based on a stale version, and says what changed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name != "version":
+                field.show_hidden_initial = True
+
+    def has_changed(self) -> bool:
+        # The version is bookkeeping: a row is changed when the editor changed one of its fields.
+        return bool(set(self.changed_data) - {"version"})
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._check_own_topic(cleaned)
+        if self.instance.pk is None or not self.has_changed() or "version" not in self.fields:
+            return cleaned
+        model = type(self.instance)
+        current = model._base_manager.filter(pk=self.instance.pk).first()
+        if current is None:
+            raise ValidationError(
+                f"{model._meta.verbose_name.capitalize()} “{self.instance}” was deleted by someone else "
+                "since you opened this page; nothing was saved."
+            )
+        if current.version == cleaned.get("version"):
+            return cleaned
+        raise ValidationError(self._conflict_message(current), code="stale")
+
+    def _check_own_topic(self, cleaned: dict[str, Any]) -> None:
+        """Routing and caveats may only name rows of their own topic (and a branch, its node's choices)."""
+        own = _own_topic(self.instance, cleaned)
+        if own is None:
+            return
+        for name, value in list(cleaned.items()):  # add_error removes the field from cleaned
+            values = list(value) if isinstance(value, (models.QuerySet, list)) else [value]
+            foreign = [v for v in values if isinstance(v, TOPIC_OWNED) and _topic_id(v) not in (None, own)]
+            if foreign:
+                names = ", ".join(f"{v} ({v._meta.verbose_name} of topic {_topic_key(v)})" for v in foreign)
+                self.add_error(name, f"Only this topic's own rows can be used here, not {names}.")
+        if isinstance(self.instance, Branch) and cleaned.get("choice") is not None:
+            node = cleaned.get("node") or getattr(self.instance, "node", None)
+            if node is not None and cleaned["choice"].question_id != node.question_id:
+                self.add_error(
+                    "choice",
+                    f"Choose an answer to this step's question ({node.question.key}), "
+                    f"not {cleaned['choice']}.",
+                )
+
+    def _conflict_message(self, current: models.Model) -> str:
+        """Who saved meanwhile, each field they changed (then, now, yours); then re-arm the form."""
+        latest = current.history.first() if hasattr(current, "history") else None
+        who = getattr(getattr(latest, "history_user", None), "username", None) or "someone else"
+        when = timezone.localtime(latest.history_date).strftime("%Y-%m-%d %H:%M") if latest else ""
+        lines = []
+        data = self.data.copy()
+        for name, field in self.fields.items():
+            if name == "version" or not field.show_hidden_initial:
+                continue
+            bound = self[name]
+            seen = field.hidden_widget().value_from_datadict(self.data, self.files, bound.html_initial_name)
+            now = self.get_initial_for_field(field, name)
+            if field.has_changed(now, seen):
+                yours = self.cleaned_data.get(name, bound.data)
+                lines.append(
+                    f"{bound.label}: was “{_shown(field, seen)}”, is now “{_shown(field, now)}”, "
+                    f"yours “{_shown(field, yours)}”"
+                )
+            # Re-arm: the next save starts from the version now stored, with the editor's values.
+            prepared = field.prepare_value(now)
+            if isinstance(prepared, (list, tuple)):
+                data.setlist(bound.html_initial_name, [str(v) for v in prepared])
+            else:
+                data[bound.html_initial_name] = "" if prepared is None else str(prepared)
+        data[self["version"].html_name] = self.fields["version"].prepare_value(current.version).value
+        self.data = data
+        changed = "; ".join(lines) or "only fields not on this form"
+        return (
+            f"Not saved: {who} saved “{current}” at {when}, after you opened this page. "
+            f"What they changed — {changed}. Your values are still in the form: check them against "
+            "theirs, then save again to replace theirs, or reload the page to start from theirs."
+        )
+
+
+TOPIC_OWNED = (Question, Choice, Scenario, RoutingNode, Caveat)
+
+
+def _topic_id(obj: models.Model) -> int | None:
+    if isinstance(obj, Choice):
+        return obj.question.topic_id if obj.question_id else None
+    if isinstance(obj, Branch):
+        return obj.node.topic_id if obj.node_id or getattr(obj, "node", None) else None
+    if isinstance(obj, Topic):
+        return obj.pk
+    return getattr(obj, "topic_id", None)
+
+
+def _topic_key(obj: models.Model) -> str:
+    topic_id = _topic_id(obj)
+    return Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first() or "?"
+
+
+def _own_topic(instance: models.Model, cleaned: dict[str, Any]) -> int | None:
+    """The topic a form's row belongs to, from what the form says or the row already has."""
+    if isinstance(instance, Topic):
+        return instance.pk
+    if isinstance(instance, Branch):
+        node = cleaned.get("node") or (instance.node if instance.node_id or _has(instance, "node") else None)
+        return node.topic_id if node is not None else None
+    if isinstance(instance, Choice):
+        question = cleaned.get("question") or (instance.question if _has(instance, "question") else None)
+        return question.topic_id if question is not None else None
+    topic = cleaned.get("topic")
+    if topic is not None:
+        return topic.pk
+    return getattr(instance, "topic_id", None)
+
+
+def _has(instance: models.Model, relation: str) -> bool:
+    try:
+        return getattr(instance, relation) is not None
+    except ObjectDoesNotExist:
+        return False
+
+
+class VersionedInlineMixin:
+    """Inline rows carry their version and are saved only when the editor changed them."""
+
+    form = VersionedForm
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))  # type: ignore[misc]
+        return fields if "version" in fields else [*fields, "version"]
+
+
+class VersionedAdmin(SimpleHistoryAdmin):
+    """A knowledge-base table: locked optimistically; what is used cannot be deleted."""
+
+    form = VersionedForm
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (name, {**opts, "fields": list(opts["fields"])})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
+        if not any(
+            "version" in (f if isinstance(f, (list, tuple)) else [f])
+            for _, o in fieldsets
+            for f in o["fields"]
+        ):
+            fieldsets[0][1]["fields"].append("version")
+        return fieldsets
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Saving a page re-saves the object only if the editor changed it (inlines may have changed).
+        if not change or form.has_changed():
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        if not change or form.has_changed():
+            form.save_m2m()
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RecordModifiedError:
+            # Someone saved between our check and our write; the transaction was rolled back.
+            # Run the view again: the form now sees the newer version and explains the conflict.
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        for record in historical_records:  # the version number is bookkeeping, not a change
+            changes = getattr(record, "history_delta_changes", None)
+            if changes is not None:
+                record.history_delta_changes = [c for c in changes if c["field"] != "Version"]
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected)
+        for obj in objs:
+            protected.extend(users_of(obj))
+        return deleted, counts, perms_needed, protected
+
+
+def users_of(obj: models.Model) -> list[str]:
+    """What uses `obj` without a protecting foreign key: published releases and shared lists."""
+    users: list[str] = []
+    key = getattr(obj, "key", None)
+    if isinstance(obj, Reference):
+        users += [f"Rating {r}" for r in obj.ratings.select_related("procedure", "scenario")]
+        users += [f"Caveat {c.key} ({c.topic})" for c in obj.caveats.select_related("topic")]
+        users += [f"Urgency of scenario {s}" for s in obj.urgency_of.all()]
+        users += [f"Next step “{n}”" for n in obj.next_steps.all()]
+        users += [f"Bibliography of topic {t}" for t in obj.topics.all()]
+    if isinstance(obj, Procedure):
+        users += [f"Procedure list of topic {t}" for t in obj.topics.all()]
+        users += [f"Caveat {c.key} ({c.topic})" for c in obj.topic_caveats.select_related("topic")]
+    if key is None:
+        return users
+    section = {
+        Reference: "references",
+        Procedure: "procedures",
+        Question: "questions",
+        Scenario: "scenarios",
+        RoutingNode: "routing",
+        Caveat: "caveats",
+        Finding: "findings",
+    }
+    for release in _latest_releases():
+        content = release.content
+        if isinstance(obj, Choice):
+            found = (
+                any(
+                    q.get("key") == obj.question.key
+                    and any(c.get("key") == key for c in q.get("choices", []))
+                    for q in content.get("questions", [])
+                )
+                and release.topic_id == obj.question.topic_id
+            )
+        elif type(obj) in section:
+            own_topic = getattr(obj, "topic_id", release.topic_id)
+            found = own_topic == release.topic_id and any(
+                item.get("key") == key for item in content.get(section[type(obj)], [])
+            )
+        else:
+            found = False
+        if found:
+            users.append(f"Published release {release} (clinicians see it now)")
+    return users
+
+
+def _latest_releases() -> list[Release]:
+    latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
+    return list(Release.objects.filter(pk=Subquery(latest)).select_related("topic"))
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records written by the system, never by hand: viewable, not editable or deletable."""
 
@@ -57,8 +333,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+PUBMED = re.compile(
+    r"^(?:https?://(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/|pmid:\s*)", re.I
+)
+
+
+class ReferenceForm(VersionedForm):
+    def clean_pmid(self) -> str:
+        # A PubMed link or "PMID: 123" is stored as the bare number.
+        return PUBMED.sub("", (self.cleaned_data.get("pmid") or "").strip()).strip("/ ")
+
+
 @admin.register(Reference)
-class ReferenceAdmin(SimpleHistoryAdmin):
+class ReferenceAdmin(VersionedAdmin):
+    form = ReferenceForm
     formfield_overrides = HTTPS_URLS
     list_display = ["key", "kind", "year", "doi", "pmid", "has_identifier"]
     list_filter = ["kind", "year"]
@@ -85,21 +373,38 @@ class ReferenceAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Caveat)
-class CaveatAdmin(SimpleHistoryAdmin):
-    list_display = ["key", "severity", "applies_to", "text"]
-    list_filter = ["severity", "applies_to"]
-    search_fields = ["key", "text"]
-    autocomplete_fields = ["references"]
+class CaveatAdmin(VersionedAdmin):
+    list_display = ["key", "topic", "severity", "applies_to", "text"]
+    list_filter = ["topic", "severity", "applies_to"]
+    search_fields = ["key", "text", "topic__key"]
+    autocomplete_fields = ["references", "procedures"]
+    fields = ["topic", "key", "severity", "text", "applies_to", "procedures", "references"]
 
 
-class FindingInline(admin.TabularInline):
+class FindingInline(VersionedInlineMixin, admin.TabularInline):
     model = Finding
     extra = 0
     autocomplete_fields = ["reference"]
-    fields = ["key", "text", "reference"]
+    fields = ["key", "text", "reference", "shown_in"]
+    readonly_fields = ["shown_in"]
+    verbose_name_plural = (
+        "Findings about this procedure. Clinicians see a finding only where a rating cites it or a "
+        "topic lists it under evidence; “shown to clinicians in” says where (empty: nowhere yet)"
+    )
+
+    @admin.display(description="shown to clinicians in")
+    def shown_in(self, finding: Finding) -> str:
+        if finding.pk is None:
+            return "nowhere until a rating or a topic cites it"
+        places = [
+            f"{r.scenario.topic.key}: rating in {r.scenario.key}"
+            for r in finding.ratings.select_related("scenario__topic")
+        ]
+        places += [f"{t.key}: evidence list" for t in finding.topics.all()]
+        return "; ".join(places) or "nowhere: no rating or topic cites it"
 
 
-class ProcedureCodeInline(admin.TabularInline):
+class ProcedureCodeInline(VersionedInlineMixin, admin.TabularInline):
     model = ProcedureCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -108,29 +413,28 @@ class ProcedureCodeInline(admin.TabularInline):
 
 
 @admin.register(Procedure)
-class ProcedureAdmin(SimpleHistoryAdmin):
+class ProcedureAdmin(VersionedAdmin):
     list_display = ["key", "name", "modality", "region", "contrast", "contrast_agent", "rrl", "loinc"]
     list_filter = ["modality", "region", "contrast", "rrl"]
     search_fields = ["key", "name", "loinc"]
-    autocomplete_fields = ["caveats"]
     inlines = [FindingInline, ProcedureCodeInline]
     fieldsets = [
         (None, {"fields": ["key", "name", "modality", "region"]}),
         ("Contrast and radiation", {"fields": ["contrast", "contrast_agent", "rrl"]}),
         ("Codes", {"fields": ["loinc"]}),
-        ("For clinicians", {"fields": ["strengths", "limitations", "caveats"]}),
+        ("For clinicians", {"fields": ["strengths", "limitations"]}),
     ]
 
 
 @admin.register(Finding)
-class FindingAdmin(SimpleHistoryAdmin):
+class FindingAdmin(VersionedAdmin):
     list_display = ["key", "text", "reference", "procedure"]
     list_filter = ["reference", "procedure__modality"]
     search_fields = ["key", "text", "reference__key"]
     autocomplete_fields = ["reference", "procedure"]
 
 
-class ChoiceInline(admin.StackedInline):
+class ChoiceInline(VersionedInlineMixin, admin.StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
@@ -138,7 +442,7 @@ class ChoiceInline(admin.StackedInline):
 
 
 @admin.register(Question)
-class QuestionAdmin(SimpleHistoryAdmin):
+class QuestionAdmin(VersionedAdmin):
     list_display = ["key", "prompt", "role", "topic", "order"]
     list_filter = ["topic", "role"]
     search_fields = ["key", "prompt"]
@@ -146,7 +450,7 @@ class QuestionAdmin(SimpleHistoryAdmin):
     fields = ["topic", "key", "role", "prompt", "help_text", "order"]
 
 
-class ChoiceCodeInline(admin.TabularInline):
+class ChoiceCodeInline(VersionedInlineMixin, admin.TabularInline):
     model = ChoiceCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -155,7 +459,7 @@ class ChoiceCodeInline(admin.TabularInline):
 
 
 @admin.register(Choice)
-class ChoiceAdmin(SimpleHistoryAdmin):
+class ChoiceAdmin(VersionedAdmin):
     inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
@@ -163,7 +467,7 @@ class ChoiceAdmin(SimpleHistoryAdmin):
     autocomplete_fields = ["question", "caveats"]
 
 
-class BranchInline(admin.TabularInline):
+class BranchInline(VersionedInlineMixin, admin.TabularInline):
     model = Branch
     fk_name = "node"
     extra = 0
@@ -171,7 +475,7 @@ class BranchInline(admin.TabularInline):
 
 
 @admin.register(RoutingNode)
-class RoutingNodeAdmin(SimpleHistoryAdmin):
+class RoutingNodeAdmin(VersionedAdmin):
     list_display = ["key", "question", "topic", "order"]
     list_filter = ["topic"]
     search_fields = ["key", "question__key", "question__prompt"]
@@ -180,13 +484,13 @@ class RoutingNodeAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Branch)
-class BranchAdmin(SimpleHistoryAdmin):
+class BranchAdmin(VersionedAdmin):
     list_display = ["__str__", "next_node", "scenario"]
     list_filter = ["node__topic"]
     autocomplete_fields = ["node", "choice", "next_node", "scenario"]
 
 
-class RatingInline(admin.StackedInline):
+class RatingInline(VersionedInlineMixin, admin.StackedInline):
     model = Rating
     extra = 0
     autocomplete_fields = ["procedure", "references", "findings"]
@@ -198,7 +502,7 @@ class RatingInline(admin.StackedInline):
     ]
 
 
-class NextStepInline(admin.StackedInline):
+class NextStepInline(VersionedInlineMixin, admin.StackedInline):
     model = NextStep
     extra = 0
     autocomplete_fields = ["references"]
@@ -206,7 +510,7 @@ class NextStepInline(admin.StackedInline):
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(SimpleHistoryAdmin):
+class ScenarioAdmin(VersionedAdmin):
     list_display = ["key", "title", "urgency", "topic"]
     list_filter = ["topic", "urgency"]
     search_fields = ["key", "title", "summary"]
@@ -220,7 +524,7 @@ class ScenarioAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Rating)
-class RatingAdmin(SimpleHistoryAdmin):
+class RatingAdmin(VersionedAdmin):
     list_display = ["procedure", "scenario", "category", "score", "order", "needs_verification"]
     list_filter = ["scenario__topic", "scenario", "category", "needs_verification"]
     search_fields = ["procedure__name", "scenario__title", "rationale"]
@@ -228,7 +532,7 @@ class RatingAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(NextStep)
-class NextStepAdmin(SimpleHistoryAdmin):
+class NextStepAdmin(VersionedAdmin):
     list_display = ["__str__", "scenario", "order"]
     list_filter = ["scenario__topic"]
     search_fields = ["text"]
@@ -264,7 +568,7 @@ class ReleaseInline(admin.TabularInline):
 
 
 @admin.register(Topic)
-class TopicAdmin(SimpleHistoryAdmin):
+class TopicAdmin(VersionedAdmin):
     list_display = ["key", "title", "owner", "last_reviewed", "next_review_due", "latest_version"]
     search_fields = ["key", "title"]
     autocomplete_fields = ["start_node", "procedures", "references", "findings"]
@@ -309,6 +613,7 @@ class TopicAdmin(SimpleHistoryAdmin):
                 name="decisions_topic_rollback",
             ),
             path("<int:pk>/export/", wrap(self.export_view), name="decisions_topic_export"),
+            path("<int:pk>/preview/", wrap(self.preview_view), name="decisions_topic_preview"),
             path("import/", wrap(self.import_view), name="decisions_topic_import"),
             *super().get_urls(),
         ]
@@ -323,50 +628,147 @@ class TopicAdmin(SimpleHistoryAdmin):
         }
 
     def publish_view(self, request, pk: int):
-        if not request.user.has_perm("decisions.publish_topic"):
+        return _retry_when_locked(request, lambda: self._publish_view(request, pk))
+
+    def _publish_view(self, request, pk: int):
+        """The review: integrity, diff, shared rows, impact, preview; publishing is for publishers.
+
+        The form carries the hash of the draft shown; a publish of any other draft is refused
+        and the review of the current draft is shown again (status 409).
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        can_publish = request.user.has_perm("decisions.publish_topic")
+        if request.method == "POST" and not can_publish:
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        problems = integrity.check(draft, today=timezone.localdate())
+        problems = check_topic(topic)
         errors = [p for p in problems if p.severity == integrity.ERROR]
         warnings = [p for p in problems if p.severity == integrity.WARNING]
         current = topic.latest_release()
-        form = PublishForm(request.POST or None, warnings=len(warnings))
-        if request.method == "POST" and not errors and form.is_valid():
+        shown_hash = releases.draft_hash(draft)
+        form = PublishForm(request.POST or None, warnings=len(warnings), initial={"draft_hash": shown_hash})
+        status = 200
+        if request.method == "POST" and form.is_valid() and not errors:
             try:
-                release = releases.publish(topic, summary=form.cleaned_data["summary"], user=request.user)
+                release = releases.publish(
+                    topic,
+                    summary=form.cleaned_data["summary"],
+                    user=request.user,
+                    expected_hash=form.cleaned_data["draft_hash"],
+                )
+            except releases.DraftChanged:
+                messages.error(
+                    request,
+                    "Not published: the draft changed after this review was opened. "
+                    "Below is the review of the draft as it is now; check it, then publish again.",
+                )
+                form = PublishForm(
+                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]},
+                    warnings=len(warnings),
+                )
+                status = 409
+            except releases.NothingToPublish as refused:
+                messages.error(request, f"Not published: nothing changed — {refused}.")
+                status = 409
+            except releases.PublishBusy:
+                messages.error(
+                    request,
+                    "Not published: another publish of this topic is still running. "
+                    "Wait a moment, reload this review and publish again.",
+                )
+                status = 503
             except releases.PublishRefused:
                 messages.error(
                     request, "The draft changed and now has integrity errors; nothing was published."
                 )
-                return redirect(request.path)
-            messages.success(request, f"Published {topic.key} release {release.version}.")
-            return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+                status = 409
+            else:
+                messages.success(request, f"Published {topic.key} release {release.version}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
         impacts = []
         if not errors:
             before = engine.build_snapshot(current.content) if current else None
             impacts = changes.impact(before, engine.build_snapshot(draft))
+        unchanged = current is not None and current.content == draft
         context = self._context(
             request,
             topic,
-            f"Publish {topic.title}",
+            f"Review {topic.title}" if not can_publish else f"Publish {topic.title}",
             form=form,
+            can_publish=can_publish,
             errors=errors,
             warnings=warnings,
             current=current,
+            unchanged=unchanged,
+            draft_hash=shown_hash,
             diff=changes.content_diff(current.content, draft) if current else None,
+            shared=releases.shared_changes(topic, draft, current),
             impacts=impacts,
+            preview_questions=self._preview_questions(draft),
             next_version=(current.version + 1) if current else 1,
         )
-        return TemplateResponse(request, "admin/decisions/topic/publish.html", context)
+        return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=status)
+
+    def preview_view(self, request, pk: int):
+        """The clinician page for any answers, built from the draft (first release included)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        topic = get_object_or_404(Topic, pk=pk)
+        draft = export_topic(topic)
+        questions = self._preview_questions(draft)
+        known = {q["key"] for q in questions}
+        answers = {k: v for k, v in request.GET.items() if k in known and v}
+        context = self._context(
+            request,
+            topic,
+            f"Preview {topic.title}",
+            questions=questions,
+            answers=answers,
+            current=topic.latest_release(),
+        )
+        status = 200
+        try:
+            snapshot = engine.build_snapshot(draft)
+            recommendation = engine.recommend(snapshot, answers)
+        except (engine.SnapshotError, engine.AnswerError) as error:
+            context["problem"] = f"The draft cannot answer these answers: {error}"
+            status = 400
+        else:
+            from decisions.views import _wizard_context  # the clinician page's own context
+
+            context["wizard_html"] = render_to_string(
+                "decisions/topic.html#wizard", _wizard_context(recommendation, None, 0)
+            )
+        return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
+
+    @staticmethod
+    def _preview_questions(document: dict) -> list[dict]:
+        return [
+            {
+                "key": q["key"],
+                "prompt": q["prompt"],
+                "choices": [(c["key"], c["label"]) for c in q["choices"]],
+            }
+            for q in document.get("questions", [])
+        ]
 
     def rollback_view(self, request, pk: int, version: int):
+        return _retry_when_locked(request, lambda: self._rollback_view(request, pk, version))
+
+    def _rollback_view(self, request, pk: int, version: int):
         if not request.user.has_perm("decisions.publish_topic"):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         old = get_object_or_404(Release, topic=topic, version=version)
         current = topic.latest_release()
-        form = RollbackForm(request.POST or None)
+        draft = export_topic(topic)
+        shown_hash = releases.draft_hash(draft)
+        form = RollbackForm(request.POST or None, initial={"draft_hash": shown_hash})
+        status = 200
         if request.method == "POST" and form.is_valid():
             try:
                 release = releases.roll_back(
@@ -375,13 +777,37 @@ class TopicAdmin(SimpleHistoryAdmin):
                     summary=form.cleaned_data["summary"],
                     user=request.user,
                     reset_draft=form.cleaned_data["reset_draft"],
+                    expected_hash=form.cleaned_data["draft_hash"]
+                    if form.cleaned_data["reset_draft"]
+                    else None,
                 )
             except releases.PublishRefused as refused:
                 for problem in refused.problems:
                     messages.error(request, str(problem))
-                return redirect(request.path)
-            messages.success(request, f"Release {version} is live again as release {release.version}.")
-            return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+                status = 409
+            except releases.DraftChanged:
+                messages.error(
+                    request,
+                    "Not rolled back: the draft changed after this page was opened. "
+                    "The draft edits a reset would discard are listed again below.",
+                )
+                form = RollbackForm(
+                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]}
+                )
+                status = 409
+            except releases.NothingToPublish as refused:
+                messages.error(request, f"Not rolled back: {refused}.")
+                status = 409
+            except releases.PublishBusy:
+                messages.error(
+                    request, "Not rolled back: another publish of this topic is still running; try again."
+                )
+                status = 503
+            else:
+                messages.success(request, f"Release {version} is live again as release {release.version}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
         context = self._context(
             request,
             topic,
@@ -390,11 +816,13 @@ class TopicAdmin(SimpleHistoryAdmin):
             old=old,
             current=current,
             diff=changes.content_diff(current.content, old.content),
+            discarded=releases.own_changes(current, draft),
+            shared=releases.shared_changes(topic, draft, current),
             impacts=changes.impact(
                 engine.build_snapshot(current.content), engine.build_snapshot(old.content)
             ),
         )
-        return TemplateResponse(request, "admin/decisions/topic/rollback.html", context)
+        return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
 
     def export_view(self, request, pk: int):
         if not self.has_view_permission(request):
@@ -459,6 +887,26 @@ class TopicAdmin(SimpleHistoryAdmin):
                     str(problem),
                     messages.ERROR if problem.severity == integrity.ERROR else messages.WARNING,
                 )
+
+
+def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpResponse:
+    """SQLite answers "database is locked" to a reader or writer while another publish writes.
+
+    Every step of a publish is in a transaction that is rolled back on that error, so the view is
+    simply run again after a short wait; if the lock persists the publisher gets a message, never
+    a server error. (PostgreSQL waits on the row lock instead and never gets here.)
+    """
+    for attempt in range(6):
+        try:
+            return view()
+        except OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    messages.error(
+        request, "Not done: another publish of this topic is still running. Wait a moment and try again."
+    )
+    return redirect(request.get_full_path())
 
 
 @admin.register(Release)

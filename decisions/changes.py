@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ def _flatten(document: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             return ", ".join(str(v) for v in value)
         if isinstance(value, dict):  # e.g. a next step's condition: the same whatever the key order
             return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+        if isinstance(value, list):
+            # Key order is not content (PostgreSQL's jsonb stores a release's keys in its own order).
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
         return "" if value is None else str(value)
 
     def visit(path: str, item: Mapping[str, Any]) -> None:

@@ -17,6 +17,8 @@ class PublishForm(forms.Form):
     acknowledge_warnings = forms.BooleanField(
         required=False, label="I have read the warnings and publish anyway"
     )
+    # The content hash of the draft the review showed: a different draft is refused at publish.
+    draft_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, warnings: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,9 +39,12 @@ class RollbackForm(forms.Form):
     )
     reset_draft = forms.BooleanField(
         required=False,
-        initial=True,
-        label="Also replace the draft with this release's content",
+        initial=False,
+        label=(
+            "Also replace this topic's draft with this release's content, discarding the draft edits listed"
+        ),
     )
+    draft_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
 class ImportForm(forms.Form):

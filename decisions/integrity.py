@@ -54,6 +54,7 @@ def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
     _check_patient_factors(snapshot, problems)
     _check_sources(snapshot, problems)
     _check_review(document, today, problems)
+    _check_not_indicated(document, problems)
     return _sorted(problems)
 
 
@@ -273,3 +274,31 @@ def _check_review(document: Mapping[str, Any], today: date, problems: list[Probl
         problems.append(Problem(WARNING, "topic", "no next review date set"))
     elif date.fromisoformat(due) < today:
         problems.append(Problem(WARNING, "topic", f"review was due on {due}"))
+
+
+def check_topic_links(links: list[tuple[str, str, str]]) -> list[Problem]:
+    """Routing and caveats may only name the topic's own rows.
+
+    `links` are (where, what, owning topic) for each row a topic names that another topic owns,
+    found by the caller in the database (a document names rows by key only, so it cannot tell).
+    """
+    return [
+        Problem(ERROR, where, f"names {what} of topic {owner!r}; use this topic's own")
+        for where, what, owner in links
+    ]
+
+
+def _check_not_indicated(document: Mapping[str, Any], problems: list[Problem]) -> None:
+    """A scenario that says "no imaging indicated now" cannot rate a procedure "usually appropriate"."""
+    for scenario in document.get("scenarios", []):
+        if scenario.get("urgency") != engine.Urgency.NOT_INDICATED.value:
+            continue
+        for rating in scenario.get("ratings", []):
+            if rating.get("category") == engine.Category.USUALLY_APPROPRIATE.value:
+                problems.append(
+                    Problem(
+                        ERROR,
+                        f"scenarios[{scenario.get('key')}].ratings[{rating.get('procedure')}]",
+                        "is rated usually appropriate in a scenario where no imaging is indicated now",
+                    )
+                )

@@ -95,21 +95,19 @@ def export_topic(topic: Topic) -> dict[str, Any]:
         )
     )
 
-    procedures = {p.key: p for p in topic.procedures.prefetch_related("caveats")}
+    procedures = {p.key: p for p in topic.procedures.all()}
     for scenario in scenarios:
         for rating in scenario.ratings.all():
             procedures.setdefault(rating.procedure.key, rating.procedure)
 
-    caveat_keys: set[str] = set()
-    for question in questions:
-        for choice in question.choices.all():
-            caveat_keys.update(c.key for c in choice.caveats.all())
-    for scenario in scenarios:
-        caveat_keys.update(c.key for c in scenario.caveats.all())
-    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("caveats", "codes"):
-        caveat_keys.update(c.key for c in procedure.caveats.all())
+    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("codes"):
         procedures[procedure.key] = procedure
-    caveats = list(Caveat.objects.filter(key__in=caveat_keys).prefetch_related("references"))
+    # Caveats belong to the topic: another topic's caveat is never exported here.
+    caveats = list(topic.caveats.prefetch_related("references", "procedures"))
+    procedure_caveats: dict[str, list[str]] = {}
+    for caveat in caveats:
+        for procedure in caveat.procedures.all():
+            procedure_caveats.setdefault(procedure.key, []).append(caveat.key)
 
     reference_keys = {r.key for r in topic.references.all()}
     reference_keys.update(r.key for r in topic.bottom_line_references.all())
@@ -184,7 +182,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "loinc": p.loinc,
                 "strengths": p.strengths,
                 "limitations": p.limitations,
-                "caveats": _keys(p.caveats),
+                "caveats": sorted(procedure_caveats.get(p.key, [])),
                 "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
             }
             for p in sorted(procedures.values(), key=lambda p: p.key)
@@ -408,14 +406,6 @@ def _import(document: Mapping[str, Any]) -> Topic:
                     "year": item.get("year"),
                 },
             )
-    for item in _list(document, "caveats"):
-        with _entry(f"caveats[{item.get('key')}]"):
-            caveat = _save(
-                Caveat,
-                {"key": item["key"]},
-                {"severity": item["severity"], "text": item["text"], "applies_to": _text(item, "applies_to")},
-            )
-            caveat.references.set(_refs(Reference, item.get("references", []), "references"))
     for item in _list(document, "procedures"):
         with _entry(f"procedures[{item.get('key')}]"):
             procedure = _save(
@@ -426,7 +416,6 @@ def _import(document: Mapping[str, Any]) -> Topic:
                     **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
                 },
             )
-            procedure.caveats.set(_refs(Caveat, item.get("caveats", []), "caveats"))
             kept = []
             for code in item.get("codes", []):
                 with _entry(f"codes[{code.get('code')}]"):
@@ -481,6 +470,33 @@ def _import(document: Mapping[str, Any]) -> Topic:
         )
         topic.findings.set(_refs(Finding, [f["key"] for f in _list(document, "findings")], "findings"))
 
+    # The topic's own caveats (another topic may use the same key for its own caveat).
+    caveat_procedures: dict[str, list[Procedure]] = {}
+    for item in _list(document, "procedures"):
+        for key in item.get("caveats", []):
+            caveat_procedures.setdefault(key, []).append(_lookup(Procedure, "procedure", key=item["key"]))
+    caveats: dict[str, Caveat] = {}
+    for item in _list(document, "caveats"):
+        with _entry(f"caveats[{item.get('key')}]"):
+            caveat = _save(
+                Caveat,
+                {"topic": topic, "key": item["key"]},
+                {"severity": item["severity"], "text": item["text"], "applies_to": _text(item, "applies_to")},
+            )
+            caveat.references.set(_refs(Reference, item.get("references", []), "references"))
+            caveat.procedures.set(caveat_procedures.pop(caveat.key, []))
+            caveats[caveat.key] = caveat
+    for key in caveat_procedures:
+        raise DocumentError(f"procedures: unknown caveat {key!r}")
+
+    def topic_caveats(keys: Any) -> list[Caveat]:
+        if not isinstance(keys, list):
+            raise DocumentError("caveats must be a list of keys")
+        for key in keys:
+            if key not in caveats:
+                raise DocumentError(f"unknown caveat {key!r}")
+        return [caveats[key] for key in keys]
+
     questions: dict[str, Question] = {}
     choices: dict[tuple[str, str], Choice] = {}
     for order, item in enumerate(_list(document, "questions")):
@@ -510,7 +526,7 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             "age_max": choice_item.get("age_max"),
                         },
                     )
-                    choice.caveats.set(_refs(Caveat, choice_item.get("caveats", []), "caveats"))
+                    choice.caveats.set(topic_caveats(choice_item.get("caveats", [])))
                     kept = []
                     for code in choice_item.get("codes", []):
                         with _entry(f"codes[{code.get('code')}]"):
@@ -528,9 +544,12 @@ def _import(document: Mapping[str, Any]) -> Topic:
                             )
                     choice.codes.exclude(pk__in=kept).delete()
                     choices[(question.key, choice.key)] = choice
-            question.choices.exclude(
+            stale = question.choices.exclude(
                 pk__in=[c.pk for k, c in choices.items() if k[0] == question.key]
-            ).delete()
+            )
+            # Routing protects the choices it uses; the file's routing replaces those branches below.
+            Branch.objects.filter(choice__in=stale).delete()
+            stale.delete()
 
     scenarios: dict[str, Scenario] = {}
     for order, item in enumerate(_list(document, "scenarios")):
@@ -550,7 +569,7 @@ def _import(document: Mapping[str, Any]) -> Topic:
             scenario.urgency_references.set(
                 _refs(Reference, item.get("urgency_references", []), "references")
             )
-            scenario.caveats.set(_refs(Caveat, item.get("caveats", []), "caveats"))
+            scenario.caveats.set(topic_caveats(item.get("caveats", [])))
             scenarios[scenario.key] = scenario
             kept_ratings = []
             for rating_order, rating_item in enumerate(item.get("ratings", [])):
@@ -643,4 +662,5 @@ def _import(document: Mapping[str, Any]) -> Topic:
     Branch.objects.filter(scenario__topic=topic).exclude(scenario__in=scenarios.values()).delete()
     topic.scenarios.exclude(pk__in=[s.pk for s in scenarios.values()]).delete()
     topic.questions.exclude(pk__in=[q.pk for q in questions.values()]).delete()
+    topic.caveats.exclude(pk__in=[c.pk for c in caveats.values()]).delete()
     return topic

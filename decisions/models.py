@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
+from concurrency.fields import AutoIncVersionField
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -20,6 +23,9 @@ reference_key = RegexValidator(
     r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$",
     "Use capitals, digits and hyphens (e.g. ACR-LBP-2021).",
 )
+
+DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)+", re.IGNORECASE)
+DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
 KEY_HELP = (
     "Stable identifier used in links, the API and CDS Hooks. Do not rename a key in use: "
@@ -43,7 +49,16 @@ ATTRIBUTE_CHOICES = [
 SEVERITY_CHOICES = _choices(engine.Severity)
 
 
-class Reference(models.Model):
+class Versioned(models.Model):
+    """Optimistic locking (django-concurrency): a save based on an older version is refused."""
+
+    version = AutoIncVersionField(help_text="Increases with every save; a stale save is refused.")
+
+    class Meta:
+        abstract = True
+
+
+class Reference(Versioned):
     class Kind(models.TextChoices):
         GUIDELINE = "guideline", "Guideline"
         META_ANALYSIS = "meta_analysis", "Systematic review / meta-analysis"
@@ -94,9 +109,20 @@ class Reference(models.Model):
     def has_identifier(self) -> bool:
         return bool(self.doi or self.pmid or self.url)
 
+    def clean(self) -> None:
+        # A DOI pasted as a link (https://doi.org/10...) is stored bare; links are built from it.
+        self.doi = DOI_PREFIX.sub("", self.doi.strip())
+        if self.doi and not DOI.match(self.doi):
+            raise ValidationError(
+                {"doi": "A DOI starts with 10. and a slash, e.g. 10.1016/j.jacr.2021.08.002."}
+            )
+        self.url = self.url.strip()
 
-class Caveat(models.Model):
-    key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
+
+class Caveat(Versioned):
+    # A caveat belongs to one topic, so it can never appear on another topic's page.
+    topic = models.ForeignKey("Topic", on_delete=models.CASCADE, related_name="caveats", null=True)
+    key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="warning")
     text = models.TextField(help_text="The warning as the clinician reads it, in your own words.")
     applies_to = models.CharField(
@@ -110,16 +136,25 @@ class Caveat(models.Model):
         ),
     )
     references = models.ManyToManyField(Reference, blank=True, related_name="caveats")
-    history = HistoricalRecords(m2m_fields=[references])
+    procedures = models.ManyToManyField(
+        "Procedure",
+        blank=True,
+        related_name="topic_caveats",
+        help_text="Shown wherever one of these procedures is listed in this topic's recommendations.",
+    )
+    history = HistoricalRecords(m2m_fields=[references, procedures])
 
     class Meta:
-        ordering = ["key"]
+        ordering = ["topic", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="caveat_key_unique_in_topic"),
+        ]
 
     def __str__(self) -> str:
         return self.key
 
 
-class Procedure(models.Model):
+class Procedure(Versioned):
     class Modality(models.TextChoices):
         XR = "XR", "Radiography"
         CT = "CT", "CT"
@@ -177,13 +212,7 @@ class Procedure(models.Model):
     )
     strengths = models.TextField(blank=True, help_text="What the procedure shows well, in a sentence or two.")
     limitations = models.TextField(blank=True, help_text="What it cannot show or exclude.")
-    caveats = models.ManyToManyField(
-        Caveat,
-        blank=True,
-        related_name="procedures",
-        help_text="Shown wherever this procedure is listed in a recommendation.",
-    )
-    history = HistoricalRecords(m2m_fields=[caveats])
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["key"]
@@ -203,7 +232,7 @@ class Procedure(models.Model):
         return self.name
 
 
-class Finding(models.Model):
+class Finding(Versioned):
     key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
     reference = models.ForeignKey(
         Reference,
@@ -231,7 +260,7 @@ class Finding(models.Model):
         return self.key
 
 
-class Topic(models.Model):
+class Topic(Versioned):
     key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
     title = models.CharField(max_length=200)
     scope = models.TextField(blank=True, help_text="Who the topic is for, in one or two lines.")
@@ -309,7 +338,7 @@ class Topic(models.Model):
         return self.releases.order_by("-version").first()
 
 
-class Question(models.Model):
+class Question(Versioned):
     class Role(models.TextChoices):
         ROUTING = "routing", "Routing: decides the scenario"
         PATIENT_FACTOR = "patient_factor", "Patient factor: excludes procedures, adds caveats"
@@ -332,7 +361,7 @@ class Question(models.Model):
         return f"{self.key}: {self.prompt}"
 
 
-class Choice(models.Model):
+class Choice(Versioned):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="choices")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     label = models.CharField(max_length=300)
@@ -373,7 +402,7 @@ class Choice(models.Model):
         return f"{self.question.key}={self.key}"
 
 
-class Scenario(models.Model):
+class Scenario(Versioned):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="scenarios")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
     title = models.CharField(max_length=200)
@@ -405,10 +434,10 @@ class Scenario(models.Model):
         return self.title
 
 
-class RoutingNode(models.Model):
+class RoutingNode(Versioned):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="routing_nodes")
     key = models.CharField(max_length=80, validators=[slug_key], help_text=KEY_HELP)
-    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="routing_nodes")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="routing_nodes")
     order = models.PositiveIntegerField(default=0)
     history = HistoricalRecords()
 
@@ -422,9 +451,9 @@ class RoutingNode(models.Model):
         return f"{self.key} (asks {self.question.key})"
 
 
-class Branch(models.Model):
+class Branch(Versioned):
     node = models.ForeignKey(RoutingNode, on_delete=models.CASCADE, related_name="branches")
-    choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="branches")
+    choice = models.ForeignKey(Choice, on_delete=models.PROTECT, related_name="branches")
     next_node = models.ForeignKey(
         RoutingNode,
         on_delete=models.PROTECT,
@@ -460,7 +489,7 @@ class Branch(models.Model):
         return f"{self.node.key}: {self.choice.key}"
 
 
-class Rating(models.Model):
+class Rating(Versioned):
     class Scale(models.TextChoices):
         ACR = "acr", "ACR appropriateness rating"
         GUIDELINE = "guideline", "Guideline recommendation (e.g. NICE): shows the guideline's statement"
@@ -552,7 +581,7 @@ class Rating(models.Model):
         return f"{self.procedure.key} in {self.scenario.key}"
 
 
-class NextStep(models.Model):
+class NextStep(Versioned):
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="next_steps")
     text = models.TextField(help_text="What to do after imaging, in your words.")
     order = models.PositiveIntegerField(default=0)
@@ -684,7 +713,7 @@ class UsageCount(models.Model):
         return f"{self.day} {self.topic_key} v{self.release_version} {self.scenario_key}: {self.count}"
 
 
-class ChoiceCode(models.Model):
+class ChoiceCode(Versioned):
     """EHR integration: a coded record (e.g. a Condition) that means this answer applies."""
 
     class Resource(models.TextChoices):
@@ -722,7 +751,7 @@ class ChoiceCode(models.Model):
         return f"{self.resource} {self.system}|{self.code} → {self.choice}"
 
 
-class ProcedureCode(models.Model):
+class ProcedureCode(Versioned):
     """An order code (besides LOINC) that identifies this procedure in an EHR's draft orders."""
 
     procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="codes")

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from decisions import engine, integrity
-from decisions.kb_document import export_topic, import_document
-from decisions.models import Release, Topic
+from decisions.kb_document import dumps, export_topic, import_document
+from decisions.models import Finding, Procedure, Reference, Release, Topic
+
+# Sections of a topic document that are shared by all topics (the others belong to the topic).
+SHARED_SECTIONS = ("references", "procedures", "findings")
 
 
 class PublishRefused(Exception):
@@ -24,25 +31,118 @@ class PublishRefused(Exception):
         self.problems = problems
 
 
+class DraftChanged(Exception):
+    """The draft is not the one that was reviewed; nothing was released."""
+
+
+class NothingToPublish(Exception):
+    """The draft is identical to the latest release; publishing it would add an empty release."""
+
+
+class PublishBusy(Exception):
+    """Another publish of the database held the lock for too long; nothing was released."""
+
+
+def draft_hash(document: Mapping[str, Any]) -> str:
+    """The content hash a review shows and a publish must match."""
+    return hashlib.sha256(dumps(document).encode("utf-8")).hexdigest()
+
+
 def check_topic(topic: Topic) -> list[integrity.Problem]:
-    return integrity.check(export_topic(topic), today=timezone.localdate())
+    problems = integrity.check(export_topic(topic), today=timezone.localdate())
+    return integrity.check_topic_links(_cross_topic_links(topic)) + problems
 
 
-def publish(topic: Topic, *, summary: str, user=None) -> Release:
-    """Freeze the topic's draft as a new release if the integrity check has no errors."""
+def _cross_topic_links(topic: Topic) -> list[tuple[str, str, str]]:
+    """(where, what, its topic) for every routing or caveat link from `topic` to another topic."""
+    links: list[tuple[str, str, str]] = []
+    for node in topic.routing_nodes.select_related("question__topic"):
+        links.append((f"routing[{node.key}]", f"question {node.question.key}", node.question.topic.key))
+        for branch in node.branches.select_related(
+            "choice__question__topic", "next_node__topic", "scenario__topic"
+        ):
+            where = f"routing[{node.key}].branches[{branch.choice.key}]"
+            links.append((where, f"choice {branch.choice}", branch.choice.question.topic.key))
+            if branch.next_node:
+                links.append((where, f"routing node {branch.next_node.key}", branch.next_node.topic.key))
+            if branch.scenario:
+                links.append((where, f"scenario {branch.scenario.key}", branch.scenario.topic.key))
+    for scenario in topic.scenarios.prefetch_related("caveats__topic"):
+        for caveat in scenario.caveats.all():
+            links.append(
+                (
+                    f"scenarios[{scenario.key}]",
+                    f"caveat {caveat.key}",
+                    caveat.topic.key if caveat.topic else "",
+                )
+            )
+    for question in topic.questions.prefetch_related("choices__caveats__topic"):
+        for choice in question.choices.all():
+            for caveat in choice.caveats.all():
+                links.append(
+                    (
+                        f"questions[{question.key}].choices[{choice.key}]",
+                        f"caveat {caveat.key}",
+                        caveat.topic.key if caveat.topic else "",
+                    )
+                )
+    if topic.start_node_id and topic.start_node.topic_id != topic.pk:
+        links.append(("topic", f"start node {topic.start_node.key}", topic.start_node.topic.key))
+    return [(where, what, owner) for where, what, owner in links if owner != topic.key]
+
+
+@contextmanager
+def _serialised(topic: Topic) -> Iterator[None]:
+    """One publish or roll back of a topic at a time, on PostgreSQL and on SQLite.
+
+    PostgreSQL: a row lock on the topic. SQLite has no row locks, and a transaction that starts by
+    reading and then writes fails at once with "database is locked" when another one is writing;
+    so the first statement here is a write, which waits (the busy timeout) for the other publish
+    to finish instead. If it still cannot get the lock, the publish is refused (PublishBusy).
+    """
+    with transaction.atomic():
+        try:
+            if connection.vendor == "sqlite":
+                Topic.objects.filter(pk=topic.pk).update(key=F("key"))
+            else:
+                Topic.objects.select_for_update().get(pk=topic.pk)
+        except OperationalError as error:
+            if "locked" in str(error):
+                raise PublishBusy("another publish is still running; nothing was published") from error
+            raise
+        yield
+
+
+def publish(
+    topic: Topic,
+    *,
+    summary: str,
+    user=None,
+    expected_hash: str | None = None,
+    allow_unchanged: bool = False,
+) -> Release:
+    """Freeze the topic's draft as a new release if the integrity check has no errors.
+
+    `expected_hash` is the draft the publisher reviewed: any other draft is refused (DraftChanged).
+    An unchanged draft is refused too (NothingToPublish), unless `allow_unchanged` (tests and
+    scripts that need a new release number for the same content).
+    """
     if not summary.strip():
         raise ValueError("a release needs a summary of what changed")
-    document = export_topic(topic)
-    problems = integrity.check(document, today=timezone.localdate())
-    if integrity.has_errors(problems):
-        raise PublishRefused(problems)
-    with transaction.atomic():
-        # Lock the topic row so two publishers cannot take the same version number.
-        Topic.objects.select_for_update().get(pk=topic.pk)
-        latest = topic.releases.order_by("-version").values_list("version", flat=True).first()
+    with _serialised(topic):
+        # Read the draft and the latest release inside the lock: the previous publish is visible.
+        document = export_topic(topic)
+        if expected_hash is not None and draft_hash(document) != expected_hash:
+            raise DraftChanged("the draft changed since it was reviewed")
+        problems = check_topic(topic)
+        if integrity.has_errors(problems):
+            raise PublishRefused(problems)
+        latest = topic.releases.order_by("-version").first()
+        if latest is not None and latest.content == document and not allow_unchanged:
+            raise NothingToPublish(f"the draft is the same as release {latest.version}")
         release = Release.objects.create(
             topic=topic,
-            version=(latest or 0) + 1,
+            version=(latest.version if latest else 0) + 1,
             published_by=user,
             summary=summary.strip(),
             content=document,
@@ -139,11 +239,21 @@ def clear_snapshot_cache() -> None:
         _pointers.clear()
 
 
-def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draft: bool = True) -> Release:
+def roll_back(
+    topic: Topic,
+    *,
+    version: int,
+    summary: str,
+    user=None,
+    reset_draft: bool = False,
+    expected_hash: str | None = None,
+) -> Release:
     """Republish an earlier release's content as a new version (releases are never edited).
 
-    With `reset_draft`, the draft is replaced by that content too, so the next publish starts
-    from what clinicians see.
+    With `reset_draft`, the topic's own rows (questions, routing, scenarios, caveats, the topic)
+    are replaced by that content too; shared procedures, references and findings are never
+    rewritten, since other topics use them. `expected_hash` pins the draft whose discarded edits
+    were listed to the publisher.
     """
     if not summary.strip():
         raise ValueError("a roll back needs a summary saying why")
@@ -151,14 +261,17 @@ def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draf
     problems = integrity.check(old.content, today=timezone.localdate())
     if integrity.has_errors(problems):
         raise PublishRefused(problems)
-    with transaction.atomic():
-        Topic.objects.select_for_update().get(pk=topic.pk)
+    with _serialised(topic):
+        if expected_hash is not None and draft_hash(export_topic(topic)) != expected_hash:
+            raise DraftChanged("the draft changed since the roll back was reviewed")
+        latest = topic.releases.order_by("-version").first()
+        if latest is not None and latest.content == old.content:
+            raise NothingToPublish(f"release {latest.version} already has this content")
         if reset_draft:
-            import_document(old.content)
-        latest = topic.releases.order_by("-version").values_list("version", flat=True).first() or 0
+            restore_own_rows(topic, old.content)
         release = Release.objects.create(
             topic=topic,
-            version=latest + 1,
+            version=(latest.version if latest else 0) + 1,
             published_by=user,
             summary=f"Roll back to release {version}: {summary.strip()}",
             content=old.content,
@@ -166,3 +279,63 @@ def roll_back(topic: Topic, *, version: int, summary: str, user=None, reset_draf
     with _lock:
         _pointers.pop(topic.key, None)
     return release
+
+
+def restore_own_rows(topic: Topic, content: Mapping[str, Any]) -> None:
+    """Rewrite the topic's own rows from `content`; leave every shared row as it is."""
+    own = {**content, **{section: [] for section in SHARED_SECTIONS}}
+    import_document(own)
+    # The import above saw no shared rows, so it emptied the topic's lists of them: set them back.
+    keys = {section: [item["key"] for item in content.get(section, [])] for section in SHARED_SECTIONS}
+    topic.references.set(Reference.objects.filter(key__in=keys["references"]))
+    topic.procedures.set(Procedure.objects.filter(key__in=keys["procedures"]))
+    topic.findings.set(Finding.objects.filter(key__in=keys["findings"]))
+    # Which procedures a caveat is shown beside is the topic's own content (Caveat.procedures).
+    beside: dict[str, list[str]] = {}
+    for item in content.get("procedures", []):
+        for caveat_key in item.get("caveats", []):
+            beside.setdefault(caveat_key, []).append(item["key"])
+    for caveat in topic.caveats.all():
+        caveat.procedures.set(Procedure.objects.filter(key__in=beside.get(caveat.key, [])))
+
+
+def shared_changes(
+    topic: Topic, document: Mapping[str, Any], release: Release | None
+) -> list[dict[str, Any]]:
+    """Shared rows (procedures, references, findings) whose draft differs from the topic's release,
+    each with the topics whose pages that edit will change when they publish."""
+    from decisions import changes
+
+    if release is None:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for change in changes.content_diff(release.content, document):
+        section, _, rest = change.where.partition("[")
+        if section not in SHARED_SECTIONS:
+            continue
+        key = rest.split("]", 1)[0]
+        row = rows.setdefault(f"{section}[{key}]", {"section": section, "key": key, "changes": []})
+        row["changes"].append(change)
+    for row in rows.values():
+        key = row["key"]
+        if row["section"] == "procedures":
+            users = Q(procedures__key=key) | Q(scenarios__ratings__procedure__key=key)
+        elif row["section"] == "references":
+            users = Q(references__key=key)
+        else:
+            users = Q(findings__key=key) | Q(scenarios__ratings__findings__key=key)
+        row["topics"] = sorted(set(Topic.objects.filter(users).values_list("key", flat=True)))
+    return list(rows.values())
+
+
+def own_changes(release: Release | None, document: Mapping[str, Any]) -> list:
+    """The draft edits of the topic's own rows since `release` (what a reset of the draft discards)."""
+    from decisions import changes
+
+    if release is None:
+        return []
+    return [
+        c
+        for c in changes.content_diff(release.content, document)
+        if c.where.partition("[")[0] not in SHARED_SECTIONS
+    ]

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET
@@ -198,9 +198,32 @@ def _wizard_renderings(
     return renderings
 
 
+def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
+    """A launch from one of our CDS Hooks cards: go to the wizard pre-filled with what is known."""
+    from decisions.cds_hooks.links import wizard_url_for_app_context
+
+    try:
+        snapshot, _ = resolve(topic, None)
+    except ReleaseNotFound as error:
+        return _problem(request, 404, "Topic not found", str(error), topics="/")
+    target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
+    if target is None:
+        return _problem(
+            request,
+            400,
+            "This launch link cannot be used",
+            "The appContext of this link is not valid, has expired or is for another topic. "
+            "Start the questions here instead.",
+            start=wizard_url(topic, {}),
+        )
+    return redirect(target)
+
+
 @get_only
 @vary_on_headers("HX-Request")
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
+    if "appContext" in request.GET:
+        return _launch_from_app_context(request, topic)
     resolved = _resolve_or_problem(request, topic)
     if isinstance(resolved, HttpResponse):
         return resolved

@@ -232,6 +232,27 @@ def test_with_a_smart_client_the_card_carries_a_smart_link_whose_app_context_pre
     )
 
 
+def test_the_wizard_takes_a_launch_app_context_to_the_prefilled_questions(
+    cds, settings, client, published_synthetic
+):
+    settings.CDS_HOOKS_SMART_LAUNCH_URL = "https://advisor.example.org/smart/launch"
+    body = hook_request(
+        "order-sign",
+        [service_request("order-1", SYNTHETIC_LOINC["mr-knee"])],
+        conditions=knee_conditions(fever="yes"),
+    )
+    (card,) = cds.invoke(body).json()["cards"]
+    app_context = card["links"][1]["appContext"]
+
+    launched = client.get("/t/test-knee/", {"appContext": app_context})
+    forged = client.get("/t/test-knee/", {"appContext": app_context[:-4] + "AAAA"})
+
+    assert launched.status_code == 302
+    assert launched["Location"] == "/t/test-knee/?age_group=adult&fever=yes"
+    assert forged.status_code == 400
+    assert "This launch link cannot be used" in forged.content.decode()
+
+
 def test_without_a_smart_client_there_is_no_smart_link(cds, published_synthetic):
     (card,) = cds.invoke(knee_body()).json()["cards"]
     assert [link["type"] for link in card["links"]] == ["absolute"]

@@ -132,15 +132,15 @@ def test_the_rating_history_names_the_editor_and_the_changed_field(editor_client
 def test_the_rating_history_records_only_the_field_that_changed(edited_rating):
     latest = edited_rating.history.latest()
 
-    delta = latest.diff_against(latest.prev_record)
+    delta = latest.diff_against(latest.prev_record, excluded_fields=["version"])
 
     assert delta.changed_fields == ["category"]
 
 
 def test_the_topic_page_offers_roll_back_for_older_releases_only(publisher_client, published_shipped):
     topic = published_shipped.topic
-    publish(topic, summary="Release 2")
-    publish(topic, summary="Release 3")
+    publish(topic, summary="Release 2", allow_unchanged=True)
+    publish(topic, summary="Release 3", allow_unchanged=True)
 
     html = publisher_client.get(f"/admin/decisions/topic/{topic.pk}/change/").content.decode()
 
@@ -160,7 +160,7 @@ def test_source_attributes_reach_the_about_section_once_published(editor_client,
     topic.save()
 
     before = text_of(client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode())
-    publish(topic, summary="Source attributes recorded")
+    publish(topic, summary="Source attributes recorded", allow_unchanged=True)
     after = text_of(client.get(f"/t/lumbar-metastasis/?{PUBLIC_QUERY}").content.decode())
 
     # The draft is not shown before it is published.

@@ -61,6 +61,22 @@ def publish_url(topic) -> str:
     return f"/admin/decisions/topic/{topic.pk}/publish/"
 
 
+def publish_in_admin(client, topic, summary: str):
+    """Open the review, then publish what it showed (the form carries the draft's hash)."""
+    data = form_data(client.get(publish_url(topic)).content.decode(), "publish-form")
+    data.update(summary=[summary], acknowledge_warnings=["on"])
+    return client.post(publish_url(topic), data)
+
+
+def roll_back_in_admin(client, topic, version: int, summary: str, *, reset_draft: bool):
+    url = f"/admin/decisions/topic/{topic.pk}/rollback/{version}/"
+    data = form_data(client.get(url).content.decode(), containing="summary")
+    data["summary"] = [summary]
+    if reset_draft:
+        data["reset_draft"] = ["on"]
+    return client.post(url, data)
+
+
 def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
     release_1 = Release.objects.get(topic=changed_draft, version=1)
 
@@ -101,7 +117,7 @@ def test_publishing_without_a_summary_is_refused(changed_draft, publisher_client
         publish_url(changed_draft), {"summary": "  ", "acknowledge_warnings": "on"}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "This field is required." in text_of(response.content.decode())
     assert list(Release.objects.filter(topic=changed_draft).values_list("version", flat=True)) == [1]
 
@@ -112,7 +128,7 @@ def test_publishing_without_ticking_the_warnings_box_is_refused(changed_draft, p
 
     response = publisher_client.post(publish_url(changed_draft), {"summary": "Lumbar MRI with contrast"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "tick the box to confirm you have read them" in text_of(response.content.decode())
     assert Release.objects.filter(topic=changed_draft).count() == 1
 
@@ -151,8 +167,9 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-spine-wo"] in rows
 
     data = form_data(page.content.decode(), containing="summary")
-    assert data.get("reset_draft") == ["on"]  # replacing the draft too is the default
+    assert data.get("reset_draft") is None  # replacing the draft is never the default
     data["summary"] = ["Reviewers asked for the contrast study back"]
+    data["reset_draft"] = ["on"]
     response = publisher_client.post(rollback_url, data)
 
     assert response.status_code == 302
@@ -168,13 +185,11 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
 
 def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_draft, publisher_client):
     topic = changed_draft
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     change_rating_in_admin(publisher_client, "usually_not_appropriate")  # more work after release 2
     draft = export_topic(topic)
 
-    response = publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back to release 1"}
-    )
+    response = roll_back_in_admin(publisher_client, topic, 1, "Back to release 1", reset_draft=False)
 
     assert response.status_code == 302
     assert (
@@ -186,12 +201,10 @@ def test_a_roll_back_that_keeps_the_draft_leaves_the_editors_work_alone(changed_
 
 def test_a_roll_back_with_reset_draft_restores_the_topic_fields_too(changed_draft, publisher_client):
     topic = changed_draft
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     Topic.objects.filter(pk=topic.pk).update(title="Renamed in the draft", owner="Someone else")
 
-    publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
-    )
+    roll_back_in_admin(publisher_client, topic, 1, "Back", reset_draft=True)
 
     assert export_topic(Topic.objects.get(pk=topic.pk)) == Release.objects.get(topic=topic, version=1).content
 
@@ -205,14 +218,12 @@ def test_a_roll_back_with_reset_draft_also_drops_a_finding_added_since(published
         text="Added to the draft after release 1.",
     )
     topic.findings.add(finding)  # as the topic's "evidence" field in the admin does
-    publisher_client.post(publish_url(topic), {"summary": "Release 2", "acknowledge_warnings": "on"})
+    publish_in_admin(publisher_client, topic, "Release 2")
     assert "draft-only-finding" in {
         f["key"] for f in Release.objects.get(topic=topic, version=2).content["findings"]
     }
 
-    publisher_client.post(
-        f"/admin/decisions/topic/{topic.pk}/rollback/1/", {"summary": "Back", "reset_draft": "on"}
-    )
+    roll_back_in_admin(publisher_client, topic, 1, "Back", reset_draft=True)
 
     assert export_topic(Topic.objects.get(pk=topic.pk)) == published_shipped.content
 
@@ -236,5 +247,5 @@ def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
         publish_url(topic), {"summary": "Sneak it out", "acknowledge_warnings": "on"}
     )
 
-    assert forged.status_code == 200
+    assert forged.status_code == 400
     assert Release.objects.filter(topic=topic).count() == 1

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from decisions.models import Topic
-from decisions.releases import PublishRefused, publish
+from decisions.releases import NothingToPublish, PublishBusy, PublishRefused, publish
 
 
 class Command(BaseCommand):
@@ -24,6 +24,8 @@ class Command(BaseCommand):
             for problem in error.problems:
                 self.stderr.write(f"  {problem}")
             raise CommandError("not published: fix the integrity errors above") from None
+        except (NothingToPublish, PublishBusy) as error:
+            raise CommandError(f"not published: {error}") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"published {item.key} release {release.version}")
