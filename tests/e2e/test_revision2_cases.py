@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, expect
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE_1 = ROOT / "tests" / "data" / "lumbar-metastasis.r1.json"
+RELEASE_1 = ROOT / "decisions" / "data" / "previous" / "lumbar-metastasis.1.json"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 TOPIC = "/t/lumbar-metastasis/"
 PHONE = {"width": 375, "height": 667}
