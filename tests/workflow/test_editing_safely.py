@@ -322,7 +322,7 @@ def test_the_migration_gives_each_topic_its_own_copy_of_a_shared_caveat(db):
 
     from django.apps import apps as django_apps
 
-    migration = importlib.import_module("decisions.migrations.0008_topic_caveats_versions_protect")
+    migration = importlib.import_module("decisions.migrations.0009_topic_caveats_versions_protect")
     first = import_document(synthetic_document())
     document = synthetic_document()
     document["topic"]["key"] = "test-other"
