@@ -32,7 +32,7 @@ test: install
 	    echo "WARNING: /usr/bin/chromium is missing and cannot be installed: browser tests will be SKIPPED"; \
 	  fi; \
 	fi
-	DEBUG=true $(BIN)/pytest
+	DEBUG=true $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

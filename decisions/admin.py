@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from decisions import changes, engine, integrity, releases
+from decisions import changes, engine, integrity, kb_input, releases
 from decisions.forms import ImportForm, PublishForm, RollbackForm
-from decisions.kb_document import DocumentError, dumps, export_topic, import_document, loads
+from decisions.kb_document import DocumentError, dumps, export_topic, import_document
 from decisions.models import (
     Branch,
     Caveat,
@@ -830,7 +830,7 @@ class TopicAdmin(VersionedAdmin):
         if request.method == "POST":
             content = form.cleaned_data["content"]
             try:
-                document = loads(content)
+                document = kb_input.read_document(content)  # every step: size, depth, values
                 preview = self._import_preview(document)
             except DocumentError as error:
                 context["import_error"] = str(error)

@@ -17,13 +17,14 @@ from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
 from django.core.validators import slug_re
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import register_converter
 from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from decisions import engine
+from decisions import answer_space, engine
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 from decisions.views import BadQuery, parse_query
 
@@ -266,13 +267,53 @@ class ImagingAdvisorAPI(NinjaAPI):
         is how the library lets an API adjust its document.
         """
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        answers_schema = _accepted_answers_schema()
         for operations in schema["paths"].values():
             for operation in operations.values():
                 for status, response in operation["responses"].items():
                     content = response.get("content", {})
                     if int(status) >= 400 and JSON in content:
                         response["content"] = {PROBLEM_JSON: content[JSON]}
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("name") == ANSWERS_PARAMETER["name"] and answers_schema:
+                        parameter["schema"] = answers_schema
         return schema
+
+
+def _accepted_answers_schema() -> dict[str, Any] | None:
+    """The answers parameter as exactly the answer sets the published topics accept.
+
+    One object per accepted set (each question key with its one choice, nothing else), so the
+    document says which keys and values are valid together rather than "any string": an unknown
+    key, an unknown choice or a question the other answers do not lead to is outside the schema,
+    and the API answers it with a 400. None (keep the generic schema) when the releases cannot
+    be read, e.g. while the document is built before a database exists, or a topic's answer
+    space is too large to list.
+    """
+    try:
+        snapshots = latest_snapshots()
+    except Exception:  # no database (yet): the generic description is still true
+        return None
+    variants: dict[frozenset[tuple[str, str]], dict[str, Any]] = {}
+    for snapshot in snapshots:
+        accepted = answer_space.accepted_answer_sets(snapshot)
+        if accepted is None:
+            return None
+        for answers in accepted:
+            variants.setdefault(
+                frozenset(answers.items()),
+                {
+                    "type": "object",
+                    "properties": {
+                        key: {"type": "string", "enum": [value]} for key, value in answers.items()
+                    },
+                    "required": list(answers),
+                    "additionalProperties": False,
+                },
+            )
+    if not variants:
+        return None
+    return {"oneOf": list(variants.values())}
 
 
 def _docs_only_read(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -400,6 +441,22 @@ def _on_answer_error(request: HttpRequest, error: engine.AnswerError) -> HttpRes
     return _problem_response(request, problem)
 
 
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _on_database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    """The database is out and this process has not loaded what was asked: try again shortly."""
+    logger.warning("API: database unavailable: %s", request.get_full_path())
+    problem = ProblemError(
+        503,
+        "the database cannot be reached just now and this server has not loaded what was asked; "
+        "try again in a minute",
+        parameter="",
+        valid=[],
+        headers={"Retry-After": "10"},
+    )
+    return _problem_response(request, problem)
+
+
 @api.exception_handler(Exception)
 def _on_unexpected_error(request: HttpRequest, error: Exception) -> HttpResponse:
     """A bug still answers in the API's format (logged with its traceback, not shown)."""
@@ -463,6 +520,7 @@ def _read_only(
     exception handler sees, so the other methods are registered too, hidden from the document,
     and `_http_semantics` answers them with a problem.
     """
+    problems = {**problems, 503: UNAVAILABLE}
     response = {200: ok, **dict.fromkeys(problems, Problem)}
     openapi_extra = {
         "parameters": list(parameters),
@@ -518,7 +576,8 @@ ANSWERS_PARAMETER: dict[str, Any] = {
     "description": (
         "The answers so far: each question's `key` as a query parameter, with a choice's `key` "
         "as its value, once each (e.g. `?age_group=adult&neuro=yes&cancer=known`). Any question "
-        "of the topic may be given; one that the answers do not lead to is a 400."
+        "of the topic may be given; one that the answers do not lead to is a 400. The schema "
+        "lists every answer set the published topics accept."
     ),
     "style": "form",
     "explode": True,
@@ -580,6 +639,10 @@ def _parse(request: HttpRequest, topic: str, *, answers: bool) -> tuple[int | No
 
 NOT_FOUND = "No published topic with this key, or no such release of it"
 NOT_ACCEPTABLE = "The `Accept` header excludes JSON"
+UNAVAILABLE = (
+    "The database cannot be reached and this server has not loaded the release asked for "
+    "(releases already loaded keep being served); retry after `Retry-After` seconds"
+)
 
 
 def _release_json(snapshot: engine.Snapshot) -> dict[str, Any]:

@@ -1374,7 +1374,11 @@ def summary_text(recommendation: Recommendation) -> str:
     lines = []
     scenario = recommendation.scenario
     ranked = recommendation.first_ranked
-    if ranked:
+    tied = recommendation.tied_with_first
+    if ranked and tied:
+        names = " or ".join(r.procedure.name for r in tied)
+        lines.append(f"Imaging: {names} ({ranked.rating.attributed_label}, rated the same).")
+    elif ranked:
         prefix = (
             "Imaging" if recommendation.recommended else "Imaging (best available, no first-choice option)"
         )

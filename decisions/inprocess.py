@@ -1,14 +1,18 @@
-"""Small in-process stores: an LRU of rendered pages and a rate limiter. Nothing leaves memory."""
+"""Small stores: an in-process LRU of rendered pages, and the feedback rate limit (in the cache)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import secrets
 import threading
-import time
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from django.conf import settings
+from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -40,27 +44,39 @@ class RenderCache(Generic[T]):
 
 
 class RateLimiter:
-    """Counts posts per client in memory only: the address is hashed and never stored."""
+    """At most `limit` posts per client per window, counted in Django's cache.
 
-    def __init__(self, *, limit: int, window_seconds: int) -> None:
+    The cache is this process's memory by default and Redis when REDIS_URL is set, so several
+    processes and servers enforce one limit. A fixed window: the first post of a client starts
+    a counter that expires after `window_seconds` (add + incr are atomic in Redis). The client
+    address is hashed with SECRET_KEY and never stored as such.
+    """
+
+    def __init__(self, *, limit: int, window_seconds: int, cache_alias: str = "default") -> None:
         self.limit = limit
         self.window_seconds = window_seconds
-        self._hits: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
+        self.cache_alias = cache_alias
+        self._generation = "1"  # the same in every process, so they share one count
+
+    def _key(self, client_address: str) -> str:
+        client = hashlib.sha256((settings.SECRET_KEY + client_address).encode()).hexdigest()
+        return f"feedback-rate:{self._generation}:{client}"
 
     def allow(self, client_address: str) -> bool:
-        client = hashlib.sha256((settings.SECRET_KEY + client_address).encode()).hexdigest()
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._hits.get(client, []) if now - t < self.window_seconds]
-            if len(recent) >= self.limit:
-                self._hits[client] = recent
-                return False
-            self._hits[client] = [*recent, now]
-            if len(self._hits) > 10_000:  # bounded memory under a flood of addresses
-                self._hits = {k: v for k, v in self._hits.items() if now - v[-1] < self.window_seconds}
+        cache = caches[self.cache_alias]
+        key = self._key(client_address)
+        try:
+            cache.add(key, 0, timeout=self.window_seconds)
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, timeout=self.window_seconds)
+                count = 1
+        except Exception as error:  # the cache server is down: the limit is a guard, not a gate
+            logger.warning("feedback rate limit not checked, cache unavailable: %s", error)
             return True
+        return count <= self.limit
 
     def clear(self) -> None:
-        with self._lock:
-            self._hits.clear()
+        """Forget every count (tests): a new key generation, so no shared cache is wiped."""
+        self._generation = secrets.token_hex(4)

@@ -7,6 +7,7 @@ serves the full page and, for htmx requests, only the wizard fragment.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -14,15 +15,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import format_html
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from decisions import engine, usage
+from decisions import engine, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.inprocess import RateLimiter, RenderCache
 from decisions.models import Feedback
@@ -51,8 +53,13 @@ _renderings: RenderCache[Renderings] = RenderCache(settings.RENDER_CACHE_ENTRIES
 
 
 def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Like require_GET, but the 405 page says what to do instead."""
+    """Like require_GET, but the 405 page says what to do instead.
 
+    Exempt from CSRF, so that a POST is told 405 rather than refused for a missing CSRF cookie:
+    these pages change nothing, whatever the method.
+    """
+
+    @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
@@ -70,10 +77,47 @@ def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return wrapper
 
 
-@require_GET
+@csrf_exempt
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness for load balancers: answers without touching the database."""
+    """Liveness: the process answers (GET or HEAD). Never touches the database, so a database
+    outage does not make a load balancer restart processes that still serve from memory."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+@csrf_exempt
+@require_safe
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: 200 when the database answers and this process has the latest releases loaded,
+    503 otherwise (a load balancer then sends new traffic elsewhere), with the details as JSON."""
+    state = releases.readiness()
+    response = JsonResponse(state, status=200 if state["ready"] else 503)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or from X-Forwarded-For behind trusted proxies only.
+
+    Anyone can send X-Forwarded-For, so it is read only when settings say which proxies stand in
+    front of this server, and only its last TRUSTED_PROXY_COUNT entries are believed: each proxy
+    appends the address it received the request from, so with N trusted proxies the client is
+    the N-th address from the right (what Werkzeug's ProxyFix(x_for=N) does). django-ipware was
+    considered; its proxy_count expects the proxies themselves in the header, which the usual
+    single nginx or load balancer in front does not do.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXIES
+    count = settings.TRUSTED_PROXY_COUNT or (1 if trusted else 0)
+    if not count or (trusted and remote not in trusted):
+        return remote  # no proxy configured, or this request did not come through it
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+    if len(forwarded) < count:
+        return remote
+    try:
+        return str(ipaddress.ip_address(forwarded[-count]))
+    except ValueError:
+        return remote  # garbage from a client is not an address
 
 
 @get_only
@@ -356,7 +400,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             status = 400
-        elif not feedback_limiter.allow(request.META.get("REMOTE_ADDR", "")):
+        elif not feedback_limiter.allow(client_address(request)):
             return _problem(
                 request,
                 429,

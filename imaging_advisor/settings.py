@@ -25,6 +25,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_number(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -59,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
+    "decisions.guards.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,6 +78,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Innermost, so it sees the exceptions views raise (decisions/guards.py).
+    "decisions.guards.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "imaging_advisor.urls"
@@ -95,10 +107,56 @@ WSGI_APPLICATION = "imaging_advisor.wsgi.application"
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        # 0: a new connection per request that needs one. A connection kept open across a
+        # database freeze waits forever on its next query (no client-side timeout exists for a
+        # query already sent), whereas a new one gives up after DB_CONNECT_TIMEOUT. Clinician
+        # pages do no database work, so the cost is one connect per admin or feedback request.
+        conn_max_age=int(env_number("CONN_MAX_AGE", 0)),
         conn_health_checks=True,
     )
 }
+# A database that is down or frozen must fail a request in seconds, not hold a worker until
+# gunicorn kills it (30 s): a connect timeout, and a statement timeout enforced by the server.
+DB_CONNECT_TIMEOUT = env_number("DB_CONNECT_TIMEOUT", 3)
+DB_STATEMENT_TIMEOUT = env_number("DB_STATEMENT_TIMEOUT", 5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": max(1, round(DB_CONNECT_TIMEOUT)),
+            "options": f"-c statement_timeout={round(DB_STATEMENT_TIMEOUT * 1000)}",
+        }
+    )
+# After a failed release check, how long each process serves what it has before asking again.
+DB_RETRY_SECONDS = env_number("DB_RETRY_SECONDS", 5)
+
+# State shared by every process (the feedback rate limit) lives in Django's cache: this process's
+# memory by default, Redis when REDIS_URL is set (needed with more than one process or server).
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "imaging-advisor",
+            # Redis that does not answer must not hold a request either.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Behind a reverse proxy or load balancer, REMOTE_ADDR is the proxy's address. TRUSTED_PROXIES
+# lists the proxies' addresses (or TRUSTED_PROXY_COUNT says how many there are); the client is
+# then read from X-Forwarded-For (django-ipware). With neither set, the header is ignored, since
+# anyone can send it.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+TRUSTED_PROXY_COUNT = int(env_number("TRUSTED_PROXY_COUNT", 0))
+
+# JSON request bodies (CDS Hooks, and anything else posted to a JSON endpoint): larger bodies get
+# 413, deeper nesting 400, both as application/problem+json (decisions/guards.py).
+JSON_MAX_BYTES = int(env_number("JSON_MAX_BYTES", 1_000_000))
+JSON_MAX_DEPTH = int(env_number("JSON_MAX_DEPTH", 32))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,13 +191,13 @@ STORAGES = {
 RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
 # How often (seconds) each process checks the database for a newly published release.
-RELEASE_CHECK_SECONDS = float(os.environ.get("RELEASE_CHECK_SECONDS", "1"))
+RELEASE_CHECK_SECONDS = env_number("RELEASE_CHECK_SECONDS", 1)
 
 # Usage statistics are counted in memory and written every N recommendations or S seconds.
 USAGE_FLUSH_EVERY = int(os.environ.get("USAGE_FLUSH_EVERY", "200"))
-USAGE_FLUSH_SECONDS = float(os.environ.get("USAGE_FLUSH_SECONDS", "60"))
+USAGE_FLUSH_SECONDS = env_number("USAGE_FLUSH_SECONDS", 60)
 
-# Clinician feedback: at most N posts per client address per window (counted in memory only).
+# Clinician feedback: at most N posts per client address per window, counted in the cache (above).
 FEEDBACK_RATE_LIMIT = int(os.environ.get("FEEDBACK_RATE_LIMIT", "5"))
 FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS", "600"))
 
@@ -204,6 +262,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # Joining the browsers' HSTS preload list is hard to undo, so it is the domain owner's explicit
 # choice (SECURE_HSTS_PRELOAD=true), not a default; the check's reminder is silenced.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

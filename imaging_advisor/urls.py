@@ -10,6 +10,7 @@ from decisions.cds_hooks import views as cds_hooks
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("t/<slug:topic>/", views.topic_wizard, name="topic"),
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("t/<slug:topic>/feedback/", views.feedback, name="topic-feedback"),
@@ -19,3 +20,4 @@ urlpatterns = [
     path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
     path("admin/", admin.site.urls),
 ]
+handler500 = "decisions.guards.server_error"

@@ -183,17 +183,6 @@ def with_card_warnings(ranked: Iterable[engine.RankedProcedure], snapshot: engin
 
 
 @register.filter
-def grouped_by_reason(
-    exclusions: Iterable[engine.Exclusion],
-) -> list[tuple[str, list[engine.Exclusion]]]:
-    """Exclusions that share their reasons, together: "MRI is not possible" once, not per MRI."""
-    groups: dict[str, list[engine.Exclusion]] = {}
-    for exclusion in exclusions:
-        groups.setdefault("; ".join(exclusion.reasons), []).append(exclusion)
-    return list(groups.items())
-
-
-@register.filter
 def names_in_brief(ranked: Iterable[engine.RankedProcedure]) -> str:
     """The first name of a collapsed list (both of two), so its best fallback is seen without a tap."""
     names = [item.procedure.name for item in ranked]

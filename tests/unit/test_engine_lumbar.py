@@ -612,6 +612,11 @@ def test_cauda_equina_lists_mri_without_contrast_first_as_a_tie(shipped_snapshot
     recommendation = engine.recommend(shipped_snapshot, answers)
 
     assert [r.procedure.key for r in recommendation.tied_with_first] == ["mri-lumbar-wo", "mri-lumbar-wo-w"]
+    # The order summary names the tie too, never one of the two alone.
+    assert engine.summary_text(recommendation).splitlines()[0] == (
+        "Imaging: MRI lumbar spine without IV contrast or MRI lumbar spine without and with IV contrast "
+        "(ACR: usually appropriate, rated the same)."
+    )
     assert recommendation.urgency == "immediate" and recommendation.emergency
     assert recommendation.scenario.urgency_references == ("GIRFT-CES-2023",)
 

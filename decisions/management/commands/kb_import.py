@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from decisions.kb_document import DocumentError, import_document, loads
+from decisions.kb_document import DocumentError, import_document
+from decisions.kb_input import read_document
 
 
 class Command(BaseCommand):
@@ -15,11 +16,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, **options):
         try:
-            text = Path(file).read_text(encoding="utf-8")
+            data = Path(file).read_bytes()
         except OSError as error:
             raise CommandError(f"cannot read {file}: {error.strerror}") from None
         try:
-            topic = import_document(loads(text))
+            topic = import_document(read_document(data))
         except DocumentError as error:
             raise CommandError(f"{file}: nothing imported: {error}") from None
         self.stdout.write(f"imported {topic.key} into the draft; check with kb_check, then kb_publish")

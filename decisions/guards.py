@@ -1,0 +1,272 @@
+"""Request guards: no input can cause a 500, and a database outage answers 503, never 500.
+
+- `InputGuardMiddleware` (after the security headers, before anything reads a body) checks every
+  request to a JSON endpoint (the API and CDS Hooks) before any view does: a body over
+  JSON_MAX_BYTES is a 413; a POST to CDS Hooks with a Content-Type other than JSON is a 415, and
+  nesting deeper than JSON_MAX_DEPTH, a number JSON does not have (NaN, Infinity, 1e400) or a
+  string with NUL or a lone surrogate a 400 naming the member at fault, all as RFC 9457
+  `application/problem+json`. Views then parse a body known to be safe.
+- `DatabaseUnavailableMiddleware` (last) refuses query parameters over MAX_QUERY_VALUE characters
+  and NUL in the query string or form fields of the HTML pages and the admin (PostgreSQL cannot
+  store or compare it), and turns a database that cannot be reached into a 503 page or problem
+  document with Retry-After. `server_error` does the same for an error raised outside a view
+  (handler500).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sys
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+from decisions.releases import UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+# The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks.py).
+JSON_PATH_PREFIXES = ("/api/", "/cds-services")
+# Of those, the ones that read a request body (the API only reads: it answers 405 to a POST).
+BODY_PATH_PREFIXES = ("/cds-services/",)
+BODY_METHODS = ("POST",)  # the only method that reads a body here
+RETRY_AFTER_SECONDS = 10
+# No query parameter here is anywhere near this long; longer ones (e.g. a 5000-digit release
+# number, which int() refuses) are a 400 before any view parses them.
+MAX_QUERY_VALUE = 1000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def is_json_endpoint(request: HttpRequest) -> bool:
+    return request.path_info.startswith(JSON_PATH_PREFIXES)
+
+
+def problem(status: int, detail: str, *, field: str | None = None, **headers: str) -> JsonResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    response = JsonResponse(body, status=status, content_type=PROBLEM_JSON)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+class InvalidInput(ValueError):
+    """Input no view should see; `field` names where it is (`body`, `feedback[0].card`, …)."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+# --- JSON: depth, numbers, strings ---------------------------------------------------------------
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects, found without recursion (strings skipped)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> float:
+    raise InvalidInput("body", f"the request body contains {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidInput("body", f"the number {text[:40]} is too large")
+    return value
+
+
+def loads_guarded(text: str, *, max_depth: int) -> Any:
+    """json.loads that refuses what would crash or mislead the code after it.
+
+    Raises InvalidInput for nesting deeper than `max_depth` (which would end in RecursionError),
+    NaN/Infinity and numbers too large for a float (which JSON does not have), and ValueError
+    (json.JSONDecodeError, or an integer of more than 4300 digits) for text that is not JSON.
+    """
+    if json_depth(text) > max_depth:
+        raise InvalidInput("body", f"the JSON is nested more than {max_depth} levels deep")
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _walk(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """(path, value) for every member, keys included; iterative, so depth cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        yield path, item
+        if isinstance(item, dict):
+            for key, member in item.items():
+                child = f"{path}.{key}" if path else str(key)
+                yield child + " (a key)", key
+                stack.append((child, member))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", member) for index, member in enumerate(item))
+
+
+def bad_text(value: str) -> str | None:
+    """Why this text cannot be stored or shown (a NUL character, a lone surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    if _LONE_SURROGATE.search(value):
+        return "contains a lone UTF-16 surrogate, which is not a character"
+    return None
+
+
+def check_strings(value: Any, where: str = "") -> None:
+    """Raise InvalidInput naming the first string member (or key) with NUL or a lone surrogate."""
+    for path, item in _walk(value, where):
+        if isinstance(item, str):
+            reason = bad_text(item)
+            if reason:
+                field = path.removesuffix(" (a key)") or "body"
+                raise InvalidInput(field, f"{path or 'the body'} {reason}")
+
+
+def check_json_body(request: HttpRequest) -> None:
+    """Raise InvalidInput when the body of a request to a JSON endpoint is unsafe to parse."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    limit = settings.JSON_MAX_BYTES
+    too_big = InvalidInput("body", f"the request body is larger than {limit} bytes", status=413)
+    if not length.isdigit():
+        raise InvalidInput("Content-Length", "Content-Length must be a number of bytes")
+    if int(length) > limit:
+        raise too_big
+    if int(length) == 0 or request.method not in BODY_METHODS:
+        return
+    if not request.path_info.startswith(BODY_PATH_PREFIXES):
+        return  # the view refuses the method; the body is never read
+    content_type = request.content_type or ""
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InvalidInput(
+            "Content-Type", f"send JSON with Content-Type: application/json, not {content_type!r}", 415
+        )
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > limit:
+        raise too_big
+    try:
+        text = raw.decode("utf-8")
+        body = loads_guarded(text, max_depth=settings.JSON_MAX_DEPTH)
+    except (UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, InvalidInput):
+            raise
+        return  # not JSON at all: the view says so in its own words
+    check_strings(body)
+
+
+class InputGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_json_endpoint(request):
+            try:
+                check_json_body(request)
+            except InvalidInput as error:
+                return problem(error.status, error.message, field=error.field)
+        return self.get_response(request)
+
+
+# --- form fields and query strings; the database being out ---------------------------------------
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    detail = (
+        "The database cannot be reached just now, so this could not be done and nothing was saved. "
+        "Please try again in a minute."
+    )
+    if is_json_endpoint(request) or request.get_preferred_type(["text/html", "application/json"]) == (
+        "application/json"
+    ):
+        return problem(503, detail, Retry_After=str(RETRY_AFTER_SECONDS))
+    try:
+        from decisions.views import _problem
+
+        response = _problem(request, 503, "Temporarily unavailable", detail, start="/")
+    except Exception:  # rendering must not turn the 503 into a 500
+        logger.exception("could not render the 503 page")
+        response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        for key, values in request.GET.lists():
+            if any(len(text) > MAX_QUERY_VALUE for text in [key, *values]):
+                return self._refuse(request, key, f"is longer than {MAX_QUERY_VALUE} characters")
+        if is_json_endpoint(request):
+            return None  # the API names bad parameters itself; CDS bodies were checked first
+        for source in (request.GET, request.POST):
+            for key, values in source.lists():
+                for value in [key, *values]:
+                    reason = bad_text(value)
+                    if reason:
+                        return self._refuse(request, key, reason)
+        return None
+
+    @staticmethod
+    def _refuse(request: HttpRequest, key: str, reason: str) -> HttpResponse:
+        name = key[:40] + ("…" if len(key) > 40 else "")
+        if request.path_info.startswith("/api/"):
+            from decisions.api import ProblemError, _problem_response
+
+            error = ProblemError(400, f"the parameter {name!r} {reason}", parameter=name, valid=[])
+            return _problem_response(request, error)
+        if is_json_endpoint(request):
+            return problem(400, f"the parameter {name!r} {reason}", field=name)
+        from decisions.views import _problem
+
+        message = f"The field {name!r} {reason}: remove it and try again."
+        return _problem(request, 400, "This input cannot be used", message, start="/")
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, UNAVAILABLE):
+            logger.warning("database unavailable: %s %s answered 503", request.method, request.path)
+            return unavailable_response(request)
+        return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a database outage raised outside a view (e.g. in a middleware) is still a 503."""
+    error = sys.exc_info()[1]
+    if isinstance(error, UNAVAILABLE):
+        return unavailable_response(request)
+    return defaults.server_error(request)

@@ -1,0 +1,76 @@
+"""Reading a topic file for import (the admin's Import and `kb_import`): bytes to a checked document.
+
+Everything an import file can do to crash the importer or the database is refused here, before
+kb_document sees it, with a DocumentError naming the entry: a file over MAX_BYTES (at every step,
+so the admin's confirm step cannot be used to send a bigger one), text that is not UTF-8, nesting
+deeper than MAX_DEPTH, NaN/Infinity and numbers too large for a float, integers outside what the
+database stores, text with NUL or a lone surrogate, and keys that are not text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from decisions import guards
+from decisions.kb_document import DocumentError, loads
+
+MAX_BYTES = 2_000_000
+MAX_DEPTH = 32  # the shipped topic nests 6 deep
+MAX_INTEGER = 2**31 - 1  # PostgreSQL's integer; the model fields check their own, smaller ranges
+KEY_MEMBERS = ("key", "start_node")
+# Whole numbers in the file format (FORMAT.md), each with the range it may take: the ACR relative
+# radiation level 0-5 and the 1-9 panel score (DESIGN.md), a four-digit citation year, ages in
+# whole years as stored. null is allowed where the field is optional.
+NUMBER_MEMBERS: dict[str, tuple[int, int, bool]] = {
+    "rrl": (0, 5, True),  # null: not verified yet
+    "score": (1, 9, True),
+    "year": (1000, 9999, True),
+    "age_min": (0, 32767, True),
+    "age_max": (0, 32767, True),
+}
+
+
+def _path(path: str) -> str:
+    return path.removesuffix(" (a key)") or "the file"
+
+
+def read_document(raw: bytes | str) -> dict[str, Any]:
+    """The topic document in `raw`, or DocumentError saying what is wrong and where."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > MAX_BYTES:
+        raise DocumentError(
+            f"the file is larger than {MAX_BYTES // 1_000_000} MB; a topic file is much smaller"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DocumentError("the file is not UTF-8 text") from None
+    try:
+        document = guards.loads_guarded(text, max_depth=MAX_DEPTH)
+    except guards.InvalidInput as error:
+        raise DocumentError(error.message.replace("the request body", "the file")) from None
+    except ValueError as error:
+        raise DocumentError(f"not valid JSON: {error}") from None
+    for path, value in guards._walk(document, ""):
+        where = _path(path)
+        if isinstance(value, str):
+            reason = guards.bad_text(value)
+            if reason:
+                raise DocumentError(f"{where}: {reason}")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+            raise DocumentError(f"{where}: {value} is out of range")
+        elif isinstance(value, dict):
+            for member, (low, high, optional) in NUMBER_MEMBERS.items():
+                if member not in value or (optional and value[member] is None):
+                    continue
+                number = value[member]
+                if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+                    where = f"{path}.{member}" if path else member
+                    raise DocumentError(
+                        f"{where}: must be a whole number from {low} to {high}, not {number!r}"
+                    )
+            for member in KEY_MEMBERS:
+                if member in value and not isinstance(value[member], str):
+                    where = f"{path}.{member}" if path else member
+                    raise DocumentError(f"{where}: must be text, not {value[member]!r}")
+    return loads(text)
