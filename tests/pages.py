@@ -145,3 +145,31 @@ def text_of(html: str) -> str:
     """The page's visible text with tags removed and white space collapsed."""
     without_tags = re.sub(r"<[^>]+>", " ", html)
     return re.sub(r"\s+", " ", unescape(without_tags)).strip()
+
+
+# The shipped topic's questions and answers as the clinician reads them (for clicking through).
+PROMPTS = {
+    "age_group": "How old is the patient?",
+    "neuro": "Does the patient have new neurological symptoms or signs?",
+    "cancer": "Does the patient have a cancer history?",
+    "pain": "Does the spinal pain have features that suggest metastasis?",
+    "mri_access": "Can the patient have MRI?",
+    "gadolinium": "Any concern about contrast and kidney function, or a previous reaction to gadolinium?",
+    "pregnant": "Is the patient pregnant?",
+}
+LABELS = {
+    ("age_group", "adult"): "18 or older",
+    ("age_group", "child"): "Under 18",
+    ("neuro", "yes"): "Yes: new neurological symptoms or signs",
+    ("neuro", "no"): "No",
+    ("cancer", "known"): "Known cancer: current or past diagnosis",
+    ("cancer", "none"): "No: no cancer diagnosis and no suspicion of it",
+    ("pain", "suggestive"): "Suggests metastasis: one or more of these features",
+    ("mri_access", "available"): "Yes: MRI is available and there is no contraindication",
+    ("mri_access", "not_possible"): (
+        "No: absolute contraindication, cannot tolerate it, or not available in the time required"
+    ),
+    ("gadolinium", "none"): "No concern",
+    ("gadolinium", "prior_reaction"): "Previous moderate or severe allergic-like reaction to gadolinium",
+    ("pregnant", "no"): "No",
+}

@@ -17,6 +17,8 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
+from tests.pages import LABELS, PROMPTS
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,31 +28,6 @@ TOPIC = "/t/lumbar-metastasis/"
 PHONE = {"width": 375, "height": 667}
 DESKTOP = {"width": 1280, "height": 800}
 
-PROMPTS = {
-    "age_group": "How old is the patient?",
-    "neuro": "Does the patient have new neurological symptoms or signs?",
-    "cancer": "Does the patient have a cancer history?",
-    "pain": "Does the spinal pain have features that suggest metastasis?",
-    "mri_access": "Can the patient have MRI?",
-    "gadolinium": "Any concern about contrast and kidney function, or a previous reaction to gadolinium?",
-    "pregnant": "Is the patient pregnant?",
-}
-LABELS = {
-    ("age_group", "adult"): "18 or older",
-    ("age_group", "child"): "Under 18",
-    ("neuro", "yes"): "Yes: new neurological symptoms or signs",
-    ("neuro", "no"): "No",
-    ("cancer", "known"): "Known cancer: current or past diagnosis",
-    ("cancer", "none"): "No: no cancer diagnosis and no suspicion of it",
-    ("pain", "suggestive"): "Suggests metastasis: one or more of these features",
-    ("mri_access", "available"): "Yes: MRI is available and there is no contraindication",
-    ("mri_access", "not_possible"): (
-        "No: absolute contraindication, cannot tolerate it, or not available in the time required"
-    ),
-    ("gadolinium", "none"): "No concern",
-    ("gadolinium", "prior_reaction"): "Previous moderate or severe allergic-like reaction to gadolinium",
-    ("pregnant", "no"): "No",
-}
 MR_PROCEDURES = [
     "MRI whole spine without IV contrast",
     "MRI lumbar spine without and with IV contrast",
