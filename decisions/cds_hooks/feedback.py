@@ -50,11 +50,18 @@ def _timestamp(text: str, where: str, now: datetime, leeway: timedelta) -> datet
     return stamp
 
 
+MAX_FEEDBACK_ITEMS = 100
+
+
 def parse_feedback(body: Any, *, now: datetime | None = None, leeway_seconds: int = 60) -> list[FeedbackItem]:
     request = _object(body, "the request body")
     items = request.get("feedback")
     if not isinstance(items, list) or not items:
         raise BadRequest("feedback", "feedback must be a non-empty array of feedback objects")
+    if len(items) > MAX_FEEDBACK_ITEMS:
+        raise BadRequest(
+            "feedback", f"feedback has {len(items)} items; at most {MAX_FEEDBACK_ITEMS} are accepted"
+        )
     current = now or timezone.now()
     parsed = []
     for index, value in enumerate(items):

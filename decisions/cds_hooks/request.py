@@ -137,6 +137,9 @@ def fhir_problem(resource: Any) -> str | None:
     return None
 
 
+MAX_DRAFT_ORDERS = 100
+
+
 def bundle_resources(
     value: Any, field: str, wanted: frozenset[str], skipped: list[str], *, note_other_types: bool = True
 ) -> tuple[Mapping[str, Any], ...]:
@@ -278,6 +281,13 @@ def parse_hook_request(body: Any) -> HookRequest:
         selections = tuple(value)
     if "draftOrders" not in context:
         raise BadRequest("context.draftOrders", f"context.draftOrders is required for {hook}")
+    entries = context["draftOrders"].get("entry") if isinstance(context["draftOrders"], dict) else None
+    if isinstance(entries, list) and len(entries) > MAX_DRAFT_ORDERS:
+        # One order session, not a bulk interface: the cap also bounds the size of the answer.
+        raise BadRequest(
+            "context.draftOrders.entry",
+            f"context.draftOrders.entry has {len(entries)} orders; at most {MAX_DRAFT_ORDERS} are accepted",
+        )
     skipped: list[str] = []
     # Draft orders of other kinds (MedicationRequest, NutritionOrder…) are not ours to read.
     resources = bundle_resources(

@@ -83,6 +83,7 @@ MALFORMED_FEEDBACK = [
     ({"feedback": [ACCEPTED | {"acceptedSuggestions": "all"}]}, "feedback[0].acceptedSuggestions"),
     ({"feedback": [ACCEPTED | {"acceptedSuggestions": [{"uuid": "x"}]}]}, "feedback[0].acceptedSuggestions"),
     ({"feedback": [ACCEPTED, OVERRIDDEN | {"overrideReason": "busy"}]}, "feedback[1].overrideReason"),
+    ({"feedback": [ACCEPTED | {"card": f"card-{n}"} for n in range(101)]}, "feedback"),  # over the cap
     (
         {"feedback": [OVERRIDDEN | {"overrideReason": {"reason": "busy"}}]},
         "feedback[0].overrideReason.reason",

@@ -428,6 +428,18 @@ MALFORMED = [
     ("order-sign", _without("fhirAuthorization.access_token"), "fhirAuthorization.access_token"),
     ("order-sign", _set("fhirAuthorization.expires_in", "300"), "fhirAuthorization.expires_in"),
     ("order-sign", _set("prefetch", "yes"), "prefetch"),
+    # One ordering session, not a bulk interface: 101 draft orders are refused, not answered at length.
+    (
+        "order-sign",
+        _set(
+            "context.draftOrders",
+            {
+                "resourceType": "Bundle",
+                "entry": [{"resource": service_request(f"order-{n}", MRI_LUMBAR_WO_W)} for n in range(101)],
+            },
+        ),
+        "context.draftOrders.entry",
+    ),
 ]
 
 
