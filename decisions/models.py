@@ -740,7 +740,7 @@ class ChoiceCode(Versioned):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ["choice", "system", "code"]
+        ordering = ["choice", "system", "code", "resource"]
         constraints = [
             models.UniqueConstraint(
                 fields=["choice", "resource", "system", "code"], name="choice_code_unique"
