@@ -1,7 +1,7 @@
 """URL configuration."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from decisions import views
 from decisions.api import api
@@ -18,6 +18,8 @@ urlpatterns = [
     path("cds-services", cds_hooks.discovery, name="cds-discovery"),
     path("cds-services/<slug:service_id>", cds_hooks.service, name="cds-service"),
     path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
+    # The content owners' workspace (topic map, guided new topic), inside the admin's URL space.
+    path("admin/workspace/", include("decisions.workspace_views")),
     path("admin/", admin.site.urls),
 ]
 handler500 = "decisions.guards.server_error"

@@ -1,8 +1,10 @@
 """The admin dashboard's "content health" panel: what content owners should look at next."""
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from django import template
+from django.template import Context
 from django.db.models import Q
 from django.utils import timezone
 
@@ -14,8 +16,8 @@ DUE_SOON_DAYS = 30
 
 
 @register.inclusion_tag("admin/decisions/_content_health.html")
-def content_health() -> dict:
-    today = timezone.localdate()
+def content_health() -> dict[str, Any]:
+    today: date = timezone.localdate()
     return {
         "today": today,
         "overdue": Topic.objects.filter(next_review_due__lt=today).order_by("next_review_due"),
@@ -27,4 +29,18 @@ def content_health() -> dict:
         "new_feedback": Feedback.objects.filter(status=Feedback.Status.NEW).count(),
         "due_soon_days": DUE_SOON_DAYS,
         "unpublished": Topic.objects.filter(~Q(releases__isnull=False)),
+    }
+
+
+@register.inclusion_tag("admin/decisions/workspace/_topics.html", takes_context=True)
+def topic_overviews(context: Context) -> dict[str, Any]:
+    """Every topic with its draft state, problems, last release and what waits for review."""
+    from decisions.workspace import overviews
+    from decisions.workspace_views import GUIDED_PERMISSIONS
+
+    user = context["request"].user
+    return {
+        "overviews": overviews(),
+        "can_create": user.has_perms(GUIDED_PERMISSIONS),
+        "can_publish": user.has_perm("decisions.publish_topic"),
     }
