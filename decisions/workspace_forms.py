@@ -428,7 +428,7 @@ class CaveatStepForm(forms.Form):
         help_text="The warning as clinicians read it, in your own words. Leave empty for none.",
     )
     key = forms.CharField(required=False, max_length=80, help_text="Optional: made from the text.")
-    severity = forms.ChoiceField(choices=SEVERITY_CHOICES, initial="warning")
+    severity = forms.ChoiceField(choices=SEVERITY_CHOICES, initial="warning", required=False)
     applies_to = forms.ChoiceField(
         required=False,
         choices=[("", "always, where attached"), *ATTRIBUTE_CHOICES],
@@ -462,6 +462,7 @@ class CaveatStepForm(forms.Form):
         if not cleaned.get("scenarios"):
             self.add_error("scenarios", "Tick the scenarios where clinicians should read this caveat.")
         cleaned["key"] = key
+        cleaned["severity"] = cleaned.get("severity") or "warning"
         return cleaned
 
 

@@ -441,6 +441,7 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
         return _step_page(request, "ratings", topic, **context)
     valid = all([source.is_valid(), procedures.is_valid(), caveat.is_valid(), grid["form"].is_valid()])
     ratings = _ratings_wanted(grid, procedures) if valid else []
+    valid = valid and not grid["form"].errors
     if valid and ratings and not (source.cleaned_data.get("existing") or source.wants_new):
         source.add_error(
             "existing",
