@@ -57,9 +57,11 @@ def assert_no_axe_violations(page: Page, screen: str, results_by_screen: dict[st
 
 
 def save_screenshot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=folder / name)
+    """The whole page in a 1280 x 800 window, from its top."""
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=folder / name, full_page=True)
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        page.screenshot(path=DOCS_SCREENSHOTS / name)
+        page.screenshot(path=DOCS_SCREENSHOTS / name, full_page=True)
 
 
 class Counter:
