@@ -1,0 +1,110 @@
+"""The map of the shipped topic in a browser: every question, answer and scenario of the shipped
+document is on it, a broken draft's problem is shown beside the answer it concerns with a link to
+fix it, and axe finds no accessibility violation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PASSWORD = "algorithm-map-pass-1234"
+
+
+@pytest.fixture
+def editor(site, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("ed-map", password=PASSWORD, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="decisions"))
+    return user
+
+
+@pytest.fixture
+def map_url(site, editor, page: Page) -> str:
+    from decisions.models import Topic
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{site}/admin/login/")
+    page.get_by_label("Username").fill("ed-map")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Welcome,")).to_be_visible()
+    return f"{site}/admin/workspace/topic/{Topic.objects.get(key='lumbar-metastasis').pk}/map/"
+
+
+def assert_no_axe_violations(page: Page) -> None:
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+
+
+def screenshot(page: Page, folder: Path, name: str) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=folder / name, full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=DOCS_SCREENSHOTS / name, full_page=True)
+
+
+def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
+    page: Page, map_url, shipped_document, screenshot_dir
+):
+    page.goto(map_url)
+
+    tree = page.locator("#algorithm")
+    routing = {n["question"] for n in shipped_document["routing"]}
+    for question in shipped_document["questions"]:
+        where = tree if question["key"] in routing else page.locator("#factors")
+        node = where.locator("li.node", has=page.locator(".question", has_text=question["prompt"])).first
+        expect(node).to_be_visible()
+        for choice in question["choices"]:
+            expect(node.locator("> ul > li.answer", has_text=choice["label"]).first).to_be_visible()
+    for scenario in shipped_document["scenarios"]:
+        card = page.locator(f"#scenario-{scenario['key']}")
+        expect(card.locator("h3")).to_contain_text(scenario["title"])
+        expect(card.locator("ul.ratings > li")).to_have_count(len(scenario["ratings"]))
+        for caveat in scenario["caveats"]:
+            expect(card).to_contain_text(caveat)
+    # Where each answer leads, as the routing says: e.g. a child goes straight to its scenario.
+    child = tree.locator("li.answer", has_text="Under 18").first
+    expect(child.locator(".leads")).to_contain_text("scenario")
+    expect(child.locator(".leads a")).to_have_attribute("href", "#scenario-paediatric")
+
+    assert_no_axe_violations(page)
+    screenshot(page, screenshot_dir, "admin-map.png")
+
+
+def test_a_broken_draft_is_marked_beside_the_answer_with_a_link_to_fix_it(
+    page: Page, map_url, screenshot_dir, site
+):
+    from decisions.models import Branch, RoutingNode
+
+    Branch.objects.filter(node__key="pain", choice__key="degenerative").delete()
+    node = RoutingNode.objects.get(key="pain")
+
+    page.goto(map_url)
+
+    # Two errors: the answer leads nowhere, and the scenario only it led to is now unreachable.
+    expect(page.locator("#map-summary")).to_contain_text("2 errors")
+    expect(page.locator("#scenario-clinical-review .flag-error")).to_contain_text(
+        "unreachable: no answers lead to it"
+    )
+    # The answer that carries the error itself (not the answers above it in the tree).
+    answer = page.locator("li.answer:has(> ul.flags > li.flag-error)")
+    expect(answer).to_have_count(1)
+    expect(answer.locator("> a")).to_have_text(
+        "Judged mechanical or degenerative: not progressive, none of these features"
+    )
+    expect(answer.locator("> .leads")).to_contain_text("nowhere yet")
+    flag = answer.locator("> ul.flags > li.flag-error")
+    expect(flag).to_contain_text("answer pain=degenerative leads nowhere (no branch)")
+    assert_no_axe_violations(page)
+    screenshot(page, screenshot_dir, "admin-map-problem.png")
+
+    flag.get_by_role("link", name="fix it here").click()
+    expect(page).to_have_url(f"{site}/admin/decisions/routingnode/{node.pk}/change/")
