@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Model
@@ -332,13 +332,11 @@ class _Flags:
         return rest + self.loose
 
 
-def algorithm_map(topic: Topic, *, today: date | None = None) -> AlgorithmMap:
-    """The draft's decision tree from the first question, with problems attached where they are."""
+def algorithm_map(topic: Topic) -> AlgorithmMap:
+    """The draft's decision tree from the first question, with problems attached where they are
+    (the problems "Review and publish" lists, cross-topic links included)."""
     document = export_topic(topic)
-    if today is None:
-        problems = releases.check_topic(topic)
-    else:
-        problems = integrity.check(document, today=today)
+    problems = releases.check_topic(topic)
     index = _Index(topic)
     flags = _Flags(problems, index)
     questions: dict[str, Mapping[str, Any]] = {q["key"]: q for q in document["questions"]}
@@ -432,7 +430,9 @@ def algorithm_map(topic: Topic, *, today: date | None = None) -> AlgorithmMap:
                 )
             )
 
-    scenarios = [_scenario_piece(s, index, flags, procedure_names, caveat_pieces) for s in document["scenarios"]]
+    scenarios = [
+        _scenario_piece(s, index, flags, procedure_names, caveat_pieces) for s in document["scenarios"]
+    ]
     caveats = [
         Piece(
             c["key"],

@@ -48,7 +48,7 @@ def _key(value: str, label: str, what: str) -> str:
     return key
 
 
-class TopicStepForm(forms.ModelForm):
+class TopicStepForm(forms.ModelForm):  # type: ignore[type-arg]
     """Step 1: what the topic is, who owns it and when it is reviewed."""
 
     class Meta:
@@ -92,9 +92,7 @@ class QuestionRowForm(forms.Form):
         initial=Question.Role.ROUTING,
         help_text="Routing questions decide the scenario; patient factors exclude procedures.",
     )
-    help_text = forms.CharField(
-        required=False, label="Why we ask", widget=forms.Textarea(attrs={"rows": 2})
-    )
+    help_text = forms.CharField(required=False, label="Why we ask", widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,7 +115,8 @@ class QuestionRowForm(forms.Form):
         return not any((t or "").strip() for t in texts)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.is_blank:
             return cleaned
         prompt = (cleaned.get("prompt") or "").strip()
@@ -175,7 +174,8 @@ class ScenarioRowForm(forms.Form):
         return not any((data.get(name) or "").strip() for name in ("title", "key", "summary"))
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.is_blank:
             return cleaned
         title = (cleaned.get("title") or "").strip()
@@ -220,8 +220,6 @@ class QuestionFormSetBase(_UniqueKeys):
 
 class ScenarioFormSetBase(_UniqueKeys):
     what = "scenario"
-
-
 
 
 # --- step 3: where each answer leads -------------------------------------------------------------
@@ -286,7 +284,8 @@ class RoutingForm(forms.Form):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         edges: dict[str, set[str]] = {}
         for question in self.routing:
             for choice in question.choices.all():
@@ -304,7 +303,10 @@ class RoutingForm(forms.Form):
             raise ValidationError(f"These answers go round in a circle: {names}. Send one to a scenario.")
         for question in self.factors:
             for choice in question.choices.all():
-                if cleaned.get(f"excludes_{choice.pk}") and not (cleaned.get(f"reason_{choice.pk}") or "").strip():
+                if (
+                    cleaned.get(f"excludes_{choice.pk}")
+                    and not (cleaned.get(f"reason_{choice.pk}") or "").strip()
+                ):
                     self.add_error(
                         f"reason_{choice.pk}",
                         f"Say why “{choice.label}” excludes procedures: clinicians read it beside each one.",
@@ -343,7 +345,9 @@ class SourceForm(forms.Form):
         label="A reference from the library",
         empty_label="— none: add a new one below —",
     )
-    key = forms.CharField(required=False, max_length=40, label="New reference key", help_text="e.g. SYN-REF-1")
+    key = forms.CharField(
+        required=False, max_length=40, label="New reference key", help_text="e.g. SYN-REF-1"
+    )
     kind = forms.ChoiceField(choices=Reference.Kind.choices, initial=Reference.Kind.GUIDELINE, required=False)
     citation = forms.CharField(
         required=False,
@@ -359,7 +363,8 @@ class SourceForm(forms.Form):
         return any((data.get(n) or "").strip() for n in ("key", "citation", "doi", "url"))
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("existing") and self.wants_new:
             raise ValidationError(
                 "Choose a reference from the library or add a new one, not both: empty the new "
@@ -391,7 +396,7 @@ class SourceForm(forms.Form):
         return cleaned
 
 
-class NewProcedureForm(forms.ModelForm):
+class NewProcedureForm(forms.ModelForm):  # type: ignore[type-arg]
     """A procedure added to the shared library from step 4; a row left empty is ignored."""
 
     class Meta:
@@ -446,7 +451,8 @@ class CaveatStepForm(forms.Form):
         )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         text = (cleaned.get("text") or "").strip()
         if not text:
             if cleaned.get("scenarios") or (cleaned.get("key") or "").strip():
@@ -458,7 +464,9 @@ class CaveatStepForm(forms.Form):
             self.add_error("key", error)
             return cleaned
         if key in self.existing:
-            self.add_error("key", f"This topic already has a caveat with the key “{key}”: choose another key.")
+            self.add_error(
+                "key", f"This topic already has a caveat with the key “{key}”: choose another key."
+            )
         if not cleaned.get("scenarios"):
             self.add_error("scenarios", "Tick the scenarios where clinicians should read this caveat.")
         cleaned["key"] = key

@@ -10,15 +10,15 @@ its map, where every piece links to its admin page.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
-from concurrency.exceptions import RecordModifiedError
+from concurrency.exceptions import RecordModifiedError  # type: ignore[import-untyped]
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,8 +39,8 @@ from decisions.models import (
 from decisions.workspace_forms import (
     CaveatStepForm,
     NewProcedureFormSet,
-    QuestionRowForm,
     QuestionFormSetBase,
+    QuestionRowForm,
     RoutingForm,
     ScenarioFormSetBase,
     ScenarioRowForm,
@@ -191,11 +191,17 @@ def questions_step(request: HttpRequest, pk: int) -> HttpResponse:
         return topic
     questions = list(topic.questions.prefetch_related("choices"))
     scenarios = list(topic.scenarios.all())
-    question_rows = forms.formset_factory(
-        QuestionRowForm, formset=QuestionFormSetBase, extra=2 if questions else 3, max_num=20
+    question_rows = cast(
+        type[QuestionFormSetBase],
+        forms.formset_factory(
+            QuestionRowForm, formset=QuestionFormSetBase, extra=2 if questions else 3, max_num=20
+        ),
     )
-    scenario_rows = forms.formset_factory(
-        ScenarioRowForm, formset=ScenarioFormSetBase, extra=2 if scenarios else 4, max_num=30
+    scenario_rows = cast(
+        type[ScenarioFormSetBase],
+        forms.formset_factory(
+            ScenarioRowForm, formset=ScenarioFormSetBase, extra=2 if scenarios else 4, max_num=30
+        ),
     )
     data = request.POST if request.method == "POST" else None
     question_set = question_rows(data, prefix="q", existing=[q.key for q in questions])
@@ -274,7 +280,9 @@ def _fingerprint(topic: Topic) -> str:
     """The versions of everything step 3 changes: a save based on an older page is refused."""
     parts = [f"topic:{topic.pk}:{Topic.objects.get(pk=topic.pk).version}"]
     parts += [f"n:{pk}:{v}" for pk, v in RoutingNode.objects.filter(topic=topic).values_list("pk", "version")]
-    parts += [f"b:{pk}:{v}" for pk, v in Branch.objects.filter(node__topic=topic).values_list("pk", "version")]
+    parts += [
+        f"b:{pk}:{v}" for pk, v in Branch.objects.filter(node__topic=topic).values_list("pk", "version")
+    ]
     parts += [
         f"c:{pk}:{v}" for pk, v in Choice.objects.filter(question__topic=topic).values_list("pk", "version")
     ]
@@ -285,9 +293,7 @@ def _fingerprint(topic: Topic) -> str:
 
 def _hand_built(topic: Topic) -> list[RoutingNode]:
     """Routing steps the guided path did not make (a key other than their question's)."""
-    return [
-        n for n in topic.routing_nodes.select_related("question") if n.key != n.question.key
-    ]
+    return [n for n in topic.routing_nodes.select_related("question") if n.key != n.question.key]
 
 
 def _routing_initial(topic: Topic, routing: list[Question], factors: list[Question]) -> dict[str, Any]:
@@ -321,8 +327,15 @@ def routing_step(request: HttpRequest, pk: int) -> HttpResponse:
     elif not routing or not scenarios:
         blocked = "incomplete"
     if blocked:
-        return _step_page(request, "routing", topic, status=409 if request.method == "POST" else 200,
-                          blocked=blocked, map_url=map_url, hand_built=_hand_built(topic))
+        return _step_page(
+            request,
+            "routing",
+            topic,
+            status=409 if request.method == "POST" else 200,
+            blocked=blocked,
+            map_url=map_url,
+            hand_built=_hand_built(topic),
+        )
     initial = _routing_initial(topic, routing, factors)
     form = RoutingForm(
         request.POST if request.method == "POST" else None,
@@ -348,8 +361,12 @@ def routing_step(request: HttpRequest, pk: int) -> HttpResponse:
                     _save_routing(topic, form.cleaned_data, routing, factors)
                 except RecordModifiedError:
                     status = 409
-                    form.add_error(None, "Not saved: someone saved this topic at the same moment. Save again.")
-                    form = _rearmed(form, _routing_initial(topic, routing, factors), routing, factors, scenarios)
+                    form.add_error(
+                        None, "Not saved: someone saved this topic at the same moment. Save again."
+                    )
+                    form = _rearmed(
+                        form, _routing_initial(topic, routing, factors), routing, factors, scenarios
+                    )
                 else:
                     messages.success(request, "Saved where each answer leads. Now the ratings.")
                     return redirect("workspace:ratings", topic.pk)
@@ -364,7 +381,7 @@ def _rearmed(
     scenarios: list[Scenario],
 ) -> RoutingForm:
     """The editor's choices again, based on the version now stored, keeping the form's errors."""
-    data = form.data.copy()
+    data = cast(QueryDict, form.data).copy()
     data["fingerprint"] = initial["fingerprint"]
     fresh = RoutingForm(data, initial=initial, routing=routing, factors=factors, scenarios=scenarios)
     fresh.full_clean()
@@ -393,8 +410,10 @@ def _save_routing(
                 next_node = nodes[int(target)] if kind == "question" else None
                 scenario = scenarios[int(target)] if kind == "scenario" else None
                 branch = branches.get(choice.pk) or Branch(node=node, choice=choice)
-                if branch.pk and branch.next_node_id == getattr(next_node, "pk", None) and (
-                    branch.scenario_id == getattr(scenario, "pk", None)
+                if (
+                    branch.pk
+                    and branch.next_node_id == getattr(next_node, "pk", None)
+                    and (branch.scenario_id == getattr(scenario, "pk", None))
                 ):
                     continue  # unchanged: no new version, no history entry
                 branch.next_node, branch.scenario = next_node, scenario
@@ -449,15 +468,20 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
             "reference cannot be published.",
         )
         valid = False
-    if valid and not ratings and not caveat.cleaned_data.get("text") and not any(
-        f.has_changed() for f in procedures.forms
+    if (
+        valid
+        and not ratings
+        and not caveat.cleaned_data.get("text")
+        and not any(f.has_changed() for f in procedures.forms)
     ):
         grid["form"].add_error(None, "Rate at least one procedure in one scenario, or add a caveat.")
         valid = False
     if valid and (source.wants_new or not ratings) and not request.user.has_perm("decisions.add_reference"):
         raise PermissionDenied
-    if valid and any(f.has_changed() for f in procedures.forms) and not request.user.has_perm(
-        "decisions.add_procedure"
+    if (
+        valid
+        and any(f.has_changed() for f in procedures.forms)
+        and not request.user.has_perm("decisions.add_procedure")
     ):
         raise PermissionDenied
     if not valid:
@@ -467,13 +491,13 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         grid["form"].add_error(None, f"Not saved: {' '.join(error.messages)}")
         return _step_page(request, "ratings", topic, status=400, **context)
-    messages.success(request, f"Saved {created}. Here is the map of the topic: check it, then review and publish.")
+    messages.success(
+        request, f"Saved {created}. Here is the map of the topic: check it, then review and publish."
+    )
     return HttpResponseRedirect(reverse("workspace:map", args=[topic.pk]))
 
 
-def _grid(
-    data: Any, scenarios: list[Scenario], library: list[Procedure], procedures: Any
-) -> dict[str, Any]:
+def _grid(data: Any, scenarios: list[Scenario], library: list[Procedure], procedures: Any) -> dict[str, Any]:
     """A category for each (scenario, procedure) not yet rated; rows for the library and new ones."""
     form = forms.Form(data, prefix="grid")
     rated = {(r.scenario_id, r.procedure_id): r for s in scenarios for r in s.ratings.all()}
@@ -485,7 +509,9 @@ def _grid(
         for scenario in scenarios:
             existing = rated.get((scenario.pk, int(ident))) if ident.isdigit() else None
             if existing is not None:
-                cells.append({"rating": existing, "url": reverse("admin:decisions_rating_change", args=[existing.pk])})
+                cells.append(
+                    {"rating": existing, "url": reverse("admin:decisions_rating_change", args=[existing.pk])}
+                )
                 continue
             name_ = cell_field(scenario.pk, ident)
             form.fields[name_] = forms.ChoiceField(

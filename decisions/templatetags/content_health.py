@@ -4,8 +4,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import template
-from django.template import Context
 from django.db.models import Q
+from django.template import Context
 from django.utils import timezone
 
 from decisions.models import Feedback, Reference, Topic

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -139,7 +138,9 @@ def make_guided_topic(client: Client) -> Topic:
     response = client.post(f"/admin/workspace/topic/{topic.pk}/routing/", step3_data(topic, html))
     assert response["Location"] == f"/admin/workspace/topic/{topic.pk}/ratings/"
     response = client.post(f"/admin/workspace/topic/{topic.pk}/ratings/", step4_data(topic))
-    assert response["Location"] == f"/admin/workspace/topic/{topic.pk}/map/", text_of(response.content.decode())
+    assert response["Location"] == f"/admin/workspace/topic/{topic.pk}/map/", text_of(
+        response.content.decode()
+    )
     return Topic.objects.get(pk=topic.pk)
 
 
@@ -157,8 +158,10 @@ def test_the_guided_path_makes_a_topic_that_passes_the_integrity_check(editor_cl
     problems = check_topic(topic)
     assert not integrity.has_errors(problems), [str(p) for p in problems]
     assert topic.start_node.key == "sq1"
-    assert {(b.node.key, b.choice.key): (b.next_node and b.next_node.key, b.scenario and b.scenario.key)
-            for b in Branch.objects.filter(node__topic=topic)} == {
+    assert {
+        (b.node.key, b.choice.key): (b.next_node and b.next_node.key, b.scenario and b.scenario.key)
+        for b in Branch.objects.filter(node__topic=topic)
+    } == {
         ("sq1", "yes"): (None, "sa"),
         ("sq1", "no"): ("sq2", None),
         ("sq2", "yes"): (None, "sb"),
@@ -286,7 +289,9 @@ def step1_topic(editor_client) -> Topic:
 def test_step_2_refuses_bad_input_and_makes_nothing(editor_client, step1_topic, overrides, message):
     before = counts()
 
-    response = editor_client.post(f"/admin/workspace/topic/{step1_topic.pk}/questions/", step2_data(**overrides))
+    response = editor_client.post(
+        f"/admin/workspace/topic/{step1_topic.pk}/questions/", step2_data(**overrides)
+    )
 
     assert response.status_code == 400
     assert message in text_of(response.content.decode())
@@ -436,7 +441,8 @@ def test_step_4_refuses_a_reference_key_the_library_has(editor_client, step3_top
     before = counts()
 
     response = editor_client.post(
-        f"/admin/workspace/topic/{step3_topic.pk}/ratings/", step4_data(step3_topic, **{"source-key": "ACR-LBP-2021"})
+        f"/admin/workspace/topic/{step3_topic.pk}/ratings/",
+        step4_data(step3_topic, **{"source-key": "ACR-LBP-2021"}),
     )
 
     assert response.status_code == 400
@@ -446,7 +452,9 @@ def test_step_4_refuses_a_reference_key_the_library_has(editor_client, step3_top
     assert counts() == before
 
 
-def test_step_4_rates_library_procedures_citing_a_library_reference(editor_client, step3_topic, published_shipped):
+def test_step_4_rates_library_procedures_citing_a_library_reference(
+    editor_client, step3_topic, published_shipped
+):
     reference = Reference.objects.get(key="ACR-LBP-2021")
     procedure = Procedure.objects.get(key="xr-lumbar")
     sa = step3_topic.scenarios.get(key="sa")
@@ -493,7 +501,11 @@ def test_the_home_counts_problems_by_severity(editor_client, synthetic_topic):
     problems = check_topic(synthetic_topic)
     errors = sum(p.severity == integrity.ERROR for p in problems)
 
-    row = text_of(re.search(r'<table class="topics">.*?</table>', editor_client.get("/admin/").content.decode(), re.S).group(0))
+    row = text_of(
+        re.search(
+            r'<table class="topics">.*?</table>', editor_client.get("/admin/").content.decode(), re.S
+        ).group(0)
+    )
 
     assert errors >= 1
     assert f"{errors} error" in row
@@ -517,9 +529,14 @@ def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
             assert choice["label"] in text
     for scenario in shipped_document["scenarios"]:
         assert scenario["title"] in text
-        section = re.search(rf'<section class="scenario-card" id="scenario-{scenario["key"]}".*?</section>', html, re.S)
+        section = re.search(
+            rf'<section class="scenario-card" id="scenario-{scenario["key"]}".*?</section>', html, re.S
+        )
         for rating in scenario["ratings"]:
-            assert f"/admin/decisions/rating/{Rating.objects.get(scenario__topic=topic, scenario__key=scenario['key'], procedure__key=rating['procedure']).pk}/change/" in section.group(0)
+            row = Rating.objects.get(
+                scenario__topic=topic, scenario__key=scenario["key"], procedure__key=rating["procedure"]
+            )
+            assert f"/admin/decisions/rating/{row.pk}/change/" in section.group(0)
 
 
 def test_the_map_marks_an_answer_that_leads_nowhere_beside_it_with_a_link(editor_client, published_shipped):
@@ -529,7 +546,9 @@ def test_the_map_marks_an_answer_that_leads_nowhere_beside_it_with_a_link(editor
 
     html = editor_client.get(f"/admin/workspace/topic/{topic.pk}/map/").content.decode()
 
-    answer = re.search(r'<li class="answer">\s*<a href="[^"]+">[^<]*degenerative[^<]*</a>.*?</li>', html, re.S | re.I)
+    answer = re.search(
+        r'<li class="answer">\s*<a href="[^"]+">[^<]*degenerative[^<]*</a>.*?</li>', html, re.S | re.I
+    )
     assert answer, "the degenerative answer is not on the map"
     assert "leads nowhere" in answer.group(0)
     assert f'href="/admin/decisions/routingnode/{node.pk}/change/">fix it here' in answer.group(0)
@@ -554,7 +573,10 @@ def test_admin_url_resolves_every_kind_of_subject(published_shipped):
         ("scenario", "mscc"): f"/admin/decisions/scenario/{rating.scenario.pk}/change/",
         ("rating", "mscc/mri-spine-wo"): f"/admin/decisions/rating/{rating.pk}/change/",
         ("next_step", "mscc/1"): f"/admin/decisions/nextstep/{step.pk}/change/",
-        ("procedure", "xr-lumbar"): f"/admin/decisions/procedure/{Procedure.objects.get(key='xr-lumbar').pk}/change/",
+        (
+            "procedure",
+            "xr-lumbar",
+        ): f"/admin/decisions/procedure/{Procedure.objects.get(key='xr-lumbar').pk}/change/",
         ("reference", "ACR-LBP-2021"): (
             f"/admin/decisions/reference/{Reference.objects.get(key='ACR-LBP-2021').pk}/change/"
         ),
@@ -575,8 +597,16 @@ def test_admin_url_resolves_every_kind_of_subject(published_shipped):
         ("questions[neuro]", "needs at least two choices", ("question", "neuro")),
         ("questions[neuro].choices[yes]", "key is used twice", ("choice", "neuro/yes")),
         ("routing[start]", "unreachable from the start node", ("node", "start")),
-        ("routing[pain]", "answer pain=degenerative leads nowhere (no branch)", ("branch", "pain/degenerative")),
-        ("routing[start].branches[adult]", "must lead to exactly one node or scenario", ("branch", "start/adult")),
+        (
+            "routing[pain]",
+            "answer pain=degenerative leads nowhere (no branch)",
+            ("branch", "pain/degenerative"),
+        ),
+        (
+            "routing[start].branches[adult]",
+            "must lead to exactly one node or scenario",
+            ("branch", "start/adult"),
+        ),
         ("scenarios[mscc].ratings[xr-lumbar]", "rating has no reference", ("rating", "mscc/xr-lumbar")),
         ("scenarios[mscc].next_steps[2]", "next step has no reference", ("next_step", "mscc/2")),
         ("references[ACR-VCF]", "no DOI, PMID or URL", ("reference", "ACR-VCF")),
