@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from django.db.models import Model
@@ -456,6 +457,15 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
     )
 
 
+def _label(labels: Mapping[Any, str], enum: type[StrEnum], value: str) -> str:
+    """The label of an enum value; a value the engine does not know is shown as it is (the
+    integrity check reports it), rather than failing the map."""
+    try:
+        return labels[enum(value)]
+    except ValueError:
+        return value
+
+
 def _scenario_piece(
     scenario: Mapping[str, Any],
     index: _Index,
@@ -470,15 +480,15 @@ def _scenario_piece(
         label=scenario["title"],
         url=index.url(("scenario", key)),
         flags=flags.take(("scenario", key)),
-        urgency=engine.URGENCY_LABELS[engine.Urgency(urgency)] if urgency else "Referral: no urgency",
+        urgency=_label(engine.URGENCY_LABELS, engine.Urgency, urgency) if urgency else "Referral: no urgency",
     )
     for rating in scenario["ratings"]:
         subject = ("rating", f"{key}/{rating['procedure']}")
-        category = engine.Category(rating["category"])
+        category = _label(engine.CATEGORY_LABELS, engine.Category, rating["category"]).lower()
         if rating.get("scale") == "guideline":
-            label = f"{rating.get('statement', '')} (guideline; tier: {category.label.lower()})"
+            label = f"{rating.get('statement', '')} (guideline; tier: {category})"
         else:
-            label = f"ACR: {category.label.lower()}"
+            label = f"ACR: {category}"
         score = f", score {rating['score']}/9" if rating.get("score") else ""
         piece.ratings.append(
             RatingPiece(
@@ -487,7 +497,7 @@ def _scenario_piece(
                 url=index.url(subject),
                 flags=flags.take(subject, ("procedure", rating["procedure"])),
                 category=label + score,
-                css=category.value.replace("_", "-"),
+                css=str(rating["category"]).replace("_", "-"),
                 detail=", ".join(rating.get("references", [])),
             )
         )

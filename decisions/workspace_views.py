@@ -16,7 +16,7 @@ from concurrency.exceptions import RecordModifiedError  # type: ignore[import-un
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect
@@ -76,6 +76,13 @@ STEPS = [
     ("routing", "Where each answer leads"),
     ("ratings", "Ratings, their source and a caveat"),
 ]
+
+
+# Checked before saving, a key can still be taken by someone saving at the same moment.
+SAME_MOMENT = (
+    "Not saved: someone saved a piece with the same key at the same moment, so nothing of this page "
+    "was saved. Check the keys below and save again."
+)
 
 
 def _require(request: HttpRequest, *permissions: str) -> None:
@@ -175,7 +182,12 @@ def new_topic(request: HttpRequest) -> HttpResponse:
     form = TopicStepForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            topic = form.save()
+            try:
+                with transaction.atomic():
+                    topic = form.save()
+            except IntegrityError:
+                form.add_error(None, SAME_MOMENT)
+                return _step_page(request, "topic", None, status=409, form=form)
             messages.success(request, f"Created the topic “{topic.title}”. Now its questions and scenarios.")
             return redirect("workspace:questions", topic.pk)
         return _step_page(request, "topic", None, status=400, form=form)
@@ -213,7 +225,20 @@ def questions_step(request: HttpRequest, pk: int) -> HttpResponse:
             if not (new_questions or new_scenarios or questions):
                 page_error = "Write at least one question with its answers, and the scenarios they lead to."
             else:
-                _create_questions(topic, new_questions, new_scenarios)
+                try:
+                    _create_questions(topic, new_questions, new_scenarios)
+                except (IntegrityError, ValidationError):
+                    return _step_page(
+                        request,
+                        "questions",
+                        topic,
+                        status=409,
+                        page_error=SAME_MOMENT,
+                        question_set=question_set,
+                        scenario_set=scenario_set,
+                        questions=questions,
+                        scenarios=scenarios,
+                    )
                 messages.success(
                     request,
                     f"Added {len(new_questions)} question(s) and {len(new_scenarios)} scenario(s).",
@@ -488,9 +513,9 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
         return _step_page(request, "ratings", topic, status=400, **context)
     try:
         created = _save_ratings(topic, source, procedures, caveat, ratings)
-    except ValidationError as error:
-        grid["form"].add_error(None, f"Not saved: {' '.join(error.messages)}")
-        return _step_page(request, "ratings", topic, status=400, **context)
+    except (IntegrityError, ValidationError, RecordModifiedError):
+        grid["form"].add_error(None, SAME_MOMENT)
+        return _step_page(request, "ratings", topic, status=409, **context)
     messages.success(
         request, f"Saved {created}. Here is the map of the topic: check it, then review and publish."
     )

@@ -298,6 +298,25 @@ def test_step_2_refuses_bad_input_and_makes_nothing(editor_client, step1_topic, 
     assert counts() == before
 
 
+def test_step_2_says_so_when_a_key_is_taken_while_it_saves(editor_client, step1_topic, monkeypatch):
+    from decisions import workspace_views
+
+    original = workspace_views._saved
+
+    def taken_meanwhile(obj):
+        if isinstance(obj, Scenario):  # the questions are saved; then someone takes the key
+            Scenario.objects.create(topic=obj.topic, key=obj.key, title="Someone else's")
+        return original(obj)
+
+    monkeypatch.setattr(workspace_views, "_saved", taken_meanwhile)
+
+    response = editor_client.post(f"/admin/workspace/topic/{step1_topic.pk}/questions/", step2_data())
+
+    assert response.status_code == 409
+    assert "someone saved a piece with the same key at the same moment" in text_of(response.content.decode())
+    assert not Question.objects.filter(topic=step1_topic).exists()
+
+
 def test_step_2_refuses_an_empty_page(editor_client, step1_topic):
     data = {**management("q", 1), **management("s", 1), "q-0-role": "routing"}
 
