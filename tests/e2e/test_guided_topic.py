@@ -212,3 +212,30 @@ def test_a_two_question_topic_is_made_published_and_answered(
         "Synthetic scenario B",
         "Synthetic scenario C",
     }
+
+
+def test_a_step_showing_errors_says_what_to_fix_and_has_no_accessibility_violations(
+    page: Page, site, publisher
+):
+    from decisions.models import Question, Topic
+
+    axe: dict[str, int] = {}
+    log_in(page, site)
+    page.goto(f"{site}/admin/workspace/new/")
+    page.locator("#id_key").fill(KEY)
+    page.get_by_role("button", name="Save and continue to questions").click()
+
+    expect(page.locator(".errornote")).to_have_text("Nothing was saved: correct the fields marked below.")
+    expect(page.locator(".errorlist")).to_contain_text("Give the topic a title, as clinicians will see it.")
+    assert_no_axe_violations(page, "step 1 with errors", axe)
+    assert not Topic.objects.filter(key=KEY).exists()
+
+    page.locator("#id_title").fill("Synthetic guided topic")
+    page.get_by_role("button", name="Save and continue to questions").click()
+    page.locator("#id_q-0-prompt").fill("Synthetic question 1?")
+    page.locator("#id_q-0-answer_1").fill("Yes")
+    page.get_by_role("button", name="Save and continue to where answers lead").click()
+
+    expect(page.locator(".errorlist")).to_contain_text("“Synthetic question 1?” needs at least two answers.")
+    assert_no_axe_violations(page, "step 2 with errors", axe)
+    assert not Question.objects.filter(topic__key=KEY).exists()
