@@ -4,18 +4,19 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import OperationalError, models, transaction
-from django.db.models import OuterRef, Subquery
-from django.http import HttpResponse
+from django.db import OperationalError, models
+from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import Resolver404, path, resolve, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -42,8 +43,11 @@ from decisions.models import (
     Scenario,
     Topic,
     UsageCount,
+    name_link_rows,
 )
 from decisions.releases import check_topic
+
+name_link_rows()
 
 # A URL typed without a scheme means https (Django 6's default, chosen now).
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
@@ -166,6 +170,24 @@ class VersionedForm(forms.ModelForm):
 
 
 TOPIC_OWNED = (Question, Choice, Scenario, RoutingNode, Caveat)
+# How each table reaches its topic (the autocomplete of a topic's page offers only its rows).
+TOPIC_PATH: dict[type[models.Model], str] = {
+    Topic: "pk",
+    Question: "topic",
+    Choice: "question__topic",
+    Scenario: "topic",
+    RoutingNode: "topic",
+    Caveat: "topic",
+    Branch: "node__topic",
+    Rating: "scenario__topic",
+    NextStep: "scenario__topic",
+}
+# Shared tables: every topic may use any row; the edited topic's own come first.
+SHARED_WITH_TOPICS: dict[type[models.Model], str] = {
+    Reference: "topics",
+    Procedure: "topics",
+    Finding: "topics",
+}
 
 
 def _topic_id(obj: models.Model) -> int | None:
@@ -173,9 +195,12 @@ def _topic_id(obj: models.Model) -> int | None:
         return obj.question.topic_id if obj.question_id else None
     if isinstance(obj, Branch):
         return obj.node.topic_id if obj.node_id or getattr(obj, "node", None) else None
+    if isinstance(obj, (Rating, NextStep)):
+        return obj.scenario.topic_id if obj.scenario_id else None
     if isinstance(obj, Topic):
         return obj.pk
-    return getattr(obj, "topic_id", None)
+    topic_id = getattr(obj, "topic_id", None)
+    return topic_id if isinstance(topic_id, int) else None
 
 
 def _topic_key(obj: models.Model) -> str:
@@ -245,13 +270,51 @@ class VersionedAdmin(SimpleHistoryAdmin):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "edited_topic": _topic_of_object(self.model, object_id)}
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except RecordModifiedError:
             # Someone saved between our check and our write; the transaction was rolled back.
             # Run the view again: the form now sees the newer version and explains the conflict.
             return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: models.QuerySet[Any], search_term: str
+    ) -> tuple[models.QuerySet[Any], bool]:
+        """Search as Django does (every word, any field), then rank; autocompletes stay in the topic.
+
+        Ranked: the whole term equal to a field, then a field starting with it, then containing
+        it, then the rest (so "Injury with swelling" comes before "Injury without swelling").
+        """
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        order: list[Any] = []
+        if _is_autocomplete(request):
+            topic = _autocomplete_topic(request)
+            if topic is not None and self.model in TOPIC_PATH:
+                queryset = queryset.filter(**{TOPIC_PATH[self.model]: topic})
+            elif topic is not None and self.model in SHARED_WITH_TOPICS:
+                own = self.model._base_manager.filter(
+                    pk=OuterRef("pk"), **{SHARED_WITH_TOPICS[self.model]: topic}
+                )
+                queryset = queryset.annotate(in_edited_topic=Exists(own))
+                order.append("-in_edited_topic")
+        term = search_term.strip()
+        fields = [f.lstrip("^=@") for f in self.get_search_fields(request)]
+        if term and fields:
+            queryset = queryset.annotate(search_rank=_rank(fields, term))
+            order.insert(0, "search_rank")
+        if order:
+            queryset = queryset.order_by(
+                *order, *(queryset.query.order_by or self.model._meta.ordering), "pk"
+            )
+        return queryset, may_have_duplicates
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
@@ -266,6 +329,59 @@ class VersionedAdmin(SimpleHistoryAdmin):
         for obj in objs:
             protected.extend(users_of(obj))
         return deleted, counts, perms_needed, protected
+
+
+def _rank(fields: list[str], term: str) -> Case:
+    def any_field(lookup: str) -> Q:
+        q = Q()
+        for field in fields:
+            q |= Q(**{f"{field}__{lookup}": term})
+        return q
+
+    return Case(
+        When(any_field("iexact"), then=Value(0)),
+        When(any_field("istartswith"), then=Value(1)),
+        When(any_field("icontains"), then=Value(2)),
+        default=Value(3),
+        output_field=models.IntegerField(),
+    )
+
+
+def _is_autocomplete(request: HttpRequest) -> bool:
+    match = request.resolver_match
+    return match is not None and match.url_name == "autocomplete"
+
+
+def _autocomplete_topic(request: HttpRequest) -> int | None:
+    """The topic whose page asks: `topic` sent by static/admin-overrides/admin.js, else the page.
+
+    The page is read from the Referer (same-origin requests carry it under Django's default
+    Referrer-Policy), so a widget set up without the script is still limited to its topic.
+    """
+    given = request.GET.get("topic", "")
+    if given.isdigit():
+        return int(given)
+    referer = request.headers.get("referer", "")
+    if not referer:
+        return None
+    try:
+        match = resolve(urlsplit(referer).path)
+    except Resolver404:
+        return None
+    model = next((m for m in TOPIC_PATH if match.url_name == f"decisions_{m._meta.model_name}_change"), None)
+    if model is None:
+        return None
+    return _topic_of_object(model, match.kwargs.get("object_id"))
+
+
+def _topic_of_object(model: type[models.Model], object_id: str | None) -> int | None:
+    """The topic of the row `object_id` of `model`, when the table belongs to topics."""
+    if object_id is None or model not in TOPIC_PATH or not str(object_id).isdigit():
+        return None
+    path = TOPIC_PATH[model]
+    column = "pk" if path == "pk" else f"{path}_id"
+    found = model._base_manager.filter(pk=int(object_id)).values_list(column, flat=True).first()
+    return found if isinstance(found, int) else None
 
 
 def users_of(obj: models.Model) -> list[str]:
@@ -434,11 +550,54 @@ class FindingAdmin(VersionedAdmin):
     autocomplete_fields = ["reference", "procedure"]
 
 
+# Which answer fields apply to which kind of question (engine.Role). Routing answers choose the
+# next routing step or the scenario; patient-factor answers exclude procedures. Both may add
+# caveats, and both may be read from the EHR's birth date (the shipped topic routes by age).
+PATIENT_FACTOR_ONLY = ("excludes", "exclusion_reason")
+ROLE_NOTES = {
+    None: (
+        "Choose the role first. A routing question decides the scenario (its answers lead to the "
+        "next routing step); a patient factor excludes procedures and adds caveats. After saving, "
+        "this page shows only the fields that apply to the role."
+    ),
+    engine.Role.ROUTING.value: (
+        "A routing question: each answer leads to the next routing step or to a scenario (set on "
+        "its routing step's page). Its answers cannot exclude procedures, so those fields are hidden."
+    ),
+    engine.Role.PATIENT_FACTOR.value: (
+        "A patient factor: answers may exclude procedures (say why clinicians see it) and add "
+        "caveats. Patient factors are asked after routing, in their order."
+    ),
+}
+
+
+def _choice_fields_for(question: Question | None) -> list[Any]:
+    """The answer fields that apply to `question`'s role (all of them before the role is known).
+
+    A field that does not apply is still shown while an answer has a value in it, so that what
+    the integrity check reports can be corrected here."""
+    fields: list[Any] = [("key", "label", "order")]
+    routing = question is not None and question.role == engine.Role.ROUTING.value
+    misplaced = (
+        question is not None
+        and routing
+        and question.choices.exclude(excludes="", exclusion_reason="").exists()
+    )
+    if not routing or misplaced:
+        fields.append(("excludes", "exclusion_reason"))
+    return [*fields, "caveats", ("age_min", "age_max")]
+
+
 class ChoiceInline(VersionedInlineMixin, admin.StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
-    fields = [("key", "label", "order"), ("excludes", "exclusion_reason"), "caveats", ("age_min", "age_max")]
+    verbose_name = "answer"
+    verbose_name_plural = "answers"
+
+    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:  # type: ignore[override]
+        fields = _choice_fields_for(obj)
+        return fields if "version" in fields else [*fields, "version"]
 
 
 @admin.register(Question)
@@ -447,7 +606,35 @@ class QuestionAdmin(VersionedAdmin):
     list_filter = ["topic", "role"]
     search_fields = ["key", "prompt"]
     inlines = [ChoiceInline]
-    fields = ["topic", "key", "role", "prompt", "help_text", "order"]
+    readonly_fields = ["asked_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:  # type: ignore[override]
+        if obj is None:
+            return ["role", "topic", "key", "prompt", "help_text", "order"]
+        if obj.role == engine.Role.ROUTING.value:
+            # Routing decides when a routing question is asked; its order is not used.
+            return ["topic", "key", "role", "prompt", "help_text", "asked_at"]
+        return ["topic", "key", "role", "prompt", "help_text", "order"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Question | None = None) -> Any:  # type: ignore[override]
+        return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
+
+    @admin.display(description="asked at routing steps")
+    def asked_at(self, question: Question) -> str:
+        steps = [step.key for step in question.routing_nodes.all()]
+        return ", ".join(steps) or "none yet: add a routing step that asks it"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Question | None = None,
+    ) -> HttpResponse:
+        context["role_note"] = ROLE_NOTES.get(obj.role if obj is not None else None)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 class ChoiceCodeInline(VersionedInlineMixin, admin.TabularInline):
@@ -463,8 +650,27 @@ class ChoiceAdmin(VersionedAdmin):
     inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
-    search_fields = ["key", "label", "question__key"]
+    search_fields = ["label", "key", "question__key"]
     autocomplete_fields = ["question", "caveats"]
+
+    def get_fields(self, request: HttpRequest, obj: Choice | None = None) -> list[Any]:  # type: ignore[override]
+        question = obj.question if obj is not None else None
+        return ["question", *_choice_fields_for(question)]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Choice | None = None) -> Any:  # type: ignore[override]
+        return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Choice | None = None,
+    ) -> HttpResponse:
+        context["role_note"] = ROLE_NOTES.get(obj.question.role if obj is not None else None)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 class BranchInline(VersionedInlineMixin, admin.TabularInline):
@@ -490,36 +696,53 @@ class BranchAdmin(VersionedAdmin):
     autocomplete_fields = ["node", "choice", "next_node", "scenario"]
 
 
-class RatingInline(VersionedInlineMixin, admin.StackedInline):
+class RatingInline(VersionedInlineMixin, admin.TabularInline):
+    """One row a rating; its findings, fallback and order are on the rating's own page."""
+
     model = Rating
     extra = 0
-    autocomplete_fields = ["procedure", "references", "findings"]
+    autocomplete_fields = ["procedure", "references"]
     fields = [
-        ("procedure", "category", "score", "order"),
+        "procedure",
+        "category",
+        "score",
+        "scale",
+        "statement",
         "rationale",
-        ("references", "findings"),
+        "references",
         "needs_verification",
     ]
+    show_change_link = True
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 24})},
+    }
 
 
-class NextStepInline(VersionedInlineMixin, admin.StackedInline):
+class NextStepInline(VersionedInlineMixin, admin.TabularInline):
     model = NextStep
     extra = 0
     autocomplete_fields = ["references"]
-    fields = [("text", "order"), "references"]
+    fields = ["text", "order", "references"]
+    show_change_link = True
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
 
 
 @admin.register(Scenario)
 class ScenarioAdmin(VersionedAdmin):
     list_display = ["key", "title", "urgency", "topic"]
     list_filter = ["topic", "urgency"]
-    search_fields = ["key", "title", "summary"]
+    search_fields = ["title", "key", "summary"]
     autocomplete_fields = ["urgency_references", "caveats"]
     inlines = [RatingInline, NextStepInline]
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 80})}}
     fieldsets = [
-        (None, {"fields": ["topic", "key", "title", "summary", "order"]}),
-        ("Urgency", {"fields": ["urgency", "urgency_note", "urgency_references"]}),
-        ("Recommendation", {"fields": ["order_rationale", "no_safe_imaging", "caveats"]}),
+        (None, {"fields": ["topic", ("key", "order"), "title", "summary"]}),
+        ("Urgency", {"fields": ["urgency", "urgency_note", "urgency_references"], "classes": ["collapse"]}),
+        (
+            "Order of procedures, no safe imaging, caveats",
+            {"fields": ["order_rationale", "no_safe_imaging", "caveats"], "classes": ["collapse"]},
+        ),
     ]
 
 
@@ -559,7 +782,7 @@ class ReleaseInline(admin.TabularInline):
             fields = [f for f in fields if f != "roll_back"]
         return fields
 
-    @admin.display(description="")
+    @admin.display(description="roll back")
     def roll_back(self, release: Release) -> str:
         if release.pk is None or release.version == release.topic.releases.order_by("-version")[0].version:
             return ""
@@ -701,32 +924,29 @@ class TopicAdmin(VersionedAdmin):
             diff=changes.content_diff(current.content, draft) if current else None,
             shared=releases.shared_changes(topic, draft, current),
             impacts=impacts,
-            preview_questions=self._preview_questions(draft),
+            preview_questions=releases.preview_questions(draft),
             next_version=(current.version + 1) if current else 1,
         )
         return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=status)
 
-    def preview_view(self, request, pk: int):
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The clinician page for any answers, built from the draft (first release included)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        questions = self._preview_questions(draft)
-        known = {q["key"] for q in questions}
-        answers = {k: v for k, v in request.GET.items() if k in known and v}
+        answers = releases.preview_answers(draft, request.GET)
         context = self._context(
             request,
             topic,
             f"Preview {topic.title}",
-            questions=questions,
+            questions=releases.preview_questions(draft),
             answers=answers,
             current=topic.latest_release(),
         )
         status = 200
         try:
-            snapshot = engine.build_snapshot(draft)
-            recommendation = engine.recommend(snapshot, answers)
+            recommendation = releases.preview_recommendation(draft, answers)
         except (engine.SnapshotError, engine.AnswerError) as error:
             context["problem"] = f"The draft cannot answer these answers: {error}"
             status = 400
@@ -737,17 +957,6 @@ class TopicAdmin(VersionedAdmin):
                 "decisions/topic.html#wizard", _wizard_context(recommendation, None, 0)
             )
         return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
-
-    @staticmethod
-    def _preview_questions(document: dict) -> list[dict]:
-        return [
-            {
-                "key": q["key"],
-                "prompt": q["prompt"],
-                "choices": [(c["key"], c["label"]) for c in q["choices"]],
-            }
-            for q in document.get("questions", [])
-        ]
 
     def rollback_view(self, request, pk: int, version: int):
         return _retry_when_locked(request, lambda: self._rollback_view(request, pk, version))
@@ -831,7 +1040,7 @@ class TopicAdmin(VersionedAdmin):
             content = form.cleaned_data["content"]
             try:
                 document = kb_input.read_document(content)  # every step: size, depth, values
-                preview = self._import_preview(document)
+                preview = releases.import_preview(document)
             except DocumentError as error:
                 context["import_error"] = str(error)
                 return TemplateResponse(request, "admin/decisions/topic/import.html", context, status=400)
@@ -841,22 +1050,6 @@ class TopicAdmin(VersionedAdmin):
                 return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
             context.update(preview, content=content, confirm_form=ImportForm(initial={"content": content}))
         return TemplateResponse(request, "admin/decisions/topic/import.html", context)
-
-    @staticmethod
-    def _import_preview(document: dict) -> dict:
-        """Try the import in a transaction that is rolled back: errors name the entry."""
-        key = document.get("topic", {}).get("key", "")
-        existing = Topic.objects.filter(key=key).first()
-        before = export_topic(existing) if existing else None
-        with transaction.atomic():
-            import_document(document)
-            transaction.set_rollback(True)
-        return {
-            "topic_key": key,
-            "existing": existing,
-            "diff": changes.content_diff(before, document) if before else None,
-            "problems": integrity.check(document, today=timezone.localdate()),
-        }
 
     @admin.action(description="Run the integrity check")
     def run_integrity_check(self, request, queryset):

@@ -86,9 +86,7 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
     }
     routing = topic.questions.filter(role="routing").first()
     open_all = _open_collapsed
-    screens: list[tuple[str, str, Callable[[Page], None] | None]] = [
-        ("admin index", "/admin/", None)
-    ]
+    screens: list[tuple[str, str, Callable[[Page], None] | None]] = [("admin index", "/admin/", None)]
     for table in TABLES:
         obj = first[table]
         assert obj is not None, f"the shipped topic has no {table}"
@@ -107,7 +105,11 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
         ("topic rollback", f"/admin/decisions/topic/{topic.pk}/rollback/1/", open_all),
         ("topic import", "/admin/decisions/topic/import/", None),
         ("rating delete confirmation", f"/admin/decisions/rating/{first['rating'].pk}/delete/", open_all),
-        ("scenario delete confirmation", f"/admin/decisions/scenario/{first['scenario'].pk}/delete/", open_all),
+        (
+            "scenario delete confirmation",
+            f"/admin/decisions/scenario/{first['scenario'].pk}/delete/",
+            open_all,
+        ),
         ("scenario history", f"/admin/decisions/scenario/{first['scenario'].pk}/history/", None),
     ]
     return screens
@@ -140,12 +142,17 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
 
     for name, url, prepare in _screens():
         response = page.goto(site + url)
-        assert response is not None and response.status == 200, f"{name}: {url} answered {response and response.status}"
+        assert response is not None and response.status == 200, (
+            f"{name}: {url} answered {response and response.status}"
+        )
         if prepare:
             prepare(page)
         report[name] = _violations(page)
 
-    lines = [f"{name}: {len(found)} violation(s)" + "".join(f"\n    {v}" for v in found) for name, found in report.items()]
+    lines = [
+        f"{name}: {len(found)} violation(s)" + "".join(f"\n    {v}" for v in found)
+        for name, found in report.items()
+    ]
     print("\n".join(lines))
     failing = {name: found for name, found in report.items() if found}
     assert not failing, "\n".join(line for line in lines if not line.endswith(": 0 violation(s)"))
