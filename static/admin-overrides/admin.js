@@ -52,6 +52,10 @@
             if (!rendered.includes(nameId)) {
                 single.setAttribute('aria-labelledby', `${nameId} ${rendered}`.trim());
             }
+            // The chosen value (a read-only textbox to Select2) is named by the label too.
+            single.querySelectorAll('.select2-selection__rendered').forEach((value) => {
+                value.setAttribute('aria-labelledby', nameId);
+            });
         }
         // The search box of an open single-choice dropdown is created on opening.
         $(element).on('select2:open', () => {
