@@ -3,6 +3,7 @@
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -866,7 +867,7 @@ class TopicAdmin(VersionedAdmin):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        problems = check_topic(topic)
+        problems = [problem_in_words(p, topic) for p in check_topic(topic)]
         errors = [p for p in problems if p.severity == integrity.ERROR]
         warnings = [p for p in problems if p.severity == integrity.WARNING]
         current = topic.latest_release()
@@ -985,7 +986,7 @@ class TopicAdmin(VersionedAdmin):
                 )
             except releases.PublishRefused as refused:
                 for problem in refused.problems:
-                    messages.error(request, str(problem))
+                    messages.error(request, str(problem_in_words(problem, topic)))
                 status = 409
             except releases.DraftChanged:
                 messages.error(
@@ -1065,9 +1066,106 @@ class TopicAdmin(VersionedAdmin):
             for problem in problems[:50]:
                 self.message_user(
                     request,
-                    str(problem),
+                    str(problem_in_words(problem, topic)),
                     messages.ERROR if problem.severity == integrity.ERROR else messages.WARNING,
                 )
+
+
+# --- Integrity problems in words, each linked to the page that fixes it ----------------------
+
+PART = re.compile(r"(\w+)(?:\[([^\]]*)\])?")
+PART_NAMES = {
+    "topic": "topic",
+    "document": "file",
+    "routing": "routing step",
+    "questions": "question",
+    "choices": "answer",
+    "branches": "branch for the answer",
+    "scenarios": "scenario",
+    "ratings": "rating of",
+    "next_steps": "next step",
+    "references": "reference",
+    "procedures": "procedure",
+    "caveats": "caveat",
+    "findings": "finding",
+}
+# The integrity check's own words for what the admin calls a routing step.
+SAME_NAME = [("start node", "first routing step"), ("routing node", "routing step")]
+
+
+@dataclass(frozen=True)
+class ShownProblem:
+    """An integrity problem as the admin shows it: where in words, with a link to fix it."""
+
+    severity: str
+    where: str
+    message: str
+    place: str
+    url: str | None
+
+    def __str__(self) -> str:
+        return f"{self.severity.capitalize()}: {self.place}: {self.message} ({self.where})"
+
+
+def problem_in_words(problem: integrity.Problem, topic: Topic | None) -> ShownProblem:
+    """“Rating of mr-knee in scenario scan” for `scenarios[scan].ratings[mr-knee]`, and its page."""
+    parts = [(m.group(1), m.group(2)) for m in PART.finditer(problem.where)]
+    words = []
+    for name, key in parts:
+        noun = PART_NAMES.get(name, name.replace("_", " "))
+        if name == "next_steps" and key is not None and key.isdigit():
+            words.append(f"{noun} {int(key) + 1}")
+        else:
+            words.append(f"{noun} “{key}”" if key is not None else noun)
+    place = ", ".join(reversed(words)) if len(words) > 1 else (words[0] if words else problem.where)
+    for joint, said in (
+        (", scenario", " in scenario"),
+        (", question", " of question"),
+        (", routing", " at routing"),
+    ):
+        place = place.replace(joint, said)
+    message = problem.message
+    for theirs, ours in SAME_NAME:
+        message = message.replace(theirs, ours)
+    row = _problem_row(dict(parts), topic) if topic is not None else None
+    url = (
+        reverse(f"admin:decisions_{row._meta.model_name}_change", args=[row.pk]) if row is not None else None
+    )
+    return ShownProblem(problem.severity, problem.where, message, place[:1].upper() + place[1:], url)
+
+
+def _problem_row(parts: dict[str, str | None], topic: Topic) -> models.Model | None:
+    """The row a problem is about (the most specific one the path names), if it still exists."""
+    if parts.get("scenarios") and parts.get("ratings"):
+        found: models.Model | None = Rating.objects.filter(
+            scenario__topic=topic, scenario__key=parts["scenarios"], procedure__key=parts["ratings"]
+        ).first()
+        if found is not None:
+            return found
+    if parts.get("questions") and parts.get("choices"):
+        found = Choice.objects.filter(
+            question__topic=topic, question__key=parts["questions"], key=parts["choices"]
+        ).first()
+        if found is not None:
+            return found
+    in_topic: dict[str, type[models.Model]] = {
+        "routing": RoutingNode,
+        "questions": Question,
+        "scenarios": Scenario,
+        "caveats": Caveat,
+    }
+    for name, model in in_topic.items():
+        if parts.get(name):
+            return model._base_manager.filter(topic=topic, key=parts[name]).first()
+    shared: dict[str, type[models.Model]] = {
+        "references": Reference,
+        "procedures": Procedure,
+        "findings": Finding,
+    }
+    for name, model in shared.items():
+        if parts.get(name):
+            return model._base_manager.filter(key=parts[name]).first()
+    return topic if "topic" in parts or "routing" in parts else None
 
 
 def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpResponse:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from decisions.models import Caveat, Choice, Question, Rating, RoutingNode, Scenario
-from tests.pages import form_data, text_of
+from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,9 @@ def test_routing_nodes_are_called_routing_steps(editor_client, synthetic_topic):
     node = RoutingNode.objects.get(topic=synthetic_topic, key="first")
 
     change = text_of(editor_client.get(f"/admin/decisions/routingnode/{node.pk}/change/").content.decode())
-    topic = text_of(editor_client.get(f"/admin/decisions/topic/{synthetic_topic.pk}/change/").content.decode())
+    topic = text_of(
+        editor_client.get(f"/admin/decisions/topic/{synthetic_topic.pk}/change/").content.decode()
+    )
 
     assert "Change routing step" in change
     assert "First routing step" in topic
@@ -81,7 +83,13 @@ def test_the_scenario_page_lists_ratings_one_row_each(editor_client, synthetic_t
 def autocomplete(client, model: str, field: str, term: str, **extra) -> list[str]:
     response = client.get(
         "/admin/autocomplete/",
-        {"app_label": "decisions", "model_name": model, "field_name": field, "term": term, **extra.pop("query", {})},
+        {
+            "app_label": "decisions",
+            "model_name": model,
+            "field_name": field,
+            "term": term,
+            **extra.pop("query", {}),
+        },
         **extra,
     )
     assert response.status_code == 200, response.content
@@ -100,7 +108,7 @@ def two_topics(synthetic_topic, synthetic):
 
 
 def test_a_caveat_autocomplete_offers_only_the_edited_topics_caveats(editor_client, two_topics):
-    first, second = two_topics
+    _first, second = two_topics
     scenario = Scenario.objects.get(topic=second, key="scan")
 
     found = autocomplete(editor_client, "scenario", "caveats", "note", query={"topic": second.pk})
@@ -119,7 +127,7 @@ def test_a_caveat_autocomplete_offers_only_the_edited_topics_caveats(editor_clie
 
 
 def test_a_question_autocomplete_from_a_routing_step_stays_in_its_topic(editor_client, two_topics):
-    first, second = two_topics
+    first, _second = two_topics
     node = RoutingNode.objects.get(topic=first, key="first")
 
     found = autocomplete(
@@ -159,3 +167,14 @@ def test_an_autocomplete_with_a_malformed_topic_is_not_an_error(editor_client, s
     found = autocomplete(editor_client, "scenario", "caveats", "note", query={"topic": "x'; drop"})
 
     assert sorted(found) == ["dye-note", "general-note"]
+
+
+def test_the_review_names_each_problem_in_words_with_a_link_to_fix_it(editor_client, synthetic_topic):
+    rating = Rating.objects.get(scenario__key="scan", procedure__key="mr-knee")
+    rating.references.clear()
+
+    html = editor_client.get(f"/admin/decisions/topic/{synthetic_topic.pk}/publish/").content.decode()
+
+    link = f'<a href="/admin/decisions/rating/{rating.pk}/change/">Rating of “mr-knee” in scenario “scan”</a>'
+    assert link in html
+    assert "rating has no reference" in text_of(html)
