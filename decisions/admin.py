@@ -4,10 +4,10 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from concurrency.exceptions import RecordModifiedError
+from concurrency.exceptions import RecordModifiedError  # type: ignore[import-untyped]
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
@@ -17,10 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import Resolver404, path, resolve, reverse
+from django.urls import Resolver404, URLPattern, URLResolver, path, resolve, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
+from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
 from decisions import changes, engine, integrity, kb_input, releases
 from decisions.forms import ImportForm, PublishForm, RollbackForm
@@ -50,8 +50,22 @@ from decisions.releases import check_topic
 
 name_link_rows()
 
+# django-stubs' admin and form classes are generic; at run time they are not subscriptable.
+if TYPE_CHECKING:
+    ModelForm = forms.ModelForm[Any]
+    ModelAdmin = admin.ModelAdmin[Any]
+    TabularInline = admin.TabularInline[Any, Any]
+    StackedInline = admin.StackedInline[Any, Any]
+else:
+    ModelForm = forms.ModelForm
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
+    StackedInline = admin.StackedInline
+
 # A URL typed without a scheme means https (Django 6's default, chosen now).
-HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+HTTPS_URLS: "dict[type[models.Field[Any, Any]], dict[str, Any]]" = {
+    models.URLField: {"assume_scheme": "https"}
+}
 
 admin.site.site_header = "Imaging Advisor — knowledge base"
 admin.site.site_title = "Imaging Advisor admin"
@@ -72,13 +86,20 @@ def _shown(field: forms.Field, value: Any) -> str:
     """A field value as an editor reads it."""
     if isinstance(field, forms.ModelMultipleChoiceField):
         pks = [getattr(v, "pk", v) for v in (value or [])]
-        return ", ".join(sorted(str(o) for o in field.queryset.filter(pk__in=pks))) or "(none)"
+        queryset = field.queryset
+        assert queryset is not None  # a model form's choice field always has one
+        return ", ".join(sorted(str(o) for o in queryset.filter(pk__in=pks))) or "(none)"
     if isinstance(field, forms.ModelChoiceField):
         pk = getattr(value, "pk", value)
-        obj = field.queryset.filter(pk=pk).first() if pk not in (None, "") else None
+        obj = (
+            field.queryset.filter(pk=pk).first()
+            if field.queryset is not None and pk not in (None, "")
+            else None
+        )
         return str(obj) if obj else "(none)"
     if isinstance(field, forms.ChoiceField):
-        labels = {str(k): str(v) for k, v in field.choices if not isinstance(v, (list, tuple))}
+        choices: Any = field.choices
+        labels = {str(k): str(v) for k, v in choices if not isinstance(v, (list, tuple))}
         return labels.get(str(value), str(value)) or "(empty)"
     if isinstance(field, forms.BooleanField):
         return "yes" if value in (True, "True", "on", "true") else "no"
@@ -86,7 +107,7 @@ def _shown(field: forms.Field, value: Any) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-class VersionedForm(forms.ModelForm):
+class VersionedForm(ModelForm):
     """A model form that refuses a save based on a stale version, and says what changed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -100,7 +121,7 @@ class VersionedForm(forms.ModelForm):
         return bool(set(self.changed_data) - {"version"})
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         self._check_own_topic(cleaned)
         if self.instance.pk is None or not self.has_changed() or "version" not in self.fields:
             return cleaned
@@ -141,7 +162,7 @@ class VersionedForm(forms.ModelForm):
         who = getattr(getattr(latest, "history_user", None), "username", None) or "someone else"
         when = timezone.localtime(latest.history_date).strftime("%Y-%m-%d %H:%M") if latest else ""
         lines = []
-        data = self.data.copy()
+        data: Any = self.data.copy()  # type: ignore[attr-defined]  # a QueryDict when bound
         for name, field in self.fields.items():
             if name == "version" or not field.show_hidden_initial:
                 continue
@@ -160,7 +181,8 @@ class VersionedForm(forms.ModelForm):
                 data.setlist(bound.html_initial_name, [str(v) for v in prepared])
             else:
                 data[bound.html_initial_name] = "" if prepared is None else str(prepared)
-        data[self["version"].html_name] = self.fields["version"].prepare_value(current.version).value
+        version = getattr(current, "version")  # noqa: B009  # every Versioned row has one
+        data[self["version"].html_name] = self.fields["version"].prepare_value(version).value
         self.data = data
         changed = "; ".join(lines) or "only fields not on this form"
         return (
@@ -206,6 +228,8 @@ def _topic_id(obj: models.Model) -> int | None:
 
 def _topic_key(obj: models.Model) -> str:
     topic_id = _topic_id(obj)
+    if topic_id is None:
+        return "?"
     return Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first() or "?"
 
 
@@ -221,8 +245,9 @@ def _own_topic(instance: models.Model, cleaned: dict[str, Any]) -> int | None:
         return question.topic_id if question is not None else None
     topic = cleaned.get("topic")
     if topic is not None:
-        return topic.pk
-    return getattr(instance, "topic_id", None)
+        return int(topic.pk)
+    topic_id = getattr(instance, "topic_id", None)
+    return topic_id if isinstance(topic_id, int) else None
 
 
 def _has(instance: models.Model, relation: str) -> bool:
@@ -235,19 +260,19 @@ def _has(instance: models.Model, relation: str) -> bool:
 class VersionedInlineMixin:
     """Inline rows carry their version and are saved only when the editor changed them."""
 
-    form = VersionedForm
+    form: Any = VersionedForm
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
         fields = list(super().get_fields(request, obj))  # type: ignore[misc]
         return fields if "version" in fields else [*fields, "version"]
 
 
-class VersionedAdmin(SimpleHistoryAdmin):
+class VersionedAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """A knowledge-base table: locked optimistically; what is used cannot be deleted."""
 
     form = VersionedForm
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
         fieldsets = [
             (name, {**opts, "fields": list(opts["fields"])})
             for name, opts in super().get_fieldsets(request, obj)
@@ -260,12 +285,14 @@ class VersionedAdmin(SimpleHistoryAdmin):
             fieldsets[0][1]["fields"].append("version")
         return fieldsets
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(self, request: HttpRequest, obj: models.Model, form: VersionedForm, change: bool) -> None:
         # Saving a page re-saves the object only if the editor changed it (inlines may have changed).
         if not change or form.has_changed():
             super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change) -> None:
+    def save_related(
+        self, request: HttpRequest, form: VersionedForm, formsets: list[Any], change: bool
+    ) -> None:
         if not change or form.has_changed():
             form.save_m2m()
         for formset in formsets:
@@ -280,11 +307,12 @@ class VersionedAdmin(SimpleHistoryAdmin):
     ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "edited_topic": _topic_of_object(self.model, object_id)}
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            response: HttpResponse = super().changeform_view(request, object_id, form_url, extra_context)
         except RecordModifiedError:
             # Someone saved between our check and our write; the transaction was rolled back.
             # Run the view again: the form now sees the newer version and explains the conflict.
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+        return response
 
     def get_search_results(
         self, request: HttpRequest, queryset: models.QuerySet[Any], search_term: str
@@ -317,14 +345,18 @@ class VersionedAdmin(SimpleHistoryAdmin):
             )
         return queryset, may_have_duplicates
 
-    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
+    def set_history_delta_changes(
+        self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
+    ) -> None:
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
         for record in historical_records:  # the version number is bookkeeping, not a change
             changes = getattr(record, "history_delta_changes", None)
             if changes is not None:
                 record.history_delta_changes = [c for c in changes if c["field"] != "Version"]
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         protected = list(protected)
         for obj in objs:
@@ -397,10 +429,11 @@ def users_of(obj: models.Model) -> list[str]:
         users += [f"Bibliography of topic {t}" for t in obj.topics.all()]
     if isinstance(obj, Procedure):
         users += [f"Procedure list of topic {t}" for t in obj.topics.all()]
-        users += [f"Caveat {c.key} ({c.topic})" for c in obj.topic_caveats.select_related("topic")]
+        caveats = Caveat.objects.filter(procedures=obj).select_related("topic")
+        users += [f"Caveat {c.key} ({c.topic})" for c in caveats]
     if key is None:
         return users
-    section = {
+    section: dict[type[models.Model], str] = {
         Reference: "references",
         Procedure: "procedures",
         Question: "questions",
@@ -437,16 +470,16 @@ def _latest_releases() -> list[Release]:
     return list(Release.objects.filter(pk=Subquery(latest)).select_related("topic"))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Records written by the system, never by hand: viewable, not editable or deletable."""
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -498,7 +531,7 @@ class CaveatAdmin(VersionedAdmin):
     fields = ["topic", "key", "severity", "text", "applies_to", "procedures", "references"]
 
 
-class FindingInline(VersionedInlineMixin, admin.TabularInline):
+class FindingInline(VersionedInlineMixin, TabularInline):
     model = Finding
     extra = 0
     autocomplete_fields = ["reference"]
@@ -521,7 +554,7 @@ class FindingInline(VersionedInlineMixin, admin.TabularInline):
         return "; ".join(places) or "nowhere: no rating or topic cites it"
 
 
-class ProcedureCodeInline(VersionedInlineMixin, admin.TabularInline):
+class ProcedureCodeInline(VersionedInlineMixin, TabularInline):
     model = ProcedureCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -589,16 +622,16 @@ def _choice_fields_for(question: Question | None) -> list[Any]:
     return [*fields, "caveats", ("age_min", "age_max")]
 
 
-class ChoiceInline(VersionedInlineMixin, admin.StackedInline):
+class ChoiceInline(VersionedInlineMixin, StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
     verbose_name = "answer"
     verbose_name_plural = "answers"
 
-    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:  # type: ignore[override]
-        fields = _choice_fields_for(obj)
-        return fields if "version" in fields else [*fields, "version"]
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
+        fields = _choice_fields_for(obj if isinstance(obj, Question) else None)
+        return [*fields, "version"]
 
 
 @admin.register(Question)
@@ -609,7 +642,7 @@ class QuestionAdmin(VersionedAdmin):
     inlines = [ChoiceInline]
     readonly_fields = ["asked_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:  # type: ignore[override]
+    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:
         if obj is None:
             return ["role", "topic", "key", "prompt", "help_text", "order"]
         if obj.role == engine.Role.ROUTING.value:
@@ -635,10 +668,11 @@ class QuestionAdmin(VersionedAdmin):
         obj: Question | None = None,
     ) -> HttpResponse:
         context["role_note"] = ROLE_NOTES.get(obj.role if obj is not None else None)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
+        return response
 
 
-class ChoiceCodeInline(VersionedInlineMixin, admin.TabularInline):
+class ChoiceCodeInline(VersionedInlineMixin, TabularInline):
     model = ChoiceCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -654,7 +688,7 @@ class ChoiceAdmin(VersionedAdmin):
     search_fields = ["label", "key", "question__key"]
     autocomplete_fields = ["question", "caveats"]
 
-    def get_fields(self, request: HttpRequest, obj: Choice | None = None) -> list[Any]:  # type: ignore[override]
+    def get_fields(self, request: HttpRequest, obj: Choice | None = None) -> list[Any]:
         question = obj.question if obj is not None else None
         return ["question", *_choice_fields_for(question)]
 
@@ -671,10 +705,11 @@ class ChoiceAdmin(VersionedAdmin):
         obj: Choice | None = None,
     ) -> HttpResponse:
         context["role_note"] = ROLE_NOTES.get(obj.question.role if obj is not None else None)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
+        return response
 
 
-class BranchInline(VersionedInlineMixin, admin.TabularInline):
+class BranchInline(VersionedInlineMixin, TabularInline):
     model = Branch
     fk_name = "node"
     extra = 0
@@ -697,7 +732,7 @@ class BranchAdmin(VersionedAdmin):
     autocomplete_fields = ["node", "choice", "next_node", "scenario"]
 
 
-class RatingInline(VersionedInlineMixin, admin.TabularInline):
+class RatingInline(VersionedInlineMixin, TabularInline):
     """One row a rating; its findings, fallback and order are on the rating's own page."""
 
     model = Rating
@@ -720,7 +755,7 @@ class RatingInline(VersionedInlineMixin, admin.TabularInline):
     }
 
 
-class NextStepInline(VersionedInlineMixin, admin.TabularInline):
+class NextStepInline(VersionedInlineMixin, TabularInline):
     model = NextStep
     extra = 0
     autocomplete_fields = ["references"]
@@ -763,22 +798,22 @@ class NextStepAdmin(VersionedAdmin):
     autocomplete_fields = ["scenario", "references"]
 
 
-class ReleaseInline(admin.TabularInline):
+class ReleaseInline(TabularInline):
     model = Release
     extra = 0
     fields = ["version", "published_at", "published_by", "summary", "roll_back"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # a list of names, as fields is
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))
         if not request.user.has_perm("decisions.publish_topic"):
             fields = [f for f in fields if f != "roll_back"]
         return fields
@@ -827,7 +862,7 @@ class TopicAdmin(VersionedAdmin):
         release = obj.latest_release()
         return f"v{release.version}" if release else "not published"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/publish/", wrap(self.publish_view), name="decisions_topic_publish"),
@@ -842,7 +877,7 @@ class TopicAdmin(VersionedAdmin):
             *super().get_urls(),
         ]
 
-    def _context(self, request, topic: Topic | None, title: str, **extra) -> dict:
+    def _context(self, request: HttpRequest, topic: Topic | None, title: str, **extra: Any) -> dict[str, Any]:
         return {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -851,10 +886,10 @@ class TopicAdmin(VersionedAdmin):
             **extra,
         }
 
-    def publish_view(self, request, pk: int):
+    def publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return _retry_when_locked(request, lambda: self._publish_view(request, pk))
 
-    def _publish_view(self, request, pk: int):
+    def _publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The review: integrity, diff, shared rows, impact, preview; publishing is for publishers.
 
         The form carries the hash of the draft shown; a publish of any other draft is refused
@@ -959,15 +994,16 @@ class TopicAdmin(VersionedAdmin):
             )
         return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
 
-    def rollback_view(self, request, pk: int, version: int):
+    def rollback_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
         return _retry_when_locked(request, lambda: self._rollback_view(request, pk, version))
 
-    def _rollback_view(self, request, pk: int, version: int):
+    def _rollback_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
         if not request.user.has_perm("decisions.publish_topic"):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         old = get_object_or_404(Release, topic=topic, version=version)
         current = topic.latest_release()
+        assert current is not None  # the topic has a release: `old`
         draft = export_topic(topic)
         shown_hash = releases.draft_hash(draft)
         form = RollbackForm(request.POST or None, initial={"draft_hash": shown_hash})
@@ -1022,7 +1058,7 @@ class TopicAdmin(VersionedAdmin):
         )
         return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
 
-    def export_view(self, request, pk: int):
+    def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
@@ -1030,7 +1066,7 @@ class TopicAdmin(VersionedAdmin):
         response["Content-Disposition"] = f'attachment; filename="{topic.key}.json"'
         return response
 
-    def import_view(self, request):
+    def import_view(self, request: HttpRequest) -> HttpResponse:
         if not (self.has_change_permission(request) and self.has_add_permission(request)):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
@@ -1053,7 +1089,7 @@ class TopicAdmin(VersionedAdmin):
         return TemplateResponse(request, "admin/decisions/topic/import.html", context)
 
     @admin.action(description="Run the integrity check")
-    def run_integrity_check(self, request, queryset):
+    def run_integrity_check(self, request: HttpRequest, queryset: models.QuerySet[Topic]) -> None:
         for topic in queryset:
             problems = check_topic(topic)
             errors = [p for p in problems if p.severity == integrity.ERROR]
@@ -1168,7 +1204,7 @@ def _problem_row(parts: dict[str, str | None], topic: Topic) -> models.Model | N
     return topic if "topic" in parts or "routing" in parts else None
 
 
-def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpResponse:
+def _retry_when_locked(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
     """SQLite answers "database is locked" to a reader or writer while another publish writes.
 
     Every step of a publish is in a transaction that is rolled back on that error, so the view is
@@ -1200,7 +1236,7 @@ class ReleaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(SimpleHistoryAdmin):
+class FeedbackAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """The clinicians' "doesn't fit my patient" queue."""
 
     list_display = ["created_at", "topic_key", "release_version", "scenario_key", "reason", "status"]
@@ -1219,19 +1255,19 @@ class FeedbackAdmin(SimpleHistoryAdmin):
     fields = [*readonly_fields, "status", "review_note"]
     actions = ["mark_reviewed", "mark_actioned"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Mark as reviewed")
-    def mark_reviewed(self, request, queryset):
+    def mark_reviewed(self, request: HttpRequest, queryset: models.QuerySet[Feedback]) -> None:
         self._set_status(queryset, Feedback.Status.REVIEWED)
 
     @admin.action(description="Mark as actioned")
-    def mark_actioned(self, request, queryset):
+    def mark_actioned(self, request: HttpRequest, queryset: models.QuerySet[Feedback]) -> None:
         self._set_status(queryset, Feedback.Status.ACTIONED)
 
     @staticmethod
-    def _set_status(queryset, status: str) -> None:
+    def _set_status(queryset: models.QuerySet[Feedback], status: str) -> None:
         for feedback in queryset:  # one save each, so the history records who changed what
             feedback.status = status
             feedback.save(update_fields=["status"])
@@ -1268,7 +1304,7 @@ class CdsFeedbackAdmin(ReadOnlyAdmin):
 from decisions.models import CdsAdvice, CdsConsultation  # noqa: E402
 
 
-class CdsAdviceInline(admin.TabularInline):
+class CdsAdviceInline(TabularInline):
     model = CdsAdvice
     extra = 0
     can_delete = False
@@ -1282,9 +1318,9 @@ class CdsAdviceInline(admin.TabularInline):
         "verdict",
         "known",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # a list of names, as fields is
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -1307,7 +1343,7 @@ class CdsConsultationAdmin(ReadOnlyAdmin):
     readonly_fields = ["created_at", "hook", "hook_instance", "consult_id", "tenant", "skipped"]
     inlines = [CdsAdviceInline]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[CdsConsultation]:
         return super().get_queryset(request).prefetch_related("advice").distinct()
 
     @admin.display(description="cards")
