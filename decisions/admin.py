@@ -733,25 +733,16 @@ class BranchAdmin(VersionedAdmin):
 
 
 class RatingInline(VersionedInlineMixin, TabularInline):
-    """One row a rating; its findings, fallback and order are on the rating's own page."""
+    """One row a rating; its findings, fallback, order and verification flag are on its own page."""
 
     model = Rating
     extra = 0
     autocomplete_fields = ["procedure", "references"]
-    fields = [
-        "procedure",
-        "category",
-        "score",
-        "scale",
-        "statement",
-        "rationale",
-        "references",
-        "needs_verification",
-    ]
+    fields = ["procedure", "category", "score", "scale", "statement", "rationale", "references"]
     show_change_link = True
     formfield_overrides = {
         models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})},
-        models.CharField: {"widget": forms.TextInput(attrs={"size": 24})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 12})},
     }
 
 

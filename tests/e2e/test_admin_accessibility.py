@@ -111,6 +111,11 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
             open_all,
         ),
         ("scenario history", f"/admin/decisions/scenario/{first['scenario'].pk}/history/", None),
+        (
+            "scenario change form with a rating row added",
+            f"/admin/decisions/scenario/{first['scenario'].pk}/change/",
+            _add_a_rating_row,
+        ),
     ]
     return screens
 
@@ -118,6 +123,14 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
 def _open_collapsed(page: Page) -> None:
     """Open every folded section, so that what it hides is checked too."""
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+
+
+def _add_a_rating_row(page: Page) -> None:
+    """A row added in the page gets its labels and named widgets too."""
+    rows = page.locator("#ratings-group tr.dynamic-ratings")
+    before = rows.count()
+    page.locator("#ratings-group .add-row a").click()
+    expect(rows).to_have_count(before + 1)
 
 
 def _second_release(topic_key: str) -> None:
@@ -158,7 +171,7 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
     assert not failing, "\n".join(line for line in lines if not line.endswith(": 0 violation(s)"))
 
 
-def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page):
+def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, screenshot_dir):
     from decisions.models import Scenario
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
@@ -168,8 +181,11 @@ def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page):
     expect(page.get_by_role("heading", name="Change scenario")).to_be_visible()
 
     height = page.evaluate("document.documentElement.scrollHeight")
-    print(f"scenario page height at 1280x800: {height}px")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    print(f"scenario page at 1280x800: {height}px tall, {width}px wide")
+    page.screenshot(path=screenshot_dir / "admin-scenario-page.png", full_page=True)
     # Every rating is one row of the ratings table, not a stacked form of its own.
     ratings = page.locator("#ratings-group tbody tr.form-row:not(.empty-form)")
     expect(ratings).to_have_count(scenario.ratings.count())
     assert height < 4000, f"the scenario page is {height}px tall at 1280x800"
+    assert width <= 1280, f"the ratings table is wider than the screen: {width}px"
