@@ -162,6 +162,15 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
             prepare(page)
         report[name] = _violations(page)
 
+    # The review listing integrity problems, each a link in a list item.
+    from decisions.models import Rating, Topic
+
+    Rating.objects.filter(scenario__key="suspected-metastasis").first().references.clear()
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    page.goto(f"{site}/admin/decisions/topic/{topic.pk}/publish/")
+    expect(page.locator("ul.errors a").first).to_be_visible()
+    report["topic review with an integrity error"] = _violations(page)
+
     lines = [
         f"{name}: {len(found)} violation(s)" + "".join(f"\n    {v}" for v in found)
         for name, found in report.items()
@@ -189,3 +198,19 @@ def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, 
     expect(ratings).to_have_count(scenario.ratings.count())
     assert height < 4000, f"the scenario page is {height}px tall at 1280x800"
     assert width <= 1280, f"the ratings table is wider than the screen: {width}px"
+
+
+def test_an_autocomplete_asks_only_for_the_edited_topics_rows(site, publisher, page: Page):
+    from decisions.models import Caveat, Scenario
+
+    scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
+    _log_in(page, site)
+    page.goto(f"{site}/admin/decisions/scenario/{scenario.pk}/change/")
+    _open_collapsed(page)
+
+    with page.expect_request(lambda r: "/admin/autocomplete/" in r.url) as asked:
+        page.locator(".field-caveats .select2-search__field").fill("gad")
+    assert f"topic={scenario.topic_id}" in asked.value.url
+    own = Caveat.objects.filter(topic=scenario.topic, key__icontains="gad").count()
+    assert own == 2  # gadolinium-kidney, gadolinium-prior-reaction
+    expect(page.locator(".select2-results__option[role=option]")).to_have_count(own)
