@@ -152,7 +152,7 @@ class VersionedForm(ModelForm):
             if node is not None and cleaned["choice"].question_id != node.question_id:
                 self.add_error(
                     "choice",
-                    f"Choose an answer to this step's question ({node.question.key}), "
+                    f"Choose an answer to the question this routing step asks ({node.question.key}), "
                     f"not {cleaned['choice']}.",
                 )
 
