@@ -3,22 +3,24 @@
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from concurrency.exceptions import RecordModifiedError
+from concurrency.exceptions import RecordModifiedError  # type: ignore[import-untyped]
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import OperationalError, models, transaction
-from django.db.models import OuterRef, Subquery
-from django.http import HttpResponse
+from django.db import OperationalError, models
+from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import Resolver404, URLPattern, URLResolver, path, resolve, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
+from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
 
 from decisions import changes, engine, integrity, kb_input, releases
 from decisions.forms import ImportForm, PublishForm, RollbackForm
@@ -42,11 +44,28 @@ from decisions.models import (
     Scenario,
     Topic,
     UsageCount,
+    name_link_rows,
 )
 from decisions.releases import check_topic
 
+name_link_rows()
+
+# django-stubs' admin and form classes are generic; at run time they are not subscriptable.
+if TYPE_CHECKING:
+    ModelForm = forms.ModelForm[Any]
+    ModelAdmin = admin.ModelAdmin[Any]
+    TabularInline = admin.TabularInline[Any, Any]
+    StackedInline = admin.StackedInline[Any, Any]
+else:
+    ModelForm = forms.ModelForm
+    ModelAdmin = admin.ModelAdmin
+    TabularInline = admin.TabularInline
+    StackedInline = admin.StackedInline
+
 # A URL typed without a scheme means https (Django 6's default, chosen now).
-HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+HTTPS_URLS: "dict[type[models.Field[Any, Any]], dict[str, Any]]" = {
+    models.URLField: {"assume_scheme": "https"}
+}
 
 admin.site.site_header = "Imaging Advisor — knowledge base"
 admin.site.site_title = "Imaging Advisor admin"
@@ -67,13 +86,20 @@ def _shown(field: forms.Field, value: Any) -> str:
     """A field value as an editor reads it."""
     if isinstance(field, forms.ModelMultipleChoiceField):
         pks = [getattr(v, "pk", v) for v in (value or [])]
-        return ", ".join(sorted(str(o) for o in field.queryset.filter(pk__in=pks))) or "(none)"
+        queryset = field.queryset
+        assert queryset is not None  # a model form's choice field always has one
+        return ", ".join(sorted(str(o) for o in queryset.filter(pk__in=pks))) or "(none)"
     if isinstance(field, forms.ModelChoiceField):
         pk = getattr(value, "pk", value)
-        obj = field.queryset.filter(pk=pk).first() if pk not in (None, "") else None
+        obj = (
+            field.queryset.filter(pk=pk).first()
+            if field.queryset is not None and pk not in (None, "")
+            else None
+        )
         return str(obj) if obj else "(none)"
     if isinstance(field, forms.ChoiceField):
-        labels = {str(k): str(v) for k, v in field.choices if not isinstance(v, (list, tuple))}
+        choices: Any = field.choices
+        labels = {str(k): str(v) for k, v in choices if not isinstance(v, (list, tuple))}
         return labels.get(str(value), str(value)) or "(empty)"
     if isinstance(field, forms.BooleanField):
         return "yes" if value in (True, "True", "on", "true") else "no"
@@ -81,7 +107,7 @@ def _shown(field: forms.Field, value: Any) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-class VersionedForm(forms.ModelForm):
+class VersionedForm(ModelForm):
     """A model form that refuses a save based on a stale version, and says what changed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -95,7 +121,7 @@ class VersionedForm(forms.ModelForm):
         return bool(set(self.changed_data) - {"version"})
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         self._check_own_topic(cleaned)
         if self.instance.pk is None or not self.has_changed() or "version" not in self.fields:
             return cleaned
@@ -126,7 +152,7 @@ class VersionedForm(forms.ModelForm):
             if node is not None and cleaned["choice"].question_id != node.question_id:
                 self.add_error(
                     "choice",
-                    f"Choose an answer to this step's question ({node.question.key}), "
+                    f"Choose an answer to the question this routing step asks ({node.question.key}), "
                     f"not {cleaned['choice']}.",
                 )
 
@@ -136,7 +162,7 @@ class VersionedForm(forms.ModelForm):
         who = getattr(getattr(latest, "history_user", None), "username", None) or "someone else"
         when = timezone.localtime(latest.history_date).strftime("%Y-%m-%d %H:%M") if latest else ""
         lines = []
-        data = self.data.copy()
+        data: Any = self.data.copy()  # type: ignore[attr-defined]  # a QueryDict when bound
         for name, field in self.fields.items():
             if name == "version" or not field.show_hidden_initial:
                 continue
@@ -155,7 +181,8 @@ class VersionedForm(forms.ModelForm):
                 data.setlist(bound.html_initial_name, [str(v) for v in prepared])
             else:
                 data[bound.html_initial_name] = "" if prepared is None else str(prepared)
-        data[self["version"].html_name] = self.fields["version"].prepare_value(current.version).value
+        version = getattr(current, "version")  # noqa: B009  # every Versioned row has one
+        data[self["version"].html_name] = self.fields["version"].prepare_value(version).value
         self.data = data
         changed = "; ".join(lines) or "only fields not on this form"
         return (
@@ -166,6 +193,24 @@ class VersionedForm(forms.ModelForm):
 
 
 TOPIC_OWNED = (Question, Choice, Scenario, RoutingNode, Caveat)
+# How each table reaches its topic (the autocomplete of a topic's page offers only its rows).
+TOPIC_PATH: dict[type[models.Model], str] = {
+    Topic: "pk",
+    Question: "topic",
+    Choice: "question__topic",
+    Scenario: "topic",
+    RoutingNode: "topic",
+    Caveat: "topic",
+    Branch: "node__topic",
+    Rating: "scenario__topic",
+    NextStep: "scenario__topic",
+}
+# Shared tables: every topic may use any row; the edited topic's own come first.
+SHARED_WITH_TOPICS: dict[type[models.Model], str] = {
+    Reference: "topics",
+    Procedure: "topics",
+    Finding: "topics",
+}
 
 
 def _topic_id(obj: models.Model) -> int | None:
@@ -173,13 +218,18 @@ def _topic_id(obj: models.Model) -> int | None:
         return obj.question.topic_id if obj.question_id else None
     if isinstance(obj, Branch):
         return obj.node.topic_id if obj.node_id or getattr(obj, "node", None) else None
+    if isinstance(obj, (Rating, NextStep)):
+        return obj.scenario.topic_id if obj.scenario_id else None
     if isinstance(obj, Topic):
         return obj.pk
-    return getattr(obj, "topic_id", None)
+    topic_id = getattr(obj, "topic_id", None)
+    return topic_id if isinstance(topic_id, int) else None
 
 
 def _topic_key(obj: models.Model) -> str:
     topic_id = _topic_id(obj)
+    if topic_id is None:
+        return "?"
     return Topic.objects.filter(pk=topic_id).values_list("key", flat=True).first() or "?"
 
 
@@ -195,8 +245,9 @@ def _own_topic(instance: models.Model, cleaned: dict[str, Any]) -> int | None:
         return question.topic_id if question is not None else None
     topic = cleaned.get("topic")
     if topic is not None:
-        return topic.pk
-    return getattr(instance, "topic_id", None)
+        return int(topic.pk)
+    topic_id = getattr(instance, "topic_id", None)
+    return topic_id if isinstance(topic_id, int) else None
 
 
 def _has(instance: models.Model, relation: str) -> bool:
@@ -209,19 +260,19 @@ def _has(instance: models.Model, relation: str) -> bool:
 class VersionedInlineMixin:
     """Inline rows carry their version and are saved only when the editor changed them."""
 
-    form = VersionedForm
+    form: Any = VersionedForm
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
         fields = list(super().get_fields(request, obj))  # type: ignore[misc]
         return fields if "version" in fields else [*fields, "version"]
 
 
-class VersionedAdmin(SimpleHistoryAdmin):
+class VersionedAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """A knowledge-base table: locked optimistically; what is used cannot be deleted."""
 
     form = VersionedForm
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
         fieldsets = [
             (name, {**opts, "fields": list(opts["fields"])})
             for name, opts in super().get_fieldsets(request, obj)
@@ -234,38 +285,136 @@ class VersionedAdmin(SimpleHistoryAdmin):
             fieldsets[0][1]["fields"].append("version")
         return fieldsets
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(self, request: HttpRequest, obj: models.Model, form: VersionedForm, change: bool) -> None:
         # Saving a page re-saves the object only if the editor changed it (inlines may have changed).
         if not change or form.has_changed():
             super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change) -> None:
+    def save_related(
+        self, request: HttpRequest, form: VersionedForm, formsets: list[Any], change: bool
+    ) -> None:
         if not change or form.has_changed():
             form.save_m2m()
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "edited_topic": _topic_of_object(self.model, object_id)}
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            response: HttpResponse = super().changeform_view(request, object_id, form_url, extra_context)
         except RecordModifiedError:
             # Someone saved between our check and our write; the transaction was rolled back.
             # Run the view again: the form now sees the newer version and explains the conflict.
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+        return response
 
-    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
+    def get_search_results(
+        self, request: HttpRequest, queryset: models.QuerySet[Any], search_term: str
+    ) -> tuple[models.QuerySet[Any], bool]:
+        """Search as Django does (every word, any field), then rank; autocompletes stay in the topic.
+
+        Ranked: the whole term equal to a field, then a field starting with it, then containing
+        it, then the rest (so "Injury with swelling" comes before "Injury without swelling").
+        """
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        order: list[Any] = []
+        if _is_autocomplete(request):
+            topic = _autocomplete_topic(request)
+            if topic is not None and self.model in TOPIC_PATH:
+                queryset = queryset.filter(**{TOPIC_PATH[self.model]: topic})
+            elif topic is not None and self.model in SHARED_WITH_TOPICS:
+                own = self.model._base_manager.filter(
+                    pk=OuterRef("pk"), **{SHARED_WITH_TOPICS[self.model]: topic}
+                )
+                queryset = queryset.annotate(in_edited_topic=Exists(own))
+                order.append("-in_edited_topic")
+        term = search_term.strip()
+        fields = [f.lstrip("^=@") for f in self.get_search_fields(request)]
+        if term and fields:
+            queryset = queryset.annotate(search_rank=_rank(fields, term))
+            order.insert(0, "search_rank")
+        if order:
+            queryset = queryset.order_by(
+                *order, *(queryset.query.order_by or self.model._meta.ordering), "pk"
+            )
+        return queryset, may_have_duplicates
+
+    def set_history_delta_changes(
+        self, request: HttpRequest, historical_records: Any, foreign_keys_are_objs: bool = True
+    ) -> None:
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
         for record in historical_records:  # the version number is bookkeeping, not a change
             changes = getattr(record, "history_delta_changes", None)
             if changes is not None:
                 record.history_delta_changes = [c for c in changes if c["field"] != "Version"]
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         protected = list(protected)
         for obj in objs:
             protected.extend(users_of(obj))
         return deleted, counts, perms_needed, protected
+
+
+def _rank(fields: list[str], term: str) -> Case:
+    def any_field(lookup: str) -> Q:
+        q = Q()
+        for field in fields:
+            q |= Q(**{f"{field}__{lookup}": term})
+        return q
+
+    return Case(
+        When(any_field("iexact"), then=Value(0)),
+        When(any_field("istartswith"), then=Value(1)),
+        When(any_field("icontains"), then=Value(2)),
+        default=Value(3),
+        output_field=models.IntegerField(),
+    )
+
+
+def _is_autocomplete(request: HttpRequest) -> bool:
+    match = request.resolver_match
+    return match is not None and match.url_name == "autocomplete"
+
+
+def _autocomplete_topic(request: HttpRequest) -> int | None:
+    """The topic whose page asks: `topic` sent by static/admin-overrides/admin.js, else the page.
+
+    The page is read from the Referer (same-origin requests carry it under Django's default
+    Referrer-Policy), so a widget set up without the script is still limited to its topic.
+    """
+    given = request.GET.get("topic", "")
+    if given.isdigit():
+        return int(given)
+    referer = request.headers.get("referer", "")
+    if not referer:
+        return None
+    try:
+        match = resolve(urlsplit(referer).path)
+    except Resolver404:
+        return None
+    model = next((m for m in TOPIC_PATH if match.url_name == f"decisions_{m._meta.model_name}_change"), None)
+    if model is None:
+        return None
+    return _topic_of_object(model, match.kwargs.get("object_id"))
+
+
+def _topic_of_object(model: type[models.Model], object_id: str | None) -> int | None:
+    """The topic of the row `object_id` of `model`, when the table belongs to topics."""
+    if object_id is None or model not in TOPIC_PATH or not str(object_id).isdigit():
+        return None
+    path = TOPIC_PATH[model]
+    column = "pk" if path == "pk" else f"{path}_id"
+    found = model._base_manager.filter(pk=int(object_id)).values_list(column, flat=True).first()
+    return found if isinstance(found, int) else None
 
 
 def users_of(obj: models.Model) -> list[str]:
@@ -280,10 +429,11 @@ def users_of(obj: models.Model) -> list[str]:
         users += [f"Bibliography of topic {t}" for t in obj.topics.all()]
     if isinstance(obj, Procedure):
         users += [f"Procedure list of topic {t}" for t in obj.topics.all()]
-        users += [f"Caveat {c.key} ({c.topic})" for c in obj.topic_caveats.select_related("topic")]
+        caveats = Caveat.objects.filter(procedures=obj).select_related("topic")
+        users += [f"Caveat {c.key} ({c.topic})" for c in caveats]
     if key is None:
         return users
-    section = {
+    section: dict[type[models.Model], str] = {
         Reference: "references",
         Procedure: "procedures",
         Question: "questions",
@@ -320,16 +470,16 @@ def _latest_releases() -> list[Release]:
     return list(Release.objects.filter(pk=Subquery(latest)).select_related("topic"))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     """Records written by the system, never by hand: viewable, not editable or deletable."""
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -381,7 +531,7 @@ class CaveatAdmin(VersionedAdmin):
     fields = ["topic", "key", "severity", "text", "applies_to", "procedures", "references"]
 
 
-class FindingInline(VersionedInlineMixin, admin.TabularInline):
+class FindingInline(VersionedInlineMixin, TabularInline):
     model = Finding
     extra = 0
     autocomplete_fields = ["reference"]
@@ -404,7 +554,7 @@ class FindingInline(VersionedInlineMixin, admin.TabularInline):
         return "; ".join(places) or "nowhere: no rating or topic cites it"
 
 
-class ProcedureCodeInline(VersionedInlineMixin, admin.TabularInline):
+class ProcedureCodeInline(VersionedInlineMixin, TabularInline):
     model = ProcedureCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -434,11 +584,54 @@ class FindingAdmin(VersionedAdmin):
     autocomplete_fields = ["reference", "procedure"]
 
 
-class ChoiceInline(VersionedInlineMixin, admin.StackedInline):
+# Which answer fields apply to which kind of question (engine.Role). Routing answers choose the
+# next routing step or the scenario; patient-factor answers exclude procedures. Both may add
+# caveats, and both may be read from the EHR's birth date (the shipped topic routes by age).
+PATIENT_FACTOR_ONLY = ("excludes", "exclusion_reason")
+ROLE_NOTES = {
+    None: (
+        "Choose the role first. A routing question decides the scenario (its answers lead to the "
+        "next routing step); a patient factor excludes procedures and adds caveats. After saving, "
+        "this page shows only the fields that apply to the role."
+    ),
+    engine.Role.ROUTING.value: (
+        "A routing question: each answer leads to the next routing step or to a scenario (set on "
+        "its routing step's page). Its answers cannot exclude procedures, so those fields are hidden."
+    ),
+    engine.Role.PATIENT_FACTOR.value: (
+        "A patient factor: answers may exclude procedures (say why clinicians see it) and add "
+        "caveats. Patient factors are asked after routing, in their order."
+    ),
+}
+
+
+def _choice_fields_for(question: Question | None) -> list[Any]:
+    """The answer fields that apply to `question`'s role (all of them before the role is known).
+
+    A field that does not apply is still shown while an answer has a value in it, so that what
+    the integrity check reports can be corrected here."""
+    fields: list[Any] = [("key", "label", "order")]
+    routing = question is not None and question.role == engine.Role.ROUTING.value
+    misplaced = (
+        question is not None
+        and routing
+        and question.choices.exclude(excludes="", exclusion_reason="").exists()
+    )
+    if not routing or misplaced:
+        fields.append(("excludes", "exclusion_reason"))
+    return [*fields, "caveats", ("age_min", "age_max")]
+
+
+class ChoiceInline(VersionedInlineMixin, StackedInline):
     model = Choice
     extra = 0
     autocomplete_fields = ["caveats"]
-    fields = [("key", "label", "order"), ("excludes", "exclusion_reason"), "caveats", ("age_min", "age_max")]
+    verbose_name = "answer"
+    verbose_name_plural = "answers"
+
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
+        fields = _choice_fields_for(obj if isinstance(obj, Question) else None)
+        return [*fields, "version"]
 
 
 @admin.register(Question)
@@ -447,10 +640,39 @@ class QuestionAdmin(VersionedAdmin):
     list_filter = ["topic", "role"]
     search_fields = ["key", "prompt"]
     inlines = [ChoiceInline]
-    fields = ["topic", "key", "role", "prompt", "help_text", "order"]
+    readonly_fields = ["asked_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:
+        if obj is None:
+            return ["role", "topic", "key", "prompt", "help_text", "order"]
+        if obj.role == engine.Role.ROUTING.value:
+            # Routing decides when a routing question is asked; its order is not used.
+            return ["topic", "key", "role", "prompt", "help_text", "asked_at"]
+        return ["topic", "key", "role", "prompt", "help_text", "order"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Question | None = None) -> Any:  # type: ignore[override]
+        return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
+
+    @admin.display(description="asked at routing steps")
+    def asked_at(self, question: Question) -> str:
+        steps = [step.key for step in question.routing_nodes.all()]
+        return ", ".join(steps) or "none yet: add a routing step that asks it"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Question | None = None,
+    ) -> HttpResponse:
+        context["role_note"] = ROLE_NOTES.get(obj.role if obj is not None else None)
+        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
+        return response
 
 
-class ChoiceCodeInline(VersionedInlineMixin, admin.TabularInline):
+class ChoiceCodeInline(VersionedInlineMixin, TabularInline):
     model = ChoiceCode
     extra = 0
     formfield_overrides = HTTPS_URLS
@@ -463,11 +685,31 @@ class ChoiceAdmin(VersionedAdmin):
     inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
-    search_fields = ["key", "label", "question__key"]
+    search_fields = ["label", "key", "question__key"]
     autocomplete_fields = ["question", "caveats"]
 
+    def get_fields(self, request: HttpRequest, obj: Choice | None = None) -> list[Any]:
+        question = obj.question if obj is not None else None
+        return ["question", *_choice_fields_for(question)]
 
-class BranchInline(VersionedInlineMixin, admin.TabularInline):
+    def get_fieldsets(self, request: HttpRequest, obj: Choice | None = None) -> Any:  # type: ignore[override]
+        return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Choice | None = None,
+    ) -> HttpResponse:
+        context["role_note"] = ROLE_NOTES.get(obj.question.role if obj is not None else None)
+        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
+        return response
+
+
+class BranchInline(VersionedInlineMixin, TabularInline):
     model = Branch
     fk_name = "node"
     extra = 0
@@ -490,36 +732,44 @@ class BranchAdmin(VersionedAdmin):
     autocomplete_fields = ["node", "choice", "next_node", "scenario"]
 
 
-class RatingInline(VersionedInlineMixin, admin.StackedInline):
+class RatingInline(VersionedInlineMixin, TabularInline):
+    """One row a rating; its findings, fallback, order and verification flag are on its own page."""
+
     model = Rating
     extra = 0
-    autocomplete_fields = ["procedure", "references", "findings"]
-    fields = [
-        ("procedure", "category", "score", "order"),
-        "rationale",
-        ("references", "findings"),
-        "needs_verification",
-    ]
+    autocomplete_fields = ["procedure", "references"]
+    fields = ["procedure", "category", "score", "scale", "statement", "rationale", "references"]
+    show_change_link = True
+    formfield_overrides = {
+        models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 12})},
+    }
 
 
-class NextStepInline(VersionedInlineMixin, admin.StackedInline):
+class NextStepInline(VersionedInlineMixin, TabularInline):
     model = NextStep
     extra = 0
     autocomplete_fields = ["references"]
-    fields = [("text", "order"), "references"]
+    fields = ["text", "order", "references"]
+    show_change_link = True
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 60})}}
 
 
 @admin.register(Scenario)
 class ScenarioAdmin(VersionedAdmin):
     list_display = ["key", "title", "urgency", "topic"]
     list_filter = ["topic", "urgency"]
-    search_fields = ["key", "title", "summary"]
+    search_fields = ["title", "key", "summary"]
     autocomplete_fields = ["urgency_references", "caveats"]
     inlines = [RatingInline, NextStepInline]
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 80})}}
     fieldsets = [
-        (None, {"fields": ["topic", "key", "title", "summary", "order"]}),
-        ("Urgency", {"fields": ["urgency", "urgency_note", "urgency_references"]}),
-        ("Recommendation", {"fields": ["order_rationale", "no_safe_imaging", "caveats"]}),
+        (None, {"fields": ["topic", ("key", "order"), "title", "summary"]}),
+        ("Urgency", {"fields": ["urgency", "urgency_note", "urgency_references"], "classes": ["collapse"]}),
+        (
+            "Order of procedures, no safe imaging, caveats",
+            {"fields": ["order_rationale", "no_safe_imaging", "caveats"], "classes": ["collapse"]},
+        ),
     ]
 
 
@@ -539,27 +789,27 @@ class NextStepAdmin(VersionedAdmin):
     autocomplete_fields = ["scenario", "references"]
 
 
-class ReleaseInline(admin.TabularInline):
+class ReleaseInline(TabularInline):
     model = Release
     extra = 0
     fields = ["version", "published_at", "published_by", "summary", "roll_back"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # a list of names, as fields is
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))
         if not request.user.has_perm("decisions.publish_topic"):
             fields = [f for f in fields if f != "roll_back"]
         return fields
 
-    @admin.display(description="")
+    @admin.display(description="roll back")
     def roll_back(self, release: Release) -> str:
         if release.pk is None or release.version == release.topic.releases.order_by("-version")[0].version:
             return ""
@@ -603,7 +853,7 @@ class TopicAdmin(VersionedAdmin):
         release = obj.latest_release()
         return f"v{release.version}" if release else "not published"
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/publish/", wrap(self.publish_view), name="decisions_topic_publish"),
@@ -618,7 +868,7 @@ class TopicAdmin(VersionedAdmin):
             *super().get_urls(),
         ]
 
-    def _context(self, request, topic: Topic | None, title: str, **extra) -> dict:
+    def _context(self, request: HttpRequest, topic: Topic | None, title: str, **extra: Any) -> dict[str, Any]:
         return {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -627,10 +877,10 @@ class TopicAdmin(VersionedAdmin):
             **extra,
         }
 
-    def publish_view(self, request, pk: int):
+    def publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return _retry_when_locked(request, lambda: self._publish_view(request, pk))
 
-    def _publish_view(self, request, pk: int):
+    def _publish_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The review: integrity, diff, shared rows, impact, preview; publishing is for publishers.
 
         The form carries the hash of the draft shown; a publish of any other draft is refused
@@ -643,7 +893,7 @@ class TopicAdmin(VersionedAdmin):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        problems = check_topic(topic)
+        problems = [problem_in_words(p, topic) for p in check_topic(topic)]
         errors = [p for p in problems if p.severity == integrity.ERROR]
         warnings = [p for p in problems if p.severity == integrity.WARNING]
         current = topic.latest_release()
@@ -701,32 +951,29 @@ class TopicAdmin(VersionedAdmin):
             diff=changes.content_diff(current.content, draft) if current else None,
             shared=releases.shared_changes(topic, draft, current),
             impacts=impacts,
-            preview_questions=self._preview_questions(draft),
+            preview_questions=releases.preview_questions(draft),
             next_version=(current.version + 1) if current else 1,
         )
         return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=status)
 
-    def preview_view(self, request, pk: int):
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The clinician page for any answers, built from the draft (first release included)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        questions = self._preview_questions(draft)
-        known = {q["key"] for q in questions}
-        answers = {k: v for k, v in request.GET.items() if k in known and v}
+        answers = releases.preview_answers(draft, request.GET)
         context = self._context(
             request,
             topic,
             f"Preview {topic.title}",
-            questions=questions,
+            questions=releases.preview_questions(draft),
             answers=answers,
             current=topic.latest_release(),
         )
         status = 200
         try:
-            snapshot = engine.build_snapshot(draft)
-            recommendation = engine.recommend(snapshot, answers)
+            recommendation = releases.preview_recommendation(draft, answers)
         except (engine.SnapshotError, engine.AnswerError) as error:
             context["problem"] = f"The draft cannot answer these answers: {error}"
             status = 400
@@ -738,26 +985,16 @@ class TopicAdmin(VersionedAdmin):
             )
         return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
 
-    @staticmethod
-    def _preview_questions(document: dict) -> list[dict]:
-        return [
-            {
-                "key": q["key"],
-                "prompt": q["prompt"],
-                "choices": [(c["key"], c["label"]) for c in q["choices"]],
-            }
-            for q in document.get("questions", [])
-        ]
-
-    def rollback_view(self, request, pk: int, version: int):
+    def rollback_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
         return _retry_when_locked(request, lambda: self._rollback_view(request, pk, version))
 
-    def _rollback_view(self, request, pk: int, version: int):
+    def _rollback_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
         if not request.user.has_perm("decisions.publish_topic"):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         old = get_object_or_404(Release, topic=topic, version=version)
         current = topic.latest_release()
+        assert current is not None  # the topic has a release: `old`
         draft = export_topic(topic)
         shown_hash = releases.draft_hash(draft)
         form = RollbackForm(request.POST or None, initial={"draft_hash": shown_hash})
@@ -776,7 +1013,7 @@ class TopicAdmin(VersionedAdmin):
                 )
             except releases.PublishRefused as refused:
                 for problem in refused.problems:
-                    messages.error(request, str(problem))
+                    messages.error(request, str(problem_in_words(problem, topic)))
                 status = 409
             except releases.DraftChanged:
                 messages.error(
@@ -812,7 +1049,7 @@ class TopicAdmin(VersionedAdmin):
         )
         return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
 
-    def export_view(self, request, pk: int):
+    def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
@@ -820,7 +1057,7 @@ class TopicAdmin(VersionedAdmin):
         response["Content-Disposition"] = f'attachment; filename="{topic.key}.json"'
         return response
 
-    def import_view(self, request):
+    def import_view(self, request: HttpRequest) -> HttpResponse:
         if not (self.has_change_permission(request) and self.has_add_permission(request)):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
@@ -831,7 +1068,7 @@ class TopicAdmin(VersionedAdmin):
             content = form.cleaned_data["content"]
             try:
                 document = kb_input.read_document(content)  # every step: size, depth, values
-                preview = self._import_preview(document)
+                preview = releases.import_preview(document)
             except DocumentError as error:
                 context["import_error"] = str(error)
                 return TemplateResponse(request, "admin/decisions/topic/import.html", context, status=400)
@@ -842,24 +1079,8 @@ class TopicAdmin(VersionedAdmin):
             context.update(preview, content=content, confirm_form=ImportForm(initial={"content": content}))
         return TemplateResponse(request, "admin/decisions/topic/import.html", context)
 
-    @staticmethod
-    def _import_preview(document: dict) -> dict:
-        """Try the import in a transaction that is rolled back: errors name the entry."""
-        key = document.get("topic", {}).get("key", "")
-        existing = Topic.objects.filter(key=key).first()
-        before = export_topic(existing) if existing else None
-        with transaction.atomic():
-            import_document(document)
-            transaction.set_rollback(True)
-        return {
-            "topic_key": key,
-            "existing": existing,
-            "diff": changes.content_diff(before, document) if before else None,
-            "problems": integrity.check(document, today=timezone.localdate()),
-        }
-
     @admin.action(description="Run the integrity check")
-    def run_integrity_check(self, request, queryset):
+    def run_integrity_check(self, request: HttpRequest, queryset: models.QuerySet[Topic]) -> None:
         for topic in queryset:
             problems = check_topic(topic)
             errors = [p for p in problems if p.severity == integrity.ERROR]
@@ -872,12 +1093,109 @@ class TopicAdmin(VersionedAdmin):
             for problem in problems[:50]:
                 self.message_user(
                     request,
-                    str(problem),
+                    str(problem_in_words(problem, topic)),
                     messages.ERROR if problem.severity == integrity.ERROR else messages.WARNING,
                 )
 
 
-def _retry_when_locked(request, view: Callable[[], HttpResponse]) -> HttpResponse:
+# --- Integrity problems in words, each linked to the page that fixes it ----------------------
+
+PART = re.compile(r"(\w+)(?:\[([^\]]*)\])?")
+PART_NAMES = {
+    "topic": "topic",
+    "document": "file",
+    "routing": "routing step",
+    "questions": "question",
+    "choices": "answer",
+    "branches": "branch for the answer",
+    "scenarios": "scenario",
+    "ratings": "rating of",
+    "next_steps": "next step",
+    "references": "reference",
+    "procedures": "procedure",
+    "caveats": "caveat",
+    "findings": "finding",
+}
+# The integrity check's own words for what the admin calls a routing step.
+SAME_NAME = [("start node", "first routing step"), ("routing node", "routing step")]
+
+
+@dataclass(frozen=True)
+class ShownProblem:
+    """An integrity problem as the admin shows it: where in words, with a link to fix it."""
+
+    severity: str
+    where: str
+    message: str
+    place: str
+    url: str | None
+
+    def __str__(self) -> str:
+        return f"{self.severity.capitalize()}: {self.place}: {self.message} ({self.where})"
+
+
+def problem_in_words(problem: integrity.Problem, topic: Topic | None) -> ShownProblem:
+    """“Rating of mr-knee in scenario scan” for `scenarios[scan].ratings[mr-knee]`, and its page."""
+    parts = [(m.group(1), m.group(2)) for m in PART.finditer(problem.where)]
+    words = []
+    for name, key in parts:
+        noun = PART_NAMES.get(name, name.replace("_", " "))
+        if name == "next_steps" and key is not None and key.isdigit():
+            words.append(f"{noun} {int(key) + 1}")
+        else:
+            words.append(f"{noun} “{key}”" if key is not None else noun)
+    place = ", ".join(reversed(words)) if len(words) > 1 else (words[0] if words else problem.where)
+    for joint, said in (
+        (", scenario", " in scenario"),
+        (", question", " of question"),
+        (", routing", " at routing"),
+    ):
+        place = place.replace(joint, said)
+    message = problem.message
+    for theirs, ours in SAME_NAME:
+        message = message.replace(theirs, ours)
+    row = _problem_row(dict(parts), topic) if topic is not None else None
+    url = (
+        reverse(f"admin:decisions_{row._meta.model_name}_change", args=[row.pk]) if row is not None else None
+    )
+    return ShownProblem(problem.severity, problem.where, message, place[:1].upper() + place[1:], url)
+
+
+def _problem_row(parts: dict[str, str | None], topic: Topic) -> models.Model | None:
+    """The row a problem is about (the most specific one the path names), if it still exists."""
+    if parts.get("scenarios") and parts.get("ratings"):
+        found: models.Model | None = Rating.objects.filter(
+            scenario__topic=topic, scenario__key=parts["scenarios"], procedure__key=parts["ratings"]
+        ).first()
+        if found is not None:
+            return found
+    if parts.get("questions") and parts.get("choices"):
+        found = Choice.objects.filter(
+            question__topic=topic, question__key=parts["questions"], key=parts["choices"]
+        ).first()
+        if found is not None:
+            return found
+    in_topic: dict[str, type[models.Model]] = {
+        "routing": RoutingNode,
+        "questions": Question,
+        "scenarios": Scenario,
+        "caveats": Caveat,
+    }
+    for name, model in in_topic.items():
+        if parts.get(name):
+            return model._base_manager.filter(topic=topic, key=parts[name]).first()
+    shared: dict[str, type[models.Model]] = {
+        "references": Reference,
+        "procedures": Procedure,
+        "findings": Finding,
+    }
+    for name, model in shared.items():
+        if parts.get(name):
+            return model._base_manager.filter(key=parts[name]).first()
+    return topic if "topic" in parts or "routing" in parts else None
+
+
+def _retry_when_locked(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
     """SQLite answers "database is locked" to a reader or writer while another publish writes.
 
     Every step of a publish is in a transaction that is rolled back on that error, so the view is
@@ -909,7 +1227,7 @@ class ReleaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(SimpleHistoryAdmin):
+class FeedbackAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """The clinicians' "doesn't fit my patient" queue."""
 
     list_display = ["created_at", "topic_key", "release_version", "scenario_key", "reason", "status"]
@@ -928,19 +1246,19 @@ class FeedbackAdmin(SimpleHistoryAdmin):
     fields = [*readonly_fields, "status", "review_note"]
     actions = ["mark_reviewed", "mark_actioned"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Mark as reviewed")
-    def mark_reviewed(self, request, queryset):
+    def mark_reviewed(self, request: HttpRequest, queryset: models.QuerySet[Feedback]) -> None:
         self._set_status(queryset, Feedback.Status.REVIEWED)
 
     @admin.action(description="Mark as actioned")
-    def mark_actioned(self, request, queryset):
+    def mark_actioned(self, request: HttpRequest, queryset: models.QuerySet[Feedback]) -> None:
         self._set_status(queryset, Feedback.Status.ACTIONED)
 
     @staticmethod
-    def _set_status(queryset, status: str) -> None:
+    def _set_status(queryset: models.QuerySet[Feedback], status: str) -> None:
         for feedback in queryset:  # one save each, so the history records who changed what
             feedback.status = status
             feedback.save(update_fields=["status"])
@@ -977,7 +1295,7 @@ class CdsFeedbackAdmin(ReadOnlyAdmin):
 from decisions.models import CdsAdvice, CdsConsultation  # noqa: E402
 
 
-class CdsAdviceInline(admin.TabularInline):
+class CdsAdviceInline(TabularInline):
     model = CdsAdvice
     extra = 0
     can_delete = False
@@ -991,9 +1309,9 @@ class CdsAdviceInline(admin.TabularInline):
         "verdict",
         "known",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # a list of names, as fields is
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -1016,7 +1334,7 @@ class CdsConsultationAdmin(ReadOnlyAdmin):
     readonly_fields = ["created_at", "hook", "hook_instance", "consult_id", "tenant", "skipped"]
     inlines = [CdsAdviceInline]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[CdsConsultation]:
         return super().get_queryset(request).prefetch_related("advice").distinct()
 
     @admin.display(description="cards")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 
 from concurrency.fields import AutoIncVersionField
@@ -284,7 +285,8 @@ class Topic(Versioned):
         null=True,
         blank=True,
         related_name="+",
-        help_text="The first routing step (its question is asked first).",
+        verbose_name="first routing step",
+        help_text="Its question is asked first.",
     )
     procedures = models.ManyToManyField(
         Procedure,
@@ -443,6 +445,7 @@ class RoutingNode(Versioned):
 
     class Meta:
         ordering = ["topic", "order", "id"]
+        verbose_name = "routing step"
         constraints = [
             models.UniqueConstraint(fields=["topic", "key"], name="routing_node_key_unique_in_topic"),
         ]
@@ -452,14 +455,19 @@ class RoutingNode(Versioned):
 
 
 class Branch(Versioned):
-    node = models.ForeignKey(RoutingNode, on_delete=models.CASCADE, related_name="branches")
-    choice = models.ForeignKey(Choice, on_delete=models.PROTECT, related_name="branches")
+    node = models.ForeignKey(
+        RoutingNode, on_delete=models.CASCADE, related_name="branches", verbose_name="routing step"
+    )
+    choice = models.ForeignKey(
+        Choice, on_delete=models.PROTECT, related_name="branches", verbose_name="answer"
+    )
     next_node = models.ForeignKey(
         RoutingNode,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="incoming",
+        verbose_name="next routing step",
         help_text="Either the next routing step…",
     )
     scenario = models.ForeignKey(
@@ -866,3 +874,26 @@ class CdsAdvice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.procedure_key}: {self.verdict}"
+
+
+def name_link_rows() -> None:
+    """Name the rows of every many-to-many link as a person would, e.g. on a delete confirmation:
+    "Reference of a rating: ACR-LBP-2021 of rating mri-spine-wo in suspected-metastasis", not
+    "Rating_references object (22)". Called once the models are loaded (decisions.admin)."""
+    for model in (Topic, Caveat, Choice, Scenario, Rating, NextStep):
+        for field in model._meta.local_many_to_many:
+            through = field.remote_field.through
+            if not through._meta.auto_created:
+                continue
+            source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+            owner, item = model._meta.verbose_name, field.related_model._meta.verbose_name
+            through._meta.verbose_name = f"{item} of a {owner}"
+            through._meta.verbose_name_plural = f"{item}s of {owner}s"
+            through.__str__ = _link_name(source, target, owner, item)
+
+
+def _link_name(source: str, target: str, owner: str, item: str) -> Callable[[models.Model], str]:
+    def __str__(self: models.Model) -> str:
+        return f"{getattr(self, target)} of {owner} {getattr(self, source)}"
+
+    return __str__

@@ -499,3 +499,49 @@ def own_changes(release: Release | None, document: Mapping[str, Any]) -> list:
         for c in changes.content_diff(release.content, document)
         if c.where.partition("[")[0] not in SHARED_SECTIONS
     ]
+
+
+# --- Draft previews (the admin's preview and import screens; reusable by commands) ------------
+
+
+def preview_questions(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every question of a topic document with its answers, as a form for any answers offers them."""
+    return [
+        {
+            "key": q["key"],
+            "prompt": q["prompt"],
+            "choices": [(c["key"], c["label"]) for c in q["choices"]],
+        }
+        for q in document.get("questions", [])
+    ]
+
+
+def preview_answers(document: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """The given answers that name one of the document's questions (anything else is ignored)."""
+    known = {q["key"] for q in document.get("questions", [])}
+    return {k: v for k, v in given.items() if k in known and v}
+
+
+def preview_recommendation(document: Mapping[str, Any], answers: Mapping[str, str]) -> engine.Recommendation:
+    """What a draft recommends for `answers`; raises engine.SnapshotError or engine.AnswerError."""
+    return engine.recommend(engine.build_snapshot(document), answers)
+
+
+def import_preview(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Try an import in a transaction that is rolled back: what it would change, and its problems.
+
+    Raises kb_document.DocumentError naming the entry that cannot be imported."""
+    from decisions import changes  # kept local: this block is appended to the module
+
+    key = document.get("topic", {}).get("key", "")
+    existing = Topic.objects.filter(key=key).first()
+    before = export_topic(existing) if existing else None
+    with transaction.atomic():
+        import_document(document)
+        transaction.set_rollback(True)
+    return {
+        "topic_key": key,
+        "existing": existing,
+        "diff": changes.content_diff(before, document) if before else None,
+        "problems": integrity.check(document, today=timezone.localdate()),
+    }

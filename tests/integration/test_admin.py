@@ -169,9 +169,11 @@ def test_the_integrity_check_action_names_each_problem(editor_client, synthetic_
 
     messages = [(m.level, m.message) for m in get_messages(response.wsgi_request)]
     assert messages[0] == (message_levels.ERROR, "test-knee: 1 error(s), 0 warning(s)")
-    assert (message_levels.ERROR, "ERROR   scenarios[scan].ratings[mr-knee]: rating has no reference") in (
-        messages
-    )
+    assert (
+        message_levels.ERROR,
+        "Error: Rating of “mr-knee” in scenario “scan”: rating has no reference "
+        "(scenarios[scan].ratings[mr-knee])",
+    ) in messages
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,216 @@
+"""axe-core finds no accessibility violation (of any impact) on the admin screens a content owner
+uses: login, the index, every knowledge-base list and form, the topic's review, preview, rollback
+and import screens, a delete confirmation and a history page. The scenario page fits a screen or
+two: its ratings are a compact table, its long texts fold away."""
+
+import importlib
+from collections.abc import Callable
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "admin-a11y-pass-1234"
+# The knowledge-base tables a content owner edits, by their admin URL name.
+TABLES = [
+    "topic",
+    "question",
+    "choice",
+    "routingnode",
+    "branch",
+    "scenario",
+    "rating",
+    "nextstep",
+    "procedure",
+    "finding",
+    "reference",
+    "caveat",
+]
+
+
+@pytest.fixture
+def publisher(site, django_user_model):
+    """A user of the "publisher" group (recreated: transactional tests empty the groups)."""
+    from django.contrib.auth.models import Group, Permission
+
+    roles = importlib.import_module("decisions.migrations.0003_roles")
+    group, created = Group.objects.get_or_create(name="publisher")
+    if created:
+        codenames = [*roles.editor_codenames(), "publish_topic"]
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
+        )
+    user = django_user_model.objects.create_user("ada-admin", password=PASSWORD, is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+def _violations(page: Page) -> list[str]:
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}, {len(v['nodes'])}×): {v['nodes'][0]['target']} {v['help']}"
+        for v in results.response["violations"]
+    ]
+
+
+def _log_in(page: Page, site: str) -> None:
+    page.goto(f"{site}/admin/login/")
+    page.get_by_label("Username").fill("ada-admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Welcome,")).to_be_visible()
+
+
+def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
+    """(screen name, path, what to do on the page before checking) for every screen."""
+    from decisions import models
+    from decisions.kb_document import import_document  # noqa: F401 (the site fixture imported)
+
+    topic = models.Topic.objects.get(key="lumbar-metastasis")
+    first = {
+        "topic": topic,
+        "question": topic.questions.filter(role="patient_factor").first(),
+        "choice": models.Choice.objects.filter(question__topic=topic).first(),
+        "routingnode": topic.routing_nodes.first(),
+        "branch": models.Branch.objects.filter(node__topic=topic).first(),
+        "scenario": topic.scenarios.get(key="suspected-metastasis"),
+        "rating": models.Rating.objects.filter(scenario__topic=topic, references__isnull=False).first(),
+        "nextstep": models.NextStep.objects.filter(scenario__topic=topic).first(),
+        "procedure": models.Procedure.objects.filter(findings__isnull=False).first()
+        or models.Procedure.objects.first(),
+        "finding": models.Finding.objects.first(),
+        "reference": models.Reference.objects.first(),
+        "caveat": topic.caveats.first(),
+    }
+    routing = topic.questions.filter(role="routing").first()
+    open_all = _open_collapsed
+    screens: list[tuple[str, str, Callable[[Page], None] | None]] = [("admin index", "/admin/", None)]
+    for table in TABLES:
+        obj = first[table]
+        assert obj is not None, f"the shipped topic has no {table}"
+        base = f"/admin/decisions/{table}/"
+        screens += [
+            (f"{table} list", base, None),
+            (f"{table} change form", f"{base}{obj.pk}/change/", open_all),
+            (f"{table} add form", f"{base}add/", open_all),
+        ]
+    screens += [
+        ("routing question change form", f"/admin/decisions/question/{routing.pk}/change/", open_all),
+        ("release list", "/admin/decisions/release/", None),
+        ("release page", f"/admin/decisions/release/{topic.latest_release().pk}/change/", None),
+        ("topic review (publish)", f"/admin/decisions/topic/{topic.pk}/publish/", open_all),
+        ("topic preview", f"/admin/decisions/topic/{topic.pk}/preview/", None),
+        ("topic rollback", f"/admin/decisions/topic/{topic.pk}/rollback/1/", open_all),
+        ("topic import", "/admin/decisions/topic/import/", None),
+        ("rating delete confirmation", f"/admin/decisions/rating/{first['rating'].pk}/delete/", open_all),
+        (
+            "scenario delete confirmation",
+            f"/admin/decisions/scenario/{first['scenario'].pk}/delete/",
+            open_all,
+        ),
+        ("scenario history", f"/admin/decisions/scenario/{first['scenario'].pk}/history/", None),
+        (
+            "scenario change form with a rating row added",
+            f"/admin/decisions/scenario/{first['scenario'].pk}/change/",
+            _add_a_rating_row,
+        ),
+    ]
+    return screens
+
+
+def _open_collapsed(page: Page) -> None:
+    """Open every folded section, so that what it hides is checked too."""
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+
+
+def _add_a_rating_row(page: Page) -> None:
+    """A row added in the page gets its labels and named widgets too."""
+    rows = page.locator("#ratings-group tr.dynamic-ratings")
+    before = rows.count()
+    page.locator("#ratings-group .add-row a").click()
+    expect(rows).to_have_count(before + 1)
+
+
+def _second_release(topic_key: str) -> None:
+    """A rollback needs an older release: publish a small draft change as release 2."""
+    from decisions.models import Topic
+    from decisions.releases import publish
+
+    topic = Topic.objects.get(key=topic_key)
+    topic.owner = (topic.owner or "") + " (a11y test)"
+    topic.save()
+    publish(topic, summary="Second release for the rollback screen")
+
+
+def test_every_admin_screen_has_no_accessibility_violations(site, publisher, page: Page):
+    _second_release("lumbar-metastasis")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    report: dict[str, list[str]] = {}
+
+    page.goto(f"{site}/admin/login/")
+    report["login"] = _violations(page)
+    _log_in(page, site)
+
+    for name, url, prepare in _screens():
+        response = page.goto(site + url)
+        assert response is not None and response.status == 200, (
+            f"{name}: {url} answered {response and response.status}"
+        )
+        if prepare:
+            prepare(page)
+        report[name] = _violations(page)
+
+    # The review listing integrity problems, each a link in a list item.
+    from decisions.models import Rating, Topic
+
+    Rating.objects.filter(scenario__key="suspected-metastasis").first().references.clear()
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    page.goto(f"{site}/admin/decisions/topic/{topic.pk}/publish/")
+    expect(page.locator("ul.errors a").first).to_be_visible()
+    report["topic review with an integrity error"] = _violations(page)
+
+    lines = [
+        f"{name}: {len(found)} violation(s)" + "".join(f"\n    {v}" for v in found)
+        for name, found in report.items()
+    ]
+    print("\n".join(lines))
+    failing = {name: found for name, found in report.items() if found}
+    assert not failing, "\n".join(line for line in lines if not line.endswith(": 0 violation(s)"))
+
+
+def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, screenshot_dir):
+    from decisions.models import Scenario
+
+    scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _log_in(page, site)
+    page.goto(f"{site}/admin/decisions/scenario/{scenario.pk}/change/")
+    expect(page.get_by_role("heading", name="Change scenario")).to_be_visible()
+
+    height = page.evaluate("document.documentElement.scrollHeight")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    print(f"scenario page at 1280x800: {height}px tall, {width}px wide")
+    page.screenshot(path=screenshot_dir / "admin-scenario-page.png", full_page=True)
+    # Every rating is one row of the ratings table, not a stacked form of its own.
+    ratings = page.locator("#ratings-group tbody tr.form-row:not(.empty-form)")
+    expect(ratings).to_have_count(scenario.ratings.count())
+    assert height < 4000, f"the scenario page is {height}px tall at 1280x800"
+    assert width <= 1280, f"the ratings table is wider than the screen: {width}px"
+
+
+def test_an_autocomplete_asks_only_for_the_edited_topics_rows(site, publisher, page: Page):
+    from decisions.models import Caveat, Scenario
+
+    scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
+    _log_in(page, site)
+    page.goto(f"{site}/admin/decisions/scenario/{scenario.pk}/change/")
+    _open_collapsed(page)
+
+    with page.expect_request(lambda r: "/admin/autocomplete/" in r.url) as asked:
+        page.locator(".field-caveats .select2-search__field").fill("gad")
+    assert f"topic={scenario.topic_id}" in asked.value.url
+    own = Caveat.objects.filter(topic=scenario.topic, key__icontains="gad").count()
+    assert own == 2  # gadolinium-kidney, gadolinium-prior-reaction
+    expect(page.locator(".select2-results__option[role=option]")).to_have_count(own)
