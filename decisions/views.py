@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -26,7 +27,7 @@ from django_htmx.http import push_url
 
 from decisions import engine, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
-from decisions.inprocess import RateLimiter, RenderCache
+from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
 from decisions.models import Feedback
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 
@@ -43,8 +44,8 @@ class BadQuery(ValueError):
 
 @dataclass(frozen=True)
 class Renderings:
-    fragment: bytes
-    page: bytes
+    fragment: CompressedBody
+    page: CompressedBody
     url: str
     scenario_key: str | None  # set when the recommendation is complete (for usage counts)
 
@@ -203,8 +204,9 @@ def _wizard_renderings(
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
     Releases never change and the answer space is finite, so both renderings are cached per
-    (release, answers): a cache hit skips the engine and the templates. Neither holds anything
-    specific to the request (no CSRF token: these pages only read).
+    (release, answers), compressed: a cache hit skips the engine, the templates and the
+    compression. Neither holds anything specific to the request (no CSRF token: these pages
+    only read).
     """
     key = "wizard:" + "|".join(
         [
@@ -231,8 +233,8 @@ def _wizard_renderings(
     )
     renderings = Renderings(
         # htmx takes the <title> of a swapped response as the new document title.
-        fragment=(format_html("<title>{}</title>", title) + fragment).encode(),
-        page=page.encode(),
+        fragment=CompressedBody.of((format_html("<title>{}</title>", title) + fragment).encode()),
+        page=CompressedBody.of(page.encode()),
         url=context["canonical_url"],
         scenario_key=recommendation.scenario.key
         if recommendation.complete and recommendation.scenario
@@ -284,8 +286,22 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
         )
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
-        return push_url(HttpResponse(renderings.fragment), renderings.url)
-    return HttpResponse(renderings.page)
+        return push_url(_encoded_response(request, renderings.fragment), renderings.url)
+    return _encoded_response(request, renderings.page)
+
+
+def _encoded_response(request: HttpRequest, body: CompressedBody) -> HttpResponse:
+    """The stored bytes as they are when the client accepts their encoding, else decompressed.
+
+    Nothing downstream compresses again: there is no GZipMiddleware (which would skip a response
+    with Content-Encoding anyway), and whitenoise only serves static files.
+    """
+    content, encoding = body.encoded(request.headers.get("Accept-Encoding", ""))
+    response = HttpResponse(content)
+    if encoding is not None:
+        response["Content-Encoding"] = encoding
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response
 
 
 @get_only
