@@ -1,6 +1,6 @@
 """JSON API v1: topics, their form schema, and recommendations (OpenAPI at /api/v1/openapi.json).
 
-Thin by design: the query string is parsed by `views.parse_query` (the same rules as the wizard's
+Thin by design: the query string is parsed by `links.parse_query` (the same rules as the wizard's
 URLs), snapshots come from `releases.resolve`, recommendations from `engine.recommend`, and the
 recommendation body is exactly `engine.recommendation_json`. Only published releases are read,
 never the draft.
@@ -25,8 +25,8 @@ from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
 from decisions import answer_space, engine
+from decisions.links import BadQuery, parse_query
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
-from decisions.views import BadQuery, parse_query
 
 logger = logging.getLogger(__name__)
 
@@ -515,7 +515,7 @@ def _read_only(
     """Register `view` for GET (documented), HEAD, and the methods answered with 405.
 
     `ok` is the 200 body, `problems` the documented error statuses with their descriptions, and
-    `parameters` the query parameters that views.parse_query reads (documented, not validated by
+    `parameters` the query parameters that links.parse_query reads (documented, not validated by
     django-ninja). django-ninja answers a method nobody registered with a plain-text 405 that no
     exception handler sees, so the other methods are registered too, hidden from the document,
     and `_http_semantics` answers them with a problem.

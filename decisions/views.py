@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
@@ -28,18 +29,9 @@ from django_htmx.http import push_url
 from decisions import engine, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
+from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
-
-RESERVED = {"release"}
-
-
-class BadQuery(ValueError):
-    """A query string that cannot be read; `key` names the offending parameter."""
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -126,32 +118,6 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "decisions/home.html", {"topics": latest_snapshots()})
 
 
-def parse_query(query: QueryDict) -> tuple[int | None, dict[str, str]]:
-    """The pinned release (if any) and the answers; raises BadQuery with a readable message."""
-    release: int | None = None
-    if "release" in query:
-        value = query.get("release", "")
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise BadQuery(f"release must be a release number such as 1, not {value!r}", key="release")
-        release = int(value)
-    answers: dict[str, str] = {}
-    for key, values in query.lists():
-        if key in RESERVED:
-            continue
-        if len(values) != 1:
-            raise BadQuery(f"question {key!r} is answered {len(values)} times; give one answer", key=key)
-        answers[key] = values[0]
-    return release, answers
-
-
-def wizard_url(topic_key: str, answers: dict[str, str], release: int | None = None, *, page: str = "") -> str:
-    params = dict(answers)
-    if release is not None:
-        params["release"] = str(release)
-    query = urlencode(params)
-    return f"/t/{topic_key}/{page}" + (f"?{query}" if query else "")
-
-
 def _problem(request: HttpRequest, status: int, title: str, message: str, **links: str) -> HttpResponse:
     htmx = getattr(request, "htmx", None)
     partial = htmx and not htmx.history_restore_request
@@ -169,13 +135,13 @@ def _resolve_or_problem(
     try:
         release, answers = parse_query(request.GET)
     except BadQuery as error:
-        return _problem(request, 400, "This link is not valid", str(error), start=f"/t/{topic}/")
+        return _problem(request, 400, "This link is not valid", str(error), start=wizard_url(topic, {}))
     try:
         snapshot, latest_version = resolve(topic, release)
     except ReleaseNotFound as error:
         if error.version is not None:
             return _problem(request, 404, "Release not found", str(error), latest=wizard_url(topic, answers))
-        return _problem(request, 404, "Topic not found", str(error), topics="/")
+        return _problem(request, 404, "Topic not found", str(error), topics=reverse("home"))
     return snapshot, answers, release, latest_version
 
 
@@ -251,7 +217,7 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
     try:
         snapshot, _ = resolve(topic, None)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Topic not found", str(error), topics="/")
+        return _problem(request, 404, "Topic not found", str(error), topics=reverse("home"))
     target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
     if target is None:
         return _problem(
@@ -348,8 +314,8 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
         context.update(
             {
                 "permalink": wizard_url(topic, answers, version),
-                "print_url": wizard_url(topic, answers, pinned, page="print/"),
-                "feedback_query": urlencode({**answers, "release": version}),
+                "print_url": wizard_url(topic, answers, pinned, page="topic-print"),
+                "feedback_url": wizard_url(topic, answers, version, page="topic-feedback"),
                 "what_if": [
                     {"item": item, "url": wizard_url(topic, dict(item.answers), pinned)}
                     for item in engine.what_would_change(recommendation)
@@ -372,7 +338,11 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
     if request.method not in ("GET", "HEAD", "POST"):
         return _problem(
-            request, 405, "Not allowed", f"{request.method} is not accepted here.", start=f"/t/{topic}/"
+            request,
+            405,
+            "Not allowed",
+            f"{request.method} is not accepted here.",
+            start=wizard_url(topic, {}),
         )
     query = request.POST if request.method == "POST" else request.GET
     fields = {k: v for k, v in query.lists() if k not in ("reason", "comment", "csrfmiddlewaretoken")}
@@ -382,15 +352,21 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     try:
         release, answers = parse_query(data)
     except BadQuery as error:
-        return _problem(request, 400, "This feedback link is not valid", str(error), start=f"/t/{topic}/")
+        return _problem(
+            request, 400, "This feedback link is not valid", str(error), start=wizard_url(topic, {})
+        )
     if release is None:
         return _problem(
-            request, 400, "This feedback link is not valid", "release is required", start=f"/t/{topic}/"
+            request,
+            400,
+            "This feedback link is not valid",
+            "release is required",
+            start=wizard_url(topic, {}),
         )
     try:
         snapshot, _ = resolve(topic, release)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Release not found", str(error), start=f"/t/{topic}/")
+        return _problem(request, 404, "Release not found", str(error), start=wizard_url(topic, {}))
     recommendation = _recommend_or_problem(request, snapshot, answers, release)
     if isinstance(recommendation, HttpResponse):
         return recommendation
@@ -409,7 +385,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
         "answers": dict(recommendation.answers),
         "release": release,
         "back_url": wizard_url(topic, dict(recommendation.answers), release),
-        "action_url": f"/t/{topic}/feedback/",
+        "action_url": reverse("topic-feedback", kwargs={"topic": topic}),
         "no_identifiers": NO_IDENTIFIERS,
     }
     status = 200
