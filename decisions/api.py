@@ -13,7 +13,6 @@ the releases' exceptions are turned into problems by the API's exception handler
 import logging
 from collections.abc import Callable
 from functools import wraps
-from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
 from django.core.validators import slug_re
@@ -26,12 +25,12 @@ from ninja.openapi.schema import OpenAPISchema
 
 from decisions import answer_space, engine
 from decisions.links import BadQuery, parse_query
+from decisions.problems import PROBLEM_JSON, problem_response
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-PROBLEM_JSON = "application/problem+json"
 READ_METHODS = ("GET", "HEAD")
 # Methods answered with 405 (besides any a client invents, which the library answers itself).
 OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY"]
@@ -381,20 +380,13 @@ class ProblemError(Exception):
 
 
 def _problem_response(request: HttpRequest, error: ProblemError) -> HttpResponse:
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(error.status).phrase,
-        "status": error.status,
-        "detail": error.detail,
-        "instance": request.get_full_path(),
-        "parameter": error.parameter,
-        "valid": error.valid,
-    }
-    content = api.renderer.render(request, body, response_status=error.status)
-    response = HttpResponse(content, status=error.status, content_type=PROBLEM_JSON)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
+    return problem_response(
+        error.status,
+        error.detail,
+        instance=request.get_full_path(),
+        members={"parameter": error.parameter, "valid": error.valid},
+        headers=error.headers,
+    )
 
 
 def _method_not_allowed(request: HttpRequest) -> ProblemError:

@@ -31,6 +31,7 @@ from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
 from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
+from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
 
 
@@ -56,15 +57,14 @@ def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
-            response = _problem(
-                request,
+            problem = PageProblem(
                 405,
                 "This page only reads",
                 f"{request.method} is not accepted here: open the page with a normal link.",
+                headers={"Allow": "GET, HEAD"},
                 start=request.path,
             )
-            response["Allow"] = "GET, HEAD"
-            return response
+            return problem_page(request, problem)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -118,55 +118,46 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "decisions/home.html", {"topics": latest_snapshots()})
 
 
-def _problem(request: HttpRequest, status: int, title: str, message: str, **links: str) -> HttpResponse:
-    htmx = getattr(request, "htmx", None)
-    partial = htmx and not htmx.history_restore_request
-    return render(
-        request,
-        "decisions/problem.html#problem" if partial else "decisions/problem.html",
-        {"title": title, "message": message, "links": links},
-        status=status,
-    )
+Resolved = tuple[engine.Snapshot, dict[str, str], int | None, int]
 
 
-def _resolve_or_problem(
-    request: HttpRequest, topic: str
-) -> tuple[engine.Snapshot, dict[str, str], int | None, int] | HttpResponse:
+def _resolve(request: HttpRequest, topic: str) -> Resolved:
+    """The snapshot to answer from, the answers, the pinned release and the latest version."""
     try:
         release, answers = parse_query(request.GET)
     except BadQuery as error:
-        return _problem(request, 400, "This link is not valid", str(error), start=wizard_url(topic, {}))
+        raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
     try:
         snapshot, latest_version = resolve(topic, release)
     except ReleaseNotFound as error:
         if error.version is not None:
-            return _problem(request, 404, "Release not found", str(error), latest=wizard_url(topic, answers))
-        return _problem(request, 404, "Topic not found", str(error), topics=reverse("home"))
+            raise PageProblem(
+                404, "Release not found", str(error), latest=wizard_url(topic, answers)
+            ) from error
+        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     return snapshot, answers, release, latest_version
 
 
-def _recommend_or_problem(
-    request: HttpRequest, snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
-) -> engine.Recommendation | HttpResponse:
+def _recommend(
+    snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
+) -> engine.Recommendation:
     try:
         return engine.recommend(snapshot, answers)
     except engine.AnswerError as error:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "These answers cannot be used",
             str(error),
             start=wizard_url(snapshot.topic_key, {}, pinned),
-        )
+        ) from error
 
 
 def _wizard_renderings(
-    request: HttpRequest,
     snapshot: engine.Snapshot,
     answers: dict[str, str],
     pinned: int | None,
     latest_version: int,
-) -> Renderings | HttpResponse:
+) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
     Releases never change and the answer space is finite, so both renderings are cached per
@@ -187,9 +178,7 @@ def _wizard_renderings(
     cached = _renderings.get(key)
     if cached is not None:
         return cached
-    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+    recommendation = _recommend(snapshot, answers, pinned)
     context = _wizard_context(recommendation, pinned, latest_version)
     heading = "Recommendation" if recommendation.complete else f"Question {context['step_number']}"
     title = f"{heading} — {snapshot.topic_title}"
@@ -217,11 +206,10 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
     try:
         snapshot, _ = resolve(topic, None)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Topic not found", str(error), topics=reverse("home"))
+        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
     if target is None:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "This launch link cannot be used",
             "The appContext of this link is not valid, has expired or is for another topic. "
@@ -233,16 +221,12 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
 
 @get_only
 @vary_on_headers("HX-Request")
+@answers_page_problems
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
-    resolved = _resolve_or_problem(request, topic)
-    if isinstance(resolved, HttpResponse):
-        return resolved
-    snapshot, answers, pinned, latest_version = resolved
-    renderings = _wizard_renderings(request, snapshot, answers, pinned, latest_version)
-    if isinstance(renderings, HttpResponse):
-        return renderings
+    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version)
     if renderings.scenario_key is not None:
         assert snapshot.release_version is not None
         usage.buffer.add(
@@ -271,19 +255,17 @@ def _encoded_response(request: HttpRequest, body: CompressedBody) -> HttpRespons
 
 
 @get_only
+@answers_page_problems
 def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
-    resolved = _resolve_or_problem(request, topic)
-    if isinstance(resolved, HttpResponse):
-        return resolved
-    snapshot, answers, pinned, latest_version = resolved
-    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    recommendation = _recommend(snapshot, answers, pinned)
     context = _wizard_context(recommendation, pinned, latest_version)
     return render(request, "decisions/print.html", context)
 
 
-def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, latest_version: int) -> dict:
+def _wizard_context(
+    recommendation: engine.Recommendation, pinned: int | None, latest_version: int
+) -> dict[str, Any]:
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)
@@ -296,7 +278,7 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
         for index, step in enumerate(recommendation.trace)
     ]
     version = snapshot.release_version
-    context = {
+    context: dict[str, Any] = {
         "snapshot": snapshot,
         "recommendation": recommendation,
         "steps": steps,
@@ -329,89 +311,104 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
     return context
 
 
+# --- feedback ---------------------------------------------------------------------------------
+
 feedback_limiter = RateLimiter(
     limit=settings.FEEDBACK_RATE_LIMIT, window_seconds=settings.FEEDBACK_RATE_WINDOW_SECONDS
 )
+FEEDBACK_METHODS = ("GET", "HEAD", "POST")
+FORM_FIELDS = ("reason", "comment", "csrfmiddlewaretoken")
 
 
-def feedback(request: HttpRequest, topic: str) -> HttpResponse:
-    """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
-    if request.method not in ("GET", "HEAD", "POST"):
-        return _problem(
-            request,
-            405,
-            "Not allowed",
-            f"{request.method} is not accepted here.",
-            start=wizard_url(topic, {}),
-        )
+def _feedback_recommendation(
+    request: HttpRequest, topic: str
+) -> tuple[engine.Snapshot, engine.Recommendation, int]:
+    """The complete recommendation the feedback is about, read from the query or the form.
+
+    The release is required: a report must say which content it concerns.
+    """
     query = request.POST if request.method == "POST" else request.GET
-    fields = {k: v for k, v in query.lists() if k not in ("reason", "comment", "csrfmiddlewaretoken")}
     data = QueryDict(mutable=True)
-    for key, values in fields.items():
-        data.setlist(key, values)
+    for key, values in query.lists():
+        if key not in FORM_FIELDS:
+            data.setlist(key, values)
+    invalid = "This feedback link is not valid"
     try:
         release, answers = parse_query(data)
     except BadQuery as error:
-        return _problem(
-            request, 400, "This feedback link is not valid", str(error), start=wizard_url(topic, {})
-        )
+        raise PageProblem(400, invalid, str(error), start=wizard_url(topic, {})) from error
     if release is None:
-        return _problem(
-            request,
-            400,
-            "This feedback link is not valid",
-            "release is required",
-            start=wizard_url(topic, {}),
-        )
+        raise PageProblem(400, invalid, "release is required", start=wizard_url(topic, {}))
     try:
         snapshot, _ = resolve(topic, release)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Release not found", str(error), start=wizard_url(topic, {}))
-    recommendation = _recommend_or_problem(request, snapshot, answers, release)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+        raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
+    recommendation = _recommend(snapshot, answers, release)
     if not recommendation.complete or recommendation.scenario is None:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "Feedback needs a complete recommendation",
             "Answer every question first, then tell us what does not fit.",
             start=wizard_url(topic, answers, release),
         )
+    return snapshot, recommendation, release
+
+
+def _save_feedback(
+    request: HttpRequest, recommendation: engine.Recommendation, release: int, form: FeedbackForm
+) -> None:
+    """Store a valid report, unless this client has sent too many (429)."""
+    answers = dict(recommendation.answers)
+    if not feedback_limiter.allow(client_address(request)):
+        raise PageProblem(
+            429,
+            "Too much feedback at once",
+            "Please try again in a few minutes.",
+            start=wizard_url(recommendation.snapshot.topic_key, answers, release),
+        )
+    assert recommendation.scenario is not None
+    report = Feedback(
+        topic_key=recommendation.snapshot.topic_key,
+        release_version=release,
+        scenario_key=recommendation.scenario.key,
+        answers=answers,
+        reason=form.cleaned_data["reason"],
+        comment=form.cleaned_data["comment"],
+    )
+    # The history records content owners' reviews, never who sent the report.
+    report._history_user = None  # type: ignore[attr-defined]
+    report.save()
+
+
+@answers_page_problems
+def feedback(request: HttpRequest, topic: str) -> HttpResponse:
+    """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
+    if request.method not in FEEDBACK_METHODS:
+        raise PageProblem(
+            405,
+            "Not allowed",
+            f"{request.method} is not accepted here.",
+            headers={"Allow": ", ".join(FEEDBACK_METHODS)},
+            start=wizard_url(topic, {}),
+        )
+    snapshot, recommendation, release = _feedback_recommendation(request, topic)
+    answers = dict(recommendation.answers)
     form = FeedbackForm(request.POST if request.method == "POST" else None)
-    context = {
+    context: dict[str, Any] = {
         "snapshot": snapshot,
         "form": form,
-        "answers": dict(recommendation.answers),
+        "answers": answers,
         "release": release,
-        "back_url": wizard_url(topic, dict(recommendation.answers), release),
+        "back_url": wizard_url(topic, answers, release),
         "action_url": reverse("topic-feedback", kwargs={"topic": topic}),
         "no_identifiers": NO_IDENTIFIERS,
     }
     status = 200
     if request.method == "POST":
-        if not form.is_valid():
-            status = 400
-        elif not feedback_limiter.allow(client_address(request)):
-            return _problem(
-                request,
-                429,
-                "Too much feedback at once",
-                "Please try again in a few minutes.",
-                start=wizard_url(topic, dict(recommendation.answers), release),
-            )
-        else:
-            report = Feedback(
-                topic_key=topic,
-                release_version=release,
-                scenario_key=recommendation.scenario.key,
-                answers=dict(recommendation.answers),
-                reason=form.cleaned_data["reason"],
-                comment=form.cleaned_data["comment"],
-            )
-            # The history records content owners' reviews, never who sent the report.
-            report._history_user = None  # type: ignore[attr-defined]
-            report.save()
+        if form.is_valid():
+            _save_feedback(request, recommendation, release, form)
             context["thanks"] = True
+        else:
+            status = 400
     template = "decisions/feedback.html#form" if getattr(request, "htmx", None) else "decisions/feedback.html"
     return render(request, template, context, status=status)
