@@ -99,9 +99,9 @@ def client_address(request: HttpRequest) -> str:
     considered; its proxy_count expects the proxies themselves in the header, which the usual
     single nginx or load balancer in front does not do.
     """
-    remote = request.META.get("REMOTE_ADDR", "")
-    trusted = settings.TRUSTED_PROXIES
-    count = settings.TRUSTED_PROXY_COUNT or (1 if trusted else 0)
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    trusted: list[str] = settings.TRUSTED_PROXIES
+    count: int = settings.TRUSTED_PROXY_COUNT or (1 if trusted else 0)
     if not count or (trusted and remote not in trusted):
         return remote  # no proxy configured, or this request did not come through it
     forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
