@@ -5,6 +5,11 @@ fragment) and a full recommendation page, then each one's throughput as a ratio 
 file's, all measured in this one run; then a mixed load that cycles through every reachable
 wizard state of the shipped topic (full page, htmx fragment and API recommendation of each) at
 50 connections for 30 s. Target: recommendation page >= 0.5 of static, no errors anywhere.
+
+Before the load, a fresh process (`--cache-probe`, Django's test client, no network) serves every
+reachable state once as a page and as an htmx step (cold: engine, templates and compression),
+then again (warm: the render cache), and reports the cold/warm throughput ratio and the bytes
+each cached state holds, compressed as stored against the raw rendering.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -141,6 +147,90 @@ def to_ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def cache_probe() -> None:
+    """Run in a fresh process: cold and warm passes over every reachable state; prints JSON."""
+    import json
+    from urllib.parse import urlencode
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaging_advisor.settings")
+    django.setup()
+    from django.test import Client
+
+    from decisions import answer_space, inprocess
+    from decisions.releases import latest_snapshots
+    from decisions.views import _renderings
+
+    snapshot = next(s for s in latest_snapshots() if s.topic_key == "lumbar-metastasis")
+    states = answer_space.reachable_states(snapshot) or []
+    urls = [f"/t/{snapshot.topic_key}/?{urlencode(answers)}" for answers in states]
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    requests = [(url, headers) for url in urls for headers in ({}, {"HX-Request": "true"})]
+
+    def one_pass(extra: dict[str, str]) -> float:
+        started = time.perf_counter()
+        for url, headers in requests:
+            response = client.get(url, headers={**headers, **extra})
+            assert response.status_code == 200, (url, response.status_code)
+        return len(requests) / (time.perf_counter() - started)
+
+    cold = one_pass({})
+    warm = one_pass({})
+    warm_identity = one_pass({"Accept-Encoding": "identity"})
+    entries = list(_renderings._items.values())
+    raw = sum(len(e.page.raw()) + len(e.fragment.raw()) for e in entries)
+    stored = sum(e.page.stored_bytes + e.fragment.stored_bytes for e in entries)
+    print(
+        json.dumps(
+            {
+                "states": len(states),
+                "entries": len(entries),
+                "raw_per_entry": raw / len(entries),
+                "stored_per_entry": stored / len(entries),
+                "encodings": list(inprocess.ENCODINGS),
+                "cold_rps": cold,
+                "warm_rps": warm,
+                "warm_identity_rps": warm_identity,
+                "cap": _renderings.size,
+            }
+        )
+    )
+
+
+def run_cache_probe(env: dict[str, str]) -> dict[str, Any]:
+    import json
+
+    output = subprocess.run(
+        [PYTHON, str(Path(__file__).resolve()), "--cache-probe"],
+        env={**env, "ALLOWED_HOSTS": "127.0.0.1"},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def print_cache_probe(probe: dict[str, Any]) -> None:
+    raw, stored, cap = probe["raw_per_entry"], probe["stored_per_entry"], probe["cap"]
+    print(
+        f"\nRender cache: {probe['entries']} cached states ({probe['states']} reachable), "
+        f"each a page + an htmx step, stored compressed ({'/'.join(probe['encodings'])})"
+    )
+    print(
+        f"bytes per cached state: raw {raw:,.0f}, stored {stored:,.0f} ({stored / raw:.2f} of raw); "
+        f"at the {cap:,}-entry cap: {raw * cap / 1e6:,.0f} MB raw, {stored * cap / 1e6:,.0f} MB stored"
+    )
+    print(
+        f"fresh process, every state once: cold {probe['cold_rps']:,.0f} req/s, warm "
+        f"{probe['warm_rps']:,.0f} req/s (cold/warm {probe['cold_rps'] / probe['warm_rps']:.2f}); "
+        f"warm to a client without gzip {probe['warm_identity_rps']:,.0f} req/s "
+        f"({probe['warm_identity_rps'] / probe['warm_rps']:.2f} of warm)"
+    )
+
+
 def main() -> None:
     wrk = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="imaging-advisor-bench-"))
@@ -158,6 +248,7 @@ def main() -> None:
     manage = [PYTHON, str(ROOT / "manage.py")]
     for args in (["migrate", "--noinput", "-v0"], ["kb_bootstrap"], ["collectstatic", "--noinput", "-v0"]):
         subprocess.run(manage + args, env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    probe = run_cache_probe(env)
     port = free_port()
     workers = os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 2))
     server = subprocess.Popen(
@@ -218,6 +309,7 @@ def main() -> None:
     )
     m = mixed
     print(f"{'mixed load':<22} {m['rps']:>9.0f} {m['p50']:>8.2f} {m['p99']:>8.2f} {m['errors']:>7}")
+    print_cache_probe(probe)
     ratio = results["recommendation page"]["rps"] / static
     errors = sum(r["errors"] for r in results.values()) + mixed["errors"]
     verdict = "met" if ratio >= 0.5 and errors == 0 else "NOT met"
@@ -229,4 +321,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--cache-probe"]:
+        cache_probe()
+    else:
+        main()

@@ -1,6 +1,6 @@
 """JSON API v1: topics, their form schema, and recommendations (OpenAPI at /api/v1/openapi.json).
 
-Thin by design: the query string is parsed by `views.parse_query` (the same rules as the wizard's
+Thin by design: the query string is parsed by `links.parse_query` (the same rules as the wizard's
 URLs), snapshots come from `releases.resolve`, recommendations from `engine.recommend`, and the
 recommendation body is exactly `engine.recommendation_json`. Only published releases are read,
 never the draft.
@@ -13,7 +13,6 @@ the releases' exceptions are turned into problems by the API's exception handler
 import logging
 from collections.abc import Callable
 from functools import wraps
-from http import HTTPStatus
 from typing import Annotated, Any, TypeVar
 
 from django.core.validators import slug_re
@@ -25,13 +24,13 @@ from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
 from decisions import answer_space, engine
+from decisions.links import BadQuery, parse_query
+from decisions.problems import PROBLEM_JSON, problem_response
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
-from decisions.views import BadQuery, parse_query
 
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-PROBLEM_JSON = "application/problem+json"
 READ_METHODS = ("GET", "HEAD")
 # Methods answered with 405 (besides any a client invents, which the library answers itself).
 OTHER_METHODS = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY"]
@@ -381,20 +380,13 @@ class ProblemError(Exception):
 
 
 def _problem_response(request: HttpRequest, error: ProblemError) -> HttpResponse:
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(error.status).phrase,
-        "status": error.status,
-        "detail": error.detail,
-        "instance": request.get_full_path(),
-        "parameter": error.parameter,
-        "valid": error.valid,
-    }
-    content = api.renderer.render(request, body, response_status=error.status)
-    response = HttpResponse(content, status=error.status, content_type=PROBLEM_JSON)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
+    return problem_response(
+        error.status,
+        error.detail,
+        instance=request.get_full_path(),
+        members={"parameter": error.parameter, "valid": error.valid},
+        headers=error.headers,
+    )
 
 
 def _method_not_allowed(request: HttpRequest) -> ProblemError:
@@ -515,7 +507,7 @@ def _read_only(
     """Register `view` for GET (documented), HEAD, and the methods answered with 405.
 
     `ok` is the 200 body, `problems` the documented error statuses with their descriptions, and
-    `parameters` the query parameters that views.parse_query reads (documented, not validated by
+    `parameters` the query parameters that links.parse_query reads (documented, not validated by
     django-ninja). django-ninja answers a method nobody registered with a plain-text 405 that no
     exception handler sees, so the other methods are registered too, hidden from the document,
     and `_http_semantics` answers them with a problem.

@@ -1286,6 +1286,19 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
 # --- explaining the recommendation ---------------------------------------------------------
 
 # ACR relative radiation levels: adult effective dose bands, by level.
+# HTI-1 source attributes: the topic's flags saying which patient data elements the algorithm uses,
+# each with the words the clinician page shows. The one list of them (import, export, the page).
+SOURCE_ATTRIBUTE_LABELS = {
+    "uses_race": "race",
+    "uses_ethnicity": "ethnicity",
+    "uses_language": "language",
+    "uses_sexual_orientation": "sexual orientation",
+    "uses_gender_identity": "gender identity",
+    "uses_sex": "sex",
+    "uses_date_of_birth": "age (date of birth)",
+    "uses_social_determinants": "social determinants of health",
+    "uses_health_status": "health status assessments",
+}
 RRL_BANDS = {0: "0 mSv", 1: "<0.1 mSv", 2: "0.1–1 mSv", 3: "1–10 mSv", 4: "10–30 mSv", 5: "30–100 mSv"}
 
 

@@ -1,8 +1,15 @@
 """Forms: publishing and importing in the admin, and clinicians' feedback."""
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 
 from decisions.models import Feedback
+
+if TYPE_CHECKING:  # ModelForm is generic in django-stubs only, not at run time
+    FeedbackModelForm = forms.ModelForm[Feedback]
+else:
+    FeedbackModelForm = forms.ModelForm
 
 NO_IDENTIFIERS = (
     "Do not enter names, dates of birth, hospital numbers or anything else that identifies the patient."
@@ -20,12 +27,12 @@ class PublishForm(forms.Form):
     # The content hash of the draft the review showed: a different draft is refused at publish.
     draft_hash = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args, warnings: int = 0, **kwargs):
+    def __init__(self, *args: Any, warnings: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.warnings = warnings
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         if self.warnings and not cleaned.get("acknowledge_warnings"):
             raise forms.ValidationError(
                 f"There are {self.warnings} warning(s): tick the box to confirm you have read them."
@@ -55,8 +62,8 @@ class ImportForm(forms.Form):
 
     MAX_BYTES = 2_000_000
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         upload = cleaned.get("file")
         if upload:
             if upload.size > self.MAX_BYTES:
@@ -70,7 +77,7 @@ class ImportForm(forms.Form):
         return cleaned
 
 
-class FeedbackForm(forms.ModelForm):
+class FeedbackForm(FeedbackModelForm):
     # Declared so the radios are exactly the reasons, with none pre-selected (no "------" choice).
     reason = forms.ChoiceField(
         choices=Feedback.Reason.choices, widget=forms.RadioSelect, label="What does not fit?"

@@ -21,19 +21,18 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterator
-from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
+from decisions.problems import PageProblem, problem_page, problem_response
 from decisions.releases import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks.py).
 JSON_PATH_PREFIXES = ("/api/", "/cds-services")
 # Of those, the ones that read a request body (the API only reads: it answers 405 to a POST).
@@ -52,19 +51,11 @@ def is_json_endpoint(request: HttpRequest) -> bool:
     return request.path_info.startswith(JSON_PATH_PREFIXES)
 
 
-def problem(status: int, detail: str, *, field: str | None = None, **headers: str) -> JsonResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if field is not None:
-        body["field"] = field
-    response = JsonResponse(body, status=status, content_type=PROBLEM_JSON)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
+def problem(status: int, detail: str, *, field: str | None = None, **headers: str) -> HttpResponse:
+    """The guards' problem document: `field` names the input at fault (as CDS Hooks does)."""
+    return problem_response(
+        status, detail, members={"field": field} if field is not None else None, headers=headers
+    )
 
 
 class InvalidInput(ValueError):
@@ -209,9 +200,7 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     ):
         return problem(503, detail, Retry_After=str(RETRY_AFTER_SECONDS))
     try:
-        from decisions.views import _problem
-
-        response = _problem(request, 503, "Temporarily unavailable", detail, start="/")
+        response = problem_page(request, PageProblem(503, "Temporarily unavailable", detail, start="/"))
     except Exception:  # rendering must not turn the 503 into a 500
         logger.exception("could not render the 503 page")
         response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
@@ -252,10 +241,8 @@ class DatabaseUnavailableMiddleware:
             return _problem_response(request, error)
         if is_json_endpoint(request):
             return problem(400, f"the parameter {name!r} {reason}", field=name)
-        from decisions.views import _problem
-
         message = f"The field {name!r} {reason}: remove it and try again."
-        return _problem(request, 400, "This input cannot be used", message, start="/")
+        return problem_page(request, PageProblem(400, "This input cannot be used", message, start="/"))
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, UNAVAILABLE):

@@ -1,12 +1,15 @@
-"""Small stores: an in-process LRU of rendered pages, and the feedback rate limit (in the cache)."""
+"""Small stores: an in-process LRU of rendered pages (kept compressed), and the feedback rate limit."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import logging
 import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from django.conf import settings
@@ -15,6 +18,73 @@ from django.core.cache import caches
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+try:  # optional: brotli is smaller than gzip, and only used when installed
+    import brotli as _brotli  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the environment
+    _brotli = None
+
+# The encodings a cached page is kept in, most preferred first.
+ENCODINGS: tuple[str, ...] = ("br", "gzip") if _brotli is not None else ("gzip",)
+
+
+@functools.lru_cache(maxsize=256)
+def accepted_encodings(header: str) -> frozenset[str]:
+    """The content codings an Accept-Encoding header allows (q > 0); `*` stands for any other.
+
+    Cached: browsers send a handful of distinct headers, so this costs nothing per request.
+    """
+    weights: dict[str, float] = {}
+    for part in header.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        if not name:
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0  # a garbled weight: do not risk an encoding the client refuses
+        weights[name.strip()] = quality
+    star = weights.get("*", 0.0)
+    return frozenset(name for name in ENCODINGS if weights.get(name, star) > 0)
+
+
+@dataclass(frozen=True)
+class CompressedBody:
+    """A response body kept compressed: gzip always, brotli too when it is installed.
+
+    Compressed once when cached, so a hit sends the stored bytes as they are (a rendered page is
+    about a fifth of its size gzipped); only a client that accepts neither gets it decompressed.
+    """
+
+    gzip: bytes
+    br: bytes | None = None
+
+    @classmethod
+    def of(cls, raw: bytes) -> CompressedBody:
+        # Level 6: level 9 is a third slower on a cache miss for 1% fewer bytes. mtime=0: the same
+        # page always compresses to the same bytes.
+        compressed = gzip.compress(raw, compresslevel=6, mtime=0)
+        return cls(gzip=compressed, br=_brotli.compress(raw) if _brotli is not None else None)
+
+    def raw(self) -> bytes:
+        return gzip.decompress(self.gzip)
+
+    def encoded(self, accept_encoding: str) -> tuple[bytes, str | None]:
+        """The body to send for this Accept-Encoding header, and its Content-Encoding (or None)."""
+        accepted = accepted_encodings(accept_encoding)
+        if self.br is not None and "br" in accepted:
+            return self.br, "br"
+        if "gzip" in accepted:
+            return self.gzip, "gzip"
+        return self.raw(), None
+
+    @property
+    def stored_bytes(self) -> int:
+        return len(self.gzip) + len(self.br or b"")
 
 
 class RenderCache(Generic[T]):

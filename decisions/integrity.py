@@ -7,19 +7,16 @@ visible to content owners until fixed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from decisions import engine
+from decisions.keys import REFERENCE_KEY, SLUG
 
 ERROR = "error"
 WARNING = "warning"
-
-SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
-REFERENCE_KEY = re.compile(r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$")
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ byte-identical. Import is atomic: any bad entry rolls the whole file back and is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from decisions import engine
 from decisions.models import (
@@ -34,17 +35,10 @@ from decisions.models import (
 )
 
 # HTI-1 source attributes: which data elements the algorithm uses.
-SOURCE_ATTRIBUTE_FLAGS = (
-    "uses_race",
-    "uses_ethnicity",
-    "uses_language",
-    "uses_sexual_orientation",
-    "uses_gender_identity",
-    "uses_sex",
-    "uses_date_of_birth",
-    "uses_social_determinants",
-    "uses_health_status",
-)
+SOURCE_ATTRIBUTE_FLAGS = tuple(engine.SOURCE_ATTRIBUTE_LABELS)
+
+
+M = TypeVar("M", bound=models.Model)
 
 
 class DocumentError(ValueError):
@@ -72,7 +66,7 @@ def loads(text: str) -> dict[str, Any]:
 # --- export -----------------------------------------------------------------------------------
 
 
-def _keys(related) -> list[str]:
+def _keys(related: Any) -> list[str]:
     return sorted(obj.key for obj in related.all())
 
 
@@ -310,17 +304,17 @@ def _entry(where: str) -> Iterator[None]:
         raise DocumentError(f"{where}: {error}") from error
 
 
-def _lookup(model, where: str, **lookup):
+def _lookup(model: type[M], where: str, **lookup: Any) -> M:
     try:
-        return model.objects.get(**lookup)
+        return model._default_manager.get(**lookup)
     except ObjectDoesNotExist:
         value = next(iter(lookup.values()))
         raise DocumentError(f"unknown {model._meta.verbose_name} {value!r}") from None
 
 
-def _save(model, lookup: dict[str, Any], values: dict[str, Any]):
+def _save(model: type[M], lookup: dict[str, Any], values: dict[str, Any]) -> M:
     """Create or update one row, validated like the admin validates it."""
-    obj = model.objects.filter(**lookup).first() or model(**lookup)
+    obj = model._default_manager.filter(**lookup).first() or model(**lookup)
     for name, value in values.items():
         setattr(obj, name, value)
     obj.full_clean(validate_unique=False, validate_constraints=True)
@@ -344,10 +338,10 @@ def _text(item: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _refs(model, keys: Any, kind: str) -> list:
+def _refs(model: type[M], keys: Any, kind: str) -> list[M]:
     if not isinstance(keys, list):
         raise DocumentError(f"{kind} must be a list of keys")
-    objects = {o.key: o for o in model.objects.filter(key__in=keys)}
+    objects = {cast(Any, o).key: o for o in model._default_manager.filter(key__in=keys)}
     for key in keys:
         if key not in objects:
             raise DocumentError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {key!r}")
@@ -376,7 +370,7 @@ def _when_choice(when: Any, choices: Mapping[tuple[str, str], Choice]) -> Choice
         return None
     if not isinstance(when, dict):
         raise DocumentError("when must be an object with question and choice, or null")
-    choice = choices.get((when.get("question"), when.get("choice")))
+    choice = choices.get((str(when.get("question")), str(when.get("choice"))))
     if choice is None:
         raise DocumentError(f"when: no answer {when.get('question')!r}={when.get('choice')!r} in this topic")
     return choice
@@ -391,6 +385,53 @@ def import_document(document: Mapping[str, Any]) -> Topic:
 
 
 def _import(document: Mapping[str, Any]) -> Topic:
+    # Shared content first (a topic points at it), then the topic and its own content in the
+    # order each part refers to the one before; last, what the file no longer lists is removed.
+    _import_references(document)
+    _import_procedures(document)
+    _import_findings(document)
+    topic, meta = _import_topic(document)
+    caveats = _import_caveats(document, topic)
+    questions, choices = _import_questions(document, topic, caveats)
+    scenarios = _import_scenarios(document, topic, caveats, choices)
+    nodes = _import_routing(document, topic, questions, choices, scenarios)
+    with _entry(f"topic[{topic.key}]"):
+        start = meta.get("start_node")
+        if start and start not in nodes:
+            raise DocumentError(f"start_node {start!r} is not a routing node")
+        topic.start_node = nodes.get(start) if start else None
+        topic.save()
+    _remove_unlisted(topic, nodes, scenarios, questions, caveats)
+    return topic
+
+
+Item = TypeVar("Item")
+
+
+def _sync_children(
+    related: Any,
+    items: Iterable[Item],
+    *,
+    where: Callable[[Item], str],
+    save: Callable[[Item], M],
+    before_delete: Callable[[Any], object] | None = None,
+) -> list[M]:
+    """Save each child the file lists (an error names it), then delete the others of `related`.
+
+    `before_delete` gets the queryset of children about to go, to clear what protects them.
+    """
+    saved = []
+    for item in items:
+        with _entry(where(item)):
+            saved.append(save(item))
+    stale = related.exclude(pk__in=[obj.pk for obj in saved])
+    if before_delete is not None:
+        before_delete(stale)
+    stale.delete()
+    return saved
+
+
+def _import_references(document: Mapping[str, Any]) -> None:
     for item in _list(document, "references"):
         with _entry(f"references[{item.get('key')}]"):
             _save(
@@ -406,6 +447,9 @@ def _import(document: Mapping[str, Any]) -> Topic:
                     "year": item.get("year"),
                 },
             )
+
+
+def _import_procedures(document: Mapping[str, Any]) -> None:
     for item in _list(document, "procedures"):
         with _entry(f"procedures[{item.get('key')}]"):
             procedure = _save(
@@ -416,17 +460,19 @@ def _import(document: Mapping[str, Any]) -> Topic:
                     **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
                 },
             )
-            kept = []
-            for code in item.get("codes", []):
-                with _entry(f"codes[{code.get('code')}]"):
-                    kept.append(
-                        _save(
-                            ProcedureCode,
-                            {"procedure": procedure, "system": code["system"], "code": code["code"]},
-                            {},
-                        ).pk
-                    )
-            procedure.codes.exclude(pk__in=kept).delete()
+            _sync_children(
+                procedure.codes,
+                item.get("codes", []),
+                where=lambda code: f"codes[{code.get('code')}]",
+                save=partial(_procedure_code, procedure),
+            )
+
+
+def _procedure_code(procedure: Procedure, code: Mapping[str, Any]) -> ProcedureCode:
+    return _save(ProcedureCode, {"procedure": procedure, "system": code["system"], "code": code["code"]}, {})
+
+
+def _import_findings(document: Mapping[str, Any]) -> None:
     for item in _list(document, "findings"):
         with _entry(f"findings[{item.get('key')}]"):
             procedure_key = _text(item, "procedure")
@@ -442,6 +488,8 @@ def _import(document: Mapping[str, Any]) -> Topic:
                 },
             )
 
+
+def _import_topic(document: Mapping[str, Any]) -> tuple[Topic, dict[str, Any]]:
     meta = document.get("topic")
     if not isinstance(meta, dict):
         raise DocumentError("topic: missing or not an object")
@@ -469,8 +517,11 @@ def _import(document: Mapping[str, Any]) -> Topic:
             _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
         )
         topic.findings.set(_refs(Finding, [f["key"] for f in _list(document, "findings")], "findings"))
+    return topic, meta
 
-    # The topic's own caveats (another topic may use the same key for its own caveat).
+
+def _import_caveats(document: Mapping[str, Any], topic: Topic) -> dict[str, Caveat]:
+    """The topic's own caveats (another topic may use the same key for its own caveat)."""
     caveat_procedures: dict[str, list[Procedure]] = {}
     for item in _list(document, "procedures"):
         for key in item.get("caveats", []):
@@ -488,15 +539,21 @@ def _import(document: Mapping[str, Any]) -> Topic:
             caveats[caveat.key] = caveat
     for key in caveat_procedures:
         raise DocumentError(f"procedures: unknown caveat {key!r}")
+    return caveats
 
-    def topic_caveats(keys: Any) -> list[Caveat]:
-        if not isinstance(keys, list):
-            raise DocumentError("caveats must be a list of keys")
-        for key in keys:
-            if key not in caveats:
-                raise DocumentError(f"unknown caveat {key!r}")
-        return [caveats[key] for key in keys]
 
+def _topic_caveats(caveats: Mapping[str, Caveat], keys: Any) -> list[Caveat]:
+    if not isinstance(keys, list):
+        raise DocumentError("caveats must be a list of keys")
+    for key in keys:
+        if key not in caveats:
+            raise DocumentError(f"unknown caveat {key!r}")
+    return [caveats[key] for key in keys]
+
+
+def _import_questions(
+    document: Mapping[str, Any], topic: Topic, caveats: Mapping[str, Caveat]
+) -> tuple[dict[str, Question], dict[tuple[str, str], Choice]]:
     questions: dict[str, Question] = {}
     choices: dict[tuple[str, str], Choice] = {}
     for order, item in enumerate(_list(document, "questions")):
@@ -512,45 +569,54 @@ def _import(document: Mapping[str, Any]) -> Topic:
                 },
             )
             questions[question.key] = question
-            for choice_order, choice_item in enumerate(item["choices"]):
-                with _entry(f"choices[{choice_item.get('key')}]"):
-                    choice = _save(
-                        Choice,
-                        {"question": question, "key": choice_item["key"]},
-                        {
-                            "label": choice_item["label"],
-                            "order": choice_order,
-                            "excludes": _text(choice_item, "excludes"),
-                            "exclusion_reason": _text(choice_item, "exclusion_reason"),
-                            "age_min": choice_item.get("age_min"),
-                            "age_max": choice_item.get("age_max"),
-                        },
-                    )
-                    choice.caveats.set(topic_caveats(choice_item.get("caveats", [])))
-                    kept = []
-                    for code in choice_item.get("codes", []):
-                        with _entry(f"codes[{code.get('code')}]"):
-                            kept.append(
-                                _save(
-                                    ChoiceCode,
-                                    {
-                                        "choice": choice,
-                                        "resource": code["resource"],
-                                        "system": code["system"],
-                                        "code": code["code"],
-                                    },
-                                    {},
-                                ).pk
-                            )
-                    choice.codes.exclude(pk__in=kept).delete()
-                    choices[(question.key, choice.key)] = choice
-            stale = question.choices.exclude(
-                pk__in=[c.pk for k, c in choices.items() if k[0] == question.key]
+            saved = _sync_children(
+                question.choices,
+                enumerate(item["choices"]),
+                where=lambda entry: f"choices[{entry[1].get('key')}]",
+                save=partial(_import_choice, question, caveats=caveats),
+                # Routing protects the choices it uses; the file's routing replaces those branches.
+                before_delete=lambda stale: Branch.objects.filter(choice__in=stale).delete(),
             )
-            # Routing protects the choices it uses; the file's routing replaces those branches below.
-            Branch.objects.filter(choice__in=stale).delete()
-            stale.delete()
+            choices.update({(question.key, choice.key): choice for choice in saved})
+    return questions, choices
 
+
+def _import_choice(
+    question: Question, entry: tuple[int, dict[str, Any]], *, caveats: Mapping[str, Caveat]
+) -> Choice:
+    order, item = entry
+    choice = _save(
+        Choice,
+        {"question": question, "key": item["key"]},
+        {
+            "label": item["label"],
+            "order": order,
+            "excludes": _text(item, "excludes"),
+            "exclusion_reason": _text(item, "exclusion_reason"),
+            "age_min": item.get("age_min"),
+            "age_max": item.get("age_max"),
+        },
+    )
+    choice.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
+    _sync_children(
+        choice.codes,
+        item.get("codes", []),
+        where=lambda code: f"codes[{code.get('code')}]",
+        save=lambda code: _save(
+            ChoiceCode,
+            {"choice": choice, "resource": code["resource"], "system": code["system"], "code": code["code"]},
+            {},
+        ),
+    )
+    return choice
+
+
+def _import_scenarios(
+    document: Mapping[str, Any],
+    topic: Topic,
+    caveats: Mapping[str, Caveat],
+    choices: Mapping[tuple[str, str], Choice],
+) -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
     for order, item in enumerate(_list(document, "scenarios")):
         with _entry(f"scenarios[{item.get('key')}]"):
@@ -569,32 +635,14 @@ def _import(document: Mapping[str, Any]) -> Topic:
             scenario.urgency_references.set(
                 _refs(Reference, item.get("urgency_references", []), "references")
             )
-            scenario.caveats.set(topic_caveats(item.get("caveats", [])))
+            scenario.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
             scenarios[scenario.key] = scenario
-            kept_ratings = []
-            for rating_order, rating_item in enumerate(item.get("ratings", [])):
-                with _entry(f"ratings[{rating_item.get('procedure')}]"):
-                    rating = _save(
-                        Rating,
-                        {
-                            "scenario": scenario,
-                            "procedure": _lookup(Procedure, "procedure", key=rating_item["procedure"]),
-                        },
-                        {
-                            "scale": _text(rating_item, "scale") or Rating.Scale.ACR,
-                            "statement": _text(rating_item, "statement"),
-                            "fallback_for": _text(rating_item, "fallback_for"),
-                            "category": rating_item["category"],
-                            "score": rating_item.get("score"),
-                            "order": rating_order,
-                            "rationale": _text(rating_item, "rationale"),
-                            "needs_verification": bool(rating_item.get("needs_verification", False)),
-                        },
-                    )
-                    rating.references.set(_refs(Reference, rating_item.get("references", []), "references"))
-                    rating.findings.set(_refs(Finding, rating_item.get("findings", []), "findings"))
-                    kept_ratings.append(rating.pk)
-            scenario.ratings.exclude(pk__in=kept_ratings).delete()
+            _sync_children(
+                scenario.ratings,
+                enumerate(item.get("ratings", [])),
+                where=lambda entry: f"ratings[{entry[1].get('procedure')}]",
+                save=partial(_import_rating, scenario),
+            )
             # Next steps have no key of their own: the list in the file replaces the old one.
             scenario.next_steps.all().delete()
             for step_order, step_item in enumerate(item.get("next_steps", [])):
@@ -609,7 +657,38 @@ def _import(document: Mapping[str, Any]) -> Topic:
                         },
                     )
                     step.references.set(_refs(Reference, step_item.get("references", []), "references"))
+    return scenarios
 
+
+def _import_rating(scenario: Scenario, entry: tuple[int, dict[str, Any]]) -> Rating:
+    order, item = entry
+    rating = _save(
+        Rating,
+        {"scenario": scenario, "procedure": _lookup(Procedure, "procedure", key=item["procedure"])},
+        {
+            "scale": _text(item, "scale") or Rating.Scale.ACR,
+            "statement": _text(item, "statement"),
+            "fallback_for": _text(item, "fallback_for"),
+            "category": item["category"],
+            "score": item.get("score"),
+            "order": order,
+            "rationale": _text(item, "rationale"),
+            "needs_verification": bool(item.get("needs_verification", False)),
+        },
+    )
+    rating.references.set(_refs(Reference, item.get("references", []), "references"))
+    rating.findings.set(_refs(Finding, item.get("findings", []), "findings"))
+    return rating
+
+
+def _import_routing(
+    document: Mapping[str, Any],
+    topic: Topic,
+    questions: Mapping[str, Question],
+    choices: Mapping[tuple[str, str], Choice],
+    scenarios: Mapping[str, Scenario],
+) -> dict[str, RoutingNode]:
+    """The routing nodes first (a branch may lead to any of them), then each node's branches."""
     nodes: dict[str, RoutingNode] = {}
     routing = _list(document, "routing")
     for order, item in enumerate(routing):
@@ -624,38 +703,52 @@ def _import(document: Mapping[str, Any]) -> Topic:
     for item in routing:
         with _entry(f"routing[{item['key']}]"):
             node = nodes[item["key"]]
-            kept_branches = []
             if not isinstance(item.get("branches"), dict):
                 raise DocumentError("branches must be an object keyed by choice")
-            for choice_key, target in item["branches"].items():
-                with _entry(f"branches[{choice_key}]"):
-                    choice = choices.get((node.question.key, choice_key))
-                    if choice is None:
-                        raise DocumentError(f"question {node.question.key!r} has no choice {choice_key!r}")
-                    next_key, scenario_key = target.get("node"), target.get("scenario")
-                    if next_key and next_key not in nodes:
-                        raise DocumentError(f"unknown routing node {next_key!r}")
-                    if scenario_key and scenario_key not in scenarios:
-                        raise DocumentError(f"unknown scenario {scenario_key!r}")
-                    branch = _save(
-                        Branch,
-                        {"node": node, "choice": choice},
-                        {
-                            "next_node": nodes[next_key] if next_key else None,
-                            "scenario": scenarios[scenario_key] if scenario_key else None,
-                        },
-                    )
-                    kept_branches.append(branch.pk)
-            node.branches.exclude(pk__in=kept_branches).delete()
+            _sync_children(
+                node.branches,
+                item["branches"].items(),
+                where=lambda entry: f"branches[{entry[0]}]",
+                save=partial(_import_branch, node, choices=choices, nodes=nodes, scenarios=scenarios),
+            )
+    return nodes
 
-    with _entry(f"topic[{topic.key}]"):
-        start = meta.get("start_node")
-        if start and start not in nodes:
-            raise DocumentError(f"start_node {start!r} is not a routing node")
-        topic.start_node = nodes.get(start) if start else None
-        topic.save()
 
-    # Whatever the file no longer lists leaves the draft (shared procedures and references stay).
+def _import_branch(
+    node: RoutingNode,
+    entry: tuple[str, Any],
+    *,
+    choices: Mapping[tuple[str, str], Choice],
+    nodes: Mapping[str, RoutingNode],
+    scenarios: Mapping[str, Scenario],
+) -> Branch:
+    choice_key, target = entry
+    choice = choices.get((node.question.key, choice_key))
+    if choice is None:
+        raise DocumentError(f"question {node.question.key!r} has no choice {choice_key!r}")
+    next_key, scenario_key = target.get("node"), target.get("scenario")
+    if next_key and next_key not in nodes:
+        raise DocumentError(f"unknown routing node {next_key!r}")
+    if scenario_key and scenario_key not in scenarios:
+        raise DocumentError(f"unknown scenario {scenario_key!r}")
+    return _save(
+        Branch,
+        {"node": node, "choice": choice},
+        {
+            "next_node": nodes[next_key] if next_key else None,
+            "scenario": scenarios[scenario_key] if scenario_key else None,
+        },
+    )
+
+
+def _remove_unlisted(
+    topic: Topic,
+    nodes: Mapping[str, RoutingNode],
+    scenarios: Mapping[str, Scenario],
+    questions: Mapping[str, Question],
+    caveats: Mapping[str, Caveat],
+) -> None:
+    """Whatever the file no longer lists leaves the draft (shared procedures and references stay)."""
     Branch.objects.filter(node__topic=topic).exclude(node__in=nodes.values()).delete()
     Branch.objects.filter(next_node__topic=topic).exclude(next_node__in=nodes.values()).delete()
     topic.routing_nodes.exclude(pk__in=[n.pk for n in nodes.values()]).delete()
@@ -663,4 +756,3 @@ def _import(document: Mapping[str, Any]) -> Topic:
     topic.scenarios.exclude(pk__in=[s.pk for s in scenarios.values()]).delete()
     topic.questions.exclude(pk__in=[q.pk for q in questions.values()]).delete()
     topic.caveats.exclude(pk__in=[c.pk for c in caveats.values()]).delete()
-    return topic

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from concurrency.fields import AutoIncVersionField
 from django.conf import settings
@@ -14,16 +15,10 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from decisions import engine
+from decisions import engine, keys
 
-slug_key = RegexValidator(
-    r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$",
-    "Use lowercase letters, digits, and single hyphens or underscores (e.g. mri-lumbar-wo).",
-)
-reference_key = RegexValidator(
-    r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$",
-    "Use capitals, digits and hyphens (e.g. ACR-LBP-2021).",
-)
+slug_key = RegexValidator(keys.SLUG_PATTERN, keys.SLUG_HELP)
+reference_key = RegexValidator(keys.REFERENCE_KEY_PATTERN, keys.REFERENCE_KEY_HELP)
 
 DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)+", re.IGNORECASE)
 DOI = re.compile(r"^10\.\d{4,9}/\S+$")
@@ -34,7 +29,7 @@ KEY_HELP = (
 )
 
 
-def _choices(enum: type[StrEnum], labels: dict | None = None) -> list[tuple[str, str]]:
+def _choices(enum: type[StrEnum], labels: Mapping[Any, str] | None = None) -> list[tuple[str, str]]:
     return [(m.value, (labels or {}).get(m, m.value.replace("_", " ").capitalize())) for m in enum]
 
 
@@ -48,6 +43,28 @@ ATTRIBUTE_CHOICES = [
     (engine.Attribute.IONISING.value, "Ionising radiation (radiography, CT, nuclear medicine, PET)"),
 ]
 SEVERITY_CHOICES = _choices(engine.Severity)
+
+
+def _score_ranges() -> dict[range, list[str]]:
+    """The engine's score table grouped by range: each range with the categories it fits."""
+    grouped: dict[range, list[str]] = {}
+    for category, scores in engine.CATEGORY_SCORES.items():
+        grouped.setdefault(scores, []).append(category.value)
+    return grouped
+
+
+def _score_fits_category() -> Q:
+    """The database's copy of Category.admits_score: no score, or one in its category's range."""
+    condition = Q(score__isnull=True)
+    for scores, categories in _score_ranges().items():
+        # One category is written `category=…`, as the first migration did, so the SQL is unchanged.
+        which = {"category": categories[0]} if len(categories) == 1 else {"category__in": categories}
+        condition |= Q(**which, score__gte=scores.start, score__lte=scores.stop - 1)
+    return condition
+
+
+_BANDS = [f"{scores.start}-{scores.stop - 1}" for scores in _score_ranges()]
+_SCORE_BANDS = ", ".join(_BANDS[:-1]) + " or " + _BANDS[-1]  # "7-9, 4-6 or 1-3"
 
 
 class Versioned(models.Model):
@@ -137,7 +154,7 @@ class Caveat(Versioned):
         ),
     )
     references = models.ManyToManyField(Reference, blank=True, related_name="caveats")
-    procedures = models.ManyToManyField(
+    procedures: models.ManyToManyField[Procedure, Any] = models.ManyToManyField(
         "Procedure",
         blank=True,
         related_name="topic_caveats",
@@ -266,7 +283,7 @@ class Topic(Versioned):
     title = models.CharField(max_length=200)
     scope = models.TextField(blank=True, help_text="Who the topic is for, in one or two lines.")
     bottom_line = models.TextField(blank=True, help_text="The answer in one paragraph, shown first.")
-    bottom_line_references = models.ManyToManyField(
+    bottom_line_references: models.ManyToManyField[Reference, Any] = models.ManyToManyField(
         "Reference",
         blank=True,
         related_name="bottom_line_of",
@@ -567,16 +584,9 @@ class Rating(Versioned):
         constraints = [
             models.UniqueConstraint(fields=["scenario", "procedure"], name="rating_unique_per_procedure"),
             models.CheckConstraint(
-                condition=Q(score__isnull=True)
-                | Q(category="usually_appropriate", score__gte=7, score__lte=9)
-                | Q(
-                    category__in=["may_be_appropriate", "may_be_appropriate_disagreement"],
-                    score__gte=4,
-                    score__lte=6,
-                )
-                | Q(category="usually_not_appropriate", score__gte=1, score__lte=3),
+                condition=_score_fits_category(),
                 name="rating_score_fits_category",
-                violation_error_message="The score must fit the category: 7-9, 4-6 or 1-3.",
+                violation_error_message=f"The score must fit the category: {_SCORE_BANDS}.",
             ),
             models.CheckConstraint(
                 condition=Q(scale="acr") | ~Q(statement=""),
@@ -619,11 +629,11 @@ class NextStep(Versioned):
         return self.text[:60]
 
 
-class ReleaseQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class ReleaseQuerySet(models.QuerySet["Release"]):
+    def update(self, **kwargs: Any) -> int:
         raise ReleaseImmutable("Releases cannot be changed; publish a new one.")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
 
 
@@ -655,13 +665,13 @@ class Release(models.Model):
     def __str__(self) -> str:
         return f"{self.topic.key} v{self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # Immutability is the point of a release: a permalink must reproduce what was shown.
         if not self._state.adding:
             raise ReleaseImmutable("Releases cannot be changed; publish a new one.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
 
 

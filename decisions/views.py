@@ -18,6 +18,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -26,25 +28,17 @@ from django_htmx.http import push_url
 
 from decisions import engine, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
-from decisions.inprocess import RateLimiter, RenderCache
+from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
+from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
+from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
-
-RESERVED = {"release"}
-
-
-class BadQuery(ValueError):
-    """A query string that cannot be read; `key` names the offending parameter."""
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(frozen=True)
 class Renderings:
-    fragment: bytes
-    page: bytes
+    fragment: CompressedBody
+    page: CompressedBody
     url: str
     scenario_key: str | None  # set when the recommendation is complete (for usage counts)
 
@@ -63,15 +57,14 @@ def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
-            response = _problem(
-                request,
+            problem = PageProblem(
                 405,
                 "This page only reads",
                 f"{request.method} is not accepted here: open the page with a normal link.",
+                headers={"Allow": "GET, HEAD"},
                 start=request.path,
             )
-            response["Allow"] = "GET, HEAD"
-            return response
+            return problem_page(request, problem)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -106,9 +99,9 @@ def client_address(request: HttpRequest) -> str:
     considered; its proxy_count expects the proxies themselves in the header, which the usual
     single nginx or load balancer in front does not do.
     """
-    remote = request.META.get("REMOTE_ADDR", "")
-    trusted = settings.TRUSTED_PROXIES
-    count = settings.TRUSTED_PROXY_COUNT or (1 if trusted else 0)
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    trusted: list[str] = settings.TRUSTED_PROXIES
+    count: int = settings.TRUSTED_PROXY_COUNT or (1 if trusted else 0)
     if not count or (trusted and remote not in trusted):
         return remote  # no proxy configured, or this request did not come through it
     forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
@@ -125,86 +118,52 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "decisions/home.html", {"topics": latest_snapshots()})
 
 
-def parse_query(query: QueryDict) -> tuple[int | None, dict[str, str]]:
-    """The pinned release (if any) and the answers; raises BadQuery with a readable message."""
-    release: int | None = None
-    if "release" in query:
-        value = query.get("release", "")
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise BadQuery(f"release must be a release number such as 1, not {value!r}", key="release")
-        release = int(value)
-    answers: dict[str, str] = {}
-    for key, values in query.lists():
-        if key in RESERVED:
-            continue
-        if len(values) != 1:
-            raise BadQuery(f"question {key!r} is answered {len(values)} times; give one answer", key=key)
-        answers[key] = values[0]
-    return release, answers
+Resolved = tuple[engine.Snapshot, dict[str, str], int | None, int]
 
 
-def wizard_url(topic_key: str, answers: dict[str, str], release: int | None = None, *, page: str = "") -> str:
-    params = dict(answers)
-    if release is not None:
-        params["release"] = str(release)
-    query = urlencode(params)
-    return f"/t/{topic_key}/{page}" + (f"?{query}" if query else "")
-
-
-def _problem(request: HttpRequest, status: int, title: str, message: str, **links: str) -> HttpResponse:
-    htmx = getattr(request, "htmx", None)
-    partial = htmx and not htmx.history_restore_request
-    return render(
-        request,
-        "decisions/problem.html#problem" if partial else "decisions/problem.html",
-        {"title": title, "message": message, "links": links},
-        status=status,
-    )
-
-
-def _resolve_or_problem(
-    request: HttpRequest, topic: str
-) -> tuple[engine.Snapshot, dict[str, str], int | None, int] | HttpResponse:
+def _resolve(request: HttpRequest, topic: str) -> Resolved:
+    """The snapshot to answer from, the answers, the pinned release and the latest version."""
     try:
         release, answers = parse_query(request.GET)
     except BadQuery as error:
-        return _problem(request, 400, "This link is not valid", str(error), start=f"/t/{topic}/")
+        raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
     try:
         snapshot, latest_version = resolve(topic, release)
     except ReleaseNotFound as error:
         if error.version is not None:
-            return _problem(request, 404, "Release not found", str(error), latest=wizard_url(topic, answers))
-        return _problem(request, 404, "Topic not found", str(error), topics="/")
+            raise PageProblem(
+                404, "Release not found", str(error), latest=wizard_url(topic, answers)
+            ) from error
+        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     return snapshot, answers, release, latest_version
 
 
-def _recommend_or_problem(
-    request: HttpRequest, snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
-) -> engine.Recommendation | HttpResponse:
+def _recommend(
+    snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
+) -> engine.Recommendation:
     try:
         return engine.recommend(snapshot, answers)
     except engine.AnswerError as error:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "These answers cannot be used",
             str(error),
             start=wizard_url(snapshot.topic_key, {}, pinned),
-        )
+        ) from error
 
 
 def _wizard_renderings(
-    request: HttpRequest,
     snapshot: engine.Snapshot,
     answers: dict[str, str],
     pinned: int | None,
     latest_version: int,
-) -> Renderings | HttpResponse:
+) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
     Releases never change and the answer space is finite, so both renderings are cached per
-    (release, answers): a cache hit skips the engine and the templates. Neither holds anything
-    specific to the request (no CSRF token: these pages only read).
+    (release, answers), compressed: a cache hit skips the engine, the templates and the
+    compression. Neither holds anything specific to the request (no CSRF token: these pages
+    only read).
     """
     key = "wizard:" + "|".join(
         [
@@ -219,9 +178,7 @@ def _wizard_renderings(
     cached = _renderings.get(key)
     if cached is not None:
         return cached
-    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+    recommendation = _recommend(snapshot, answers, pinned)
     context = _wizard_context(recommendation, pinned, latest_version)
     heading = "Recommendation" if recommendation.complete else f"Question {context['step_number']}"
     title = f"{heading} — {snapshot.topic_title}"
@@ -231,8 +188,8 @@ def _wizard_renderings(
     )
     renderings = Renderings(
         # htmx takes the <title> of a swapped response as the new document title.
-        fragment=(format_html("<title>{}</title>", title) + fragment).encode(),
-        page=page.encode(),
+        fragment=CompressedBody.of((format_html("<title>{}</title>", title) + fragment).encode()),
+        page=CompressedBody.of(page.encode()),
         url=context["canonical_url"],
         scenario_key=recommendation.scenario.key
         if recommendation.complete and recommendation.scenario
@@ -249,11 +206,10 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
     try:
         snapshot, _ = resolve(topic, None)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Topic not found", str(error), topics="/")
+        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
     if target is None:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "This launch link cannot be used",
             "The appContext of this link is not valid, has expired or is for another topic. "
@@ -265,16 +221,12 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
 
 @get_only
 @vary_on_headers("HX-Request")
+@answers_page_problems
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
-    resolved = _resolve_or_problem(request, topic)
-    if isinstance(resolved, HttpResponse):
-        return resolved
-    snapshot, answers, pinned, latest_version = resolved
-    renderings = _wizard_renderings(request, snapshot, answers, pinned, latest_version)
-    if isinstance(renderings, HttpResponse):
-        return renderings
+    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version)
     if renderings.scenario_key is not None:
         assert snapshot.release_version is not None
         usage.buffer.add(
@@ -284,24 +236,36 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
         )
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
-        return push_url(HttpResponse(renderings.fragment), renderings.url)
-    return HttpResponse(renderings.page)
+        return push_url(_encoded_response(request, renderings.fragment), renderings.url)
+    return _encoded_response(request, renderings.page)
+
+
+def _encoded_response(request: HttpRequest, body: CompressedBody) -> HttpResponse:
+    """The stored bytes as they are when the client accepts their encoding, else decompressed.
+
+    Nothing downstream compresses again: there is no GZipMiddleware (which would skip a response
+    with Content-Encoding anyway), and whitenoise only serves static files.
+    """
+    content, encoding = body.encoded(request.headers.get("Accept-Encoding", ""))
+    response = HttpResponse(content)
+    if encoding is not None:
+        response["Content-Encoding"] = encoding
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response
 
 
 @get_only
+@answers_page_problems
 def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
-    resolved = _resolve_or_problem(request, topic)
-    if isinstance(resolved, HttpResponse):
-        return resolved
-    snapshot, answers, pinned, latest_version = resolved
-    recommendation = _recommend_or_problem(request, snapshot, answers, pinned)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    recommendation = _recommend(snapshot, answers, pinned)
     context = _wizard_context(recommendation, pinned, latest_version)
     return render(request, "decisions/print.html", context)
 
 
-def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, latest_version: int) -> dict:
+def _wizard_context(
+    recommendation: engine.Recommendation, pinned: int | None, latest_version: int
+) -> dict[str, Any]:
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)
@@ -314,7 +278,7 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
         for index, step in enumerate(recommendation.trace)
     ]
     version = snapshot.release_version
-    context = {
+    context: dict[str, Any] = {
         "snapshot": snapshot,
         "recommendation": recommendation,
         "steps": steps,
@@ -332,8 +296,8 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
         context.update(
             {
                 "permalink": wizard_url(topic, answers, version),
-                "print_url": wizard_url(topic, answers, pinned, page="print/"),
-                "feedback_query": urlencode({**answers, "release": version}),
+                "print_url": wizard_url(topic, answers, pinned, page="topic-print"),
+                "feedback_url": wizard_url(topic, answers, version, page="topic-feedback"),
                 "what_if": [
                     {"item": item, "url": wizard_url(topic, dict(item.answers), pinned)}
                     for item in engine.what_would_change(recommendation)
@@ -347,79 +311,104 @@ def _wizard_context(recommendation: engine.Recommendation, pinned: int | None, l
     return context
 
 
+# --- feedback ---------------------------------------------------------------------------------
+
 feedback_limiter = RateLimiter(
     limit=settings.FEEDBACK_RATE_LIMIT, window_seconds=settings.FEEDBACK_RATE_WINDOW_SECONDS
 )
+FEEDBACK_METHODS = ("GET", "HEAD", "POST")
+FORM_FIELDS = ("reason", "comment", "csrfmiddlewaretoken")
 
 
-def feedback(request: HttpRequest, topic: str) -> HttpResponse:
-    """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
-    if request.method not in ("GET", "HEAD", "POST"):
-        return _problem(
-            request, 405, "Not allowed", f"{request.method} is not accepted here.", start=f"/t/{topic}/"
-        )
+def _feedback_recommendation(
+    request: HttpRequest, topic: str
+) -> tuple[engine.Snapshot, engine.Recommendation, int]:
+    """The complete recommendation the feedback is about, read from the query or the form.
+
+    The release is required: a report must say which content it concerns.
+    """
     query = request.POST if request.method == "POST" else request.GET
-    fields = {k: v for k, v in query.lists() if k not in ("reason", "comment", "csrfmiddlewaretoken")}
     data = QueryDict(mutable=True)
-    for key, values in fields.items():
-        data.setlist(key, values)
+    for key, values in query.lists():
+        if key not in FORM_FIELDS:
+            data.setlist(key, values)
+    invalid = "This feedback link is not valid"
     try:
         release, answers = parse_query(data)
     except BadQuery as error:
-        return _problem(request, 400, "This feedback link is not valid", str(error), start=f"/t/{topic}/")
+        raise PageProblem(400, invalid, str(error), start=wizard_url(topic, {})) from error
     if release is None:
-        return _problem(
-            request, 400, "This feedback link is not valid", "release is required", start=f"/t/{topic}/"
-        )
+        raise PageProblem(400, invalid, "release is required", start=wizard_url(topic, {}))
     try:
         snapshot, _ = resolve(topic, release)
     except ReleaseNotFound as error:
-        return _problem(request, 404, "Release not found", str(error), start=f"/t/{topic}/")
-    recommendation = _recommend_or_problem(request, snapshot, answers, release)
-    if isinstance(recommendation, HttpResponse):
-        return recommendation
+        raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
+    recommendation = _recommend(snapshot, answers, release)
     if not recommendation.complete or recommendation.scenario is None:
-        return _problem(
-            request,
+        raise PageProblem(
             400,
             "Feedback needs a complete recommendation",
             "Answer every question first, then tell us what does not fit.",
             start=wizard_url(topic, answers, release),
         )
+    return snapshot, recommendation, release
+
+
+def _save_feedback(
+    request: HttpRequest, recommendation: engine.Recommendation, release: int, form: FeedbackForm
+) -> None:
+    """Store a valid report, unless this client has sent too many (429)."""
+    answers = dict(recommendation.answers)
+    if not feedback_limiter.allow(client_address(request)):
+        raise PageProblem(
+            429,
+            "Too much feedback at once",
+            "Please try again in a few minutes.",
+            start=wizard_url(recommendation.snapshot.topic_key, answers, release),
+        )
+    assert recommendation.scenario is not None
+    report = Feedback(
+        topic_key=recommendation.snapshot.topic_key,
+        release_version=release,
+        scenario_key=recommendation.scenario.key,
+        answers=answers,
+        reason=form.cleaned_data["reason"],
+        comment=form.cleaned_data["comment"],
+    )
+    # The history records content owners' reviews, never who sent the report.
+    report._history_user = None  # type: ignore[attr-defined]
+    report.save()
+
+
+@answers_page_problems
+def feedback(request: HttpRequest, topic: str) -> HttpResponse:
+    """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
+    if request.method not in FEEDBACK_METHODS:
+        raise PageProblem(
+            405,
+            "Not allowed",
+            f"{request.method} is not accepted here.",
+            headers={"Allow": ", ".join(FEEDBACK_METHODS)},
+            start=wizard_url(topic, {}),
+        )
+    snapshot, recommendation, release = _feedback_recommendation(request, topic)
+    answers = dict(recommendation.answers)
     form = FeedbackForm(request.POST if request.method == "POST" else None)
-    context = {
+    context: dict[str, Any] = {
         "snapshot": snapshot,
         "form": form,
-        "answers": dict(recommendation.answers),
+        "answers": answers,
         "release": release,
-        "back_url": wizard_url(topic, dict(recommendation.answers), release),
-        "action_url": f"/t/{topic}/feedback/",
+        "back_url": wizard_url(topic, answers, release),
+        "action_url": reverse("topic-feedback", kwargs={"topic": topic}),
         "no_identifiers": NO_IDENTIFIERS,
     }
     status = 200
     if request.method == "POST":
-        if not form.is_valid():
-            status = 400
-        elif not feedback_limiter.allow(client_address(request)):
-            return _problem(
-                request,
-                429,
-                "Too much feedback at once",
-                "Please try again in a few minutes.",
-                start=wizard_url(topic, dict(recommendation.answers), release),
-            )
-        else:
-            report = Feedback(
-                topic_key=topic,
-                release_version=release,
-                scenario_key=recommendation.scenario.key,
-                answers=dict(recommendation.answers),
-                reason=form.cleaned_data["reason"],
-                comment=form.cleaned_data["comment"],
-            )
-            # The history records content owners' reviews, never who sent the report.
-            report._history_user = None  # type: ignore[attr-defined]
-            report.save()
+        if form.is_valid():
+            _save_feedback(request, recommendation, release, form)
             context["thanks"] = True
+        else:
+            status = 400
     template = "decisions/feedback.html#form" if getattr(request, "htmx", None) else "decisions/feedback.html"
     return render(request, template, context, status=status)

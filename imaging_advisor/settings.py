@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -209,7 +210,7 @@ FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS"
 CDS_HOOKS_VERIFY_JWT = env_bool("CDS_HOOKS_VERIFY_JWT", True)
 
 
-def _cds_hooks_trusted_issuers() -> dict:
+def _cds_hooks_trusted_issuers() -> dict[str, Any]:
     import json
 
     try:

@@ -28,34 +28,22 @@ from decisions.cds_hooks.cards import Options, advise, matched_orders
 from decisions.cds_hooks.common import SERVICE_ID, BadRequest, DataUnavailable, Unauthorized
 from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
 from decisions.cds_hooks.request import parse_hook_request
+from decisions.problems import problem_response
 from decisions.releases import latest_snapshots
 
 logger = logging.getLogger("decisions.cds_hooks")
 
-TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    412: "Precondition Failed",
-    503: "Service Unavailable",
-}
-
 
 class Problem(Exception):
+    """A refusal, answered as an RFC 9457 problem; `field` names the member at fault."""
+
     def __init__(self, status: int, detail: str, field: str | None = None, **headers: str) -> None:
         super().__init__(detail)
         self.status, self.detail, self.field, self.headers = status, detail, field, headers
 
-    def response(self) -> JsonResponse:
-        body = {"type": "about:blank", "title": TITLES.get(self.status, "Error"), "status": self.status}
-        body["detail"] = self.detail
-        if self.field:
-            body["field"] = self.field
-        response = JsonResponse(body, status=self.status, content_type="application/problem+json")
-        for name, value in self.headers.items():
-            response[name.replace("_", "-")] = value
-        return response
+    def response(self) -> HttpResponse:
+        members = {"field": self.field} if self.field else None
+        return problem_response(self.status, self.detail, members=members, headers=self.headers)
 
 
 def public_base_url(request: HttpRequest) -> str:

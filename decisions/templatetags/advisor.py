@@ -1,12 +1,14 @@
 """Presentation helpers for recommendation pages: citations, appropriateness and radiation."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from decisions import engine
+from decisions.models import Procedure
 
 register = template.Library()
 
@@ -24,11 +26,11 @@ SEVERITY_LABELS = {
 
 
 @register.simple_tag(takes_context=True)
-def cite(context, keys: str | Iterable[str]) -> str:
+def cite(context: template.Context, keys: str | Iterable[str]) -> str:
     """Numbered links to the page's reference list, e.g. [1][4]."""
     if isinstance(keys, str):
         keys = [keys]
-    numbers = context.get("citation_numbers", {})
+    numbers: Mapping[str, int] = context.get("citation_numbers") or {}
     return format_html_join(
         "",
         '<a class="cite" href="#ref-{0}" aria-label="reference {0}">[{0}]</a>',
@@ -121,12 +123,8 @@ def severity_class(severity: engine.Severity) -> str:
     return SEVERITY_LABELS[severity][1]
 
 
-CONTRAST_LABELS = {
-    "none": "No contrast",
-    "with": "With IV contrast",
-    "without_and_with": "Without and with IV contrast",
-    "intrathecal": "Intrathecal contrast",
-}
+# The labels content owners pick from in the admin, so the page says what they chose.
+CONTRAST_LABELS: dict[str, str] = dict(Procedure.Contrast.choices)
 
 
 @register.filter
@@ -136,25 +134,15 @@ def contrast_label(procedure: engine.Procedure) -> str:
 
 
 @register.filter
-def get_item(mapping, key):
+def get_item(mapping: Mapping[str, Any], key: str) -> Any:
     return mapping.get(key)
 
 
-USES_LABELS = {
-    "uses_race": "race",
-    "uses_ethnicity": "ethnicity",
-    "uses_language": "language",
-    "uses_sexual_orientation": "sexual orientation",
-    "uses_gender_identity": "gender identity",
-    "uses_sex": "sex",
-    "uses_date_of_birth": "age (date of birth)",
-    "uses_social_determinants": "social determinants of health",
-    "uses_health_status": "health status assessments",
-}
+USES_LABELS = engine.SOURCE_ATTRIBUTE_LABELS
 
 
 @register.simple_tag
-def uses_data(attributes) -> str:
+def uses_data(attributes: Mapping[str, Any]) -> str:
     """The HTI-1 data elements, saying plainly which the algorithm uses and which it does not."""
     used = [label for key, label in USES_LABELS.items() if attributes.get(key)]
     unused = [label for key, label in USES_LABELS.items() if not attributes.get(key)]
