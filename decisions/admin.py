@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from concurrency.exceptions import RecordModifiedError  # type: ignore[import-untyped]
+from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import Resolver404, URLPattern, URLResolver, path, resolve, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin  # type: ignore[import-untyped]
+from simple_history.admin import SimpleHistoryAdmin
 
 from decisions import changes, engine, integrity, kb_input, releases
 from decisions.forms import ImportForm, PublishForm, RollbackForm

@@ -892,11 +892,12 @@ def name_link_rows() -> None:
     "Rating_references object (22)". Called once the models are loaded (decisions.admin)."""
     for model in (Topic, Caveat, Choice, Scenario, Rating, NextStep):
         for field in model._meta.local_many_to_many:
-            through = field.remote_field.through
+            through: Any = field.remote_field.through
             if not through._meta.auto_created:
                 continue
             source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
-            owner, item = model._meta.verbose_name, field.related_model._meta.verbose_name
+            related: Any = field.related_model
+            owner, item = str(model._meta.verbose_name), str(related._meta.verbose_name)
             through._meta.verbose_name = f"{item} of a {owner}"
             through._meta.verbose_name_plural = f"{item}s of {owner}s"
             through.__str__ = _link_name(source, target, owner, item)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, cast
 
-from concurrency.exceptions import RecordModifiedError  # type: ignore[import-untyped]
+from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
