@@ -1,0 +1,310 @@
+"""Answer classes: the complete answer sets of a topic grouped by their effect, without listing them.
+
+Pure Python over engine snapshots (no Django). The integrity check and the publish impact need to
+know what every complete set of answers gets, but the sets multiply: each routing path times the
+product of the choices of every patient-factor question the scenario asks (DESIGN.md, "Scale and
+speed"). Patient factors act only through procedure attributes (`Choice.excludes`), the caveats a
+choice adds and the next steps tied to a choice, so this module walks the factor questions of a
+path one at a time and keeps, instead of the answer sets, their distinct *effects so far*: two
+partial answer sets with the same effect get the same recommendation whatever is answered next,
+so they are merged into one state (with a count, one representative and, per question, the
+choices that lead to it).
+
+The effect of a path's factor answers on one snapshot (`_Effect`) is
+- the excluded attributes, kept only when some rated procedure has them or a rating is a fallback
+  for them (the ranking, the exclusions, the first choice and "no safe imaging" follow from it);
+- the caveats the answers add that can show in the scenario (untied ones, or tied to an attribute
+  a rated procedure has), and those an excluding answer adds to explain its own exclusion;
+- the next steps whose `when` condition the answers meet.
+Everything else on the page follows from these with the answers themselves: the trace and the
+per-procedure exclusion reasons quote the answers given (each answer's reason, each answer's
+effect), and the caveats of one severity come in the order they were first added. Members of a
+class therefore get the same recommendation, exclusions, caveats and next steps, and differ only
+in which of their answers are quoted; the property tests check this against enumeration.
+
+Cost: for each routing path, sum over its factor questions of (states × choices) steps, where the
+states at a step are the distinct effects of the questions so far. The excluded attributes take
+at most 2^5 values (five attributes), so without choice-tied caveats or next steps a path has at
+most 32 states whatever the number of questions. Each distinct caveat or `when` condition that
+answers can add independently can double the states, so the bound is
+32 × 2^(caveats that factor answers add here) × 2^(conditional next steps), and never more than
+the number of answer sets; in real content caveats are shared between answers and attributes,
+so the count stays small (see bench/growth.py).
+
+When a path is unusual in a snapshot (a factor question that the snapshot routes with, an answer
+the snapshot does not know), the state falls back to recording the answers verbatim or the first
+unknown answer: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from decisions import engine
+
+Answers = dict[str, str]
+
+
+@dataclass(frozen=True)
+class RoutingPath:
+    """Routing answers that end in a scenario, with the factor questions that scenario asks."""
+
+    answers: Mapping[str, str]
+    scenario: str
+    factors: tuple[str, ...]  # question keys, in the order asked
+
+
+def routing_paths(snapshot: engine.Snapshot) -> Iterator[RoutingPath]:
+    """Every routing path to a scenario, in the order `engine.complete_answer_sets` walks them."""
+
+    def walk(node_key: str, answers: Answers, seen: frozenset[str]) -> Iterator[RoutingPath]:
+        if node_key in seen or node_key not in snapshot.nodes:
+            return
+        node = snapshot.nodes[node_key]
+        question = snapshot.questions.get(node.question)
+        if question is None:
+            return
+        for choice in question.choices:
+            target = node.branches.get(choice.key)
+            path = {**answers, question.key: choice.key}
+            if target is None:
+                continue
+            if target.scenario:
+                scenario = snapshot.scenarios.get(target.scenario)
+                if scenario is not None:
+                    factors = tuple(q.key for q in engine.factors_asked(snapshot, scenario))
+                    yield RoutingPath(answers=path, scenario=scenario.key, factors=factors)
+            elif target.node:
+                yield from walk(target.node, path, seen | {node_key})
+
+    yield from walk(snapshot.start_node, {}, frozenset())
+
+
+def combination_count(snapshot: engine.Snapshot) -> int:
+    """How many complete answer sets the topic has (what enumeration would run), by arithmetic."""
+    return sum(
+        math.prod(len(snapshot.questions[key].choices) for key in path.factors)
+        for path in routing_paths(snapshot)
+    )
+
+
+@dataclass(frozen=True)
+class _Effect:
+    excluded: frozenset[engine.Attribute]
+    caveats: frozenset[str]
+    explaining: frozenset[str]
+    steps: frozenset[int]
+
+
+Step = Callable[[Hashable, str, str], Hashable]
+
+
+def _side(
+    snapshot: engine.Snapshot, routing: Mapping[str, str], factors: Sequence[str]
+) -> tuple[Hashable, Step]:
+    """The start state and step function of the effect of `factors`' answers on `snapshot`."""
+
+    def verbatim(state: Hashable, question: str, choice: str) -> Hashable:
+        assert isinstance(state, tuple)
+        return (*state, (question, choice))
+
+    def known(question: str, choice: str) -> bool:
+        return question in snapshot.questions and choice in snapshot.questions[question].choice_keys
+
+    routed = {node.question for node in snapshot.nodes.values()}
+    if (
+        any(key in routing for key in factors)
+        or not all(known(q, c) for q, c in routing.items())
+        or any(
+            key in routed or snapshot.questions[key].role is engine.Role.ROUTING
+            for key in factors
+            if key in snapshot.questions
+        )
+    ):
+        return ("verbatim",), verbatim
+
+    def guarded(inner: Step) -> Step:
+        # Answers are validated before anything else: the first unknown one decides the outcome.
+        def step(state: Hashable, question: str, choice: str) -> Hashable:
+            if isinstance(state, tuple) and state[:1] == ("unknown",):
+                return state
+            if not known(question, choice):
+                return ("unknown", question, choice)
+            return inner(state, question, choice)
+
+        return step
+
+    try:
+        recommendation = engine.recommend(snapshot, routing)
+    except (engine.AnswerError, engine.SnapshotError):
+        return ("constant",), guarded(lambda state, question, choice: state)
+    scenario = recommendation.scenario
+    asked = tuple(q.key for q in engine.factors_asked(snapshot, scenario)) if scenario else ()
+    if scenario is None or not set(asked) <= set(factors):
+        # Routing incomplete, or a factor question these answers never give: always incomplete.
+        return ("constant",), guarded(lambda state, question, choice: state)
+
+    rated = frozenset[engine.Attribute]().union(
+        *(snapshot.procedures[r.procedure].attributes for r in scenario.ratings)
+    )
+    relevant = rated | {r.fallback_for for r in scenario.ratings if r.fallback_for is not None}
+    asked_set = set(asked)
+
+    def showable(key: str) -> bool:
+        applies_to = snapshot.caveats[key].applies_to
+        return applies_to is None or applies_to in rated
+
+    def effect_step(state: Hashable, question: str, choice_key: str) -> Hashable:
+        assert isinstance(state, _Effect)
+        if question not in asked_set:
+            return state  # an answer this scenario does not use is ignored
+        choice = snapshot.questions[question].choice(choice_key)
+        excluded = state.excluded
+        if choice.excludes is not None and choice.excludes in relevant:
+            excluded = excluded | {choice.excludes}
+        added = {key for key in choice.caveats if showable(key)}
+        explaining = {
+            key
+            for key in added
+            if choice.excludes is not None and snapshot.caveats[key].applies_to is choice.excludes
+        }
+        steps = {
+            index for index, step in enumerate(scenario.next_steps) if step.when == (question, choice_key)
+        }
+        new = _Effect(excluded, state.caveats | added, state.explaining | explaining, state.steps | steps)
+        return state if new == state else new
+
+    return _Effect(frozenset(), frozenset(), frozenset(), frozenset()), guarded(effect_step)
+
+
+@dataclass
+class AnswerClass:
+    """Complete answer sets of one routing path that have the same effect on every snapshot given.
+
+    `answers` is one member (the first in the topic's choice order), `count` how many answer sets
+    the class holds, and `choices` for each factor question of the path the choices that occur in
+    some member (all of them when the question does not matter to this class).
+    """
+
+    path: RoutingPath
+    answers: Answers
+    count: int
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def merge(self, other: AnswerClass) -> None:
+        self.count += other.count
+        for key, keys in other.choices.items():
+            mine = self.choices.get(key, ())
+            self.choices[key] = mine + tuple(k for k in keys if k not in mine)
+
+
+def path_classes(
+    path: RoutingPath, snapshots: Sequence[engine.Snapshot], source: engine.Snapshot
+) -> list[AnswerClass]:
+    """The classes of one path's answer sets, by their effect on each of `snapshots`.
+
+    `source` is the snapshot whose questions (and choice order) the path's answer sets range over.
+    A dynamic programme over the factor questions: the states after a question are the distinct
+    tuples of effects so far, each with its count, first member and choices per question.
+    """
+    sides = [_side(snapshot, path.answers, path.factors) for snapshot in snapshots]
+    start = tuple(state for state, _ in sides)
+    states: dict[tuple[Hashable, ...], AnswerClass] = {
+        start: AnswerClass(path=path, answers=dict(path.answers), count=1)
+    }
+    for key in path.factors:
+        question = source.questions[key]
+        following: dict[tuple[Hashable, ...], AnswerClass] = {}
+        for state, members in states.items():
+            for choice in question.choices:
+                after = tuple(step(s, key, choice.key) for s, (_, step) in zip(state, sides, strict=True))
+                extended = AnswerClass(
+                    path=path,
+                    answers={**members.answers, key: choice.key},
+                    count=members.count,
+                    choices={**members.choices, key: (choice.key,)},
+                )
+                if after in following:
+                    following[after].merge(extended)
+                else:
+                    following[after] = extended
+        states = following
+    for members in states.values():
+        # The topic's choice order, whatever order the merges met them in.
+        members.choices = {
+            key: tuple(c for c in source.questions[key].choice_keys if c in members.choices[key])
+            for key in path.factors
+        }
+    return list(states.values())
+
+
+def answer_classes(snapshot: engine.Snapshot) -> list[AnswerClass]:
+    """Every complete answer set of the topic, as classes of equal effect (path by path)."""
+    return [cls for path in routing_paths(snapshot) for cls in path_classes(path, [snapshot], snapshot)]
+
+
+def joint_classes(before: engine.Snapshot, after: engine.Snapshot) -> list[AnswerClass]:
+    """The answer sets of either version, as classes of equal effect on both (for the impact).
+
+    The same answer sets as `engine.complete_answer_sets` of each version, each set once.
+    """
+    classes: list[AnswerClass] = []
+    seen: set[tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
+    for source in (before, after):
+        for path in routing_paths(source):
+            marker = (tuple(path.answers.items()), path.factors)
+            if marker in seen:
+                continue
+            seen.add(marker)
+            classes.extend(path_classes(path, [before, after], source))
+    return classes
+
+
+def merge_by(
+    classes: Sequence[AnswerClass], key: Callable[[AnswerClass], Hashable]
+) -> list[tuple[Hashable, AnswerClass]]:
+    """Merge classes of the same routing path whose `key` (e.g. their outcome) is equal."""
+    merged: dict[tuple[tuple[tuple[str, str], ...], str, Hashable], AnswerClass] = {}
+    for cls in classes:
+        marker = (tuple(cls.path.answers.items()), cls.path.scenario, key(cls))
+        if marker in merged:
+            merged[marker].merge(cls)
+        else:
+            merged[marker] = AnswerClass(
+                path=cls.path, answers=dict(cls.answers), count=cls.count, choices=dict(cls.choices)
+            )
+    return [(marker[2], cls) for marker, cls in merged.items()]
+
+
+def describe(snapshot: engine.Snapshot, cls: AnswerClass) -> str:
+    """Which patients a class holds, in the words of the questions: e.g. "whose answer to
+    “Can the patient have MRI?” is “Not possible”; any answers to the other questions"."""
+    parts: list[str] = []
+    free = 0
+    for key, choices in cls.choices.items():
+        question = snapshot.questions[key]
+        if len(choices) == len(question.choices):
+            free += 1
+            continue
+        labels = " or ".join(f"“{question.choice(c).label}”" for c in choices)
+        parts.append(f"“{question.prompt}” {labels}")
+    if not parts:
+        return "whatever the patient answers" if free else "(no patient questions asked)"
+    text = "answering " + "; ".join(parts)
+    if free:
+        text += "; any answer to the other question" + ("s" if free > 1 else "")
+    return text
+
+
+def describe_routing(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> str:
+    """Routing answers in words: "“Neurological deficit?” “Yes”; …"."""
+    parts = []
+    for key, value in answers.items():
+        question = snapshot.questions.get(key)
+        if question is None or value not in question.choice_keys:
+            parts.append(f"{key}={value}")
+        else:
+            parts.append(f"“{question.prompt}” “{question.choice(value).label}”")
+    return "; ".join(parts)
