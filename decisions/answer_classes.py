@@ -201,16 +201,21 @@ class AnswerClass:
 
 
 def path_classes(
-    path: RoutingPath, snapshots: Sequence[engine.Snapshot], source: engine.Snapshot
+    path: RoutingPath,
+    snapshots: Sequence[engine.Snapshot],
+    source: engine.Snapshot,
+    covered: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[AnswerClass]:
     """The classes of one path's answer sets, by their effect on each of `snapshots`.
 
     `source` is the snapshot whose questions (and choice order) the path's answer sets range over.
     A dynamic programme over the factor questions: the states after a question are the distinct
     tuples of effects so far, each with its count, first member and choices per question.
+    `covered` (choices per factor question) leaves out the answer sets made only of those choices:
+    the same path of another version already holds them.
     """
     sides = [_side(snapshot, path.answers, path.factors) for snapshot in snapshots]
-    start = tuple(state for state, _ in sides)
+    start = (*(state for state, _ in sides), covered is None)
     states: dict[tuple[Hashable, ...], AnswerClass] = {
         start: AnswerClass(path=path, answers=dict(path.answers), count=1)
     }
@@ -219,7 +224,11 @@ def path_classes(
         following: dict[tuple[Hashable, ...], AnswerClass] = {}
         for state, members in states.items():
             for choice in question.choices:
-                after = tuple(step(s, key, choice.key) for s, (_, step) in zip(state, sides, strict=True))
+                outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
+                after = (
+                    *(step(s, key, choice.key) for s, (_, step) in zip(state[:-1], sides, strict=True)),
+                    outside,
+                )
                 extended = AnswerClass(
                     path=path,
                     answers={**members.answers, key: choice.key},
@@ -231,6 +240,7 @@ def path_classes(
                 else:
                     following[after] = extended
         states = following
+    states = {state: members for state, members in states.items() if state[-1]}
     for members in states.values():
         # The topic's choice order, whatever order the merges met them in.
         members.choices = {
@@ -251,14 +261,15 @@ def joint_classes(before: engine.Snapshot, after: engine.Snapshot) -> list[Answe
     The same answer sets as `engine.complete_answer_sets` of each version, each set once.
     """
     classes: list[AnswerClass] = []
-    seen: set[tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = set()
-    for source in (before, after):
-        for path in routing_paths(source):
-            marker = (tuple(path.answers.items()), path.factors)
-            if marker in seen:
-                continue
-            seen.add(marker)
-            classes.extend(path_classes(path, [before, after], source))
+    first: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
+    for path in routing_paths(before):
+        first[(tuple(path.answers.items()), path.factors)] = {
+            key: before.questions[key].choice_keys for key in path.factors
+        }
+        classes.extend(path_classes(path, [before, after], before))
+    for path in routing_paths(after):
+        covered = first.get((tuple(path.answers.items()), path.factors))
+        classes.extend(path_classes(path, [before, after], after, covered))
     return classes
 
 
