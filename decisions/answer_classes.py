@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from decisions import engine
 
@@ -102,7 +102,11 @@ Step = Callable[[Hashable, str, str], Hashable]
 
 
 def _side(
-    snapshot: engine.Snapshot, routing: Mapping[str, str], factors: Sequence[str]
+    snapshot: engine.Snapshot,
+    routing: Mapping[str, str],
+    factors: Sequence[str],
+    *,
+    exclusions_only: bool = False,
 ) -> tuple[Hashable, Step]:
     """The start state and step function of the effect of `factors`' answers on `snapshot`."""
 
@@ -164,6 +168,8 @@ def _side(
         excluded = state.excluded
         if choice.excludes is not None and choice.excludes in relevant:
             excluded = excluded | {choice.excludes}
+        if exclusions_only:
+            return state if excluded == state.excluded else replace(state, excluded=excluded)
         added = {key for key in choice.caveats if showable(key)}
         explaining = {
             key
@@ -205,6 +211,8 @@ def path_classes(
     snapshots: Sequence[engine.Snapshot],
     source: engine.Snapshot,
     covered: Mapping[str, tuple[str, ...]] | None = None,
+    *,
+    exclusions_only: bool = False,
 ) -> list[AnswerClass]:
     """The classes of one path's answer sets, by their effect on each of `snapshots`.
 
@@ -212,9 +220,13 @@ def path_classes(
     A dynamic programme over the factor questions: the states after a question are the distinct
     tuples of effects so far, each with its count, first member and choices per question.
     `covered` (choices per factor question) leaves out the answer sets made only of those choices:
-    the same path of another version already holds them.
+    the same path of another version already holds them. With `exclusions_only` the classes are
+    coarser: only the excluded attributes count (enough for what is listed, the first choice and
+    "no safe imaging"), so a path has at most 32 classes whatever its questions add.
     """
-    sides = [_side(snapshot, path.answers, path.factors) for snapshot in snapshots]
+    sides = [
+        _side(snapshot, path.answers, path.factors, exclusions_only=exclusions_only) for snapshot in snapshots
+    ]
     start = (*(state for state, _ in sides), covered is None)
     states: dict[tuple[Hashable, ...], AnswerClass] = {
         start: AnswerClass(path=path, answers=dict(path.answers), count=1)
@@ -250,9 +262,16 @@ def path_classes(
     return list(states.values())
 
 
-def answer_classes(snapshot: engine.Snapshot) -> list[AnswerClass]:
-    """Every complete answer set of the topic, as classes of equal effect (path by path)."""
-    return [cls for path in routing_paths(snapshot) for cls in path_classes(path, [snapshot], snapshot)]
+def answer_classes(snapshot: engine.Snapshot, *, exclusions_only: bool = False) -> list[AnswerClass]:
+    """Every complete answer set of the topic, as classes of equal effect (path by path).
+
+    `exclusions_only`: classes by the excluded attributes alone (see `path_classes`).
+    """
+    return [
+        cls
+        for path in routing_paths(snapshot)
+        for cls in path_classes(path, [snapshot], snapshot, exclusions_only=exclusions_only)
+    ]
 
 
 def joint_classes(before: engine.Snapshot, after: engine.Snapshot) -> list[AnswerClass]:

@@ -476,7 +476,8 @@ def stranding_classes(snapshot: engine.Snapshot) -> tuple[list[answer_classes.An
     stranded: dict[str, answer_classes.AnswerClass] = {}
     failures: list[Problem] = []
     words = _Words(snapshot)
-    for cls in answer_classes.answer_classes(snapshot):
+    # Stranding depends on the exclusions alone: the coarse classes (at most 32 a path) suffice.
+    for cls in answer_classes.answer_classes(snapshot, exclusions_only=True):
         try:
             recommendation = engine.recommend(snapshot, cls.answers)
         except (engine.AnswerError, engine.SnapshotError) as error:

@@ -93,6 +93,9 @@ def topics(draw: st.DrawFn) -> dict:
     }
 
 
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
 def signature(recommendation: engine.Recommendation) -> tuple:
     """Everything a class promises its members share (all but the quoted answers)."""
     return (
@@ -123,6 +126,24 @@ def by_classes(snapshot: engine.Snapshot) -> Counter:
     for cls in answer_classes.answer_classes(snapshot):
         counts[(tuple(cls.path.answers.items()), signature(engine.recommend(snapshot, cls.answers)))] += cls.count
     return counts
+
+
+def coarse(recommendation: engine.Recommendation) -> tuple:
+    """What the excluded attributes alone decide: the lists, the exclusions, "no safe imaging"."""
+    return signature(recommendation)[:6] + (recommendation.no_safe_imaging,)
+
+
+@SETTINGS
+@given(topics())
+def test_classes_by_exclusions_alone_hold_the_answer_sets_with_the_same_lists(document):
+    snapshot = engine.build_snapshot(document)
+    expected = Counter(
+        (routing_of(snapshot, a), coarse(engine.recommend(snapshot, a))) for a in engine.complete_answer_sets(snapshot)
+    )
+    found: Counter = Counter()
+    for cls in answer_classes.answer_classes(snapshot, exclusions_only=True):
+        found[(tuple(cls.path.answers.items()), coarse(engine.recommend(snapshot, cls.answers)))] += cls.count
+    assert found == expected
 
 
 def stranded_by_enumeration(snapshot: engine.Snapshot) -> dict:
@@ -161,7 +182,6 @@ def impact_by_classes(before: engine.Snapshot, after: engine.Snapshot) -> Counte
     return counts
 
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
