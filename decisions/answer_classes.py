@@ -274,22 +274,19 @@ def answer_classes(snapshot: engine.Snapshot, *, exclusions_only: bool = False) 
     ]
 
 
-def joint_classes(before: engine.Snapshot, after: engine.Snapshot) -> list[AnswerClass]:
+def joint_classes(
+    before: engine.Snapshot, after: engine.Snapshot, *, exclusions_only: bool = True
+) -> list[AnswerClass]:
     """The answer sets of either version, as classes of equal effect on both (for the impact).
 
-    The same answer sets as `engine.complete_answer_sets` of each version, each set once.
+    The same answer sets as `engine.complete_answer_sets` of each version, each set once. By
+    default the classes go by the exclusions alone (see `path_classes`).
     """
-    classes: list[AnswerClass] = []
-    first: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
-    for path in routing_paths(before):
-        first[(tuple(path.answers.items()), path.factors)] = {
-            key: before.questions[key].choice_keys for key in path.factors
-        }
-        classes.extend(path_classes(path, [before, after], before))
-    for path in routing_paths(after):
-        covered = first.get((tuple(path.answers.items()), path.factors))
-        classes.extend(path_classes(path, [before, after], after, covered))
-    return classes
+    return [
+        cls
+        for path, source, covered in joint_paths(before, after)
+        for cls in path_classes(path, [before, after], source, covered, exclusions_only=exclusions_only)
+    ]
 
 
 def merge_by(
@@ -338,3 +335,227 @@ def describe_routing(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> s
         else:
             parts.append(f"“{question.prompt}” “{question.choice(value).label}”")
     return "; ".join(parts)
+
+
+# --- what the publish impact follows item by item ---------------------------------------------
+
+Item = tuple[str, str]
+"""A caveat or a next step, followed across versions: ("caveat", key) or ("next step", text)."""
+
+
+def _item_side(
+    snapshot: engine.Snapshot, routing: Mapping[str, str], factors: Sequence[str], item: Item
+) -> tuple[Hashable, Step, Callable[[Hashable, Mapping[str, str]], str | None]]:
+    """Start state, step and verdict (the item's text when shown, else None) of one item.
+
+    The state is the excluded attributes that decide whether the item's procedures are listed,
+    and whether the answers added the item (or met its condition): a handful of values.
+    """
+    kind, key = item
+    start, step = _side(snapshot, routing, factors, exclusions_only=True)
+
+    def by_engine(state: Hashable, answers: Mapping[str, str]) -> str | None:
+        try:
+            recommendation = engine.recommend(snapshot, answers)
+        except (engine.AnswerError, engine.SnapshotError):
+            return None
+        return _shown(recommendation, item)
+
+    if not isinstance(start, _Effect):
+        return start, step, by_engine  # unusual or constant: the answers themselves decide
+    recommendation = engine.recommend(snapshot, routing)
+    scenario = recommendation.scenario
+    assert scenario is not None
+    asked = {q.key for q in engine.factors_asked(snapshot, scenario)}
+    procedures = [snapshot.procedures[r.procedure] for r in scenario.ratings]
+    routing_choices = [snapshot.questions[t.question].choice(t.answer) for t in recommendation.trace]
+
+    if kind == "caveat":
+        caveat = snapshot.caveats.get(key)
+        if caveat is None:
+            return ("never",), lambda state, question, choice: state, lambda state, answers: None
+        applies_to = caveat.applies_to
+        concerned = [p for p in procedures if (applies_to in p.attributes) or key in p.caveats]
+        attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned))
+
+        def caveat_step(state: Hashable, question: str, choice_key: str) -> Hashable:
+            assert isinstance(state, tuple)
+            if state[:1] != ("caveat",) or question not in asked:
+                return state
+            _, excluded, added, explaining = state
+            choice = snapshot.questions[question].choice(choice_key)
+            if choice.excludes is not None and choice.excludes in attributes:
+                excluded = excluded | {choice.excludes}
+            if key in choice.caveats:
+                added = True
+                explaining = explaining or (choice.excludes is not None and choice.excludes is applies_to)
+            return ("caveat", excluded, added, explaining)
+
+        def known_step(state: Hashable, question: str, choice_key: str) -> Hashable:
+            if isinstance(state, tuple) and state[:1] == ("unknown",):
+                return state
+            if (
+                question not in snapshot.questions
+                or choice_key not in snapshot.questions[question].choice_keys
+            ):
+                return ("unknown", question, choice_key)
+            return caveat_step(state, question, choice_key)
+
+        def caveat_verdict(state: Hashable, answers: Mapping[str, str]) -> str | None:
+            if not isinstance(state, tuple) or state[:1] != ("caveat",):
+                return None
+            _, excluded, added, explaining = state
+            if not added:
+                return None
+            listed = [p for p in concerned if not p.attributes & excluded]
+            removed = [p for p in concerned if p.attributes & excluded]
+            if any(key in p.caveats for p in listed):
+                return None  # on the procedure's card instead
+            if applies_to is None:
+                return caveat.text
+            if explaining:
+                return caveat.text if any(applies_to in p.attributes for p in removed) else None
+            return caveat.text if any(applies_to in p.attributes for p in listed) else None
+
+        in_base = key in scenario.caveats or any(key in c.caveats for c in routing_choices)
+        explains = any(
+            key in c.caveats and c.excludes is not None and c.excludes is applies_to for c in routing_choices
+        )
+        return ("caveat", frozenset[engine.Attribute](), in_base, explains), known_step, caveat_verdict
+
+    steps = [(i, s) for i, s in enumerate(scenario.next_steps) if s.text == key]
+    tied = {s.applies_to for _, s in steps if s.applies_to is not None}
+    concerned = [p for p in procedures if p.attributes & tied]
+    attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned))
+    answered_routing = {(t.question, t.answer) for t in recommendation.trace}
+
+    def step_step(state: Hashable, question: str, choice_key: str) -> Hashable:
+        if isinstance(state, tuple) and state[:1] == ("unknown",):
+            return state
+        if question not in snapshot.questions or choice_key not in snapshot.questions[question].choice_keys:
+            return ("unknown", question, choice_key)
+        if question not in asked:
+            return state
+        assert isinstance(state, tuple)
+        _, excluded, met = state
+        choice = snapshot.questions[question].choice(choice_key)
+        if choice.excludes is not None and choice.excludes in attributes:
+            excluded = excluded | {choice.excludes}
+        met = met | {i for i, s in steps if s.when == (question, choice_key)}
+        return ("step", excluded, met)
+
+    def step_verdict(state: Hashable, answers: Mapping[str, str]) -> str | None:
+        if not isinstance(state, tuple) or state[:1] != ("step",):
+            return None
+        _, excluded, met = state
+        listed_attributes = frozenset[engine.Attribute]().union(
+            *(p.attributes for p in concerned if not p.attributes & excluded)
+        )
+        for i, s in steps:
+            if (s.when is None or i in met) and (s.applies_to is None or s.applies_to in listed_attributes):
+                return key
+        return None
+
+    met = frozenset(i for i, s in steps if s.when in answered_routing)
+    return ("step", frozenset[engine.Attribute](), met), step_step, step_verdict
+
+
+def _shown(recommendation: engine.Recommendation, item: Item) -> str | None:
+    """The item's text if the recommendation shows it."""
+    if not recommendation.complete:
+        return None
+    kind, key = item
+    if kind == "caveat":
+        return next((c.text for c in recommendation.caveats if c.key == key), None)
+    return key if any(s.text == key for s in recommendation.next_steps) else None
+
+
+def joint_paths(
+    before: engine.Snapshot, after: engine.Snapshot
+) -> Iterator[tuple[RoutingPath, engine.Snapshot, Mapping[str, tuple[str, ...]] | None]]:
+    """The routing paths of either version with the choices the other version's same path holds."""
+    first: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
+    for path in routing_paths(before):
+        first[(tuple(path.answers.items()), path.factors)] = {
+            key: before.questions[key].choice_keys for key in path.factors
+        }
+        yield path, before, None
+    for path in routing_paths(after):
+        yield path, after, first.get((tuple(path.answers.items()), path.factors))
+
+
+def items_of(path: RoutingPath, snapshots: Sequence[engine.Snapshot]) -> list[Item]:
+    """The caveats and next steps that answers on this path could be shown, in any version."""
+    items: dict[Item, None] = {}
+    for snapshot in snapshots:
+        try:
+            recommendation = engine.recommend(snapshot, path.answers)
+        except (engine.AnswerError, engine.SnapshotError):
+            continue
+        scenario = recommendation.scenario
+        if scenario is None:
+            continue
+        items.update(dict.fromkeys(("next step", s.text) for s in scenario.next_steps))
+        items.update(dict.fromkeys(("caveat", k) for k in scenario.caveats))
+        for step in recommendation.trace:
+            items.update(
+                dict.fromkeys(
+                    ("caveat", k) for k in snapshot.questions[step.question].choice(step.answer).caveats
+                )
+            )
+        for question in engine.factors_asked(snapshot, scenario):
+            for choice in question.choices:
+                items.update(dict.fromkeys(("caveat", k) for k in choice.caveats))
+    return list(items)
+
+
+def item_classes(
+    path: RoutingPath,
+    snapshots: Sequence[engine.Snapshot],
+    source: engine.Snapshot,
+    covered: Mapping[str, tuple[str, ...]] | None,
+    item: Item,
+) -> list[tuple[tuple[str | None, ...], AnswerClass]]:
+    """The path's answer sets grouped by whether (and with what text) each snapshot shows `item`."""
+    sides = [_item_side(snapshot, path.answers, path.factors, item) for snapshot in snapshots]
+    states: dict[tuple[Hashable, ...], AnswerClass] = {
+        (*(start for start, _, _ in sides), covered is None): AnswerClass(
+            path=path, answers=dict(path.answers), count=1
+        )
+    }
+    for key in path.factors:
+        question = source.questions[key]
+        following: dict[tuple[Hashable, ...], AnswerClass] = {}
+        for state, members in states.items():
+            for choice in question.choices:
+                outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
+                after = (
+                    *(step(s, key, choice.key) for s, (_, step, _) in zip(state[:-1], sides, strict=True)),
+                    outside,
+                )
+                extended = AnswerClass(
+                    path=path,
+                    answers={**members.answers, key: choice.key},
+                    count=members.count,
+                    choices={**members.choices, key: (choice.key,)},
+                )
+                if after in following:
+                    following[after].merge(extended)
+                else:
+                    following[after] = extended
+        states = following
+    verdicts: dict[tuple[str | None, ...], AnswerClass] = {}
+    for state, members in states.items():
+        if not state[-1]:
+            continue
+        verdict = tuple(judge(s, members.answers) for s, (_, _, judge) in zip(state[:-1], sides, strict=True))
+        if verdict in verdicts:
+            verdicts[verdict].merge(members)
+        else:
+            verdicts[verdict] = members
+    for members in verdicts.values():
+        members.choices = {
+            key: tuple(c for c in source.questions[key].choice_keys if c in members.choices.get(key, ()))
+            for key in path.factors
+        }
+    return list(verdicts.items())

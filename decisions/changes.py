@@ -249,11 +249,11 @@ class Impact:
         return f"every patient {where} {self.who}".strip()
 
 
-_SUMMARY = ("scenario", "urgency", "first choice", "excluded", "caveats", "next steps")
+_SUMMARY = ("scenario", "urgency", "first choice", "excluded")
 
 
 def _summary(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> dict[str, str]:
-    """What a clinician would be shown for `answers`, in words."""
+    """What is listed for `answers`, in words (caveats and next steps are followed one by one)."""
     empty = dict.fromkeys(_SUMMARY, "")
     try:
         recommendation = engine.recommend(snapshot, answers, strict=True)
@@ -275,59 +275,70 @@ def _summary(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> dict[str,
         "urgency": recommendation.urgency.label if recommendation.urgency else "none",
         "first choice": first_text,
         "excluded": ", ".join(sorted(e.procedure.name for e in recommendation.excluded)) or "none",
-        "caveats": _SEPARATOR.join(sorted(c.text for c in recommendation.caveats)),
-        "next steps": _SEPARATOR.join(s.text for s in recommendation.next_steps),
     }
 
 
-_SEPARATOR = "\n"
-# Caveats and next steps are long: a change lists only those no longer shown and newly shown.
-_LISTS = ("caveats", "next steps")
-
-
-def _change(what: str, old: str, new: str) -> tuple[str, str, str]:
-    if what not in _LISTS:
-        return (what, old, new)
-    was, now = old.split(_SEPARATOR) if old else [], new.split(_SEPARATOR) if new else []
-    gone = [f"no longer: {text}" for text in was if text not in now]
-    added = [f"now: {text}" for text in now if text not in was]
-    return (what, _SEPARATOR.join(gone) or "—", _SEPARATOR.join(added) or "—")
+NOT_SHOWN = "—"
 
 
 def impact(before: engine.Snapshot | None, after: engine.Snapshot) -> list[Impact]:
     """Every class of answers (of either version) whose recommendation the publish changes.
 
-    Answer sets are grouped into classes of equal effect on both versions
-    (`answer_classes.joint_classes`), so the cost grows with the questions and scenarios rather
-    than with the product of their choices; each class is run once on each version, and classes
-    of one routing path with the same before and after are reported together.
+    Two passes, each over answer classes rather than answer sets, so the cost grows with the
+    questions and scenarios, not with the product of their choices:
+    - what is listed (scenario, urgency, first choice, exclusions) depends on the excluded
+      attributes alone: classes by exclusions on both versions (at most 32 × 32 a path), each run
+      once on each version;
+    - each caveat and next step is followed on its own: the answer sets of a path grouped by
+      whether each version shows it (and with what text), so a caveat added to one answer is one
+      row ("caveat", before, after), not one row per combination of the other answers.
     """
     if before is None:
         return []
+    impacts: list[Impact] = []
 
     def outcome(cls: answer_classes.AnswerClass) -> tuple[tuple[tuple[str, str], ...], ...]:
         return tuple(_summary(before, cls.answers).items()), tuple(_summary(after, cls.answers).items())
 
-    impacts = []
     for key, cls in answer_classes.merge_by(answer_classes.joint_classes(before, after), outcome):
         assert isinstance(key, tuple)
         old, new = dict(key[0]), dict(key[1])
-        changes = tuple(_change(what, old[what], new[what]) for what in old if old[what] != new[what])
-        if not changes:
-            continue
-        source = after if cls.path.scenario in after.scenarios else before
-        scenario = source.scenarios.get(cls.path.scenario)
-        impacts.append(
-            Impact(
-                answers=cls.answers,
-                changes=changes,
-                count=cls.count,
-                scenario=scenario.title if scenario else "",
-                who=answer_classes.describe(_question_source(before, after, cls), cls),
-                routing=answer_classes.describe_routing(after, cls.path.answers),
-            )
-        )
+        changes = tuple((what, old[what], new[what]) for what in old if old[what] != new[what])
+        if changes:
+            impacts.append(_impact(before, after, cls, changes))
+    for path, source, covered in answer_classes.joint_paths(before, after):
+        for item in answer_classes.items_of(path, (before, after)):
+            for (was, now), cls in _pairs(
+                answer_classes.item_classes(path, (before, after), source, covered, item)
+            ):
+                if was != now:
+                    changes = ((item[0], was or NOT_SHOWN, now or NOT_SHOWN),)
+                    impacts.append(_impact(before, after, cls, changes))
     return impacts
+
+
+def _pairs(
+    classes: list[tuple[tuple[str | None, ...], answer_classes.AnswerClass]],
+) -> list[tuple[tuple[str | None, str | None], answer_classes.AnswerClass]]:
+    return [((verdict[0], verdict[1]), cls) for verdict, cls in classes]
+
+
+def _impact(
+    before: engine.Snapshot,
+    after: engine.Snapshot,
+    cls: answer_classes.AnswerClass,
+    changes: tuple[tuple[str, str, str], ...],
+) -> Impact:
+    source = after if cls.path.scenario in after.scenarios else before
+    scenario = source.scenarios.get(cls.path.scenario)
+    return Impact(
+        answers=cls.answers,
+        changes=changes,
+        count=cls.count,
+        scenario=scenario.title if scenario else "",
+        who=answer_classes.describe(_question_source(before, after, cls), cls),
+        routing=answer_classes.describe_routing(after, cls.path.answers),
+    )
 
 
 def _question_source(

@@ -160,6 +160,19 @@ def stranded_by_enumeration(snapshot: engine.Snapshot) -> dict:
     return found
 
 
+def shown(snapshot: engine.Snapshot, answers: dict) -> dict:
+    """Each caveat and next step the recommendation shows, with its text."""
+    try:
+        recommendation = engine.recommend(snapshot, answers)
+    except (engine.AnswerError, engine.SnapshotError):
+        return {}
+    if not recommendation.complete:
+        return {}
+    found = {("caveat", c.key): c.text for c in recommendation.caveats}
+    found.update({("next step", s.text): s.text for s in recommendation.next_steps})
+    return found
+
+
 def impact_by_enumeration(before: engine.Snapshot, after: engine.Snapshot) -> Counter:
     """The old publish impact: every answer set of either version, run on both."""
     combinations: dict = {}
@@ -169,9 +182,13 @@ def impact_by_enumeration(before: engine.Snapshot, after: engine.Snapshot) -> Co
     counts: Counter = Counter()
     for answers in combinations.values():
         old, new = changes._summary(before, answers), changes._summary(after, answers)
-        found = tuple(changes._change(w, old[w], new[w]) for w in old if old[w] != new[w])
+        found = tuple((w, old[w], new[w]) for w in old if old[w] != new[w])
         if found:
             counts[found] += 1
+        was, now = shown(before, answers), shown(after, answers)
+        for item in set(was) | set(now):
+            if was.get(item) != now.get(item):
+                counts[((item[0], was.get(item) or "—", now.get(item) or "—"),)] += 1
     return counts
 
 
