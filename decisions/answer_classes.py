@@ -343,16 +343,44 @@ Item = tuple[str, str]
 """A caveat or a next step, followed across versions: ("caveat", key) or ("next step", text)."""
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What one snapshot makes of a path's routing answers, computed once for all its items."""
+
+    start: Hashable
+    step: Step
+    recommendation: engine.Recommendation | None
+    asked: frozenset[str]
+
+
+def _context(snapshot: engine.Snapshot, routing: Mapping[str, str], factors: Sequence[str]) -> _Context:
+    start, step = _side(snapshot, routing, factors, exclusions_only=True)
+    if not isinstance(start, _Effect):
+        return _Context(start, step, None, frozenset())
+    recommendation = engine.recommend(snapshot, routing)
+    assert recommendation.scenario is not None
+    asked = frozenset(q.key for q in engine.factors_asked(snapshot, recommendation.scenario))
+    return _Context(start, step, recommendation, asked)
+
+
+Verdict = Callable[[Hashable, Mapping[str, str]], str | None]
+Touches = Callable[[str, str], bool]
+
+
 def _item_side(
-    snapshot: engine.Snapshot, routing: Mapping[str, str], factors: Sequence[str], item: Item
-) -> tuple[Hashable, Step, Callable[[Hashable, Mapping[str, str]], str | None]]:
-    """Start state, step and verdict (the item's text when shown, else None) of one item.
+    snapshot: engine.Snapshot, context: _Context, item: Item
+) -> tuple[Hashable, Step, Verdict, Touches]:
+    """Start state, step, verdict (the item's text when shown, else None) of one item, and
+    which answers can change its state at all (the others are counted, not stepped through).
 
     The state is the excluded attributes that decide whether the item's procedures are listed,
     and whether the answers added the item (or met its condition): a handful of values.
     """
     kind, key = item
-    start, step = _side(snapshot, routing, factors, exclusions_only=True)
+    start, step = context.start, context.step
+
+    def unknown(question: str, choice: str) -> bool:
+        return question not in snapshot.questions or choice not in snapshot.questions[question].choice_keys
 
     def by_engine(state: Hashable, answers: Mapping[str, str]) -> str | None:
         try:
@@ -361,19 +389,21 @@ def _item_side(
             return None
         return _shown(recommendation, item)
 
-    if not isinstance(start, _Effect):
-        return start, step, by_engine  # unusual or constant: the answers themselves decide
-    recommendation = engine.recommend(snapshot, routing)
+    if context.recommendation is None:
+        # Unusual or constant: the answers themselves decide.
+        touches_any: Touches = (lambda q, c: True) if start == ("verbatim",) else unknown
+        return start, step, by_engine, touches_any
+    recommendation = context.recommendation
     scenario = recommendation.scenario
     assert scenario is not None
-    asked = {q.key for q in engine.factors_asked(snapshot, scenario)}
+    asked = context.asked
     procedures = [snapshot.procedures[r.procedure] for r in scenario.ratings]
     routing_choices = [snapshot.questions[t.question].choice(t.answer) for t in recommendation.trace]
 
     if kind == "caveat":
         caveat = snapshot.caveats.get(key)
         if caveat is None:
-            return ("never",), lambda state, question, choice: state, lambda state, answers: None
+            return ("never",), lambda state, question, choice: state, lambda state, answers: None, unknown
         applies_to = caveat.applies_to
         concerned = [p for p in procedures if (applies_to in p.attributes) or key in p.caveats]
         attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned))
@@ -421,7 +451,17 @@ def _item_side(
         explains = any(
             key in c.caveats and c.excludes is not None and c.excludes is applies_to for c in routing_choices
         )
-        return ("caveat", frozenset[engine.Attribute](), in_base, explains), known_step, caveat_verdict
+
+        def caveat_touches(question: str, choice_key: str) -> bool:
+            if unknown(question, choice_key):
+                return True
+            if question not in asked:
+                return False
+            choice = snapshot.questions[question].choice(choice_key)
+            return key in choice.caveats or (choice.excludes is not None and choice.excludes in attributes)
+
+        start_state = ("caveat", frozenset[engine.Attribute](), in_base, explains)
+        return start_state, known_step, caveat_verdict, caveat_touches
 
     steps = [(i, s) for i, s in enumerate(scenario.next_steps) if s.text == key]
     tied = {s.applies_to for _, s in steps if s.applies_to is not None}
@@ -456,8 +496,18 @@ def _item_side(
                 return key
         return None
 
+    def step_touches(question: str, choice_key: str) -> bool:
+        if unknown(question, choice_key):
+            return True
+        if question not in asked:
+            return False
+        choice = snapshot.questions[question].choice(choice_key)
+        if choice.excludes is not None and choice.excludes in attributes:
+            return True
+        return any(s.when == (question, choice_key) for _, s in steps)
+
     met = frozenset(i for i, s in steps if s.when in answered_routing)
-    return ("step", frozenset[engine.Attribute](), met), step_step, step_verdict
+    return ("step", frozenset[engine.Attribute](), met), step_step, step_verdict, step_touches
 
 
 def _shown(recommendation: engine.Recommendation, item: Item) -> str | None:
@@ -514,48 +564,97 @@ def item_classes(
     snapshots: Sequence[engine.Snapshot],
     source: engine.Snapshot,
     covered: Mapping[str, tuple[str, ...]] | None,
-    item: Item,
+    items: Sequence[Item],
+) -> Iterator[tuple[Item, tuple[str | None, ...], AnswerClass]]:
+    """For each item, the path's answer sets grouped by whether (and with what text) each
+    snapshot shows it."""
+    contexts = [_context(snapshot, path.answers, path.factors) for snapshot in snapshots]
+    for item in items:
+        sides = [
+            _item_side(snapshot, context, item) for snapshot, context in zip(snapshots, contexts, strict=True)
+        ]
+        for verdict, members in _item_dp(path, source, covered, sides):
+            yield item, verdict, members
+
+
+def _item_dp(
+    path: RoutingPath,
+    source: engine.Snapshot,
+    covered: Mapping[str, tuple[str, ...]] | None,
+    sides: Sequence[tuple[Hashable, Step, Verdict, Touches]],
 ) -> list[tuple[tuple[str | None, ...], AnswerClass]]:
-    """The path's answer sets grouped by whether (and with what text) each snapshot shows `item`."""
-    sides = [_item_side(snapshot, path.answers, path.factors, item) for snapshot in snapshots]
-    states: dict[tuple[Hashable, ...], AnswerClass] = {
-        (*(start for start, _, _ in sides), covered is None): AnswerClass(
-            path=path, answers=dict(path.answers), count=1
-        )
+    states: dict[tuple[Hashable, ...], _Members] = {
+        (*(side[0] for side in sides), covered is None): _Members(dict(path.answers), 1, {})
     }
     for key in path.factors:
         question = source.questions[key]
-        following: dict[tuple[Hashable, ...], AnswerClass] = {}
+        if not any(touches(key, c) for c in question.choice_keys for _, _, _, touches in sides) and (
+            covered is None or all(c in covered.get(key, ()) for c in question.choice_keys)
+        ):
+            # No answer to this question changes the item: count its choices, step nothing.
+            for members in states.values():
+                members.answers[key] = question.choices[0].key
+                members.count *= len(question.choices)
+                members.choices[key] = set(question.choice_keys)
+            continue
+        following: dict[tuple[Hashable, ...], _Members] = {}
         for state, members in states.items():
             for choice in question.choices:
                 outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
                 after = (
-                    *(step(s, key, choice.key) for s, (_, step, _) in zip(state[:-1], sides, strict=True)),
+                    *(side[1](s, key, choice.key) for s, side in zip(state[:-1], sides, strict=True)),
                     outside,
                 )
-                extended = AnswerClass(
-                    path=path,
-                    answers={**members.answers, key: choice.key},
-                    count=members.count,
-                    choices={**members.choices, key: (choice.key,)},
-                )
                 if after in following:
-                    following[after].merge(extended)
+                    following[after].add(members, key, choice.key)
                 else:
-                    following[after] = extended
+                    following[after] = members.extended(key, choice.key)
         states = following
-    verdicts: dict[tuple[str | None, ...], AnswerClass] = {}
+    verdicts: dict[tuple[str | None, ...], _Members] = {}
     for state, members in states.items():
         if not state[-1]:
             continue
-        verdict = tuple(judge(s, members.answers) for s, (_, _, judge) in zip(state[:-1], sides, strict=True))
+        verdict = tuple(side[2](s, members.answers) for s, side in zip(state[:-1], sides, strict=True))
         if verdict in verdicts:
             verdicts[verdict].merge(members)
         else:
             verdicts[verdict] = members
-    for members in verdicts.values():
-        members.choices = {
-            key: tuple(c for c in source.questions[key].choice_keys if c in members.choices.get(key, ()))
-            for key in path.factors
-        }
-    return list(verdicts.items())
+    return [(verdict, members.answer_class(path, source)) for verdict, members in verdicts.items()]
+
+
+@dataclass
+class _Members:
+    """An answer class while it is built: choices as sets (merging tuples is slow)."""
+
+    answers: Answers
+    count: int
+    choices: dict[str, set[str]]
+
+    def extended(self, key: str, choice: str) -> _Members:
+        return _Members(
+            {**self.answers, key: choice},
+            self.count,
+            {**{k: set(v) for k, v in self.choices.items()}, key: {choice}},
+        )
+
+    def add(self, other: _Members, key: str, choice: str) -> None:
+        self.count += other.count
+        for k, v in other.choices.items():
+            self.choices.setdefault(k, set()).update(v)
+        self.choices.setdefault(key, set()).add(choice)
+
+    def merge(self, other: _Members) -> None:
+        self.count += other.count
+        for k, v in other.choices.items():
+            self.choices.setdefault(k, set()).update(v)
+
+    def answer_class(self, path: RoutingPath, source: engine.Snapshot) -> AnswerClass:
+        return AnswerClass(
+            path=path,
+            answers=self.answers,
+            count=self.count,
+            choices={
+                key: tuple(c for c in source.questions[key].choice_keys if c in self.choices.get(key, ()))
+                for key in path.factors
+            },
+        )

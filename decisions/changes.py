@@ -307,20 +307,13 @@ def impact(before: engine.Snapshot | None, after: engine.Snapshot) -> list[Impac
         if changes:
             impacts.append(_impact(before, after, cls, changes))
     for path, source, covered in answer_classes.joint_paths(before, after):
-        for item in answer_classes.items_of(path, (before, after)):
-            for (was, now), cls in _pairs(
-                answer_classes.item_classes(path, (before, after), source, covered, item)
-            ):
-                if was != now:
-                    changes = ((item[0], was or NOT_SHOWN, now or NOT_SHOWN),)
-                    impacts.append(_impact(before, after, cls, changes))
+        items = answer_classes.items_of(path, (before, after))
+        for item, verdict, cls in answer_classes.item_classes(path, (before, after), source, covered, items):
+            was, now = verdict
+            if was != now:
+                changes = ((item[0], was or NOT_SHOWN, now or NOT_SHOWN),)
+                impacts.append(_impact(before, after, cls, changes))
     return impacts
-
-
-def _pairs(
-    classes: list[tuple[tuple[str | None, ...], answer_classes.AnswerClass]],
-) -> list[tuple[tuple[str | None, str | None], answer_classes.AnswerClass]]:
-    return [((verdict[0], verdict[1]), cls) for verdict, cls in classes]
 
 
 def _impact(
