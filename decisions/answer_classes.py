@@ -227,13 +227,12 @@ def path_classes(
     sides = [
         _side(snapshot, path.answers, path.factors, exclusions_only=exclusions_only) for snapshot in snapshots
     ]
-    start = (*(state for state, _ in sides), covered is None)
-    states: dict[tuple[Hashable, ...], AnswerClass] = {
-        start: AnswerClass(path=path, answers=dict(path.answers), count=1)
+    states: dict[tuple[Hashable, ...], _Members] = {
+        (*(state for state, _ in sides), covered is None): _Members(dict(path.answers), 1, {})
     }
     for key in path.factors:
         question = source.questions[key]
-        following: dict[tuple[Hashable, ...], AnswerClass] = {}
+        following: dict[tuple[Hashable, ...], _Members] = {}
         for state, members in states.items():
             for choice in question.choices:
                 outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
@@ -241,25 +240,12 @@ def path_classes(
                     *(step(s, key, choice.key) for s, (_, step) in zip(state[:-1], sides, strict=True)),
                     outside,
                 )
-                extended = AnswerClass(
-                    path=path,
-                    answers={**members.answers, key: choice.key},
-                    count=members.count,
-                    choices={**members.choices, key: (choice.key,)},
-                )
                 if after in following:
-                    following[after].merge(extended)
+                    following[after].add(members, key, choice.key)
                 else:
-                    following[after] = extended
+                    following[after] = members.extended(key, choice.key)
         states = following
-    states = {state: members for state, members in states.items() if state[-1]}
-    for members in states.values():
-        # The topic's choice order, whatever order the merges met them in.
-        members.choices = {
-            key: tuple(c for c in source.questions[key].choice_keys if c in members.choices[key])
-            for key in path.factors
-        }
-    return list(states.values())
+    return [members.answer_class(path, source) for state, members in states.items() if state[-1]]
 
 
 def answer_classes(snapshot: engine.Snapshot, *, exclusions_only: bool = False) -> list[AnswerClass]:
