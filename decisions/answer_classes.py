@@ -198,8 +198,21 @@ class AnswerClass:
     answers: Answers
     count: int
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Every combination of `choices` is a member (on each routing path the class spans).
+    exact: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.exact is None:
+            self.exact = self.count == math.prod(len(c) for c in self.choices.values())
 
     def merge(self, other: AnswerClass) -> None:
+        """Take in `other`'s members (of this path, or of another path to the same scenario)."""
+        self.exact = bool(
+            self.exact
+            and other.exact
+            and self.choices == other.choices
+            and self.path.answers != other.path.answers
+        )
         self.count += other.count
         for key, keys in other.choices.items():
             mine = self.choices.get(key, ())
@@ -286,14 +299,21 @@ def merge_by(
             merged[marker].merge(cls)
         else:
             merged[marker] = AnswerClass(
-                path=cls.path, answers=dict(cls.answers), count=cls.count, choices=dict(cls.choices)
+                path=cls.path,
+                answers=dict(cls.answers),
+                count=cls.count,
+                choices=dict(cls.choices),
+                exact=cls.exact,
             )
     return [(marker[2], cls) for marker, cls in merged.items()]
 
 
 def describe(snapshot: engine.Snapshot, cls: AnswerClass) -> str:
-    """Which patients a class holds, in the words of the questions: e.g. "whose answer to
-    “Can the patient have MRI?” is “Not possible”; any answers to the other questions"."""
+    """Which patients a class holds, in the words of the questions: e.g. "answering “Not
+    possible” to “Can the patient have MRI?”; any answer to the other questions".
+
+    It names, question by question, the answers that occur in the class; when the class is not
+    every combination of those (e.g. "an excluding answer to either question"), it says so."""
     parts: list[str] = []
     free = 0
     for key, choices in cls.choices.items():
@@ -302,10 +322,10 @@ def describe(snapshot: engine.Snapshot, cls: AnswerClass) -> str:
             free += 1
             continue
         labels = " or ".join(f"“{question.choice(c).label}”" for c in choices)
-        parts.append(f"“{question.prompt}” {labels}")
+        parts.append(f"{labels} to “{question.prompt}”")
     if not parts:
         return "whatever the patient answers" if free else "(no patient questions asked)"
-    text = "answering " + "; ".join(parts)
+    text = ("answering " if cls.exact else "answering, in some combinations, ") + "; ".join(parts)
     if free:
         text += "; any answer to the other question" + ("s" if free > 1 else "")
     return text

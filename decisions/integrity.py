@@ -188,7 +188,7 @@ def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
     words = _Words(snapshot)
     dangling = engine.dangling_keys(snapshot)
     for where, key in dangling:
-        place, subject = _dangling_place(words, where, topic_key)
+        place, subject = _dangling_place(words, where, key, topic_key)
         problems.append(
             _problem(
                 ERROR,
@@ -221,8 +221,11 @@ _DANGLING = [
 ]
 
 
-def _dangling_place(words: _Words, where: str, topic_key: str) -> tuple[str, Subject | None]:
+def _dangling_place(words: _Words, where: str, missing: str, topic_key: str) -> tuple[str, Subject | None]:
     """The words and subject for one of `engine.dangling_keys`' places."""
+    rating = re.match(r"^scenario (?P<a>\S+) rating$", where)
+    if rating:  # the rated procedure itself is missing: the rating is what to fix
+        return f"a rating in {words.scenario(rating['a'])}", ("rating", f"{rating['a']}/{missing}")
     for pattern, kind in _DANGLING:
         match = pattern.match(where)
         if match is None:
@@ -498,7 +501,11 @@ def stranding_classes(snapshot: engine.Snapshot) -> tuple[list[answer_classes.An
                 stranded[scenario.key].merge(cls)
             else:
                 stranded[scenario.key] = answer_classes.AnswerClass(
-                    path=cls.path, answers=dict(cls.answers), count=cls.count, choices=dict(cls.choices)
+                    path=cls.path,
+                    answers=dict(cls.answers),
+                    count=cls.count,
+                    choices=dict(cls.choices),
+                    exact=cls.exact,
                 )
     return list(stranded.values()), failures
 
