@@ -2,6 +2,7 @@
 set, where the classes must give exactly what running the engine on each set gives."""
 
 from collections import Counter
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
