@@ -101,7 +101,9 @@ class Problem:
     @property
     def line(self) -> str:
         """One line for the command line: the document path, then the words."""
-        return f"{self.severity.upper():7} {self.path or self.where}: {self.message}"
+        if not self.path:
+            return str(self)
+        return f"{self.severity.upper():7} {self.path}: {self.where}: {self.message}"
 
 
 def has_errors(problems: list[Problem]) -> bool:

@@ -387,7 +387,10 @@ def test_the_command_line_form_keeps_the_document_path(synthetic):
 
     (problem,) = integrity.check(synthetic, today=TODAY)
 
-    assert problem.line == "ERROR   scenarios[scan].ratings[mr-knee]: has no reference"
+    assert problem.line == (
+        "ERROR   scenarios[scan].ratings[mr-knee]: "
+        "the rating of MR knee in the scenario “Scan”: has no reference"
+    )
     assert str(problem) == "ERROR   the rating of MR knee in the scenario “Scan”: has no reference"
 
 
