@@ -694,7 +694,7 @@ def check_topic_links(links: list[tuple[str, str, str]]) -> list[Problem]:
         Problem(
             ERROR,
             f"the {_SUBJECT_NOUNS.get(subject[0], 'row') if subject else 'row'} {where}",
-            f"names {what} of the topic {owner!r}; use this topic's own",
+            f"names {what} of topic {owner!r}; use this topic's own",
             path=where,
             subject=subject,
         )
