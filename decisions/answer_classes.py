@@ -22,14 +22,22 @@ effect), and the caveats of one severity come in the order they were first added
 class therefore get the same recommendation, exclusions, caveats and next steps, and differ only
 in which of their answers are quoted; the property tests check this against enumeration.
 
+Three granularities, each checked against enumeration by the property tests
+(tests/unit/test_answer_classes.py):
+- `answer_classes(snapshot)`: the full effect above (what `describe` and the tests use);
+- `exclusions_only=True`: the excluded attributes alone, which decide what is listed, the first
+  choice and "no safe imaging" (the integrity check, and the listing part of the impact);
+- `item_classes`: one caveat or next step at a time, by whether each version shows it (the
+  caveat and next-step part of the impact).
+
 Cost: for each routing path, sum over its factor questions of (states × choices) steps, where the
 states at a step are the distinct effects of the questions so far. The excluded attributes take
-at most 2^5 values (five attributes), so without choice-tied caveats or next steps a path has at
-most 32 states whatever the number of questions. Each distinct caveat or `when` condition that
-answers can add independently can double the states, so the bound is
-32 × 2^(caveats that factor answers add here) × 2^(conditional next steps), and never more than
-the number of answer sets; in real content caveats are shared between answers and attributes,
-so the count stays small (see bench/growth.py).
+at most 2^5 values (five attributes), so classes by exclusions number at most 32 a path (32 × 32
+for two versions) whatever the number of questions, and one item's classes at most 32 × 4. The
+full effect can double with each caveat or `when` condition that answers add independently, so
+its bound is 32 × 2^(caveats factor answers add here) × 2^(conditional next steps), never more
+than the number of answer sets; the integrity check and the impact never need it. See
+bench/growth.py for measured figures.
 
 When a path is unusual in a snapshot (a factor question that the snapshot routes with, an answer
 the snapshot does not know), the state falls back to recording the answers verbatim or the first
