@@ -1,8 +1,8 @@
 """What a publish would change: the content diff and the impact on recommendations. Pure Python.
 
 Both speak the content owner's words (question prompts, answer labels, scenario titles, procedure
-names, category labels); the document path of a change stays in `path` and what to link to in
-`subject` (see `integrity.Subject`).
+names, category labels): a change's `place`, field values and added text; the document path of a
+change stays in `where` (also `path`) and what to link to in `subject` (see `integrity.Subject`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ class ContentChange:
     """
 
     kind: str  # "added", "removed" or "changed"
-    where: str  # e.g. "the rating of CT lumbar spine in the scenario “Suspected MSCC”"
+    where: str  # the document path, e.g. "scenarios[mscc].ratings[ct-lumbar-wo]"
     field: str = ""
     before: str = ""
     after: str = ""
-    path: str = ""  # e.g. "scenarios[mscc].ratings[ct-lumbar-wo]"
+    place: str = ""  # e.g. "the rating of CT lumbar spine in the scenario “Suspected MSCC”"
     subject: Subject | None = None
+
+    @property
+    def path(self) -> str:
+        return self.where
 
 
 def _plain(value: Any) -> str:
@@ -195,11 +199,11 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Co
     def change(kind: str, path: str, name: str = "", was: str = "", now: str = "") -> ContentChange:
         return ContentChange(
             kind,
-            namer.where(path),
+            path,
             name.replace("_", " "),
             was,
             now,
-            path=path,
+            place=namer.where(path),
             subject=subject_of(path, topic_key=topic_key),
         )
 

@@ -87,23 +87,32 @@ def subject_of(path: str, *, topic_key: str = "") -> Subject | None:
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem: `where` and `message` in words, `path` for machines, `subject` to link to."""
+    """One problem: `place` and `message` in words, `where` the document path, `subject` to link to.
+
+    `where` (also `path`) stays the document path, e.g. ``scenarios[scan].ratings[mr-knee]``, so
+    the command line and any reader of paths keep working; `place` names the same thing in words,
+    e.g. "the rating of MR knee in the scenario “Scan”".
+    """
 
     severity: str
     where: str
     message: str
-    path: str = ""
+    place: str = ""
     subject: Subject | None = None
 
     def __str__(self) -> str:
-        return f"{self.severity.upper():7} {self.where}: {self.message}"
+        return f"{self.severity.upper():7} {self.place or self.where}: {self.message}"
+
+    @property
+    def path(self) -> str:
+        return self.where
 
     @property
     def line(self) -> str:
         """One line for the command line: the document path, then the words."""
-        if not self.path:
+        if not self.place:
             return str(self)
-        return f"{self.severity.upper():7} {self.path}: {self.where}: {self.message}"
+        return f"{self.severity.upper():7} {self.where}: {self.place}: {self.message}"
 
 
 def has_errors(problems: list[Problem]) -> bool:
@@ -173,8 +182,8 @@ class _Words:
         return f"the next step “{text}” in {self.scenario(scenario_key)}"
 
 
-def _problem(severity: str, where: str, message: str, path: str, subject: Subject | None) -> Problem:
-    return Problem(severity, where, message, path=path, subject=subject)
+def _problem(severity: str, place: str, message: str, path: str, subject: Subject | None) -> Problem:
+    return Problem(severity, path, message, place=place, subject=subject)
 
 
 def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
@@ -693,9 +702,9 @@ def check_topic_links(links: list[tuple[str, str, str]]) -> list[Problem]:
     return [
         Problem(
             ERROR,
-            f"the {_SUBJECT_NOUNS.get(subject[0], 'row') if subject else 'row'} {where}",
+            where,
             f"names {what} of topic {owner!r}; use this topic's own",
-            path=where,
+            place=f"the {_SUBJECT_NOUNS.get(subject[0], 'row') if subject else 'row'} {where}",
             subject=subject,
         )
         for where, what, owner in links

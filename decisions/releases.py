@@ -470,7 +470,7 @@ def shared_changes(
         return []
     rows: dict[str, dict[str, Any]] = {}
     for change in changes.content_diff(release.content, document):
-        section, _, rest = change.path.partition("[")
+        section, _, rest = change.where.partition("[")
         if section not in SHARED_SECTIONS:
             continue
         key = rest.split("]", 1)[0]
@@ -497,5 +497,5 @@ def own_changes(release: Release | None, document: Mapping[str, Any]) -> list:
     return [
         c
         for c in changes.content_diff(release.content, document)
-        if c.path.partition("[")[0] not in SHARED_SECTIONS
+        if c.where.partition("[")[0] not in SHARED_SECTIONS
     ]

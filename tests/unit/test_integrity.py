@@ -29,7 +29,7 @@ def reported(
     """A problem of that severity at that document path whose words (place: message) say `fragment`."""
     return any(
         (p.severity, p.path) == (severity, path)
-        and fragment in f"{p.where}: {p.message}"
+        and fragment in f"{p.place}: {p.message}"
         and (subject is None or p.subject == subject)
         for p in integrity.check(document, today=today)
     )

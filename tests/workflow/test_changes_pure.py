@@ -42,7 +42,7 @@ def test_identical_documents_have_no_changes_and_no_impact(before, after):
 
 def rows(diff: list[ContentChange]) -> list[tuple[str, str, str, str, str]]:
     """The review table's rows: change, what (in words), field, before, after."""
-    return [(c.kind, c.where, c.field, c.before, c.after) for c in diff]
+    return [(c.kind, c.place, c.field, c.before, c.after) for c in diff]
 
 
 def test_a_changed_field_is_one_row_in_words_with_before_and_after(before, after):
@@ -93,7 +93,7 @@ def test_a_new_caveat_shows_its_text_on_the_review(before, after):
     (change,) = content_diff(before, after)
 
     assert (change.kind, change.after, change.subject) == ("added", text, ("caveat", "new-note"))
-    assert change.where.startswith("the caveat “A synthetic caveat added")
+    assert change.place.startswith("the caveat “A synthetic caveat added")
 
 
 def test_a_removed_rating_and_a_new_choice_are_listed(before, after):
@@ -134,11 +134,11 @@ def test_topic_fields_are_compared_too(before, after):
     assert content_diff(before, after) == [
         ContentChange(
             "changed",
-            "the topic",
+            "topic",
             "title",
             "Synthetic knee topic",
             "Renamed knee topic",
-            path="topic",
+            place="the topic",
             subject=("topic", "test-knee"),
         )
     ]

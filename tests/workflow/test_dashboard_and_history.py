@@ -95,9 +95,9 @@ def test_the_integrity_check_warns_once_the_review_date_has_passed(shipped_docum
 
     warning = integrity.Problem(
         integrity.WARNING,
-        "the topic",
+        "topic",
         "its review was due on 2020-01-01",
-        path="topic",
+        place="the topic",
         subject=("topic", shipped_document["topic"]["key"]),
     )
     assert warning in integrity.check(overdue, today=today)

@@ -90,7 +90,7 @@ def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
 
     diff = content_diff(release_1.content, export_topic(changed_draft))
 
-    assert [(c.kind, c.where, c.field, c.before, c.after) for c in diff] == [tuple(DIFF_ROW)]
+    assert [(c.kind, c.place, c.field, c.before, c.after) for c in diff] == [tuple(DIFF_ROW)]
 
 
 def test_clinicians_keep_seeing_release_1_while_the_change_is_a_draft(changed_draft, client):
