@@ -334,7 +334,9 @@ def _impact(
         count=cls.count,
         scenario=scenario.title if scenario else "",
         who=answer_classes.describe(_question_source(before, after, cls), cls),
-        routing=answer_classes.describe_routing(after, cls.path.answers),
+        routing=answer_classes.describe_routing(
+            after if all(key in after.questions for key in cls.path.answers) else before, cls.path.answers
+        ),
     )
 
 

@@ -109,7 +109,7 @@ def test_the_publish_page_shows_the_overdue_review_warning(publisher_client, two
 
     page = publisher_client.get(f"/admin/decisions/topic/{shipped.pk}/publish/").content.decode()
 
-    assert f"the topic : its review was due on {shipped.next_review_due.isoformat()}" in text_of(page)
+    assert f"topic : its review was due on {shipped.next_review_due.isoformat()}" in text_of(page)
 
 
 @pytest.fixture
