@@ -89,6 +89,21 @@ def synthetic_topic(document: dict[str, Any], *, extra_questions: int, scenarios
     return topic
 
 
+def own_caveats(document: dict[str, Any], extra_questions: int) -> dict[str, Any]:
+    """The same topic where each synthetic question adds a caveat of its own (the hard case for
+    classes by full effect: 2^12 caveat sets; the impact follows each caveat on its own)."""
+    topic = copy.deepcopy(document)
+    reference = topic["references"][0]["key"]
+    for i in range(extra_questions):
+        topic["caveats"].append(
+            {"key": f"own-caveat-{i}", "severity": "info", "text": f"Synthetic caveat of question {i}."}
+            | {"references": [reference]}
+        )
+        question = next(q for q in topic["questions"] if q["key"] == f"synthetic_factor_{i}")
+        question["choices"][2]["caveats"] = [f"own-caveat-{i}"]
+    return topic
+
+
 def edited(document: dict[str, Any]) -> dict[str, Any]:
     """The same topic with one rating's category and one caveat's text changed (a small publish)."""
     after = copy.deepcopy(document)
@@ -140,6 +155,13 @@ def main() -> None:
     print(f"  publish impact  {review:.3f} s = {review / base[4]:.1f} x the shipped topic's")
     verdict = "OK" if check + review < 1 else "OVER TARGET"
     print(f"  review (integrity + impact) {check + review:.3f} s (target < 1 s): {verdict}")
+
+    hard = own_caveats(large, 12)
+    before, after = engine.build_snapshot(hard), engine.build_snapshot(edited(hard))
+    check = seconds(lambda: integrity.check(hard, today=TODAY))
+    review = seconds(lambda: changes.impact(before, after))
+    print(f"  the same, each synthetic question with a caveat of its own: integrity {check:.3f} s,")
+    print(f"  impact {review:.3f} s, review {check + review:.3f} s")
 
     snapshot = engine.build_snapshot(large)
     answers = next(iter(engine.complete_answer_sets(snapshot)))
