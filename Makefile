@@ -48,6 +48,7 @@ check: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cds_hooks.py
+	$(BIN)/python bench/growth.py
 
 clean:
 	rm -rf $(VENV) staticfiles

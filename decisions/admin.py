@@ -1131,7 +1131,7 @@ class ShownProblem:
     url: str | None
 
     def __str__(self) -> str:
-        return f"{self.severity.capitalize()}: {self.place}: {self.message} ({self.where})"
+        return f"{self.severity.capitalize()}: {self.place}: {self.message}"
 
 
 def problem_in_words(problem: integrity.Problem, topic: Topic | None) -> ShownProblem:
@@ -1145,6 +1145,8 @@ def problem_in_words(problem: integrity.Problem, topic: Topic | None) -> ShownPr
         else:
             words.append(f"{noun} “{key}”" if key is not None else noun)
     place = ", ".join(reversed(words)) if len(words) > 1 else (words[0] if words else problem.where)
+    if problem.place:  # the check's own words (prompts, labels, titles), better than the path's keys
+        place = problem.place
     for joint, said in (
         (", scenario", " in scenario"),
         (", question", " of question"),

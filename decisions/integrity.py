@@ -3,56 +3,262 @@
 Errors block publishing (a user could be stranded or shown an unsourced rating); warnings are
 content still to complete (missing identifiers, unsourced urgency, overdue review) and stay
 visible to content owners until fixed.
+
+A problem is written for the content owner, in the topic's own words (question prompts, choice
+labels, scenario titles, procedure names), and points at the thing to change: its `subject`.
+Its `path` keeps the document path (e.g. ``scenarios[mscc].ratings[mri-wo]``) for the
+`kb_check` command and for machines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from decisions import engine
+from decisions import answer_classes, engine
 from decisions.keys import REFERENCE_KEY, SLUG
 
 ERROR = "error"
 WARNING = "warning"
 
+Subject = tuple[str, str]
+"""What a problem or a content change is about, so the admin can link to the row to edit.
+
+`(kind, key)`, kind one of SUBJECT_KINDS, key:
+- "topic": the topic's key;
+- "question", "node" (a routing step), "scenario", "procedure", "reference", "caveat", "finding":
+  that object's key;
+- "choice": "question_key/choice_key";
+- "branch" (where an answer of a routing step leads): "node_key/choice_key";
+- "rating": "scenario_key/procedure_key";
+- "next_step": "scenario_key/index", index counting from 0 in the scenario's order (next steps
+  have no key of their own).
+`subject_of(path)` turns a document path into its subject.
+"""
+
+SUBJECT_KINDS = frozenset(
+    {
+        "topic",
+        "question",
+        "choice",
+        "node",
+        "branch",
+        "scenario",
+        "rating",
+        "next_step",
+        "procedure",
+        "reference",
+        "caveat",
+        "finding",
+    }
+)
+
+_SECTION_KINDS = {
+    "references": "reference",
+    "caveats": "caveat",
+    "procedures": "procedure",
+    "findings": "finding",
+    "questions": "question",
+    "routing": "node",
+    "scenarios": "scenario",
+}
+_CHILD_KINDS = {"choices": "choice", "branches": "branch", "ratings": "rating", "next_steps": "next_step"}
+_PATH = re.compile(
+    r"^(?P<section>[a-z_]+)\[(?P<key>[^\]]*)\](?:\.(?P<child>[a-z_]+)\[(?P<child_key>[^\]]*)\])?"
+)
+
+
+def subject_of(path: str, *, topic_key: str = "") -> Subject | None:
+    """The subject of a document path: "scenarios[s].ratings[p]" -> ("rating", "s/p")."""
+    if path == "topic" or path.startswith("topic."):
+        return ("topic", topic_key)
+    match = _PATH.match(path)
+    if match is None or match["section"] not in _SECTION_KINDS:
+        return None
+    if match["child"] in _CHILD_KINDS:
+        return (_CHILD_KINDS[match["child"]], f"{match['key']}/{match['child_key']}")
+    return (_SECTION_KINDS[match["section"]], match["key"])
+
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem: `place` and `message` in words, `where` the document path, `subject` to link to.
+
+    `where` (also `path`) stays the document path, e.g. ``scenarios[scan].ratings[mr-knee]``, so
+    the command line and any reader of paths keep working; `place` names the same thing in words,
+    e.g. "the rating of MR knee in the scenario “Scan”".
+    """
+
     severity: str
     where: str
     message: str
+    place: str = ""
+    subject: Subject | None = None
 
     def __str__(self) -> str:
-        return f"{self.severity.upper():7} {self.where}: {self.message}"
+        return f"{self.severity.upper():7} {self.place or self.where}: {self.message}"
+
+    @property
+    def path(self) -> str:
+        return self.where
+
+    @property
+    def line(self) -> str:
+        """One line for the command line: the document path, then the words."""
+        if not self.place:
+            return str(self)
+        return f"{self.severity.upper():7} {self.where}: {self.place}: {self.message}"
 
 
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.severity == ERROR for p in problems)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class _Words:
+    """How the content owner names each thing of a snapshot (falls back to the key)."""
+
+    def __init__(self, snapshot: engine.Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def question(self, key: str) -> str:
+        question = self.snapshot.questions.get(key)
+        return f"the question “{question.prompt}”" if question else f"the question {key!r}"
+
+    def prompt(self, key: str) -> str:
+        question = self.snapshot.questions.get(key)
+        return f"“{question.prompt}”" if question else repr(key)
+
+    def choice(self, question_key: str, choice_key: str) -> str:
+        question = self.snapshot.questions.get(question_key)
+        label = repr(choice_key)
+        if question is not None and choice_key in question.choice_keys:
+            label = f"“{question.choice(choice_key).label}”"
+        return f"the answer {label} to {self.prompt(question_key)}"
+
+    def node(self, key: str) -> str:
+        node = self.snapshot.nodes.get(key)
+        if node is None:
+            return f"the routing step {key!r}"
+        return f"the routing step that asks {self.prompt(node.question)}"
+
+    def scenario(self, key: str) -> str:
+        scenario = self.snapshot.scenarios.get(key)
+        return f"the scenario “{scenario.title}”" if scenario else f"the scenario {key!r}"
+
+    def procedure_name(self, key: str) -> str:
+        procedure = self.snapshot.procedures.get(key)
+        return procedure.name if procedure else key
+
+    def rating(self, scenario_key: str, procedure_key: str) -> str:
+        return f"the rating of {self.procedure_name(procedure_key)} in {self.scenario(scenario_key)}"
+
+    def caveat(self, key: str) -> str:
+        caveat = self.snapshot.caveats.get(key)
+        return f"the caveat “{_short(caveat.text)}”" if caveat else f"the caveat {key!r}"
+
+    def reference(self, key: str) -> str:
+        reference = self.snapshot.references.get(key)
+        return f"the reference “{_short(reference.citation)}”" if reference else f"the reference {key}"
+
+    def finding(self, key: str) -> str:
+        finding = self.snapshot.findings.get(key)
+        return f"the finding “{_short(finding.text)}”" if finding else f"the finding {key!r}"
+
+    def next_step(self, scenario_key: str, index: int) -> str:
+        scenario = self.snapshot.scenarios.get(scenario_key)
+        if scenario is None or index >= len(scenario.next_steps):
+            return f"next step {index + 1} of {self.scenario(scenario_key)}"
+        text = _short(scenario.next_steps[index].text)
+        return f"the next step “{text}” in {self.scenario(scenario_key)}"
+
+
+def _problem(severity: str, place: str, message: str, path: str, subject: Subject | None) -> Problem:
+    return Problem(severity, path, message, place=place, subject=subject)
+
+
 def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
-    """Every problem of the document, errors first, each naming where it is."""
+    """Every problem of the document, errors first, each naming what to change."""
     problems: list[Problem] = []
+    topic_key = str(document.get("topic", {}).get("key", ""))
     _check_keys(document, problems)
     try:
         snapshot = engine.build_snapshot(document, check_keys=False)
     except engine.SnapshotError as error:
-        problems.append(Problem(ERROR, "document", str(error)))
+        problems.append(_problem(ERROR, "the topic document", str(error), "document", ("topic", topic_key)))
         return _sorted(problems)
+    words = _Words(snapshot)
     dangling = engine.dangling_keys(snapshot)
     for where, key in dangling:
-        problems.append(Problem(ERROR, where, f"refers to {key!r}, which is not defined"))
+        place, subject = _dangling_place(words, where, key, topic_key)
+        problems.append(
+            _problem(
+                ERROR,
+                place,
+                f"refers to {key!r}, which is not defined: choose one that exists",
+                where,
+                subject,
+            )
+        )
     if dangling:
         return _sorted(problems)
-    _check_routing(snapshot, problems)
-    _check_patient_factors(snapshot, problems)
-    _check_sources(snapshot, problems)
+    _check_routing(snapshot, words, problems)
+    _check_patient_factors(snapshot, words, problems)
+    _check_sources(snapshot, words, problems)
     _check_review(document, today, problems)
-    _check_not_indicated(document, problems)
+    _check_not_indicated(document, words, problems)
     return _sorted(problems)
+
+
+_DANGLING = [
+    (re.compile(r"^topic\."), "topic"),
+    (re.compile(r"^caveat (?P<a>\S+)$"), "caveat"),
+    (re.compile(r"^procedure (?P<a>\S+)$"), "procedure"),
+    (re.compile(r"^finding (?P<a>\S+)$"), "finding"),
+    (re.compile(r"^question (?P<a>\S+) choice (?P<b>\S+)$"), "choice"),
+    (re.compile(r"^routing node (?P<a>\S+) choice (?P<b>\S+)$"), "branch"),
+    (re.compile(r"^routing node (?P<a>\S+)$"), "node"),
+    (re.compile(r"^scenario (?P<a>\S+) rating (?P<b>\S+)$"), "rating"),
+    (re.compile(r"^scenario (?P<a>\S+)"), "scenario"),
+]
+
+
+def _dangling_place(words: _Words, where: str, missing: str, topic_key: str) -> tuple[str, Subject | None]:
+    """The words and subject for one of `engine.dangling_keys`' places."""
+    rating = re.match(r"^scenario (?P<a>\S+) rating$", where)
+    if rating:  # the rated procedure itself is missing: the rating is what to fix
+        return f"a rating in {words.scenario(rating['a'])}", ("rating", f"{rating['a']}/{missing}")
+    for pattern, kind in _DANGLING:
+        match = pattern.match(where)
+        if match is None:
+            continue
+        a, b = match.groupdict().get("a") or "", match.groupdict().get("b") or ""
+        if kind == "topic":
+            return "the topic", ("topic", topic_key)
+        if kind == "choice":
+            return words.choice(a, b), ("choice", f"{a}/{b}")
+        if kind == "branch":
+            node = words.snapshot.nodes.get(a)
+            question = node.question if node else a
+            return f"where {words.choice(question, b)} leads", ("branch", f"{a}/{b}")
+        if kind == "rating":
+            return words.rating(a, b), ("rating", f"{a}/{b}")
+        place = {
+            "caveat": words.caveat,
+            "procedure": lambda k: f"the procedure {words.procedure_name(k)}",
+            "finding": words.finding,
+            "node": words.node,
+            "scenario": words.scenario,
+        }[kind](a)
+        return (place + (" (a next step)" if "next step" in where else "")), (kind, a)
+    return where, None
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
@@ -60,65 +266,141 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(unique, key=lambda p: p.severity != ERROR)
 
 
+_SECTION_WORDS = {
+    "references": ("reference", "citation"),
+    "caveats": ("caveat", "text"),
+    "procedures": ("procedure", "name"),
+    "findings": ("finding", "text"),
+    "questions": ("question", "prompt"),
+    "routing": ("routing step", "question"),
+    "scenarios": ("scenario", "title"),
+}
+
+
 def _check_keys(document: Mapping[str, Any], problems: list[Problem]) -> None:
     topic_key = document.get("topic", {}).get("key", "")
     if not SLUG.match(topic_key or ""):
-        problems.append(Problem(ERROR, "topic", f"key {topic_key!r} is not a lowercase slug"))
+        problems.append(
+            _problem(
+                ERROR,
+                "the topic",
+                f"its key {topic_key!r} is not a lowercase slug (letters, digits, - or _)",
+                "topic",
+                ("topic", str(topic_key or "")),
+            )
+        )
     for name in ("references", "caveats", "procedures", "findings", "questions", "routing", "scenarios"):
         pattern = REFERENCE_KEY if name == "references" else SLUG
+        noun, label_field = _SECTION_WORDS[name]
         seen: set[str] = set()
         for item in document.get(name, []):
             key = item.get("key", "")
+            label = _short(str(item.get(label_field) or ""))
+            place = f"the {noun} “{label}”" if label else f"a {noun}"
+            path = f"{name}[{key}]"
+            subject = (_SECTION_KINDS[name], str(key or ""))
             if not pattern.match(key or ""):
-                problems.append(Problem(ERROR, f"{name}[{key}]", f"key {key!r} is not well-formed"))
+                rule = (
+                    "capitals, digits and -" if name == "references" else "lowercase letters, digits, - or _"
+                )
+                problems.append(
+                    _problem(ERROR, place, f"its key {key!r} is not well-formed ({rule})", path, subject)
+                )
             if key in seen:
-                problems.append(Problem(ERROR, f"{name}[{key}]", "key is used twice"))
+                problems.append(
+                    _problem(
+                        ERROR, place, f"its key {key!r} is used by another {noun}: change one", path, subject
+                    )
+                )
             seen.add(key)
     for question in document.get("questions", []):
         keys = [c.get("key", "") for c in question.get("choices", [])]
-        for key in keys:
+        prompt = _short(str(question.get("prompt") or question.get("key")))
+        for choice in question.get("choices", []):
+            key = choice.get("key", "")
+            path = f"questions[{question.get('key')}].choices[{key}]"
+            place = f"the answer “{choice.get('label') or key}” to “{prompt}”"
+            subject = ("choice", f"{question.get('key')}/{key}")
             if not SLUG.match(key or ""):
+                problems.append(_problem(ERROR, place, f"its key {key!r} is not well-formed", path, subject))
+            if keys.count(key) > 1:
                 problems.append(
-                    Problem(
-                        ERROR, f"questions[{question.get('key')}].choices[{key}]", "key is not well-formed"
+                    _problem(
+                        ERROR, place, f"its key {key!r} is used by another answer: change one", path, subject
                     )
                 )
-        for key in {k for k in keys if keys.count(k) > 1}:
-            problems.append(
-                Problem(ERROR, f"questions[{question.get('key')}].choices[{key}]", "key is used twice")
-            )
 
 
-def _check_routing(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
+def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Problem]) -> None:
+    topic = ("topic", snapshot.topic_key)
     if not snapshot.start_node:
-        problems.append(Problem(ERROR, "topic", "no start node: the wizard has no first question"))
+        problems.append(
+            _problem(
+                ERROR,
+                "the topic",
+                "has no first routing step: the wizard has no first question",
+                "topic",
+                topic,
+            )
+        )
         return
     reachable_nodes: set[str] = set()
     reachable_scenarios: set[str] = set()
 
     def visit(node_key: str, path: tuple[str, ...]) -> None:
+        node = snapshot.nodes[node_key]
+        where = f"routing[{node_key}]"
         if node_key in path:
-            cycle = " → ".join((*path[path.index(node_key) :], node_key))
-            problems.append(Problem(ERROR, f"routing[{node_key}]", f"cycle: {cycle}"))
+            cycle = " → ".join(
+                words.prompt(snapshot.nodes[k].question) for k in (*path[path.index(node_key) :], node_key)
+            )
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.node(node_key),
+                    f"the questions go round in a circle: {cycle}; "
+                    "make one of these answers lead to a scenario",
+                    where,
+                    ("node", node_key),
+                )
+            )
             return
         if node_key in reachable_nodes:
             return
         reachable_nodes.add(node_key)
-        node = snapshot.nodes[node_key]
         question = snapshot.questions[node.question]
-        where = f"routing[{node_key}]"
         if question.role is not engine.Role.ROUTING:
-            problems.append(Problem(ERROR, where, f"asks {question.key!r}, which is not a routing question"))
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.node(node_key),
+                    f"asks {words.prompt(question.key)}, "
+                    "which is a patient-factor question, not a routing one",
+                    where,
+                    ("node", node_key),
+                )
+            )
         for choice in question.choices:
             target = node.branches.get(choice.key)
+            branch = ("branch", f"{node_key}/{choice.key}")
             if target is None:
                 problems.append(
-                    Problem(ERROR, where, f"answer {question.key}={choice.key} leads nowhere (no branch)")
+                    _problem(
+                        ERROR,
+                        words.choice(question.key, choice.key),
+                        "leads nowhere: set where it leads (another question or a scenario)",
+                        where,
+                        branch,
+                    )
                 )
             elif bool(target.node) == bool(target.scenario):
                 problems.append(
-                    Problem(
-                        ERROR, f"{where}.branches[{choice.key}]", "must lead to exactly one node or scenario"
+                    _problem(
+                        ERROR,
+                        f"where {words.choice(question.key, choice.key)} leads",
+                        "must be exactly one next question or one scenario",
+                        f"{where}.branches[{choice.key}]",
+                        branch,
                     )
                 )
             elif target.scenario:
@@ -129,10 +411,13 @@ def _check_routing(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
         for choice_key in node.branches:
             if choice_key not in question.choice_keys:
                 problems.append(
-                    Problem(
+                    _problem(
                         ERROR,
+                        words.node(node_key),
+                        f"has a branch for the answer {choice_key!r}, which {words.prompt(question.key)} "
+                        "does not offer: delete the branch or add the answer",
                         f"{where}.branches[{choice_key}]",
-                        f"{question.key!r} has no choice {choice_key!r}",
+                        ("branch", f"{node_key}/{choice_key}"),
                     )
                 )
 
@@ -140,162 +425,313 @@ def _check_routing(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
 
     for node_key in snapshot.nodes:
         if node_key not in reachable_nodes:
-            problems.append(Problem(ERROR, f"routing[{node_key}]", "unreachable from the start node"))
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.node(node_key),
+                    "cannot be reached from the first question: make an answer lead to it, or delete it",
+                    f"routing[{node_key}]",
+                    ("node", node_key),
+                )
+            )
     asked = {snapshot.nodes[n].question for n in reachable_nodes}
     for question in snapshot.questions.values():
+        where = f"questions[{question.key}]"
         if question.role is engine.Role.ROUTING and question.key not in asked:
             problems.append(
-                Problem(ERROR, f"questions[{question.key}]", "never asked: no reachable routing step uses it")
+                _problem(
+                    ERROR,
+                    words.question(question.key),
+                    "is never asked: no reachable routing step uses it",
+                    where,
+                    ("question", question.key),
+                )
             )
         if len(question.choices) < 2:
-            problems.append(Problem(ERROR, f"questions[{question.key}]", "needs at least two choices"))
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.question(question.key),
+                    "needs at least two answers",
+                    where,
+                    ("question", question.key),
+                )
+            )
     for scenario in snapshot.scenarios.values():
         if scenario.key not in reachable_scenarios:
             problems.append(
-                Problem(ERROR, f"scenarios[{scenario.key}]", "unreachable: no answers lead to it")
+                _problem(
+                    ERROR,
+                    words.scenario(scenario.key),
+                    "is unreachable: no answers lead to it; make an answer lead to it, or delete it",
+                    f"scenarios[{scenario.key}]",
+                    ("scenario", scenario.key),
+                )
             )
     imaging = [snapshot.scenarios[k] for k in reachable_scenarios if snapshot.scenarios[k].recommends_imaging]
     if not imaging:
         for question in snapshot.patient_factors:
             problems.append(
-                Problem(
+                _problem(
                     ERROR,
+                    words.question(question.key),
+                    "is never asked: no reachable scenario recommends imaging",
                     f"questions[{question.key}]",
-                    "never asked: no reachable scenario recommends imaging",
+                    ("question", question.key),
                 )
             )
 
 
-def _check_patient_factors(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
-    for question in snapshot.questions.values():
-        for choice in question.choices:
-            where = f"questions[{question.key}].choices[{choice.key}]"
-            if choice.excludes and question.role is engine.Role.ROUTING:
-                problems.append(
-                    Problem(WARNING, where, "routing answers do not exclude procedures; use a patient factor")
-                )
-            if choice.excludes and not choice.exclusion_reason:
-                problems.append(Problem(WARNING, where, "excludes procedures but gives no reason to show"))
-    stranded: dict[str, dict[str, str]] = {}
-    for answers in engine.complete_answer_sets(snapshot):
+def stranding_classes(snapshot: engine.Snapshot) -> tuple[list[answer_classes.AnswerClass], list[Problem]]:
+    """The answer classes that strand a clinician (every procedure excluded in a scenario that has
+    no "no safe imaging" text), merged per scenario, and the answer sets the engine refuses."""
+    stranded: dict[str, answer_classes.AnswerClass] = {}
+    failures: list[Problem] = []
+    words = _Words(snapshot)
+    # Stranding depends on the exclusions alone: the coarse classes (at most 32 a path) suffice.
+    for cls in answer_classes.answer_classes(snapshot, exclusions_only=True):
         try:
-            recommendation = engine.recommend(snapshot, answers)
+            recommendation = engine.recommend(snapshot, cls.answers)
         except (engine.AnswerError, engine.SnapshotError) as error:
-            problems.append(Problem(ERROR, "routing", f"answers {answers} fail: {error}"))
+            failures.append(
+                _problem(
+                    ERROR,
+                    words.scenario(cls.path.scenario),
+                    f"the answers {answer_classes.describe_routing(snapshot, cls.path.answers)} "
+                    f"cannot be followed: {error}",
+                    "routing",
+                    ("scenario", cls.path.scenario),
+                )
+            )
             continue
         scenario = recommendation.scenario
         if recommendation.no_safe_imaging and scenario and not scenario.no_safe_imaging:
-            stranded.setdefault(scenario.key, answers)
-    for scenario_key, answers in stranded.items():
-        factors = ", ".join(
-            f"{k}={answers[k]}" for k in answers if snapshot.questions[k].role is engine.Role.PATIENT_FACTOR
-        )
+            if scenario.key in stranded:
+                stranded[scenario.key].merge(cls)
+            else:
+                stranded[scenario.key] = answer_classes.AnswerClass(
+                    path=cls.path,
+                    answers=dict(cls.answers),
+                    count=cls.count,
+                    choices=dict(cls.choices),
+                    exact=cls.exact,
+                )
+    return list(stranded.values()), failures
+
+
+def _check_patient_factors(snapshot: engine.Snapshot, words: _Words, problems: list[Problem]) -> None:
+    for question in snapshot.questions.values():
+        for choice in question.choices:
+            where = f"questions[{question.key}].choices[{choice.key}]"
+            place = words.choice(question.key, choice.key)
+            subject = ("choice", f"{question.key}/{choice.key}")
+            if choice.excludes and question.role is engine.Role.ROUTING:
+                problems.append(
+                    _problem(
+                        WARNING,
+                        place,
+                        "excludes procedures, but routing answers do not: ask it as a patient factor",
+                        where,
+                        subject,
+                    )
+                )
+            if choice.excludes and not choice.exclusion_reason:
+                problems.append(
+                    _problem(
+                        WARNING, place, "excludes procedures but gives no reason to show", where, subject
+                    )
+                )
+    stranded, failures = stranding_classes(snapshot)
+    problems.extend(failures)
+    for cls in stranded:
+        scenario = snapshot.scenarios[cls.path.scenario]
+        who = answer_classes.describe(snapshot, cls)
+        count = f"{cls.count} combination{'s' if cls.count != 1 else ''} of answers"
         problems.append(
-            Problem(
+            _problem(
                 ERROR,
-                f"scenarios[{scenario_key}]",
-                f"with {factors} every procedure is excluded and there is no 'no safe imaging' text",
+                words.scenario(scenario.key),
+                f"patients {who} ({count}) have every procedure excluded and there is no "
+                "“no safe imaging” text for them: write one, or rate a procedure they can have",
+                f"scenarios[{scenario.key}]",
+                ("scenario", scenario.key),
             )
         )
 
 
-def _check_sources(snapshot: engine.Snapshot, problems: list[Problem]) -> None:
+def _check_sources(snapshot: engine.Snapshot, words: _Words, problems: list[Problem]) -> None:
     excludable = {c.excludes for q in snapshot.patient_factors for c in q.choices if c.excludes}
+    topic = ("topic", snapshot.topic_key)
     if snapshot.bottom_line and not snapshot.bottom_line_references:
-        problems.append(Problem(WARNING, "topic", "the bottom line has no reference"))
+        problems.append(_problem(WARNING, "the topic", "the bottom line has no reference", "topic", topic))
     for scenario in snapshot.scenarios.values():
         where = f"scenarios[{scenario.key}]"
+        place = words.scenario(scenario.key)
+        subject = ("scenario", scenario.key)
         if scenario.urgency and not scenario.urgency_references:
-            problems.append(Problem(WARNING, where, f"urgency {scenario.urgency.value!r} has no reference"))
+            problems.append(
+                _problem(
+                    WARNING, place, f"its urgency “{scenario.urgency.label}” has no reference", where, subject
+                )
+            )
         if scenario.recommends_imaging and scenario.urgency is None:
-            problems.append(Problem(ERROR, where, "recommends imaging but has no urgency"))
+            problems.append(_problem(ERROR, place, "recommends imaging but has no urgency", where, subject))
         for rating in scenario.ratings:
             rating_where = f"{where}.ratings[{rating.procedure}]"
+            rating_place = words.rating(scenario.key, rating.procedure)
+            rating_subject = ("rating", f"{scenario.key}/{rating.procedure}")
+
+            def add(severity: str, message: str) -> None:
+                problems.append(_problem(severity, rating_place, message, rating_where, rating_subject))  # noqa: B023
+
             if not rating.references:
-                problems.append(Problem(ERROR, rating_where, "rating has no reference"))
+                add(ERROR, "has no reference")
             if rating.score is not None and not rating.category.admits_score(rating.score):
-                problems.append(
-                    Problem(
-                        ERROR, rating_where, f"score {rating.score} does not fit {rating.category.label!r}"
-                    )
+                scores = engine.CATEGORY_SCORES[rating.category]
+                add(
+                    ERROR,
+                    f"its score {rating.score} does not fit “{rating.category.label}” "
+                    f"({scores.start}–{scores.stop - 1})",
                 )
             if rating.needs_verification:
-                problems.append(Problem(WARNING, rating_where, "rating is marked as needing verification"))
+                add(WARNING, "is marked as needing verification")
             if rating.scale is engine.Scale.GUIDELINE and not rating.statement.strip():
-                problems.append(
-                    Problem(
-                        ERROR,
-                        rating_where,
-                        "guideline rating has no statement to show in place of a category",
-                    )
-                )
+                add(ERROR, "is a guideline rating with no statement to show in place of a category")
             if rating.fallback_for is not None and rating.fallback_for not in excludable:
-                problems.append(
-                    Problem(
-                        WARNING,
-                        rating_where,
-                        f"fallback for {rating.fallback_for.value!r}, but no answer excludes that",
-                    )
+                add(
+                    WARNING,
+                    f"is a fallback for when {ATTRIBUTE_WORDS[rating.fallback_for]} is ruled out, "
+                    "but no answer rules that out",
                 )
         for index, step in enumerate(scenario.next_steps):
             if not step.references:
                 problems.append(
-                    Problem(WARNING, f"{where}.next_steps[{index}]", "next step has no reference")
+                    _problem(
+                        WARNING,
+                        words.next_step(scenario.key, index),
+                        "has no reference",
+                        f"{where}.next_steps[{index}]",
+                        ("next_step", f"{scenario.key}/{index}"),
+                    )
                 )
     for caveat in snapshot.caveats.values():
         if not caveat.references:
-            problems.append(Problem(WARNING, f"caveats[{caveat.key}]", "caveat has no reference"))
+            problems.append(
+                _problem(
+                    WARNING,
+                    words.caveat(caveat.key),
+                    "has no reference",
+                    f"caveats[{caveat.key}]",
+                    ("caveat", caveat.key),
+                )
+            )
     for reference in snapshot.references.values():
         if not (reference.doi or reference.pmid or reference.url):
-            problems.append(Problem(WARNING, f"references[{reference.key}]", "no DOI, PMID or URL"))
+            problems.append(
+                _problem(
+                    WARNING,
+                    words.reference(reference.key),
+                    "has no DOI, PMID or URL",
+                    f"references[{reference.key}]",
+                    ("reference", reference.key),
+                )
+            )
     for procedure in snapshot.procedures.values():
+        where = f"procedures[{procedure.key}]"
+        place = f"the procedure {procedure.name}"
         if procedure.rrl is None:
             problems.append(
-                Problem(WARNING, f"procedures[{procedure.key}]", "relative radiation level not verified")
+                _problem(
+                    WARNING,
+                    place,
+                    "its relative radiation level is not verified",
+                    where,
+                    ("procedure", procedure.key),
+                )
             )
         elif not 0 <= procedure.rrl <= 5:
             problems.append(
-                Problem(ERROR, f"procedures[{procedure.key}]", f"RRL {procedure.rrl} is outside 0-5")
+                _problem(
+                    ERROR,
+                    place,
+                    f"its RRL {procedure.rrl} is outside 0-5",
+                    where,
+                    ("procedure", procedure.key),
+                )
             )
+
+
+ATTRIBUTE_WORDS = {
+    engine.Attribute.NEEDS_MRI: "MRI",
+    engine.Attribute.GADOLINIUM: "gadolinium contrast",
+    engine.Attribute.IODINATED: "iodinated contrast",
+    engine.Attribute.IV_IODINATED: "intravenous iodinated contrast",
+    engine.Attribute.IONISING: "ionising radiation",
+}
 
 
 def _check_review(document: Mapping[str, Any], today: date, problems: list[Problem]) -> None:
     topic = document.get("topic", {})
+    subject = ("topic", str(topic.get("key", "")))
     for name in ("developer", "funding_source"):
         if not topic.get(name):
             problems.append(
-                Problem(WARNING, "topic", f"source attribute {name.replace('_', ' ')} is not recorded")
+                _problem(
+                    WARNING,
+                    "the topic",
+                    f"its source attribute {name.replace('_', ' ')} is not recorded",
+                    "topic",
+                    subject,
+                )
             )
     due = topic.get("next_review_due")
     if not due:
-        problems.append(Problem(WARNING, "topic", "no next review date set"))
+        problems.append(_problem(WARNING, "the topic", "has no next review date set", "topic", subject))
     elif date.fromisoformat(due) < today:
-        problems.append(Problem(WARNING, "topic", f"review was due on {due}"))
+        problems.append(_problem(WARNING, "the topic", f"its review was due on {due}", "topic", subject))
 
 
 def check_topic_links(links: list[tuple[str, str, str]]) -> list[Problem]:
     """Routing and caveats may only name the topic's own rows.
 
-    `links` are (where, what, owning topic) for each row a topic names that another topic owns,
-    found by the caller in the database (a document names rows by key only, so it cannot tell).
+    `links` are (document path, what, owning topic) for each row a topic names that another topic
+    owns, found by the caller in the database (a document names rows by key only, so it cannot tell).
     """
     return [
-        Problem(ERROR, where, f"names {what} of topic {owner!r}; use this topic's own")
+        Problem(
+            ERROR,
+            where,
+            f"names {what} of topic {owner!r}; use this topic's own",
+            place=f"the {_SUBJECT_NOUNS.get(subject[0], 'row') if subject else 'row'} {where}",
+            subject=subject,
+        )
         for where, what, owner in links
+        for subject in [subject_of(where)]
     ]
 
 
-def _check_not_indicated(document: Mapping[str, Any], problems: list[Problem]) -> None:
+_SUBJECT_NOUNS = {
+    "branch": "routing answer",
+    "node": "routing step",
+    "choice": "answer",
+    "scenario": "scenario",
+}
+
+
+def _check_not_indicated(document: Mapping[str, Any], words: _Words, problems: list[Problem]) -> None:
     """A scenario that says "no imaging indicated now" cannot rate a procedure "usually appropriate"."""
     for scenario in document.get("scenarios", []):
         if scenario.get("urgency") != engine.Urgency.NOT_INDICATED.value:
             continue
         for rating in scenario.get("ratings", []):
             if rating.get("category") == engine.Category.USUALLY_APPROPRIATE.value:
+                key, procedure = str(scenario.get("key")), str(rating.get("procedure"))
                 problems.append(
-                    Problem(
+                    _problem(
                         ERROR,
-                        f"scenarios[{scenario.get('key')}].ratings[{rating.get('procedure')}]",
-                        "is rated usually appropriate in a scenario where no imaging is indicated now",
+                        words.rating(key, procedure),
+                        "is “Usually appropriate” in a scenario where no imaging is indicated now",
+                        f"scenarios[{key}].ratings[{procedure}]",
+                        ("rating", f"{key}/{procedure}"),
                     )
                 )

@@ -316,7 +316,7 @@ class _Flags:
         self.loose: list[Flag] = []
         for problem in problems:
             subject = subject_of(problem)
-            flag = Flag(problem.severity, problem.message, problem.where, index.url(subject))
+            flag = Flag(problem.severity, problem.message, problem.place or problem.where, index.url(subject))
             if subject is None:
                 self.loose.append(flag)
             else:

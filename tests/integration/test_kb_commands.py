@@ -244,7 +244,10 @@ def test_kb_check_passes_a_topic_with_warnings_only(synthetic_topic):
 
     out, _ = run("kb_check", "test-knee")
 
-    assert out == "test-knee: 0 error(s), 1 warning(s)\n  WARNING references[TEST-REF]: no DOI, PMID or URL\n"
+    assert out == (
+        "test-knee: 0 error(s), 1 warning(s)\n"
+        "  WARNING references[TEST-REF]: the reference “A test reference.”: has no DOI, PMID or URL\n"
+    )
 
 
 def test_kb_check_fails_when_a_rating_loses_its_references(synthetic_topic):
@@ -257,7 +260,8 @@ def test_kb_check_fails_when_a_rating_loses_its_references(synthetic_topic):
     assert raised.value.returncode == 1
     lines = out.getvalue().splitlines()
     assert lines[0] == "test-knee: 1 error(s), 0 warning(s)"
-    assert "  ERROR   scenarios[scan].ratings[mr-knee]: rating has no reference" in lines
+    rating = "the rating of MR knee in the scenario “Scan”"
+    assert f"  ERROR   scenarios[scan].ratings[mr-knee]: {rating}: has no reference" in lines
 
 
 def test_kb_check_without_a_topic_checks_every_topic(synthetic_topic, synthetic):
@@ -303,7 +307,10 @@ def test_kb_publish_refuses_a_draft_with_an_integrity_error(synthetic_topic):
         call_command("kb_publish", "test-knee", summary="Second release", stdout=StringIO(), stderr=err)
 
     assert raised.value.returncode == 1
-    assert "scenarios[scan].ratings[mr-knee]: rating has no reference" in err.getvalue()
+    assert (
+        "scenarios[scan].ratings[mr-knee]: the rating of MR knee in the scenario “Scan”: has no reference"
+        in (err.getvalue())
+    )
     assert list(Release.objects.values_list("version", flat=True)) == [1]
 
 

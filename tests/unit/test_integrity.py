@@ -23,12 +23,16 @@ def question(document: dict, key: str) -> dict:
     return next(q for q in document["questions"] if q["key"] == key)
 
 
-def problems_of(document: dict, today: date = TODAY) -> set[tuple[str, str, str]]:
-    return {(p.severity, p.where, p.message) for p in integrity.check(document, today=today)}
-
-
-def reported(document: dict, severity: str, where: str, fragment: str, today: date = TODAY) -> bool:
-    return any((s, w) == (severity, where) and fragment in m for s, w, m in problems_of(document, today))
+def reported(
+    document: dict, severity: str, path: str, fragment: str, today: date = TODAY, subject: tuple | None = None
+) -> bool:
+    """A problem of that severity at that document path whose words (place: message) say `fragment`."""
+    return any(
+        (p.severity, p.path) == (severity, path)
+        and fragment in f"{p.place}: {p.message}"
+        and (subject is None or p.subject == subject)
+        for p in integrity.check(document, today=today)
+    )
 
 
 def test_the_synthetic_document_has_no_problems(synthetic):
@@ -167,55 +171,227 @@ def review_overdue(d):
 
 
 BROKEN = [
-    (unreachable_node, ERROR, "routing[orphan]", "unreachable from the start node"),
-    (question_never_asked, ERROR, "questions[limping]", "never asked"),
-    (routing_cycle, ERROR, "routing[first]", "cycle: first → second → first"),
-    (choice_without_branch, ERROR, "routing[second]", "swelling=no leads nowhere"),
-    (branch_with_both_targets, ERROR, "routing[second].branches[no]", "exactly one node or scenario"),
-    (branch_with_no_target, ERROR, "routing[second].branches[no]", "exactly one node or scenario"),
-    (branch_for_an_unknown_choice, ERROR, "routing[second].branches[maybe]", "has no choice 'maybe'"),
-    (patient_factor_used_for_routing, ERROR, "routing[second]", "not a routing question"),
-    (question_with_one_choice, ERROR, "questions[needle_phobia]", "at least two choices"),
+    # (breakage, severity, document path, subject to link to, what the content owner reads)
+    (
+        unreachable_node,
+        ERROR,
+        "routing[orphan]",
+        ("node", "orphan"),
+        "cannot be reached from the first question",
+    ),
+    (question_never_asked, ERROR, "questions[limping]", ("question", "limping"), "is never asked"),
+    (
+        routing_cycle,
+        ERROR,
+        "routing[first]",
+        ("node", "first"),
+        "go round in a circle: “Fever?” → “Swelling?” → “Fever?”",
+    ),
+    (
+        choice_without_branch,
+        ERROR,
+        "routing[second]",
+        ("branch", "second/no"),
+        "the answer “No” to “Swelling?”: leads nowhere: set where it leads",
+    ),
+    (
+        branch_with_both_targets,
+        ERROR,
+        "routing[second].branches[no]",
+        ("branch", "second/no"),
+        "where the answer “No” to “Swelling?” leads: must be exactly one next question or one scenario",
+    ),
+    (
+        branch_with_no_target,
+        ERROR,
+        "routing[second].branches[no]",
+        ("branch", "second/no"),
+        "must be exactly one next question or one scenario",
+    ),
+    (
+        branch_for_an_unknown_choice,
+        ERROR,
+        "routing[second].branches[maybe]",
+        ("branch", "second/maybe"),
+        "has a branch for the answer 'maybe', which “Swelling?” does not offer",
+    ),
+    (
+        patient_factor_used_for_routing,
+        ERROR,
+        "routing[second]",
+        ("node", "second"),
+        "asks “Claustrophobic?”, which is a patient-factor question",
+    ),
+    (
+        question_with_one_choice,
+        ERROR,
+        "questions[needle_phobia]",
+        ("question", "needle_phobia"),
+        "the question “Refuses contrast?”: needs at least two answers",
+    ),
     (
         everything_excluded_without_text,
         ERROR,
         "scenarios[scan]",
-        "with claustrophobia=yes, needle_phobia=yes every procedure is excluded",
+        ("scenario", "scan"),
+        "the scenario “Scan”: patients answering “Yes” to “Claustrophobic?”; “Yes” to “Refuses contrast?” "
+        "(2 combinations of answers) have every procedure excluded",
     ),
-    (rating_without_reference, ERROR, "scenarios[scan].ratings[mr-knee]", "rating has no reference"),
-    (score_outside_category, ERROR, "scenarios[scan].ratings[mr-knee]", "score 2 does not fit"),
-    (imaging_without_urgency, ERROR, "scenarios[scan]", "recommends imaging but has no urgency"),
-    (rrl_out_of_range, ERROR, "procedures[xr-knee]", "RRL 6 is outside 0-5"),
-    (malformed_topic_key, ERROR, "topic", "not a lowercase slug"),
-    (malformed_reference_key, ERROR, "references[lower-case-ref]", "not well-formed"),
-    (malformed_choice_key, ERROR, "questions[claustrophobia].choices[No!]", "not well-formed"),
-    (duplicate_procedure_key, ERROR, "procedures[mr-knee]", "used twice"),
-    (duplicate_choice_key, ERROR, "questions[needle_phobia].choices[no]", "used twice"),
-    (dangling_finding_reference, ERROR, "finding mr-finding", "'GHOST-REF'"),
-    (dangling_rating_procedure, ERROR, "scenario scan rating", "'ghost-procedure'"),
-    (unreachable_scenario, ERROR, "scenarios[forgotten]", "unreachable"),
-    (rating_needs_verification, WARNING, "scenarios[scan].ratings[xr-knee]", "needing verification"),
-    (urgency_without_reference, WARNING, "scenarios[scan]", "urgency 'within_1_week' has no reference"),
-    (next_step_without_reference, WARNING, "scenarios[scan].next_steps[0]", "no reference"),
-    (caveat_without_reference, WARNING, "caveats[dye-note]", "caveat has no reference"),
-    (reference_without_identifier, WARNING, "references[TEST-REF]", "no DOI, PMID or URL"),
-    (exclusion_without_reason, WARNING, "questions[claustrophobia].choices[yes]", "no reason"),
-    (routing_choice_that_excludes, WARNING, "questions[fever].choices[yes]", "use a patient factor"),
-    (missing_review_date, WARNING, "topic", "no next review date set"),
-    (review_overdue, WARNING, "topic", "review was due on 2026-05-31"),
+    (
+        rating_without_reference,
+        ERROR,
+        "scenarios[scan].ratings[mr-knee]",
+        ("rating", "scan/mr-knee"),
+        "the rating of MR knee in the scenario “Scan”: has no reference",
+    ),
+    (
+        score_outside_category,
+        ERROR,
+        "scenarios[scan].ratings[mr-knee]",
+        ("rating", "scan/mr-knee"),
+        "its score 2 does not fit “Usually appropriate” (7–9)",
+    ),
+    (
+        imaging_without_urgency,
+        ERROR,
+        "scenarios[scan]",
+        ("scenario", "scan"),
+        "recommends imaging but has no urgency",
+    ),
+    (
+        rrl_out_of_range,
+        ERROR,
+        "procedures[xr-knee]",
+        ("procedure", "xr-knee"),
+        "XR knee: its RRL 6 is outside 0-5",
+    ),
+    (malformed_topic_key, ERROR, "topic", ("topic", "Test Knee"), "not a lowercase slug"),
+    (
+        malformed_reference_key,
+        ERROR,
+        "references[lower-case-ref]",
+        ("reference", "lower-case-ref"),
+        "the reference “A test reference.”: its key 'lower-case-ref' is not well-formed",
+    ),
+    (
+        malformed_choice_key,
+        ERROR,
+        "questions[claustrophobia].choices[No!]",
+        ("choice", "claustrophobia/No!"),
+        "not well-formed",
+    ),
+    (
+        duplicate_procedure_key,
+        ERROR,
+        "procedures[mr-knee]",
+        ("procedure", "mr-knee"),
+        "used by another procedure",
+    ),
+    (
+        duplicate_choice_key,
+        ERROR,
+        "questions[needle_phobia].choices[no]",
+        ("choice", "needle_phobia/no"),
+        "used by another answer",
+    ),
+    (
+        dangling_finding_reference,
+        ERROR,
+        "finding mr-finding",
+        ("finding", "mr-finding"),
+        "the finding “Test finding about MR.”: refers to 'GHOST-REF'",
+    ),
+    (
+        dangling_rating_procedure,
+        ERROR,
+        "scenario scan rating",
+        ("rating", "scan/ghost-procedure"),
+        "a rating in the scenario “Scan”: refers to 'ghost-procedure'",
+    ),
+    (unreachable_scenario, ERROR, "scenarios[forgotten]", ("scenario", "forgotten"), "is unreachable"),
+    (
+        rating_needs_verification,
+        WARNING,
+        "scenarios[scan].ratings[xr-knee]",
+        ("rating", "scan/xr-knee"),
+        "the rating of XR knee in the scenario “Scan”: is marked as needing verification",
+    ),
+    (
+        urgency_without_reference,
+        WARNING,
+        "scenarios[scan]",
+        ("scenario", "scan"),
+        "its urgency “Within 1 week” has no reference",
+    ),
+    (
+        next_step_without_reference,
+        WARNING,
+        "scenarios[scan].next_steps[0]",
+        ("next_step", "scan/0"),
+        "the next step “Review the result.” in the scenario “Scan”: has no reference",
+    ),
+    (
+        caveat_without_reference,
+        WARNING,
+        "caveats[dye-note]",
+        ("caveat", "dye-note"),
+        "the caveat “Test caveat on iodinated contrast.”: has no reference",
+    ),
+    (
+        reference_without_identifier,
+        WARNING,
+        "references[TEST-REF]",
+        ("reference", "TEST-REF"),
+        "no DOI, PMID or URL",
+    ),
+    (
+        exclusion_without_reason,
+        WARNING,
+        "questions[claustrophobia].choices[yes]",
+        ("choice", "claustrophobia/yes"),
+        "the answer “Yes” to “Claustrophobic?”: excludes procedures but gives no reason",
+    ),
+    (
+        routing_choice_that_excludes,
+        WARNING,
+        "questions[fever].choices[yes]",
+        ("choice", "fever/yes"),
+        "ask it as a patient factor",
+    ),
+    (missing_review_date, WARNING, "topic", ("topic", "test-knee"), "no next review date set"),
+    (review_overdue, WARNING, "topic", ("topic", "test-knee"), "review was due on 2026-05-31"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("breakage", "severity", "where", "fragment"), [pytest.param(*row, id=row[0].__name__) for row in BROKEN]
+    ("breakage", "severity", "path", "subject", "fragment"),
+    [pytest.param(*row, id=row[0].__name__) for row in BROKEN],
 )
-def test_each_broken_copy_reports_its_problem(synthetic, breakage, severity, where, fragment):
+def test_each_broken_copy_reports_its_problem_in_words(
+    synthetic, breakage, severity, path, subject, fragment
+):
     breakage(synthetic)
 
     problems = integrity.check(synthetic, today=TODAY)
 
-    assert reported(synthetic, severity, where, fragment), [str(p) for p in problems]
+    assert reported(synthetic, severity, path, fragment, subject=subject), [p.line for p in problems]
     assert integrity.has_errors(problems) is (severity == ERROR)
+    # The words never fall back to document paths or category codes.
+    for problem in problems:
+        assert "[" not in str(problem) and "usually_appropriate" not in str(problem), str(problem)
+        assert problem.subject is None or problem.subject[0] in integrity.SUBJECT_KINDS
+
+
+def test_the_command_line_form_keeps_the_document_path(synthetic):
+    rating_without_reference(synthetic)
+
+    (problem,) = integrity.check(synthetic, today=TODAY)
+
+    assert problem.line == (
+        "ERROR   scenarios[scan].ratings[mr-knee]: "
+        "the rating of MR knee in the scenario “Scan”: has no reference"
+    )
+    assert str(problem) == "ERROR   the rating of MR knee in the scenario “Scan”: has no reference"
 
 
 def test_errors_come_before_warnings(synthetic):
@@ -256,7 +432,9 @@ def test_a_document_that_cannot_be_built_is_one_error(synthetic):
 
     problems = integrity.check(synthetic, today=TODAY)
 
-    assert [(p.severity, p.where) for p in problems] == [(ERROR, "document")]
+    assert [(p.severity, p.path, p.subject) for p in problems] == [
+        (ERROR, "document", ("topic", "test-knee"))
+    ]
     assert "brilliant" in problems[0].message
 
 
@@ -279,7 +457,7 @@ def test_the_shipped_document_has_a_source_for_every_urgency_and_no_error(shippe
         shipped_document,
         WARNING,
         "procedures[ct-spine-wo]",
-        "relative radiation level not verified",
+        "CT whole spine without IV contrast: its relative radiation level is not verified",
         today=date(2026, 12, 1),
     )
 

@@ -40,33 +40,60 @@ def test_identical_documents_have_no_changes_and_no_impact(before, after):
     assert impact(snap(before), snap(after)) == []
 
 
-def test_a_changed_field_is_one_row_with_before_and_after(before, after):
+def rows(diff: list[ContentChange]) -> list[tuple[str, str, str, str, str]]:
+    """The review table's rows: change, what (in words), field, before, after."""
+    return [(c.kind, c.place, c.field, c.before, c.after) for c in diff]
+
+
+def test_a_changed_field_is_one_row_in_words_with_before_and_after(before, after):
     rating(after, "scan", "mr-knee")["category"] = "may_be_appropriate"
     rating(after, "scan", "mr-knee")["score"] = 5
 
-    assert content_diff(before, after) == [
-        ContentChange(
+    diff = content_diff(before, after)
+
+    assert rows(diff) == [
+        (
             "changed",
-            "scenarios[scan].ratings[mr-knee]",
+            "the rating of MR knee in the scenario “Scan”",
             "category",
-            "usually_appropriate",
-            "may_be_appropriate",
+            "Usually appropriate",
+            "May be appropriate",
         ),
-        ContentChange("changed", "scenarios[scan].ratings[mr-knee]", "score", "8", "5"),
+        ("changed", "the rating of MR knee in the scenario “Scan”", "score", "8", "5"),
     ]
+    # The document path stays for machines, and the subject says what to link to.
+    assert {(c.path, c.subject) for c in diff} == {
+        ("scenarios[scan].ratings[mr-knee]", ("rating", "scan/mr-knee"))
+    }
 
 
-def test_added_and_removed_objects_are_listed_by_path(before, after):
+def test_added_and_removed_objects_are_listed_with_what_they_say(before, after):
     after["references"].append({**after["references"][0], "key": "NEW-REF", "citation": "A new reference."})
     after["findings"] = []
     rating(after, "scan", "mr-knee")["findings"] = []
 
     diff = content_diff(before, after)
 
-    assert ContentChange("added", "references[NEW-REF]") in diff
-    assert ContentChange("removed", "findings[mr-finding]") in diff
-    assert ContentChange("changed", "scenarios[scan].ratings[mr-knee]", "findings", "mr-finding", "") in diff
-    assert len(diff) == 3
+    assert rows(diff) == [
+        ("added", "the reference NEW-REF", "", "", "A new reference."),
+        ("removed", "the finding “Test finding about MR.”", "", "Test finding about MR.", ""),
+        ("changed", "the rating of MR knee in the scenario “Scan”", "findings", "mr-finding", ""),
+    ]
+    assert [c.subject for c in diff] == [
+        ("reference", "NEW-REF"),
+        ("finding", "mr-finding"),
+        ("rating", "scan/mr-knee"),
+    ]
+
+
+def test_a_new_caveat_shows_its_text_on_the_review(before, after):
+    text = "A synthetic caveat added for this test, long enough to be cut short where it is named."
+    after["caveats"].append({**after["caveats"][0], "key": "new-note", "text": text})
+
+    (change,) = content_diff(before, after)
+
+    assert (change.kind, change.after, change.subject) == ("added", text, ("caveat", "new-note"))
+    assert change.place.startswith("the caveat “A synthetic caveat added")
 
 
 def test_a_removed_rating_and_a_new_choice_are_listed(before, after):
@@ -77,35 +104,55 @@ def test_a_removed_rating_and_a_new_choice_are_listed(before, after):
 
     diff = content_diff(before, after)
 
-    assert set(diff) == {
-        ContentChange("removed", "scenarios[scan].ratings[xr-knee]"),
-        ContentChange("added", "questions[fever].choices[unsure]"),
+    assert set(rows(diff)) == {
+        ("removed", "the rating of XR knee in the scenario “Scan”", "", "May be appropriate", ""),
+        ("added", "the answer “Unsure” to “Fever?”", "", "", "Unsure"),
     }
+    assert {c.subject for c in diff} == {("rating", "scan/xr-knee"), ("choice", "fever/unsure")}
 
 
 def test_a_changed_branch_says_where_it_leads(before, after):
     after["routing"][1]["branches"]["no"] = {"scenario": "scan"}
 
-    assert content_diff(before, after) == [
-        ContentChange(
-            "changed", "routing[second].branches[no]", "leads to", "scenario watch", "scenario scan"
+    diff = content_diff(before, after)
+
+    assert rows(diff) == [
+        (
+            "changed",
+            "where the answer “No” to “Swelling?” leads",
+            "leads to",
+            "the scenario “Watch”",
+            "the scenario “Scan”",
         )
     ]
+    assert diff[0].subject == ("branch", "second/no")
 
 
 def test_topic_fields_are_compared_too(before, after):
     after["topic"]["title"] = "Renamed knee topic"
 
     assert content_diff(before, after) == [
-        ContentChange("changed", "topic", "title", "Synthetic knee topic", "Renamed knee topic")
+        ContentChange(
+            "changed",
+            "topic",
+            "title",
+            "Synthetic knee topic",
+            "Renamed knee topic",
+            place="the topic",
+            subject=("topic", "test-knee"),
+        )
     ]
 
 
 # With MR no longer first tier nothing is recommended: the impact says the CT is only best available.
-BEST_CT = "ct-knee-w (best available, nothing recommended)"
+BEST_CT = "CT knee with contrast (best available, nothing recommended)"
 
 
-def test_impact_lists_only_the_combinations_whose_recommendation_changes(before, after):
+def described(impacts: list[Impact]) -> set[tuple]:
+    return {(i.scenario, i.routing, i.who, i.count, i.changes) for i in impacts}
+
+
+def test_impact_lists_only_the_patients_whose_recommendation_changes_in_words(before, after):
     rating(after, "scan", "mr-knee")["category"] = "may_be_appropriate"
     rating(after, "scan", "mr-knee")["score"] = 5
 
@@ -113,33 +160,36 @@ def test_impact_lists_only_the_combinations_whose_recommendation_changes(before,
 
     # Claustrophobic patients never got MR, and "watch" has no imaging: they are not listed.
     # Patients who cannot have the CT still get MR, but now as best available, not recommended.
-    no_ct = {**SCAN, "needle_phobia": "yes"}
-    best_mr = "mr-knee (best available, nothing recommended)"
-    assert sorted(impacts, key=repr) == sorted(
-        [
-            Impact({"fever": "yes", **SCAN}, (("first choice", "mr-knee", BEST_CT),)),
-            Impact({"fever": "yes", **no_ct}, (("first choice", "mr-knee", best_mr),)),
-            Impact({"fever": "no", "swelling": "yes", **SCAN}, (("first choice", "mr-knee", BEST_CT),)),
-            Impact({"fever": "no", "swelling": "yes", **no_ct}, (("first choice", "mr-knee", best_mr),)),
-        ],
-        key=repr,
-    )
+    best_mr = "MR knee (best available, nothing recommended)"
+    can_have_both = "answering “No” to “Claustrophobic?”; “No” to “Refuses contrast?”"
+    no_ct = "answering “No” to “Claustrophobic?”; “Yes” to “Refuses contrast?”"
+    fever, swelling = "“Fever?” “Yes”", "“Fever?” “No”; “Swelling?” “Yes”"
+    assert described(impacts) == {
+        ("Scan", fever, can_have_both, 1, (("first choice", "MR knee", BEST_CT),)),
+        ("Scan", fever, no_ct, 1, (("first choice", "MR knee", best_mr),)),
+        ("Scan", swelling, can_have_both, 1, (("first choice", "MR knee", BEST_CT),)),
+        ("Scan", swelling, no_ct, 1, (("first choice", "MR knee", best_mr),)),
+    }
+    assert impacts[0].sentence.startswith("every patient in “Scan” answering “No” to “Claustrophobic?”")
 
 
 def test_impact_shows_a_changed_scenario_and_urgency(before, after):
     after["routing"][1]["branches"]["no"] = {"scenario": "scan"}
 
-    impacts = {tuple(i.answers.items()): i.changes for i in impact(snap(before), snap(after))}
+    impacts: dict[tuple, tuple] = {}
+    for item in impact(snap(before), snap(after)):
+        key = tuple(item.answers.items())
+        impacts[key] = impacts.get(key, ()) + item.changes
 
     assert impacts[(("fever", "no"), ("swelling", "no"))] == (
-        ("scenario", "watch", "incomplete: asks claustrophobia"),
-        ("urgency", "not_indicated", ""),
+        ("scenario", "Watch", "incomplete: asks “Claustrophobic?”"),
+        ("urgency", "No imaging indicated now", ""),
         ("first choice", "no imaging", ""),
         ("excluded", "none", ""),
     )
     changed = impacts[(("fever", "no"), ("swelling", "no"), *SCAN.items())]
     # The patient answers were not used in "watch" before (reported as not used, not an error).
-    assert changed[0] == ("scenario", "watch", "scan")
+    assert changed[0] == ("scenario", "Watch", "Scan")
     # Combinations that reached "scan" before are untouched.
     assert (("fever", "yes"), *SCAN.items()) not in impacts
 
@@ -149,8 +199,27 @@ def test_an_urgency_change_reaches_every_combination_of_the_scenario(before, aft
 
     impacts = impact(snap(before), snap(after))
 
-    assert len(impacts) == 8  # 2 routes to "scan" x 2 x 2 patient factors; "watch" is untouched
-    assert {i.changes for i in impacts} == {(("urgency", "within_1_week", "within_24_hours"),)}
+    # 2 routes to "scan" x 2 x 2 patient factors, each its own class; "watch" is untouched.
+    assert sum(i.count for i in impacts) == 8
+    assert {i.changes for i in impacts} == {(("urgency", "Within 1 week", "Within 24 hours"),)}
+
+
+def test_a_caveat_change_is_one_row_for_everyone_it_reaches(before, after):
+    next(c for c in after["caveats"] if c["key"] == "general-note")["text"] = "Test scenario caveat, revised."
+
+    impacts = impact(snap(before), snap(after))
+
+    # The scenario's own caveat reaches every patient in "scan", whatever the patient answers.
+    assert described(impacts) == {
+        (
+            "Scan",
+            route,
+            "whatever the patient answers",
+            4,
+            (("caveat", "Test scenario caveat.", "Test scenario caveat, revised."),),
+        )
+        for route in ("“Fever?” “Yes”", "“Fever?” “No”; “Swelling?” “Yes”")
+    }
 
 
 def test_a_first_release_has_no_impact_to_show(after):

@@ -93,7 +93,13 @@ def test_the_integrity_check_warns_once_the_review_date_has_passed(shipped_docum
     overdue = {**shipped_document, "topic": {**shipped_document["topic"], "next_review_due": "2020-01-01"}}
     current = {**shipped_document, "topic": {**shipped_document["topic"], "next_review_due": "2999-01-01"}}
 
-    warning = integrity.Problem(integrity.WARNING, "topic", "review was due on 2020-01-01")
+    warning = integrity.Problem(
+        integrity.WARNING,
+        "topic",
+        "its review was due on 2020-01-01",
+        place="the topic",
+        subject=("topic", shipped_document["topic"]["key"]),
+    )
     assert warning in integrity.check(overdue, today=today)
     assert not [p for p in integrity.check(current, today=today) if "review" in p.message]
 
@@ -103,7 +109,7 @@ def test_the_publish_page_shows_the_overdue_review_warning(publisher_client, two
 
     page = publisher_client.get(f"/admin/decisions/topic/{shipped.pk}/publish/").content.decode()
 
-    assert f"topic : review was due on {shipped.next_review_due.isoformat()}" in text_of(page)
+    assert f"topic : its review was due on {shipped.next_review_due.isoformat()}" in text_of(page)
 
 
 @pytest.fixture

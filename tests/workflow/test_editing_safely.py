@@ -518,7 +518,7 @@ def test_a_no_imaging_scenario_with_a_usually_appropriate_rating_is_an_integrity
     problems = integrity.check(document, today=__import__("datetime").date(2026, 6, 1))
 
     assert any(
-        p.severity == integrity.ERROR and p.where == "scenarios[watch].ratings[xr-knee]" for p in problems
+        p.severity == integrity.ERROR and p.path == "scenarios[watch].ratings[xr-knee]" for p in problems
     )
 
 

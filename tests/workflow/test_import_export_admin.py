@@ -71,13 +71,14 @@ def test_an_upload_shows_a_preview_and_leaves_the_draft_alone(editor_client, dra
     assert "Preview: lumbar-metastasis" in text_of(html)
     assert [
         "changed",
-        "scenarios[suspected-metastasis].ratings[mri-lumbar-wo-w]",
+        "the rating of MRI lumbar spine without and with IV contrast in the scenario "
+        "“Suspected spinal metastasis, no neurological signs”",
         "category",
-        "usually_appropriate",
-        "may_be_appropriate",
+        "Usually appropriate",
+        "May be appropriate",
     ] in table_rows(html)
     assert "Integrity check of the file" in text_of(html)
-    assert "warning topic : no next review date set" in text_of(html)
+    assert "warning the topic : has no next review date set" in text_of(html)
     assert draft_file(draft) == before
 
 

@@ -8,9 +8,7 @@ from decisions.models import Finding, Procedure, Rating, Reference, Release, Sce
 from tests.pages import (
     MRI_WHOLE_SPINE,
     MRI_WITH_AND_WITHOUT,
-    PUBLIC_CASE,
     PUBLIC_QUERY,
-    answers_text,
     form_data,
     has_form,
     headline,
@@ -20,14 +18,24 @@ from tests.pages import (
 
 pytestmark = pytest.mark.django_db
 
+SUSPECTED = "Suspected spinal metastasis, no neurological signs"
 DIFF_ROW = [
     "changed",
-    "scenarios[suspected-metastasis].ratings[mri-spine-wo]",
+    f"the rating of MRI whole spine without IV contrast in the scenario “{SUSPECTED}”",
     "category",
-    "usually_appropriate",
-    "may_be_appropriate",
+    "Usually appropriate",
+    "May be appropriate",
 ]
-IMPACT_ROW = [answers_text(PUBLIC_CASE), "first choice", "mri-spine-wo", "mri-lumbar-wo-w"]
+IMPACT_CHANGE = [
+    "first choice",
+    "MRI whole spine without IV contrast",
+    "MRI lumbar spine without and with IV contrast",
+]
+
+
+def impact_rows(rows: list[list[str]], change: list[str]) -> list[str]:
+    """The "Patients" cell of each impact row that shows `change` (what, before, after)."""
+    return [" ".join(row[0].split()) for row in rows if len(row) == 4 and row[1:] == change]
 
 
 def change_rating_in_admin(client, category: str) -> None:
@@ -82,7 +90,7 @@ def test_the_admin_edit_changes_only_the_rating_in_the_draft(changed_draft):
 
     diff = content_diff(release_1.content, export_topic(changed_draft))
 
-    assert [(c.kind, c.where, c.field, c.before, c.after) for c in diff] == [tuple(DIFF_ROW)]
+    assert [(c.kind, c.place, c.field, c.before, c.after) for c in diff] == [tuple(DIFF_ROW)]
 
 
 def test_clinicians_keep_seeing_release_1_while_the_change_is_a_draft(changed_draft, client):
@@ -103,12 +111,16 @@ def test_the_publish_page_shows_the_field_level_diff_and_the_impacted_answers(
     rows = table_rows(html)
     assert response.status_code == 200
     assert DIFF_ROW in rows
-    assert IMPACT_ROW in rows
-    # Only combinations that change are listed: the spinal cord compression case keeps its answer.
-    mscc = answers_text({**PUBLIC_CASE, "neuro": "yes"})
-    assert not any(mscc in row[0] for row in rows if row)
-    # Known cancer with suggestive pain, or suspected cancer, times the 12 answers that keep MRI.
-    assert "24 combinations of answers would get a different recommendation" in text_of(html)
+    # The public case's class, in words: its scenario, its routing answers, how many answer sets.
+    (known,) = [cell for cell in impact_rows(rows, IMPACT_CHANGE) if "“Known cancer" in cell]
+    assert known.startswith(f"Every patient in “{SUSPECTED}” answering “Yes: MRI is available")
+    assert "“No” to “Is the patient pregnant?”" in known
+    assert known.endswith("— 4 combinations of answers")
+    # Only classes that change are listed: the spinal cord compression scenario keeps its answer.
+    assert not any("cord compression" in row[0] for row in rows if len(row) == 4)
+    # Known cancer with suggestive pain, or suspected cancer, each in two classes (24 answer sets).
+    assert "4 groups of patients would get a different recommendation" in text_of(html)
+    assert "scenarios[" not in text_of(html)
     assert has_form(html, "publish-form")
 
 
@@ -163,8 +175,9 @@ def test_the_whole_publish_and_roll_back_story(changed_draft, publisher_client, 
     page = publisher_client.get(rollback_url)
     rows = table_rows(page.content.decode())
     assert page.status_code == 200
-    assert [*DIFF_ROW[:3], "may_be_appropriate", "usually_appropriate"] in rows
-    assert [answers_text(PUBLIC_CASE), "first choice", "mri-lumbar-wo-w", "mri-spine-wo"] in rows
+    assert [*DIFF_ROW[:3], "May be appropriate", "Usually appropriate"] in rows
+    back = [IMPACT_CHANGE[0], IMPACT_CHANGE[2], IMPACT_CHANGE[1]]
+    assert [cell for cell in impact_rows(rows, back) if "“Known cancer" in cell]
 
     data = form_data(page.content.decode(), containing="summary")
     assert data.get("reset_draft") is None  # replacing the draft is never the default
@@ -240,7 +253,8 @@ def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
     html = response.content.decode()
     assert response.status_code == 200
     assert "publishing is blocked until they are fixed" in text_of(html)
-    assert "scenarios[suspected-metastasis].ratings[mri-lumbar-wo] : rating has no reference" in text_of(html)
+    # This page names the rating by its document path; the message is in words.
+    assert "scenarios[suspected-metastasis].ratings[mri-lumbar-wo] : has no reference" in text_of(html)
     assert not has_form(html, "publish-form")
 
     forged = publisher_client.post(

@@ -25,7 +25,7 @@ class Command(BaseCommand):
             errors = sum(p.severity == integrity.ERROR for p in problems)
             self.stdout.write(f"{item.key}: {errors} error(s), {len(problems) - errors} warning(s)")
             for problem in problems:
-                self.stdout.write(f"  {problem}")
+                self.stdout.write(f"  {problem.line}")
             failed = failed or errors > 0
         if failed:
             raise CommandError("integrity errors found", returncode=1)

@@ -22,7 +22,7 @@ class Command(BaseCommand):
             release = publish(item, summary=summary)
         except PublishRefused as error:
             for problem in error.problems:
-                self.stderr.write(f"  {problem}")
+                self.stderr.write(f"  {problem.line}")
             raise CommandError("not published: fix the integrity errors above") from None
         except (NothingToPublish, PublishBusy) as error:
             raise CommandError(f"not published: {error}") from None

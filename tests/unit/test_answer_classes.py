@@ -1,0 +1,300 @@
+"""Answer classes against enumeration: random synthetic topics small enough to list every answer
+set, where the classes must give exactly what running the engine on each set gives."""
+
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from decisions import answer_classes, changes, engine, integrity
+
+ATTRIBUTES = [None, *[a.value for a in engine.Attribute]]
+PROCEDURES = [
+    {"key": "mr", "name": "Synthetic MR", "modality": "MR", "contrast": "none"},
+    {
+        "key": "mr-gad",
+        "name": "Synthetic MR with contrast",
+        "modality": "MR",
+        "contrast": "with",
+        "contrast_agent": "gadolinium",
+    },
+    {
+        "key": "ct-iod",
+        "name": "Synthetic CT with contrast",
+        "modality": "CT",
+        "contrast": "with",
+        "contrast_agent": "iodinated",
+    },
+    {"key": "xr", "name": "Synthetic radiograph", "modality": "XR", "contrast": "none"},
+    {"key": "us", "name": "Synthetic ultrasound", "modality": "US", "contrast": "none"},
+]
+CAVEATS = ["cav-1", "cav-2", "cav-3", "cav-4"]
+FACTORS = ["f1", "f2", "f3"]
+CHOICES = ["a", "b", "c"]
+SCENARIOS = ["s1", "s2", "s3"]
+
+
+@st.composite
+def topics(draw: st.DrawFn) -> dict:
+    caveats = [
+        {
+            "key": key,
+            "severity": draw(st.sampled_from(["critical", "warning", "info"])),
+            "text": f"Synthetic caveat {key}",
+            "applies_to": draw(st.sampled_from(ATTRIBUTES)),
+        }
+        for key in CAVEATS
+    ]
+    questions = [
+        {
+            "key": "r1",
+            "role": "routing",
+            "prompt": "Synthetic routing 1",
+            "choices": [{"key": c, "label": c.upper()} for c in CHOICES[: draw(st.integers(2, 3))]],
+        },
+        {
+            "key": "r2",
+            "role": "routing",
+            "prompt": "Synthetic routing 2",
+            "choices": [{"key": c, "label": c.upper()} for c in CHOICES[:2]],
+        },
+    ]
+    factor_keys = FACTORS[: draw(st.integers(1, 3))]
+    for key in factor_keys:
+        choices = []
+        for choice in CHOICES[: draw(st.integers(2, 3))]:
+            excludes = draw(st.sampled_from(ATTRIBUTES))
+            choices.append(
+                {
+                    "key": choice,
+                    "label": f"{key} {choice}",
+                    "excludes": excludes,
+                    "exclusion_reason": draw(
+                        st.sampled_from(["", "Synthetic reason x", f"Synthetic reason {key}{choice}"])
+                    )
+                    if excludes
+                    else "",
+                    "caveats": draw(st.lists(st.sampled_from(CAVEATS), max_size=2, unique=True)),
+                }
+            )
+        questions.append(
+            {"key": key, "role": "patient_factor", "prompt": f"Synthetic factor {key}", "choices": choices}
+        )
+    answerable = [(q["key"], c["key"]) for q in questions for c in q["choices"]]
+    scenarios = []
+    for key in SCENARIOS:
+        ratings = [
+            {
+                "procedure": p["key"],
+                "category": draw(st.sampled_from([c.value for c in engine.Category])),
+                "references": ["SYN-REF"],
+                "fallback_for": draw(st.sampled_from([None, None, *ATTRIBUTES[1:]])),
+            }
+            for p in draw(st.lists(st.sampled_from(PROCEDURES), max_size=4, unique_by=lambda p: p["key"]))
+        ]
+        steps = [
+            {
+                "text": f"Synthetic step {key}{i}",
+                "references": ["SYN-REF"],
+                "applies_to": draw(st.sampled_from(ATTRIBUTES)),
+                **(
+                    {"when": {"question": w[0], "choice": w[1]}}
+                    if (w := draw(st.sampled_from([None, *answerable])))
+                    else {}
+                ),
+            }
+            for i in range(draw(st.integers(0, 3)))
+        ]
+        scenarios.append(
+            {
+                "key": key,
+                "title": f"Synthetic scenario {key}",
+                "urgency": "routine",
+                "urgency_references": ["SYN-REF"],
+                "no_safe_imaging": draw(st.sampled_from(["", "Discuss with radiology (synthetic)."])),
+                "caveats": draw(st.lists(st.sampled_from(CAVEATS), max_size=2, unique=True)),
+                "ratings": ratings,
+                "next_steps": steps,
+            }
+        )
+
+    def target() -> dict:
+        return {"scenario": draw(st.sampled_from(SCENARIOS))}
+
+    second = {
+        "key": "second",
+        "question": "r2",
+        "branches": {c["key"]: target() for c in questions[1]["choices"]},
+    }
+    first = {
+        "key": "first",
+        "question": "r1",
+        "branches": {
+            c["key"]: ({"node": "second"} if draw(st.booleans()) else target())
+            for c in questions[0]["choices"]
+        },
+    }
+    return {
+        "format": engine.DOCUMENT_FORMAT,
+        "topic": {
+            "key": "synthetic",
+            "title": "Synthetic topic",
+            "start_node": "first",
+            "next_review_due": "2099-01-01",
+        },
+        "references": [{"key": "SYN-REF", "citation": "Synthetic reference", "url": "https://example.org"}],
+        "caveats": caveats,
+        "procedures": [{**p, "rrl": 1, "region": "synthetic"} for p in PROCEDURES],
+        "questions": questions,
+        "routing": [first, second],
+        "scenarios": scenarios,
+    }
+
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def signature(recommendation: engine.Recommendation) -> tuple:
+    """Everything a class promises its members share (all but the quoted answers)."""
+    return (
+        recommendation.scenario.key if recommendation.scenario else None,
+        recommendation.complete,
+        tuple(r.procedure.key for r in recommendation.recommended),
+        tuple(r.procedure.key for r in recommendation.alternatives),
+        tuple(r.procedure.key for r in recommendation.not_appropriate),
+        tuple(e.procedure.key for e in recommendation.excluded),
+        frozenset((c.key, c.concerns, c.explains_exclusion) for c in recommendation.caveats),
+        tuple(s.text for s in recommendation.next_steps),
+        recommendation.no_safe_imaging,
+    )
+
+
+def routing_of(snapshot: engine.Snapshot, answers: dict) -> tuple:
+    return tuple((k, v) for k, v in answers.items() if snapshot.questions[k].role is engine.Role.ROUTING)
+
+
+def by_enumeration(snapshot: engine.Snapshot) -> Counter:
+    return Counter(
+        (routing_of(snapshot, a), signature(engine.recommend(snapshot, a)))
+        for a in engine.complete_answer_sets(snapshot)
+    )
+
+
+def by_classes(snapshot: engine.Snapshot) -> Counter:
+    counts: Counter = Counter()
+    for cls in answer_classes.answer_classes(snapshot):
+        counts[(tuple(cls.path.answers.items()), signature(engine.recommend(snapshot, cls.answers)))] += (
+            cls.count
+        )
+    return counts
+
+
+def coarse(recommendation: engine.Recommendation) -> tuple:
+    """What the excluded attributes alone decide: the lists, the exclusions, "no safe imaging"."""
+    return (*signature(recommendation)[:6], recommendation.no_safe_imaging)
+
+
+@SETTINGS
+@given(topics())
+def test_classes_by_exclusions_alone_hold_the_answer_sets_with_the_same_lists(document):
+    snapshot = engine.build_snapshot(document)
+    expected = Counter(
+        (routing_of(snapshot, a), coarse(engine.recommend(snapshot, a)))
+        for a in engine.complete_answer_sets(snapshot)
+    )
+    found: Counter = Counter()
+    for cls in answer_classes.answer_classes(snapshot, exclusions_only=True):
+        found[(tuple(cls.path.answers.items()), coarse(engine.recommend(snapshot, cls.answers)))] += cls.count
+    assert found == expected
+
+
+def stranded_by_enumeration(snapshot: engine.Snapshot) -> dict:
+    """The old integrity check's finding, per scenario: how many answer sets strand, with which choices."""
+    found: dict = {}
+    for answers in engine.complete_answer_sets(snapshot):
+        recommendation = engine.recommend(snapshot, answers)
+        scenario = recommendation.scenario
+        if recommendation.no_safe_imaging and scenario and not scenario.no_safe_imaging:
+            count, choices = found.get(scenario.key, (0, {}))
+            for key in engine.factors_asked(snapshot, scenario):
+                choices.setdefault(key.key, set()).add(answers[key.key])
+            found[scenario.key] = (count + 1, choices)
+    return found
+
+
+def shown(snapshot: engine.Snapshot, answers: dict) -> dict:
+    """Each caveat and next step the recommendation shows, with its text."""
+    try:
+        recommendation = engine.recommend(snapshot, answers)
+    except (engine.AnswerError, engine.SnapshotError):
+        return {}
+    if not recommendation.complete:
+        return {}
+    found = {("caveat", c.key): c.text for c in recommendation.caveats}
+    found.update({("next step", s.text): s.text for s in recommendation.next_steps})
+    return found
+
+
+def impact_by_enumeration(before: engine.Snapshot, after: engine.Snapshot) -> Counter:
+    """The old publish impact: every answer set of either version, run on both."""
+    combinations: dict = {}
+    for snapshot in (before, after):
+        for answers in engine.complete_answer_sets(snapshot):
+            combinations.setdefault(tuple(answers.items()), answers)
+    counts: Counter = Counter()
+    for answers in combinations.values():
+        old, new = changes._summary(before, answers), changes._summary(after, answers)
+        found = tuple((w, old[w], new[w]) for w in old if old[w] != new[w])
+        if found:
+            counts[found] += 1
+        was, now = shown(before, answers), shown(after, answers)
+        for item in set(was) | set(now):
+            if was.get(item) != now.get(item):
+                counts[((item[0], was.get(item) or "—", now.get(item) or "—"),)] += 1
+    return counts
+
+
+def impact_by_classes(before: engine.Snapshot, after: engine.Snapshot) -> Counter:
+    counts: Counter = Counter()
+    for item in changes.impact(before, after):
+        counts[item.changes] += item.count
+    return counts
+
+
+@SETTINGS
+@given(topics())
+def test_classes_hold_exactly_the_answer_sets_with_the_same_recommendation(document):
+    snapshot = engine.build_snapshot(document)
+    assert by_classes(snapshot) == by_enumeration(snapshot)
+    assert answer_classes.combination_count(snapshot) == len(list(engine.complete_answer_sets(snapshot)))
+
+
+@SETTINGS
+@given(topics())
+def test_the_integrity_check_finds_the_stranded_patients_enumeration_finds(document):
+    snapshot = engine.build_snapshot(document)
+    stranded, failures = integrity.stranding_classes(snapshot)
+    assert failures == []
+    found = {
+        cls.path.scenario: (cls.count, {k: set(v) for k, v in cls.choices.items() if v}) for cls in stranded
+    }
+    assert found == stranded_by_enumeration(snapshot)
+
+
+@SETTINGS
+@given(topics(), topics())
+def test_the_publish_impact_equals_running_every_answer_set_on_both_versions(before, after):
+    old, new = engine.build_snapshot(before), engine.build_snapshot(after)
+    assert impact_by_classes(old, new) == impact_by_enumeration(old, new)
+
+
+def test_the_shipped_topic_gets_the_same_results_as_enumeration(shipped_snapshot, release_1_document):
+    release_1 = engine.build_snapshot(release_1_document)
+    assert by_classes(shipped_snapshot) == by_enumeration(shipped_snapshot)
+    assert impact_by_classes(release_1, shipped_snapshot) == impact_by_enumeration(
+        release_1, shipped_snapshot
+    )
+    assert impact_by_classes(shipped_snapshot, release_1) == impact_by_enumeration(
+        shipped_snapshot, release_1
+    )
+    assert integrity.stranding_classes(shipped_snapshot) == ([], [])
