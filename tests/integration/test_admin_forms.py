@@ -175,6 +175,6 @@ def test_the_review_names_each_problem_in_words_with_a_link_to_fix_it(editor_cli
 
     html = editor_client.get(f"/admin/decisions/topic/{synthetic_topic.pk}/publish/").content.decode()
 
-    link = f'<a href="/admin/decisions/rating/{rating.pk}/change/">Rating of “mr-knee” in scenario “scan”</a>'
-    assert link in html
-    assert "rating has no reference" in text_of(html)
+    link = f'<a href="/admin/decisions/rating/{rating.pk}/change/" title="scenarios[scan].ratings[mr-knee]">'
+    assert link + "The rating of MR knee in the scenario “Scan”</a>" in html
+    assert "has no reference" in text_of(html)

@@ -253,8 +253,13 @@ def test_a_draft_with_integrity_errors_shows_them_and_cannot_be_published(
     html = response.content.decode()
     assert response.status_code == 200
     assert "publishing is blocked until they are fixed" in text_of(html)
-    # This page names the rating by its document path; the message is in words.
-    assert "scenarios[suspected-metastasis].ratings[mri-lumbar-wo] : has no reference" in text_of(html)
+    # In words: the procedure's name and the scenario's title, not the document path.
+    assert (
+        "The rating of MRI lumbar spine without IV contrast in the scenario “Suspected spinal metastasis"
+        in text_of(html)
+    )
+    assert "has no reference" in text_of(html)
+    assert "scenarios[suspected-metastasis]" not in text_of(html)
     assert not has_form(html, "publish-form")
 
     forged = publisher_client.post(
