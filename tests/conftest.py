@@ -22,6 +22,18 @@ RELEASE_1 = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Hashing a test user's password the production way costs about half a second of CPU.
+
+    Tests that check a password do so in this process (the client, the live server thread); no
+    gunicorn test logs in, so its own production hashers never meet these hashes."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
     from decisions.releases import clear_snapshot_cache
