@@ -22,6 +22,25 @@ RELEASE_1 = (
 )
 
 
+HERE = Path(__file__).resolve().parent
+# `make test` spreads tests over processes (pytest-xdist, --dist loadgroup); tests of one group
+# run one after another in the same process. The fault tests each start gunicorn servers and
+# throwaway PostgreSQL clusters and time how fast answers come: one at a time, not also
+# competing with each other. The command-line tests share a module-scoped migrated database.
+SERIAL_GROUPS = {
+    HERE / "ops": "ops",
+    HERE / "integration" / "test_kb_commands.py": "kb-commands",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        for where, group in SERIAL_GROUPS.items():
+            if path == where or where in path.parents:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     """Hashing a test user's password the production way costs about half a second of CPU.
