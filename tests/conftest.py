@@ -36,6 +36,7 @@ SERIAL_GROUPS = {
 }
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: `-p no:xdist` still works
 def pytest_xdist_make_scheduler(config, log):
     """xdist's own loadgroup reads `xdist_group` marks by renaming test ids, which pytest 9
     no longer allows (every test ends up on its own); this scheduler groups by SERIAL_GROUPS."""
