@@ -63,6 +63,49 @@ def _fast_password_hashing():
         yield
 
 
+_roles: dict[str, list[tuple[str, str]]] = {}  # group -> permissions (app label, codename)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database as the migrations leave it; notes the roles they create (groups)."""
+    from django.contrib.auth.models import Group
+
+    with django_db_blocker.unblock():
+        for group in Group.objects.all():
+            _roles[group.name] = list(group.permissions.values_list("content_type__app_label", "codename"))
+
+
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool(
+        {"transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+        or (marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences")))
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends by emptying the database, the migrations' groups too (Django
+    makes permissions again, not groups). Without xdist such tests run last; with it a process
+    may run others after them, which expect the roles: made again here, as the migrations made
+    them, once the test's fixtures (the emptying) are done."""
+    result = yield
+    if _roles and _transactional(item):
+        from django.contrib.auth.models import Group, Permission
+        from django.db.models import Q
+        from pytest_django.plugin import blocking_manager_key
+
+        with item.config.stash[blocking_manager_key].unblock():
+            for name, permissions in _roles.items():
+                wanted = Q(pk__in=[])
+                for app_label, codename in permissions:
+                    wanted |= Q(content_type__app_label=app_label, codename=codename)
+                group, _created = Group.objects.get_or_create(name=name)
+                group.permissions.set(Permission.objects.filter(wanted))
+    return result
+
+
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
     from decisions.releases import clear_snapshot_cache
