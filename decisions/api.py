@@ -601,14 +601,7 @@ def _release_only(query: QueryDict) -> QueryDict:
 
 def _bad_query(error: BadQuery, query: QueryDict, topic: str) -> ProblemError:
     """The 400 for parse_query's BadQuery: a malformed release or an answer given twice."""
-    parameter = getattr(error, "key", None)
-    if parameter is None:
-        try:
-            parse_query(_release_only(query))
-        except BadQuery:
-            parameter = "release"
-        else:
-            parameter = next((key for key, values in query.lists() if len(values) > 1), "")
+    parameter = error.key
     if parameter == "release":
         valid = _published_versions(topic)
     else:

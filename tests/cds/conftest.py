@@ -319,10 +319,15 @@ def shipped_with_test_codes(published_shipped):
     """
     from decisions.models import Topic
     from decisions.releases import publish
+    from tests.conftest import set_up_once
 
-    add_condition_code("lumbar-metastasis", "cancer", "known", "known-cancer")
-    add_condition_code("lumbar-metastasis", "neuro", "no", "no-neuro-deficit")
-    return publish(Topic.objects.get(key="lumbar-metastasis"), summary="Test codes for CDS Hooks")
+    def setup():
+        add_condition_code("lumbar-metastasis", "cancer", "known", "known-cancer")
+        add_condition_code("lumbar-metastasis", "neuro", "no", "no-neuro-deficit")
+        return publish(Topic.objects.get(key="lumbar-metastasis"), summary="Test codes for CDS Hooks")
+
+    # Keyed on the release it builds on: the rows it adds point to that release's topic.
+    return set_up_once(f"test codes over release {published_shipped.pk}", setup)
 
 
 def _age_choice(key: str, label: str, **bounds: int) -> dict:
@@ -427,8 +432,12 @@ def published_synthetic(db, complete_document):
     """The complete synthetic topic imported and published (release 1)."""
     from decisions.kb_document import import_document
     from decisions.releases import publish
+    from tests.conftest import once_key, set_up_once
 
-    return publish(import_document(complete_document), summary="Synthetic topic for CDS Hooks")
+    return set_up_once(
+        once_key(complete_document, "publish: Synthetic topic for CDS Hooks"),
+        lambda: publish(import_document(complete_document), summary="Synthetic topic for CDS Hooks"),
+    )
 
 
 def knee_conditions(**answers: str) -> list[dict]:

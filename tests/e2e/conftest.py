@@ -75,8 +75,12 @@ def site(live_server, transactional_db, shipped_document):
     snapshot and rendering caches between tests."""
     from decisions.kb_document import import_document
     from decisions.releases import publish
+    from tests.conftest import once_key, set_up_once
 
-    publish(import_document(shipped_document), summary="End-to-end release")
+    set_up_once(
+        once_key(shipped_document, "publish: End-to-end release"),
+        lambda: publish(import_document(shipped_document), summary="End-to-end release"),
+    )
     return live_server.url
 
 

@@ -7,8 +7,9 @@ import pytest
 def synthetic_topic(db, synthetic):
     """The synthetic topic imported as a draft (not published)."""
     from decisions.kb_document import import_document
+    from tests.conftest import once_key, set_up_once
 
-    return import_document(synthetic)
+    return set_up_once(once_key(synthetic, "import"), lambda: import_document(synthetic))
 
 
 @pytest.fixture

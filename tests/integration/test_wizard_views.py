@@ -846,8 +846,6 @@ def test_scripts_carry_the_responses_nonce_and_nothing_inline_would_be_blocked(c
     assert scripts
     inline = [s for s in scripts if not s.attrs.get("src") and s.raw_text.strip()]
     assert inline == [], "no inline script is expected"
-    for script in inline:
-        assert script.attrs.get("nonce") in nonces
     for script in scripts:
         if "nonce" in script.attrs:
             assert nonces == [script.attrs["nonce"]]
