@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
@@ -18,6 +19,9 @@ from django.utils import timezone
 from decisions import engine, integrity
 from decisions.kb_document import dumps, export_topic, import_document
 from decisions.models import Finding, Procedure, Reference, Release, Topic
+
+if TYPE_CHECKING:
+    from decisions.changes import ContentChange
 
 # Sections of a topic document that are shared by all topics (the others belong to the topic).
 SHARED_SECTIONS = ("references", "procedures", "findings")
@@ -92,8 +96,9 @@ def _cross_topic_links(topic: Topic) -> list[tuple[str, str, str]]:
                         caveat.topic.key if caveat.topic else "",
                     )
                 )
-    if topic.start_node_id and topic.start_node.topic_id != topic.pk:
-        links.append(("topic", f"start node {topic.start_node.key}", topic.start_node.topic.key))
+    start = topic.start_node
+    if start is not None and start.topic_id != topic.pk:
+        links.append(("topic", f"start node {start.key}", start.topic.key))
     return [(where, what, owner) for where, what, owner in links if owner != topic.key]
 
 
@@ -123,7 +128,7 @@ def publish(
     topic: Topic,
     *,
     summary: str,
-    user=None,
+    user: User | AnonymousUser | None = None,
     expected_hash: str | None = None,
     allow_unchanged: bool = False,
 ) -> Release:
@@ -149,7 +154,7 @@ def publish(
         release = Release.objects.create(
             topic=topic,
             version=(latest.version if latest else 0) + 1,
-            published_by=user,
+            published_by=user if isinstance(user, User) else None,
             summary=summary.strip(),
             content=document,
         )
@@ -405,7 +410,7 @@ def roll_back(
     *,
     version: int,
     summary: str,
-    user=None,
+    user: User | AnonymousUser | None = None,
     reset_draft: bool = False,
     expected_hash: str | None = None,
 ) -> Release:
@@ -433,7 +438,7 @@ def roll_back(
         release = Release.objects.create(
             topic=topic,
             version=(latest.version if latest else 0) + 1,
-            published_by=user,
+            published_by=user if isinstance(user, User) else None,
             summary=f"Roll back to release {version}: {summary.strip()}",
             content=old.content,
         )
@@ -488,7 +493,7 @@ def shared_changes(
     return list(rows.values())
 
 
-def own_changes(release: Release | None, document: Mapping[str, Any]) -> list:
+def own_changes(release: Release | None, document: Mapping[str, Any]) -> list[ContentChange]:
     """The draft edits of the topic's own rows since `release` (what a reset of the draft discards)."""
     from decisions import changes
 

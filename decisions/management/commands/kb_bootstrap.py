@@ -7,13 +7,14 @@ and the command says how to review the newer shipped revision.
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from decisions.changes import content_diff
 from decisions.kb_document import DocumentError, export_topic, import_document, loads
-from decisions.models import Topic
+from decisions.models import Release, Topic
 from decisions.releases import PublishRefused, publish
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data"
@@ -21,7 +22,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "data"
 PREVIOUS = SHIPPED / "previous"
 
 
-def earlier_revisions(topic_key: str) -> dict[int, dict]:
+def earlier_revisions(topic_key: str) -> dict[int, dict[str, Any]]:
     revisions = {}
     for path in PREVIOUS.glob(f"{topic_key}.*.json"):
         number = path.name.removeprefix(f"{topic_key}.").removesuffix(".json")
@@ -30,7 +31,7 @@ def earlier_revisions(topic_key: str) -> dict[int, dict]:
     return revisions
 
 
-def same_content(a: dict, b: dict) -> bool:
+def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """No difference an editor would see (fields added later count as their defaults)."""
     return not content_diff(a, b)
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         "shipped revision over an earlier one that nobody has changed."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         for path in sorted(SHIPPED.glob("*.json")):
             document = loads(path.read_text(encoding="utf-8"))
             key = document["topic"]["key"]
@@ -61,7 +62,7 @@ class Command(BaseCommand):
                 and same_content(latest.content, export_topic(topic))
             )
             revision = max(earlier, default=0) + 1
-            if untouched:
+            if untouched and latest is not None:
                 release = self._publish(
                     path, document, f"Shipped knowledge base, clinical revision {revision} ({path.name})"
                 )
@@ -81,7 +82,7 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _publish(path: Path, document: dict, summary: str):
+    def _publish(path: Path, document: dict[str, Any], summary: str) -> Release:
         try:
             # One transaction: a file that cannot be published leaves nothing behind.
             with transaction.atomic():

@@ -1,6 +1,8 @@
 """Run the integrity check on the draft of one topic, or all topics."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions import integrity
 from decisions.models import Topic
@@ -10,10 +12,10 @@ from decisions.releases import check_topic
 class Command(BaseCommand):
     help = "Report every integrity problem of the draft; exit 1 when there are errors."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("topic", nargs="?", help="topic key (default: every topic)")
 
-    def handle(self, *args, topic, **options):
+    def handle(self, *args: Any, topic: Any, **options: Any) -> None:
         topics = Topic.objects.filter(key=topic) if topic else Topic.objects.all()
         if topic and not topics:
             raise CommandError(

@@ -1,8 +1,9 @@
 """Write a topic's draft as its reviewable JSON document."""
 
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions.kb_document import dumps, export_topic
 from decisions.models import Topic
@@ -11,11 +12,11 @@ from decisions.models import Topic
 class Command(BaseCommand):
     help = "Export a topic as JSON (stable key order; diff-friendly)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("topic", help="topic key")
         parser.add_argument("-o", "--output", help="file to write (default: standard output)")
 
-    def handle(self, *args, topic, output, **options):
+    def handle(self, *args: Any, topic: Any, output: Any, **options: Any) -> None:
         try:
             item = Topic.objects.get(key=topic)
         except Topic.DoesNotExist:

@@ -1,6 +1,8 @@
 """Freeze a topic's draft as a new release, if the integrity check passes."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions.models import Topic
 from decisions.releases import NothingToPublish, PublishBusy, PublishRefused, publish
@@ -9,11 +11,11 @@ from decisions.releases import NothingToPublish, PublishBusy, PublishRefused, pu
 class Command(BaseCommand):
     help = "Run the integrity check and publish the draft as release N+1."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("topic", help="topic key")
         parser.add_argument("--summary", required=True, help="what changed, for reviewers and clinicians")
 
-    def handle(self, *args, topic, summary, **options):
+    def handle(self, *args: Any, topic: Any, summary: Any, **options: Any) -> None:
         try:
             item = Topic.objects.get(key=topic)
         except Topic.DoesNotExist:

@@ -1,8 +1,9 @@
 """Print the recommendation for a set of answers, as JSON, from the latest published release."""
 
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions import engine
 from decisions.releases import ReleaseNotFound, snapshot_for
@@ -11,12 +12,12 @@ from decisions.releases import ReleaseNotFound, snapshot_for
 class Command(BaseCommand):
     help = "Print the recommendation for answers given as question=choice pairs."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("topic", help="topic key, e.g. lumbar-metastasis")
         parser.add_argument("answers", nargs="*", help="question=choice pairs, e.g. neuro=no")
         parser.add_argument("--release", type=int, help="a published release version (default: latest)")
 
-    def handle(self, *args, topic, answers, release, **options):
+    def handle(self, *args: Any, topic: Any, answers: Any, release: Any, **options: Any) -> None:
         parsed: dict[str, str] = {}
         for pair in answers:
             question, sep, choice = pair.partition("=")
