@@ -273,9 +273,15 @@ class ImagingAdvisorAPI(NinjaAPI):
                     content = response.get("content", {})
                     if int(status) >= 400 and JSON in content:
                         response["content"] = {PROBLEM_JSON: content[JSON]}
-                for parameter in operation.get("parameters", []):
-                    if parameter.get("name") == ANSWERS_PARAMETER["name"] and answers_schema:
-                        parameter["schema"] = answers_schema
+                if answers_schema and "parameters" in operation:
+                    # New dicts, not an edit in place: the library hands back our own
+                    # ANSWERS_PARAMETER, and an edit would outlive this document.
+                    operation["parameters"] = [
+                        {**parameter, "schema": answers_schema}
+                        if parameter.get("name") == ANSWERS_PARAMETER["name"]
+                        else parameter
+                        for parameter in operation["parameters"]
+                    ]
         return schema
 
 

@@ -147,3 +147,15 @@ def test_the_docs_page_keeps_the_sites_strict_content_security_policy(client, db
     assert directives["script-src"].startswith("'self'")
     assert directives["style-src"] == "'self'"
     assert "unsafe" not in policy
+
+
+def test_a_document_built_for_published_topics_leaves_the_generic_answers_parameter_intact(
+    client, published_shipped
+):
+    """The answer sets of today's releases go into this document only: a later document (after a
+    topic's answer space changed, or for a database with no release) must not inherit them."""
+    from decisions.api import ANSWERS_PARAMETER
+
+    operation = openapi(client)["paths"]["/api/v1/topics/{topic}/recommendation"]["get"]
+    assert "oneOf" in {p["name"]: p for p in operation["parameters"]}["answers"]["schema"]
+    assert ANSWERS_PARAMETER["schema"] == {"type": "object", "additionalProperties": {"type": "string"}}
