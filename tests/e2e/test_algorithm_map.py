@@ -4,16 +4,14 @@ fix it, and axe finds no accessibility violation."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.e2e.shots import save_screenshot
+
 pytestmark = pytest.mark.e2e
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "algorithm-map-pass-1234"
 
 
@@ -44,13 +42,6 @@ def assert_no_axe_violations(page: Page) -> None:
     assert results.violations_count == 0, results.generate_report()
 
 
-def screenshot(page: Page, folder: Path, name: str) -> None:
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=folder / name, full_page=True)
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        page.screenshot(path=DOCS_SCREENSHOTS / name, full_page=True)
-
-
 def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
     page: Page, map_url, shipped_document, screenshot_dir
 ):
@@ -76,7 +67,7 @@ def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
     expect(child.locator(".leads a")).to_have_attribute("href", "#scenario-paediatric")
 
     assert_no_axe_violations(page)
-    screenshot(page, screenshot_dir, "admin-map.png")
+    save_screenshot(page, screenshot_dir, "admin-map.png", full_page=True)
 
 
 def test_a_broken_draft_is_marked_beside_the_answer_with_a_link_to_fix_it(
@@ -104,7 +95,7 @@ def test_a_broken_draft_is_marked_beside_the_answer_with_a_link_to_fix_it(
     flag = answer.locator("> ul.flags > li.flag-error")
     expect(flag).to_contain_text("leads nowhere: set where it leads")
     assert_no_axe_violations(page)
-    screenshot(page, screenshot_dir, "admin-map-problem.png")
+    save_screenshot(page, screenshot_dir, "admin-map-problem.png", full_page=True)
 
     flag.get_by_role("link", name="fix it here").click()
     expect(page).to_have_url(f"{site}/admin/decisions/routingnode/{node.pk}/change/")

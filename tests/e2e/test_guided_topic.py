@@ -9,7 +9,6 @@ Screenshots go to test-results/screenshots/; with UPDATE_DOCS_SCREENSHOTS=1 also
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from pathlib import Path
 
@@ -17,10 +16,11 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Request, expect
 
+from tests.e2e.shots import save_screenshot
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "guided-topic-pass-1234"
 KEY = "synthetic-guided"
 
@@ -54,14 +54,6 @@ def assert_no_axe_violations(page: Page, screen: str, results_by_screen: dict[st
     results = Axe().run(page)
     results_by_screen[screen] = results.violations_count
     assert results.violations_count == 0, f"{screen}:\n{results.generate_report()}"
-
-
-def save_screenshot(page: Page, folder: Path, name: str) -> None:
-    """The whole page in a 1280 x 800 window, from its top."""
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=folder / name, full_page=True)
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        page.screenshot(path=DOCS_SCREENSHOTS / name, full_page=True)
 
 
 class Counter:
@@ -100,7 +92,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
     page.goto(f"{site}/admin/")
     expect(page.locator("table.topics")).to_contain_text("Suspected lumbar spine metastasis (adults)")
     assert_no_axe_violations(page, "home", axe)
-    save_screenshot(page, screenshot_dir, "admin-home.png")
+    save_screenshot(page, screenshot_dir, "admin-home.png", full_page=True)
     page.get_by_role("link", name="New topic").click()
 
     # Step 1: the topic.
@@ -113,7 +105,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
     page.locator("#id_funding_source").fill("None")
     page.locator("#id_next_review_due").fill("2099-01-01")
     assert_no_axe_violations(page, "step 1 (topic)", axe)
-    save_screenshot(page, screenshot_dir, "admin-guided-1-topic.png")
+    save_screenshot(page, screenshot_dir, "admin-guided-1-topic.png", full_page=True)
     page.get_by_role("button", name="Save and continue to questions").click()
 
     # Step 2: two routing questions with their answers, and three scenarios.
@@ -127,7 +119,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
         page.locator(f"#id_s-{index}-title").fill(f"Synthetic scenario {letter}")
         page.locator(f"#id_s-{index}-urgency").select_option(urgency)
     assert_no_axe_violations(page, "step 2 (questions and scenarios)", axe)
-    save_screenshot(page, screenshot_dir, "admin-guided-2-questions.png")
+    save_screenshot(page, screenshot_dir, "admin-guided-2-questions.png", full_page=True)
     page.get_by_role("button", name="Save and continue to where answers lead").click()
 
     # Step 3: where each answer leads (the routing nodes are made from this).
@@ -139,7 +131,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
     second.get_by_label("“Yes” leads to").select_option(label="Synthetic scenario B")
     second.get_by_label("“No” leads to").select_option(label="Synthetic scenario C")
     assert_no_axe_violations(page, "step 3 (where answers lead)", axe)
-    save_screenshot(page, screenshot_dir, "admin-guided-3-routing.png")
+    save_screenshot(page, screenshot_dir, "admin-guided-3-routing.png", full_page=True)
     page.get_by_role("button", name="Save and continue to ratings").click()
 
     # Step 4: two new procedures rated in the scenarios, their source, and a caveat.
@@ -166,7 +158,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
     page.locator("#id_caveat-text").fill("Synthetic caveat text.")
     page.get_by_label("Synthetic scenario A", exact=True).check()
     assert_no_axe_violations(page, "step 4 (ratings, source, caveat)", axe)
-    save_screenshot(page, screenshot_dir, "admin-guided-4-ratings.png")
+    save_screenshot(page, screenshot_dir, "admin-guided-4-ratings.png", full_page=True)
     page.get_by_role("button", name="Save and open the map").click()
 
     # The map: the tree as built, nothing blocking publication.
@@ -176,7 +168,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
     expect(tree).to_contain_text("Synthetic question 1?")
     expect(tree.locator("li.answer").first).to_contain_text("→ scenario Synthetic scenario A")
     assert_no_axe_violations(page, "map (guided topic)", axe)
-    save_screenshot(page, screenshot_dir, "admin-guided-5-map.png")
+    save_screenshot(page, screenshot_dir, "admin-guided-5-map.png", full_page=True)
     page.get_by_role("link", name="Review and publish").click()
 
     # The existing review and publish screen.

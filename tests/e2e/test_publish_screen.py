@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.shots import save_screenshot
 from tests.pages import PUBLIC_CASE
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,7 @@ def publisher(site, django_user_model):
     return user
 
 
-def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page):
+def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page, screenshot_dir):
     from decisions.models import Rating, Release, Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
@@ -75,6 +76,8 @@ def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page:
             "MRI lumbar spine without and with IV contrast",
         ]
     )
+
+    save_screenshot(page, screenshot_dir, "admin-review.png", full_page=True)
 
     page.get_by_label("Summary").fill("Lumbar MRI is now the first choice")
     page.get_by_label("I have read the warnings and publish anyway").check()

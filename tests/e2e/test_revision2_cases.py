@@ -8,7 +8,6 @@ also replace the ones in docs/screenshots/ that the README shows.
 """
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -17,13 +16,13 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.shots import save_screenshot
 from tests.pages import LABELS, PROMPTS
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE_1 = ROOT / "decisions" / "data" / "previous" / "lumbar-metastasis.1.json"
-DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 TOPIC = "/t/lumbar-metastasis/"
 PHONE = {"width": 375, "height": 667}
 DESKTOP = {"width": 1280, "height": 800}
@@ -147,12 +146,6 @@ def urgency_banner(page: Page) -> Locator:
 def listed_procedures(page: Page) -> list[str]:
     """Names of every procedure the page offers (recommended, alternatives, not appropriate)."""
     return [name.strip() for name in page.locator("li.procedure h4").all_text_contents()]
-
-
-def save_screenshot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=folder / name)
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        page.screenshot(path=DOCS_SCREENSHOTS / name)
 
 
 @pytest.fixture
