@@ -55,39 +55,8 @@ from decisions import engine
 Answers = dict[str, str]
 
 
-@dataclass(frozen=True)
-class RoutingPath:
-    """Routing answers that end in a scenario, with the factor questions that scenario asks."""
-
-    answers: Mapping[str, str]
-    scenario: str
-    factors: tuple[str, ...]  # question keys, in the order asked
-
-
-def routing_paths(snapshot: engine.Snapshot) -> Iterator[RoutingPath]:
-    """Every routing path to a scenario, in the order `engine.complete_answer_sets` walks them."""
-
-    def walk(node_key: str, answers: Answers, seen: frozenset[str]) -> Iterator[RoutingPath]:
-        if node_key in seen or node_key not in snapshot.nodes:
-            return
-        node = snapshot.nodes[node_key]
-        question = snapshot.questions.get(node.question)
-        if question is None:
-            return
-        for choice in question.choices:
-            target = node.branches.get(choice.key)
-            path = {**answers, question.key: choice.key}
-            if target is None:
-                continue
-            if target.scenario:
-                scenario = snapshot.scenarios.get(target.scenario)
-                if scenario is not None:
-                    factors = tuple(q.key for q in engine.factors_asked(snapshot, scenario))
-                    yield RoutingPath(answers=path, scenario=scenario.key, factors=factors)
-            elif target.node:
-                yield from walk(target.node, path, seen | {node_key})
-
-    yield from walk(snapshot.start_node, {}, frozenset())
+RoutingPath = engine.RoutingPath
+routing_paths = engine.routing_paths
 
 
 def combination_count(snapshot: engine.Snapshot) -> int:

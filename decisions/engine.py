@@ -1109,14 +1109,23 @@ def _describe_factor(snapshot: Snapshot, choice: Choice, scenario: Scenario, sho
 # --- enumeration -------------------------------------------------------------------------------
 
 
-def complete_answer_sets(snapshot: Snapshot) -> Iterator[dict[str, str]]:
-    """Every complete set of answers: each routing path, times every patient-factor combination.
+@dataclass(frozen=True)
+class RoutingPath:
+    """Routing answers that end in a scenario, with the factor questions that scenario asks."""
 
-    The answer space of a topic is small, so the integrity check and the publish preview can
-    afford to run the engine on all of it. A routing cycle stops the walk at the repeated node.
+    answers: Mapping[str, str]
+    scenario: str
+    factors: tuple[str, ...]  # question keys, in the order asked
+
+
+def routing_paths(snapshot: Snapshot) -> Iterator[RoutingPath]:
+    """Every routing path from the start to a scenario, depth first in the topic's choice order.
+
+    A routing cycle stops the walk at the repeated node; an answer that leads nowhere, or to a
+    step or scenario that does not exist, ends no path.
     """
 
-    def walk(node_key: str, answers: dict[str, str], seen: frozenset[str]) -> Iterator[dict[str, str]]:
+    def walk(node_key: str, answers: dict[str, str], seen: frozenset[str]) -> Iterator[RoutingPath]:
         if node_key in seen or node_key not in snapshot.nodes:
             return
         node = snapshot.nodes[node_key]
@@ -1130,18 +1139,25 @@ def complete_answer_sets(snapshot: Snapshot) -> Iterator[dict[str, str]]:
                 continue
             if target.scenario:
                 scenario = snapshot.scenarios.get(target.scenario)
-                if scenario is None:
-                    continue
-                factors = factors_asked(snapshot, scenario)
-                if factors:
-                    for combo in itertools.product(*(q.choices for q in factors)):
-                        yield {**path, **{q.key: c.key for q, c in zip(factors, combo, strict=False)}}
-                else:
-                    yield path
+                if scenario is not None:
+                    factors = tuple(q.key for q in factors_asked(snapshot, scenario))
+                    yield RoutingPath(answers=path, scenario=scenario.key, factors=factors)
             elif target.node:
                 yield from walk(target.node, path, seen | {node_key})
 
     yield from walk(snapshot.start_node, {}, frozenset())
+
+
+def complete_answer_sets(snapshot: Snapshot) -> Iterator[dict[str, str]]:
+    """Every complete set of answers: each routing path, times every patient-factor combination.
+
+    This multiplies out (see `answer_classes` for what the integrity check and the publish
+    impact use instead); the tests use it as the reference on topics small enough to list.
+    """
+    for path in routing_paths(snapshot):
+        factors = [snapshot.questions[key] for key in path.factors]
+        for combo in itertools.product(*(q.choices for q in factors)):
+            yield {**path.answers, **{q.key: c.key for q, c in zip(factors, combo, strict=True)}}
 
 
 # --- the public JSON shape ------------------------------------------------------------------

@@ -4,6 +4,7 @@ Never downloads a browser: Playwright launches /usr/bin/chromium. Without it the
 skipped loudly on a developer's machine, and fails in CI (CI=true), where these tests are required.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -101,3 +102,26 @@ def csp_violations(page):
         lambda message: messages.append(message.text) if "Content Security Policy" in message.text else None,
     )
     return messages
+
+
+@pytest.fixture
+def publisher(site, django_user_model):
+    """A user in the "publisher" group, in the live server's database (log in with `log_in`).
+
+    Transactional tests empty the database between tests, which removes the groups the roles
+    migration created; they are recreated here with the migration's own permission list.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    from tests.e2e.helpers import PUBLISHER, PUBLISHER_PASSWORD
+
+    roles = importlib.import_module("decisions.migrations.0003_roles")
+    group, created = Group.objects.get_or_create(name="publisher")
+    if created:
+        codenames = [*roles.editor_codenames(), "publish_topic"]
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
+        )
+    user = django_user_model.objects.create_user(PUBLISHER, password=PUBLISHER_PASSWORD, is_staff=True)
+    user.groups.add(group)
+    return user

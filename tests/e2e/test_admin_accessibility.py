@@ -3,16 +3,16 @@ uses: login, the index, every knowledge-base list and form, the topic's review, 
 and import screens, a delete confirmation and a history page. The scenario page fits a screen or
 two: its ratings are a compact table, its long texts fold away."""
 
-import importlib
 from collections.abc import Callable
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.e2e.helpers import log_in
+
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "admin-a11y-pass-1234"
 # The knowledge-base tables a content owner edits, by their admin URL name.
 TABLES = [
     "topic",
@@ -30,37 +30,12 @@ TABLES = [
 ]
 
 
-@pytest.fixture
-def publisher(site, django_user_model):
-    """A user of the "publisher" group (recreated: transactional tests empty the groups)."""
-    from django.contrib.auth.models import Group, Permission
-
-    roles = importlib.import_module("decisions.migrations.0003_roles")
-    group, created = Group.objects.get_or_create(name="publisher")
-    if created:
-        codenames = [*roles.editor_codenames(), "publish_topic"]
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
-    user = django_user_model.objects.create_user("ada-admin", password=PASSWORD, is_staff=True)
-    user.groups.add(group)
-    return user
-
-
 def _violations(page: Page) -> list[str]:
     results = Axe().run(page)
     return [
         f"{v['id']} ({v['impact']}, {len(v['nodes'])}×): {v['nodes'][0]['target']} {v['help']}"
         for v in results.response["violations"]
     ]
-
-
-def _log_in(page: Page, site: str) -> None:
-    page.goto(f"{site}/admin/login/")
-    page.get_by_label("Username").fill("ada-admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("Welcome,")).to_be_visible()
 
 
 def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
@@ -151,7 +126,7 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
 
     page.goto(f"{site}/admin/login/")
     report["login"] = _violations(page)
-    _log_in(page, site)
+    log_in(page, site)
 
     for name, url, prepare in _screens():
         response = page.goto(site + url)
@@ -185,7 +160,7 @@ def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, 
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
     page.set_viewport_size({"width": 1280, "height": 800})
-    _log_in(page, site)
+    log_in(page, site)
     page.goto(f"{site}/admin/decisions/scenario/{scenario.pk}/change/")
     expect(page.get_by_role("heading", name="Change scenario")).to_be_visible()
 
@@ -204,7 +179,7 @@ def test_an_autocomplete_asks_only_for_the_edited_topics_rows(site, publisher, p
     from decisions.models import Caveat, Scenario
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
-    _log_in(page, site)
+    log_in(page, site)
     page.goto(f"{site}/admin/decisions/scenario/{scenario.pk}/change/")
     _open_collapsed(page)
 

@@ -8,7 +8,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.e2e.shots import save_screenshot
+from tests.e2e.helpers import log_in, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -29,11 +29,7 @@ def map_url(site, editor, page: Page) -> str:
     from decisions.models import Topic
 
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.goto(f"{site}/admin/login/")
-    page.get_by_label("Username").fill("ed-map")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("Welcome,")).to_be_visible()
+    log_in(page, site, "ed-map", PASSWORD)
     return f"{site}/admin/workspace/topic/{Topic.objects.get(key='lumbar-metastasis').pk}/map/"
 
 

@@ -8,7 +8,6 @@ Screenshots go to test-results/screenshots/; with UPDATE_DOCS_SCREENSHOTS=1 also
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
@@ -16,38 +15,12 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Request, expect
 
-from tests.e2e.shots import save_screenshot
+from tests.e2e.helpers import log_in, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "guided-topic-pass-1234"
 KEY = "synthetic-guided"
-
-
-@pytest.fixture
-def publisher(site, django_user_model):
-    """A user in the "publisher" group (recreated: transactional tests empty the groups table)."""
-    from django.contrib.auth.models import Group, Permission
-
-    roles = importlib.import_module("decisions.migrations.0003_roles")
-    group, created = Group.objects.get_or_create(name="publisher")
-    if created:
-        codenames = [*roles.editor_codenames(), "publish_topic"]
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
-    user = django_user_model.objects.create_user("gia-guided", password=PASSWORD, is_staff=True)
-    user.groups.add(group)
-    return user
-
-
-def log_in(page: Page, site: str) -> None:
-    page.goto(f"{site}/admin/login/")
-    page.get_by_label("Username").fill("gia-guided")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("Welcome,")).to_be_visible()
 
 
 def assert_no_axe_violations(page: Page, screen: str, results_by_screen: dict[str, int]) -> None:

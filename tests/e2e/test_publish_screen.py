@@ -1,40 +1,17 @@
 """The publish screen in a real browser: a publisher reviews a draft change and publishes it."""
 
-import importlib
 import re
 from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.shots import save_screenshot
+from tests.e2e.helpers import log_in, save_screenshot
 from tests.pages import PUBLIC_CASE
 
 pytestmark = pytest.mark.e2e
 
 CASE = "/t/lumbar-metastasis/?" + urlencode(PUBLIC_CASE)
-PASSWORD = "publish-screen-pass-1234"
-
-
-@pytest.fixture
-def publisher(site, django_user_model):
-    """A user in the "publisher" group, in the live server's database.
-
-    Transactional tests empty the database between tests, which removes the groups the roles
-    migration created; they are recreated here with the migration's own permission list.
-    """
-    from django.contrib.auth.models import Group, Permission
-
-    roles = importlib.import_module("decisions.migrations.0003_roles")
-    group, created = Group.objects.get_or_create(name="publisher")
-    if created:
-        codenames = [*roles.editor_codenames(), "publish_topic"]
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
-    user = django_user_model.objects.create_user("pat-publisher", password=PASSWORD, is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page, screenshot_dir):
@@ -46,11 +23,7 @@ def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page:
     rating.category = "may_be_appropriate"
     rating.save()
 
-    page.goto(f"{site}/admin/login/")
-    page.get_by_label("Username").fill("pat-publisher")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("Welcome,")).to_be_visible()
+    log_in(page, site)
 
     page.goto(f"{site}/admin/decisions/topic/{topic.pk}/publish/")
     expect(page.get_by_role("heading", name="2. What changed since release 1")).to_be_visible()

@@ -16,7 +16,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.shots import save_screenshot
+from tests.e2e.helpers import save_screenshot
 from tests.pages import LABELS, PROMPTS
 
 pytestmark = pytest.mark.e2e
