@@ -196,6 +196,28 @@ class AnswerClass:
             self.choices[key] = mine + tuple(k for k in keys if k not in mine)
 
 
+def _advance(
+    states: dict[tuple[Hashable, ...], _Members],
+    question: engine.Question,
+    covered: Mapping[str, tuple[str, ...]] | None,
+    steps: Sequence[Step],
+) -> dict[tuple[Hashable, ...], _Members]:
+    """The states after one more factor question: each state times each choice, merged by effect.
+
+    A state is each side's effect so far, then whether the answer set lies outside `covered`."""
+    key = question.key
+    following: dict[tuple[Hashable, ...], _Members] = {}
+    for state, members in states.items():
+        for choice in question.choices:
+            outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
+            after = (*(step(s, key, choice.key) for s, step in zip(state[:-1], steps, strict=True)), outside)
+            if after in following:
+                following[after].add(members, key, choice.key)
+            else:
+                following[after] = members.extended(key, choice.key)
+    return following
+
+
 def path_classes(
     path: RoutingPath,
     snapshots: Sequence[engine.Snapshot],
@@ -222,19 +244,7 @@ def path_classes(
     }
     for key in path.factors:
         question = source.questions[key]
-        following: dict[tuple[Hashable, ...], _Members] = {}
-        for state, members in states.items():
-            for choice in question.choices:
-                outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
-                after = (
-                    *(step(s, key, choice.key) for s, (_, step) in zip(state[:-1], sides, strict=True)),
-                    outside,
-                )
-                if after in following:
-                    following[after].add(members, key, choice.key)
-                else:
-                    following[after] = members.extended(key, choice.key)
-        states = following
+        states = _advance(states, question, covered, [step for _, step in sides])
     return [members.answer_class(path, source) for state, members in states.items() if state[-1]]
 
 
@@ -580,19 +590,7 @@ def _item_dp(
                 members.count *= len(question.choices)
                 members.choices[key] = set(question.choice_keys)
             continue
-        following: dict[tuple[Hashable, ...], _Members] = {}
-        for state, members in states.items():
-            for choice in question.choices:
-                outside = state[-1] or (covered is not None and choice.key not in covered.get(key, ()))
-                after = (
-                    *(side[1](s, key, choice.key) for s, side in zip(state[:-1], sides, strict=True)),
-                    outside,
-                )
-                if after in following:
-                    following[after].add(members, key, choice.key)
-                else:
-                    following[after] = members.extended(key, choice.key)
-        states = following
+        states = _advance(states, question, covered, [side[1] for side in sides])
     verdicts: dict[tuple[str | None, ...], _Members] = {}
     for state, members in states.items():
         if not state[-1]:
