@@ -634,8 +634,29 @@ class ChoiceInline(VersionedInlineMixin, StackedInline):
         return [*fields, "version"]
 
 
+class RoleNoteAdmin(VersionedAdmin):
+    """An edit page that says what the question's role (routing or patient factor) means here."""
+
+    @staticmethod
+    def role_of(obj: Any) -> str:
+        raise NotImplementedError
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        context["role_note"] = ROLE_NOTES.get(self.role_of(obj) if obj is not None else None)
+        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
+        return response
+
+
 @admin.register(Question)
-class QuestionAdmin(VersionedAdmin):
+class QuestionAdmin(RoleNoteAdmin):
     list_display = ["key", "prompt", "role", "topic", "order"]
     list_filter = ["topic", "role"]
     search_fields = ["key", "prompt"]
@@ -658,18 +679,9 @@ class QuestionAdmin(VersionedAdmin):
         steps = [step.key for step in question.routing_nodes.all()]
         return ", ".join(steps) or "none yet: add a routing step that asks it"
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Question | None = None,
-    ) -> HttpResponse:
-        context["role_note"] = ROLE_NOTES.get(obj.role if obj is not None else None)
-        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
-        return response
+    @staticmethod
+    def role_of(question: Question) -> str:
+        return question.role
 
 
 class ChoiceCodeInline(VersionedInlineMixin, TabularInline):
@@ -681,7 +693,7 @@ class ChoiceCodeInline(VersionedInlineMixin, TabularInline):
 
 
 @admin.register(Choice)
-class ChoiceAdmin(VersionedAdmin):
+class ChoiceAdmin(RoleNoteAdmin):
     inlines = [ChoiceCodeInline]
     list_display = ["__str__", "label", "excludes"]
     list_filter = ["question__topic", "excludes"]
@@ -695,18 +707,9 @@ class ChoiceAdmin(VersionedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Choice | None = None) -> Any:  # type: ignore[override]
         return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Choice | None = None,
-    ) -> HttpResponse:
-        context["role_note"] = ROLE_NOTES.get(obj.question.role if obj is not None else None)
-        response: HttpResponse = super().render_change_form(request, context, add, change, form_url, obj)
-        return response
+    @staticmethod
+    def role_of(choice: Choice) -> str:
+        return choice.question.role
 
 
 class BranchInline(VersionedInlineMixin, TabularInline):
