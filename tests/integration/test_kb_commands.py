@@ -591,3 +591,20 @@ def test_kb_check_exits_0_for_the_shipped_topic(cli_env):
 
     assert result.returncode == 0, result.stdout
     assert result.stdout.startswith("lumbar-metastasis: 0 error(s), ")
+
+
+def test_kb_import_dry_run_lists_the_changes_and_problems_and_imports_nothing(tmp_path, synthetic_topic):
+    document = json.loads(export("test-knee"))
+    document["scenarios"][0]["title"] = "A title changed in the file"
+    for rating in document["scenarios"][0]["ratings"]:
+        rating["references"] = []
+    path = write(tmp_path, "changed.json", dumps(document))
+    title_before = Scenario.objects.get(key=document["scenarios"][0]["key"]).title
+
+    out = run("kb_import", str(path), "--dry-run")[0]
+
+    assert "test-knee: " in out and "change(s) to the draft" in out
+    assert "changed the scenario" in out and "title" in out
+    assert "has no reference" in out
+    assert out.rstrip().endswith("dry run: nothing imported")
+    assert Scenario.objects.get(key=document["scenarios"][0]["key"]).title == title_before
