@@ -392,7 +392,9 @@ def _autocomplete_topic(request: HttpRequest) -> int | None:
     Referrer-Policy), so a widget set up without the script is still limited to its topic.
     """
     given = request.GET.get("topic", "")
-    if given.isdigit():
+    # Through the pk, which Django range-checks: a foreign-key filter with an id past 64 bits
+    # overflows the database driver (a 500), and an unknown topic limits nothing.
+    if given.isdigit() and Topic.objects.filter(pk=int(given)).exists():
         return int(given)
     referer = request.headers.get("referer", "")
     if not referer:

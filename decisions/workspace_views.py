@@ -10,6 +10,7 @@ its map, where every piece links to its admin page.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, cast
 
 from concurrency.exceptions import RecordModifiedError
@@ -22,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
 
 from decisions import workspace
 from decisions.models import (
@@ -617,11 +619,14 @@ def _save_ratings(
     return f"{count} rating(s){added}{made_caveat}"
 
 
-wrap = admin.site.admin_view
+def wrap(view: Callable[..., HttpResponse], *, methods: tuple[str, ...] = ("GET", "HEAD", "POST")) -> Any:
+    """Staff only (the admin's log-in), and a 405 naming the allowed methods for any other."""
+    return admin.site.admin_view(require_http_methods(list(methods))(view))
+
 
 urlpatterns = [
     path("new/", wrap(new_topic), name="new"),
-    path("topic/<int:pk>/map/", wrap(topic_map), name="map"),
+    path("topic/<int:pk>/map/", wrap(topic_map, methods=("GET", "HEAD")), name="map"),
     path("topic/<int:pk>/questions/", wrap(questions_step), name="questions"),
     path("topic/<int:pk>/routing/", wrap(routing_step), name="routing"),
     path("topic/<int:pk>/ratings/", wrap(ratings_step), name="ratings"),

@@ -169,6 +169,13 @@ def test_an_autocomplete_with_a_malformed_topic_is_not_an_error(editor_client, s
     assert sorted(found) == ["dye-note", "general-note"]
 
 
+@pytest.mark.parametrize("topic", ["99999999999999999999999", "0", "123456"])
+def test_an_autocomplete_naming_no_topic_that_exists_is_not_an_error(editor_client, synthetic_topic, topic):
+    found = autocomplete(editor_client, "scenario", "caveats", "note", query={"topic": topic})
+
+    assert sorted(found) == ["dye-note", "general-note"]
+
+
 def test_the_review_names_each_problem_in_words_with_a_link_to_fix_it(editor_client, synthetic_topic):
     rating = Rating.objects.get(scenario__key="scan", procedure__key="mr-knee")
     rating.references.clear()

@@ -644,3 +644,22 @@ def test_a_problem_that_carries_its_subject_is_placed_by_it():
         subject = ("branch", "start/adult")
 
     assert workspace.subject_of(WithSubject()) == ("branch", "start/adult")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/admin/workspace/new/", "GET, HEAD, POST"),
+        ("delete", "/admin/workspace/new/", "GET, HEAD, POST"),
+        ("post", "/admin/workspace/topic/{pk}/map/", "GET, HEAD"),
+    ],
+)
+def test_another_method_is_a_405_naming_the_allowed_ones_and_changes_nothing(
+    editor_client, published_shipped, method, path, allowed
+):
+    before = counts()
+    response = getattr(editor_client, method)(path.format(pk=published_shipped.topic.pk))
+
+    assert response.status_code == 405
+    assert response["Allow"] == allowed
+    assert counts() == before
