@@ -132,6 +132,13 @@ ADMIN_QUERIES = [
     "/admin/decisions/cdsfeedback/?q=%00",
     "/admin/decisions/feedback/?release_version__exact=1e400",
     "/admin/decisions/feedback/?release_version__exact=99999999999999999999999",
+    # The search boxes (limited to the edited topic) and the workspace.
+    "/admin/autocomplete/?app_label=decisions&model_name=scenario&field_name=caveats&term=a"
+    "&topic=99999999999999999999999",
+    "/admin/autocomplete/?app_label=decisions&model_name=scenario&field_name=caveats&term=%00&topic=%00",
+    "/admin/autocomplete/?app_label=decisions&model_name=%00&field_name=caveats&term=a",
+    "/admin/workspace/topic/99999999999999999999999/map/",
+    "/admin/workspace/topic/1/routing/?%00=%00",
 ]
 
 
