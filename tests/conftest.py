@@ -91,7 +91,8 @@ def pytest_runtest_teardown(item, nextitem):
     may run others after them, which expect the roles: made again here, as the migrations made
     them, once the test's fixtures (the emptying) are done."""
     result = yield
-    if _roles and _transactional(item):
+    # After the last test (no next item) the test database itself is already torn down.
+    if _roles and _transactional(item) and nextitem is not None:
         from django.contrib.auth.models import Group, Permission
         from django.db.models import Q
         from pytest_django.plugin import blocking_manager_key
