@@ -898,7 +898,7 @@ class TopicAdmin(VersionedAdmin):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        problems = [problem_in_words(p, topic) for p in check_topic(topic)]
+        problems = [problem_in_words(p, topic) for p in check_topic(topic, draft)]
         errors = [p for p in problems if p.severity == integrity.ERROR]
         warnings = [p for p in problems if p.severity == integrity.WARNING]
         current = topic.latest_release()

@@ -58,8 +58,11 @@ def draft_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(dumps(document).encode("utf-8")).hexdigest()
 
 
-def check_topic(topic: Topic) -> list[integrity.Problem]:
-    problems = integrity.check(export_topic(topic), today=timezone.localdate())
+def check_topic(topic: Topic, document: Mapping[str, Any] | None = None) -> list[integrity.Problem]:
+    """The integrity check of the topic's draft (`document`, when the caller has just exported it)
+    and of its links to other topics' rows."""
+    draft = export_topic(topic) if document is None else document
+    problems = integrity.check(draft, today=timezone.localdate())
     return integrity.check_topic_links(_cross_topic_links(topic)) + problems
 
 
@@ -145,7 +148,7 @@ def publish(
         document = export_topic(topic)
         if expected_hash is not None and draft_hash(document) != expected_hash:
             raise DraftChanged("the draft changed since it was reviewed")
-        problems = check_topic(topic)
+        problems = check_topic(topic, document)
         if integrity.has_errors(problems):
             raise PublishRefused(problems)
         latest = topic.releases.order_by("-version").first()

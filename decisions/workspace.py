@@ -161,7 +161,7 @@ class TopicOverview:
 
 def topic_overview(topic: Topic) -> TopicOverview:
     document = export_topic(topic)
-    problems = releases.check_topic(topic)
+    problems = releases.check_topic(topic, document)
     release = topic.latest_release()
     changes = (
         len(releases.own_changes(release, document)) + len(releases.shared_changes(topic, document, release))
@@ -337,7 +337,7 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
     """The draft's decision tree from the first question, with problems attached where they are
     (the problems "Review and publish" lists, cross-topic links included)."""
     document = export_topic(topic)
-    problems = releases.check_topic(topic)
+    problems = releases.check_topic(topic, document)
     index = _Index(topic)
     flags = _Flags(problems, index)
     questions: dict[str, Mapping[str, Any]] = {q["key"]: q for q in document["questions"]}
