@@ -589,7 +589,7 @@ class FindingAdmin(VersionedAdmin):
 # Which answer fields apply to which kind of question (engine.Role). Routing answers choose the
 # next routing step or the scenario; patient-factor answers exclude procedures. Both may add
 # caveats, and both may be read from the EHR's birth date (the shipped topic routes by age).
-PATIENT_FACTOR_ONLY = ("excludes", "exclusion_reason")
+PATIENT_FACTOR_ONLY = ("excludes", "exclusion_reason", "exclusive")
 ROLE_NOTES = {
     None: (
         "Choose the role first. A routing question decides the scenario (its answers lead to the "
@@ -621,7 +621,9 @@ def _choice_fields_for(question: Question | None) -> list[Any]:
     )
     if not routing or misplaced:
         fields.append(("excludes", "exclusion_reason"))
-    return [*fields, "caveats", ("age_min", "age_max")]
+    if question is None or question.multiple or question.choices.filter(exclusive=True).exists():
+        fields.append("exclusive")
+    return [*fields, "caveats", ("age_min", "age_max"), ("retired", "replaces")]
 
 
 class ChoiceInline(VersionedInlineMixin, StackedInline):
@@ -667,11 +669,13 @@ class QuestionAdmin(RoleNoteAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Question | None = None) -> list[Any]:
         if obj is None:
-            return ["role", "topic", "key", "prompt", "help_text", "order"]
+            return ["role", "topic", "key", "prompt", "help_text", "order", "multiple", "replaces"]
         if obj.role == engine.Role.ROUTING.value:
-            # Routing decides when a routing question is asked; its order is not used.
-            return ["topic", "key", "role", "prompt", "help_text", "asked_at"]
-        return ["topic", "key", "role", "prompt", "help_text", "order"]
+            # Routing decides when a routing question is asked; its order is not used, and a routing
+            # answer is one answer (shown only while wrongly set, so it can be corrected).
+            routing = ["topic", "key", "role", "prompt", "help_text", "asked_at"]
+            return [*routing, "multiple", "replaces"] if obj.multiple else [*routing, "replaces"]
+        return ["topic", "key", "role", "prompt", "help_text", "order", "multiple", "replaces"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Question | None = None) -> Any:  # type: ignore[override]
         return [(None, {"fields": [*self.get_fields(request, obj), "version"]})]
@@ -770,7 +774,13 @@ class ScenarioAdmin(VersionedAdmin):
     formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 80})}}
     fieldsets = [
         (None, {"fields": ["topic", ("key", "order"), "title", "summary"]}),
-        ("Urgency", {"fields": ["urgency", "urgency_note", "urgency_references"], "classes": ["collapse"]}),
+        (
+            "Urgency",
+            {
+                "fields": ["urgency", "urgency_note", "urgency_note_without_mri", "urgency_references"],
+                "classes": ["collapse"],
+            },
+        ),
         (
             "Order of procedures, no safe imaging, caveats",
             {"fields": ["order_rationale", "no_safe_imaging", "caveats"], "classes": ["collapse"]},

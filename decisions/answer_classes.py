@@ -62,7 +62,7 @@ routing_paths = engine.routing_paths
 def combination_count(snapshot: engine.Snapshot) -> int:
     """How many complete answer sets the topic has (what enumeration would run), by arithmetic."""
     return sum(
-        math.prod(len(snapshot.questions[key].choices) for key in path.factors)
+        math.prod(snapshot.questions[key].answer_value_count for key in path.factors)
         for path in routing_paths(snapshot)
     )
 
@@ -205,6 +205,8 @@ def _advance(
     """The states after one more factor question: each state times each choice, merged by effect.
 
     A state is each side's effect so far, then whether the answer set lies outside `covered`."""
+    if question.multiple:
+        return _advance_multiple(states, question, covered, steps)
     key = question.key
     following: dict[tuple[Hashable, ...], _Members] = {}
     for state, members in states.items():
@@ -215,6 +217,60 @@ def _advance(
                 following[after].add(members, key, choice.key)
             else:
                 following[after] = members.extended(key, choice.key)
+    return following
+
+
+def _advance_multiple(
+    states: dict[tuple[Hashable, ...], _Members],
+    question: engine.Question,
+    covered: Mapping[str, tuple[str, ...]] | None,
+    steps: Sequence[Step],
+) -> dict[tuple[Hashable, ...], _Members]:
+    """`_advance` for a question that allows several answers, without listing its answer sets.
+
+    An exclusive choice is one answer on its own. The other choices add up, so each is a
+    tick-or-not step of its own, merged by effect after each: the work grows with the number of
+    choices, not with the 2^n sets of them. A partial state also remembers whether anything is
+    ticked yet (nothing ticked is no answer)."""
+    key = question.key
+
+    def outside_after(outside: Hashable, choice: str) -> bool:
+        return bool(outside) or (covered is not None and choice not in covered.get(key, ()))
+
+    def put(into: dict[tuple[Hashable, ...], _Members], state: tuple[Hashable, ...], members: _Members) -> None:
+        if state in into:
+            into[state].merge(members)
+        else:
+            into[state] = members
+
+    following: dict[tuple[Hashable, ...], _Members] = {}
+    partial: dict[tuple[Hashable, ...], _Members] = {}
+    for state, members in states.items():
+        for choice in question.choices:
+            if choice.exclusive:
+                after = (
+                    *(step(s, key, choice.key) for s, step in zip(state[:-1], steps, strict=True)),
+                    outside_after(state[-1], choice.key),
+                )
+                put(following, after, members.extended(key, choice.key))
+        put(partial, (*state, False), members.copy())
+    for choice in question.choices:
+        if choice.exclusive:
+            continue
+        ticking: dict[tuple[Hashable, ...], _Members] = {}
+        for state, members in partial.items():
+            *effects, outside, ticked = state
+            after = (
+                *(step(s, key, choice.key) for s, step in zip(effects, steps, strict=True)),
+                outside_after(outside, choice.key),
+                True,
+            )
+            put(ticking, state, members)
+            put(ticking, after, members.ticked(key, choice.key, first=not ticked))
+        partial = ticking
+    for state, members in partial.items():
+        if state[-1]:
+            put(following, state[:-1], members)
     return following
 
 
@@ -399,7 +455,10 @@ def _item_side(
             return ("never",), lambda state, question, choice: state, lambda state, answers: None, unknown
         applies_to = caveat.applies_to
         concerned = [p for p in procedures if (applies_to in p.attributes) or key in p.caveats]
-        attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned))
+        # An explaining caveat shows while a procedure of an excluded one's modality is listed.
+        modalities = {p.modality for p in procedures if applies_to in p.attributes}
+        companions = [p for p in procedures if p.modality in modalities]
+        attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned + companions))
 
         def caveat_step(state: Hashable, question: str, choice_key: str) -> Hashable:
             assert isinstance(state, tuple)
@@ -437,7 +496,9 @@ def _item_side(
             if applies_to is None:
                 return caveat.text
             if explaining:
-                return caveat.text if any(applies_to in p.attributes for p in removed) else None
+                gone = {p.modality for p in removed if applies_to in p.attributes}
+                still = any(p.modality in gone for p in companions if not p.attributes & excluded)
+                return caveat.text if gone and still else None
             return caveat.text if any(applies_to in p.attributes for p in listed) else None
 
         in_base = key in scenario.caveats or any(key in c.caveats for c in routing_choices)
@@ -457,7 +518,9 @@ def _item_side(
         return start_state, known_step, caveat_verdict, caveat_touches
 
     steps = [(i, s) for i, s in enumerate(scenario.next_steps) if s.text == key]
-    tied = {s.applies_to for _, s in steps if s.applies_to is not None}
+    tied = {s.applies_to for _, s in steps if s.applies_to is not None} | {
+        s.unless for _, s in steps if s.unless is not None
+    }
     concerned = [p for p in procedures if p.attributes & tied]
     attributes = frozenset[engine.Attribute]().union(*(p.attributes for p in concerned))
     answered_routing = {(t.question, t.answer) for t in recommendation.trace}
@@ -485,7 +548,11 @@ def _item_side(
             *(p.attributes for p in concerned if not p.attributes & excluded)
         )
         for i, s in steps:
-            if (s.when is None or i in met) and (s.applies_to is None or s.applies_to in listed_attributes):
+            if (
+                (s.when is None or i in met)
+                and (s.applies_to is None or s.applies_to in listed_attributes)
+                and (s.unless is None or s.unless not in listed_attributes)
+            ):
                 return key
         return None
 
@@ -584,10 +651,10 @@ def _item_dp(
         if not any(touches(key, c) for c in question.choice_keys for _, _, _, touches in sides) and (
             covered is None or all(c in covered.get(key, ()) for c in question.choice_keys)
         ):
-            # No answer to this question changes the item: count its choices, step nothing.
+            # No answer to this question changes the item: count its answers, step nothing.
             for members in states.values():
-                members.answers[key] = question.choices[0].key
-                members.count *= len(question.choices)
+                members.answers[key] = question.answer_values()[0]
+                members.count *= question.answer_value_count
                 members.choices[key] = set(question.choice_keys)
             continue
         states = _advance(states, question, covered, [side[1] for side in sides])
@@ -618,6 +685,19 @@ class _Members:
             {**{k: set(v) for k, v in self.choices.items()}, key: {choice}},
         )
 
+    def copy(self) -> _Members:
+        return _Members(dict(self.answers), self.count, {k: set(v) for k, v in self.choices.items()})
+
+    def ticked(self, key: str, choice: str, *, first: bool) -> _Members:
+        """One more choice ticked for a question with several answers."""
+        value = choice if first else self.answers[key] + engine.ANSWER_SEPARATOR + choice
+        chosen = set() if first else set(self.choices.get(key, ()))
+        return _Members(
+            {**self.answers, key: value},
+            self.count,
+            {**{k: set(v) for k, v in self.choices.items()}, key: chosen | {choice}},
+        )
+
     def add(self, other: _Members, key: str, choice: str) -> None:
         self.count += other.count
         for k, v in other.choices.items():
@@ -630,12 +710,22 @@ class _Members:
             self.choices.setdefault(k, set()).update(v)
 
     def answer_class(self, path: RoutingPath, source: engine.Snapshot) -> AnswerClass:
+        choices = {
+            key: tuple(c for c in source.questions[key].choice_keys if c in self.choices.get(key, ()))
+            for key in path.factors
+        }
         return AnswerClass(
             path=path,
             answers=self.answers,
             count=self.count,
-            choices={
-                key: tuple(c for c in source.questions[key].choice_keys if c in self.choices.get(key, ()))
-                for key in path.factors
-            },
+            choices=choices,
+            exact=self.count == math.prod(_sets_of(source.questions[k], c) for k, c in choices.items()),
         )
+
+
+def _sets_of(question: engine.Question, choices: Sequence[str]) -> int:
+    """How many answers to `question` can be made of `choices` (sets of them, for several)."""
+    if not question.multiple:
+        return len(choices)
+    alone = sum(1 for key in choices if question.choice(key).exclusive)
+    return alone + 2 ** (len(choices) - alone) - 1

@@ -80,7 +80,14 @@ def _flatten(document: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], di
 
 
 # A field missing from an older document means its default (release 1 predates rating scales).
-FIELD_DEFAULTS = {"scale": engine.Scale.ACR.value}
+FIELD_DEFAULTS: dict[str, object] = {
+    "scale": engine.Scale.ACR.value,
+    # Flags of revision 3's format (several answers, retired answers, critical next steps).
+    "multiple": False,
+    "exclusive": False,
+    "retired": False,
+    "critical": False,
+}
 
 
 def _short(value: Any, limit: int = 70) -> str:

@@ -58,6 +58,8 @@ class Urgency(StrEnum):
     WITHIN_1_WEEK = "within_1_week"
     ROUTINE = "routine"
     NOT_INDICATED = "not_indicated"
+    # Outside this pathway: the page says who to contact, never "no urgency".
+    REFERRAL = "referral"
 
     @property
     def label(self) -> str:
@@ -70,6 +72,7 @@ URGENCY_LABELS = {
     Urgency.WITHIN_1_WEEK: "Within 1 week",
     Urgency.ROUTINE: "Routine",
     Urgency.NOT_INDICATED: "No imaging indicated now",
+    Urgency.REFERRAL: "Outside this pathway: refer",
 }
 
 
@@ -134,6 +137,15 @@ class QuestionNotReached(AnswerError):
     pass
 
 
+class ConflictingChoices(AnswerError):
+    """Several answers to a question where one of them must stand alone ("none of these")."""
+
+
+# A question that allows several answers holds them as one value, the choice keys joined by this
+# (in the question's choice order), so answers stay a mapping of strings everywhere.
+ANSWER_SEPARATOR = "+"
+
+
 class SnapshotError(ValueError):
     """A topic document that cannot be turned into a snapshot (missing or dangling keys)."""
 
@@ -149,6 +161,11 @@ class Reference:
     doi: str
     pmid: str
     url: str
+
+    @property
+    def acr_criteria(self) -> bool:
+        """An ACR Appropriateness Criteria document: only a rating citing one speaks for the ACR."""
+        return "ACR Appropriateness Criteria" in self.citation
 
     @property
     def link(self) -> str:
@@ -237,6 +254,12 @@ class Choice:
     age_min: int | None = None
     age_max: int | None = None
     codes: tuple[Code, ...] = ()
+    # With several answers allowed: this one stands alone ("none of these").
+    exclusive: bool = False
+    # No longer offered, still read from old links and the API (its effect is its own).
+    retired: bool = False
+    # The key this choice had under the question it replaces (old links).
+    replaces: str = ""
 
     def fits_age(self, age: int) -> bool:
         if self.age_min is None and self.age_max is None:
@@ -251,6 +274,8 @@ class Question:
     prompt: str
     help_text: str
     choices: tuple[Choice, ...]
+    multiple: bool = False  # several answers allowed; each keeps its own effect
+    replaces: str = ""  # the key of the question this one replaces (old links)
 
     def choice(self, key: str) -> Choice:
         for choice in self.choices:
@@ -266,6 +291,67 @@ class Question:
     @property
     def choice_keys(self) -> tuple[str, ...]:
         return tuple(choice.key for choice in self.choices)
+
+    @property
+    def offered(self) -> tuple[Choice, ...]:
+        """The choices a clinician is offered (retired ones are only read from old links)."""
+        return tuple(choice for choice in self.choices if not choice.retired)
+
+    def selected(self, value: str) -> tuple[Choice, ...]:
+        """The choices an answer value stands for, in the question's order.
+
+        A question with one answer takes one choice key; one with several takes keys joined by
+        ANSWER_SEPARATOR (each once; an exclusive choice alone)."""
+        if not self.multiple:
+            if ANSWER_SEPARATOR in value and value not in self.choice_keys:
+                raise ConflictingChoices(
+                    f"question {self.key!r} takes one answer, not several ({value!r})",
+                    key=self.key,
+                    valid=list(self.choice_keys),
+                )
+            return (self.choice(value),)
+        keys = value.split(ANSWER_SEPARATOR)
+        picked = {self.choice(key).key for key in keys}
+        chosen = tuple(choice for choice in self.choices if choice.key in picked)
+        alone = [choice for choice in chosen if choice.exclusive]
+        if alone and len(chosen) > 1:
+            raise ConflictingChoices(
+                f"“{alone[0].label}” ({alone[0].key}) cannot be combined with other answers to "
+                f"question {self.key!r}",
+                key=self.key,
+                valid=list(self.choice_keys),
+            )
+        return chosen
+
+    def canonical(self, value: str) -> str:
+        """The answer value in its one spelling (choice order, each key once)."""
+        return ANSWER_SEPARATOR.join(choice.key for choice in self.selected(value))
+
+    def answer_values(self) -> tuple[str, ...]:
+        """Every complete answer to this question: each choice, or for a question with several
+        answers each exclusive choice alone and every non-empty set of the others."""
+        if not self.multiple:
+            return self.choice_keys
+        alone = [c.key for c in self.choices if c.exclusive]
+        others = [c.key for c in self.choices if not c.exclusive]
+        sets = (
+            ANSWER_SEPARATOR.join(combo)
+            for size in range(1, len(others) + 1)
+            for combo in itertools.combinations(others, size)
+        )
+        return (*alone, *sets)
+
+    @property
+    def answer_value_count(self) -> int:
+        """len(answer_values()), by arithmetic."""
+        if not self.multiple:
+            return len(self.choices)
+        alone = sum(1 for c in self.choices if c.exclusive)
+        return alone + 2 ** (len(self.choices) - alone) - 1
+
+    def labels(self, value: str) -> str:
+        """An answer value in words: the labels of its choices."""
+        return "; ".join(choice.label for choice in self.selected(value))
 
 
 @dataclass(frozen=True)
@@ -283,6 +369,10 @@ class Node:
     branches: Mapping[str, Target]
 
 
+ACR_RATER = "ACR"
+LOCAL_RATER = "Local panel"
+
+
 @dataclass(frozen=True)
 class Rating:
     procedure: str
@@ -296,6 +386,12 @@ class Rating:
     statement: str = ""
     # Recommended only as a fallback: "in effect" when an answer excludes this attribute.
     fallback_for: Attribute | None = None
+    # What the procedure shows and misses in this scenario, where its general text does not fit.
+    strengths: str = ""
+    limitations: str = ""
+    # Who rated it on the ACR scale: "ACR" only when the rating cites an ACR Appropriateness
+    # Criteria document; otherwise the local panel that set it (set when the snapshot is built).
+    rater: str = LOCAL_RATER
 
     @property
     def label(self) -> str:
@@ -306,10 +402,11 @@ class Rating:
 
     @property
     def attributed_label(self) -> str:
-        """The label with whose it is: "ACR: usually appropriate" (a statement names its source)."""
+        """The label with whose it is: "ACR: usually appropriate", "Local panel: …" (a guideline
+        statement names its source itself)."""
         if self.scale is Scale.GUIDELINE:
             return self.statement
-        return f"ACR: {self.category.label.lower()}"
+        return f"{self.rater}: {self.category.label.lower()}"
 
     @property
     def first_tier(self) -> bool:
@@ -327,6 +424,16 @@ class NextStep:
     references: tuple[str, ...]
     when: tuple[str, str] | None = None  # (question, choice): shown only with that answer
     applies_to: Attribute | None = None  # shown only while a listed procedure has it
+    unless: Attribute | None = None  # shown only while no listed procedure has it
+    critical: bool = False  # shown at the top, beside the urgency
+
+    def shows(self, answered: set[tuple[str, str]], listed: frozenset[Attribute]) -> bool:
+        """Whether the step shows, given the answers (question, choice) and the listed attributes."""
+        return (
+            (self.when is None or self.when in answered)
+            and (self.applies_to is None or self.applies_to in listed)
+            and (self.unless is None or self.unless not in listed)
+        )
 
 
 @dataclass(frozen=True)
@@ -342,6 +449,8 @@ class Scenario:
     caveats: tuple[str, ...]
     ratings: tuple[Rating, ...]
     next_steps: tuple[NextStep, ...]
+    # The urgency note when every MRI is excluded (the usual one speaks of MRI).
+    urgency_note_without_mri: str = ""
 
     @property
     def recommends_imaging(self) -> bool:
@@ -470,9 +579,14 @@ def _build_snapshot(
                     age_min=c.get("age_min"),
                     age_max=c.get("age_max"),
                     codes=tuple(Code(x["resource"], x["system"], x["code"]) for x in c.get("codes", [])),
+                    exclusive=bool(c.get("exclusive")),
+                    retired=bool(c.get("retired")),
+                    replaces=c.get("replaces") or "",
                 )
                 for c in q["choices"]
             ),
+            multiple=bool(q.get("multiple")),
+            replaces=q.get("replaces") or "",
         )
         for q in document.get("questions", [])
     }
@@ -510,6 +624,16 @@ def _build_snapshot(
                     scale=Scale(r.get("scale") or "acr"),
                     statement=r.get("statement", ""),
                     fallback_for=Attribute(r["fallback_for"]) if r.get("fallback_for") else None,
+                    strengths=r.get("strengths") or "",
+                    limitations=r.get("limitations") or "",
+                    rater=(
+                        ACR_RATER
+                        if any(
+                            key in references and references[key].acr_criteria
+                            for key in r.get("references") or ()
+                        )
+                        else LOCAL_RATER
+                    ),
                 )
                 for r in s.get("ratings", [])
             ),
@@ -519,9 +643,12 @@ def _build_snapshot(
                     references=_keys(n.get("references")),
                     when=(n["when"]["question"], n["when"]["choice"]) if n.get("when") else None,
                     applies_to=Attribute(n["applies_to"]) if n.get("applies_to") else None,
+                    unless=Attribute(n["unless"]) if n.get("unless") else None,
+                    critical=bool(n.get("critical")),
                 )
                 for n in s.get("next_steps", [])
             ),
+            urgency_note_without_mri=s.get("urgency_note_without_mri") or "",
         )
         for s in document.get("scenarios", [])
     }
@@ -621,6 +748,15 @@ class RankedProcedure:
     rating: Rating
     caveats: tuple[str, ...] = ()  # the procedure's own caveats, shown on its card only
 
+    @property
+    def strengths(self) -> str:
+        """In this scenario's words where it has its own, else the procedure's."""
+        return self.rating.strengths or self.procedure.strengths
+
+    @property
+    def limitations(self) -> str:
+        return self.rating.limitations or self.procedure.limitations
+
 
 @dataclass(frozen=True)
 class Exclusion:
@@ -709,6 +845,54 @@ class Recommendation:
         """Patient factors removed every first-tier option the scenario has."""
         return bool(
             self.complete and not self.recommended and any(e.rating.first_tier for e in self.excluded)
+        )
+
+    @property
+    def fallback(self) -> RankedProcedure | None:
+        """A guideline fallback recommended because its condition holds (CT when MRI is
+        contraindicated): the page says so in its first line."""
+        if self.recommended and self.recommended[0].rating.fallback_for is not None:
+            return self.recommended[0]
+        return None
+
+    @property
+    def fallback_reasons(self) -> tuple[str, ...]:
+        """Why the fallback is in effect: the reasons its condition holds, each once."""
+        reasons: dict[str, None] = {}
+        fallback = self.fallback
+        if fallback is not None:
+            for exclusion in self.excluded:
+                if fallback.rating.fallback_for in exclusion.procedure.attributes:
+                    reasons.update(dict.fromkeys(exclusion.reasons))
+        return tuple(reasons)
+
+    @property
+    def urgency_note(self) -> str:
+        """The scenario's urgency note, in its no-MRI wording when no listed option needs MRI."""
+        if self.scenario is None:
+            return ""
+        shown = self.listed if self.complete else self.provisional
+        if self.scenario.urgency_note_without_mri and not any(
+            Attribute.NEEDS_MRI in ranked.procedure.attributes for ranked in shown
+        ):
+            return self.scenario.urgency_note_without_mri
+        return self.scenario.urgency_note
+
+    @property
+    def critical_steps(self) -> tuple[NextStep, ...]:
+        return tuple(step for step in self.next_steps if step.critical)
+
+    @property
+    def other_steps(self) -> tuple[NextStep, ...]:
+        return tuple(step for step in self.next_steps if not step.critical)
+
+    @property
+    def referral(self) -> bool:
+        """Advice outside this pathway with no rated list: a referral, never "no imaging"."""
+        return bool(
+            self.scenario is not None
+            and not self.scenario.ratings
+            and self.scenario.urgency not in (None, Urgency.NOT_INDICATED)
         )
 
     @property
@@ -814,6 +998,25 @@ def _same_rank(a: Rating, b: Rating) -> bool:
     return (a.scale, a.category, a.score, a.statement) == (b.scale, b.category, b.score, b.statement)
 
 
+def upgrade_answers(snapshot: Snapshot, answers: Mapping[str, str]) -> dict[str, str]:
+    """Answers of old links in today's keys: a question that replaces another reads the old key,
+    and each old choice key as the choice that replaces it (`gadolinium=prior_reaction` becomes
+    `contrast_risks=gad_reaction`). An answer to today's question wins over an old one."""
+    replaced = {q.replaces: q for q in snapshot.questions.values() if q.replaces}
+    upgraded: dict[str, str] = {}
+    for key, value in answers.items():
+        question = replaced.get(key) if key not in snapshot.questions else None
+        if question is None:
+            upgraded[key] = value
+            continue
+        if question.key in answers:
+            continue
+        renamed = {c.replaces: c.key for c in question.choices if c.replaces}
+        parts = [renamed.get(part, part) for part in value.split(ANSWER_SEPARATOR)]
+        upgraded[question.key] = ANSWER_SEPARATOR.join(parts)
+    return upgraded
+
+
 def _validate(snapshot: Snapshot, answers: Mapping[str, str]) -> None:
     for key, value in answers.items():
         question = snapshot.questions.get(key)
@@ -824,7 +1027,7 @@ def _validate(snapshot: Snapshot, answers: Mapping[str, str]) -> None:
                 key=key,
                 valid=valid,
             )
-        question.choice(value)
+        question.selected(value)
 
 
 def _describe_target(snapshot: Snapshot, target: Target) -> str:
@@ -871,8 +1074,10 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     patient-factor question the scenario does not ask is never an error: it is left out and listed
     in `ignored_answers` (links made before a question was skipped keep working). With `strict`,
     an answer to a routing question this path does not ask raises QuestionNotReached; without it
-    such answers are ignored too.
+    such answers are ignored too. Answers of old links are read in today's keys first
+    (`upgrade_answers`).
     """
+    answers = upgrade_answers(snapshot, answers)
     _validate(snapshot, answers)
     trace: list[TraceStep] = []
     asked: dict[str, None] = {}  # in the order asked, so answers come back in question order
@@ -910,7 +1115,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     else:
         raise SnapshotError("the routing has a cycle")
 
-    factor_answers: list[tuple[Question, Choice]] = []
+    factor_answers: list[tuple[Question, tuple[Choice, ...]]] = []
     if scenario is not None:
         for question in factors_asked(snapshot, scenario):
             asked[question.key] = None
@@ -918,8 +1123,8 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                 if next_question is None:
                     next_question = question
                 continue
-            factor_answers.append((question, question.choice(answers[question.key])))
-    factor_choices = [choice for _, choice in factor_answers]
+            factor_answers.append((question, question.selected(answers[question.key])))
+    factor_choices = [choice for _, chosen in factor_answers for choice in chosen]
 
     unreached = [key for key in answers if key not in asked]
     if strict:
@@ -931,7 +1136,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                     key=key,
                     valid=sorted(asked),
                 )
-    used_answers = {key: answers[key] for key in asked if key in answers}
+    used_answers = {key: snapshot.questions[key].canonical(answers[key]) for key in asked if key in answers}
 
     if scenario is None or next_question is not None:
         provisional: tuple[RankedProcedure, ...] = ()
@@ -950,22 +1155,18 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         )
 
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
-    recommended = tuple(r for r in remaining if r.rating.first_tier)
+    excluded_attributes = frozenset(c.excludes for c in factor_choices if c.excludes is not None)
+    recommended = tuple(r for r in remaining if _recommended(r.rating, excluded_attributes))
     not_appropriate = tuple(r for r in remaining if r.rating.not_appropriate)
     alternatives = tuple(r for r in remaining if r not in recommended and r not in not_appropriate)
     listed = recommended + alternatives + not_appropriate
     listed_attributes = frozenset().union(*(r.procedure.attributes for r in listed))
     all_choices = routing_choices + factor_choices
     caveats = _collect_caveats(snapshot, scenario, all_choices, listed, excluded)
-    answered = {(q.key, c.key) for q, c in factor_answers} | {
-        (snapshot.questions[step.question].key, step.answer) for step in trace
+    answered = {(q.key, c.key) for q, chosen in factor_answers for c in chosen} | {
+        (step.question, step.answer) for step in trace
     }
-    next_steps = tuple(
-        step
-        for step in scenario.next_steps
-        if (step.when is None or step.when in answered)
-        and (step.applies_to is None or step.applies_to in listed_attributes)
-    )
+    next_steps = tuple(step for step in scenario.next_steps if step.shows(answered, listed_attributes))
 
     shown_caveats = {shown.key for shown in caveats}
     # A routing answer cites the sources of its caveats only where those caveats are shown.
@@ -973,15 +1174,18 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         replace(step, references=_choice_references(snapshot, choice, shown_caveats))
         for step, choice in zip(trace, routing_choices, strict=True)
     ]
-    for question, choice in factor_answers:
+    for question, chosen in factor_answers:
+        references: dict[str, None] = {}
+        for choice in chosen:
+            references.update(dict.fromkeys(_choice_references(snapshot, choice, shown_caveats)))
         trace.append(
             TraceStep(
                 question=question.key,
                 prompt=question.prompt,
-                answer=choice.key,
-                answer_label=choice.label,
-                effect=_describe_factor(snapshot, choice, scenario, shown_caveats),
-                references=_choice_references(snapshot, choice, shown_caveats),
+                answer=ANSWER_SEPARATOR.join(c.key for c in chosen),
+                answer_label="; ".join(c.label for c in chosen),
+                effect=_describe_factor(snapshot, chosen, scenario, shown_caveats),
+                references=tuple(references),
             )
         )
 
@@ -1011,6 +1215,17 @@ def _choice_references(
         if shown_caveats is None or caveat_key in shown_caveats:
             keys.update(dict.fromkeys(snapshot.caveats[caveat_key].references))
     return tuple(keys)
+
+
+def _recommended(rating: Rating, excluded: frozenset[Attribute]) -> bool:
+    """Listed under "Recommended": first tier, or a first-tier fallback whose condition holds."""
+    if rating.first_tier:
+        return True
+    return (
+        rating.fallback_for is not None
+        and rating.fallback_for in excluded
+        and rating.category is Category.USUALLY_APPROPRIATE
+    )
 
 
 def _ranking_key(rating: Rating, order: int, excluded: frozenset[Attribute]) -> tuple[int, int, int, int]:
@@ -1081,9 +1296,12 @@ def _collect_caveats(
         if caveat.applies_to is None:
             shown.append(ShownCaveat(caveat))
         elif key in explaining:
-            removed = tuple(e.procedure.key for e in excluded if explaining[key] in e.procedure.attributes)
-            if removed:
-                shown.append(ShownCaveat(caveat, removed, explains_exclusion=True))
+            # It explains an exclusion (e.g. premedication if contrast is essential), which matters
+            # only while a procedure of the same modality is still listed.
+            gone = [e.procedure for e in excluded if explaining[key] in e.procedure.attributes]
+            modalities = {procedure.modality for procedure in gone}
+            if gone and any(r.procedure.modality in modalities for r in listed):
+                shown.append(ShownCaveat(caveat, tuple(p.key for p in gone), explains_exclusion=True))
         else:
             concerns = tuple(r.procedure.key for r in listed if caveat.applies_to in r.procedure.attributes)
             if concerns:
@@ -1091,16 +1309,22 @@ def _collect_caveats(
     return tuple(sorted(shown, key=lambda c: _SEVERITY_ORDER[c.severity]))
 
 
-def _describe_factor(snapshot: Snapshot, choice: Choice, scenario: Scenario, shown_caveats: set[str]) -> str:
+def _describe_factor(
+    snapshot: Snapshot, chosen: tuple[Choice, ...], scenario: Scenario, shown_caveats: set[str]
+) -> str:
     effects = []
-    if choice.excludes is not None:
+    for choice in chosen:
+        if choice.excludes is None:
+            continue
         names = [
             snapshot.procedures[r.procedure].name
             for r in scenario.ratings
             if choice.excludes in snapshot.procedures[r.procedure].attributes
         ]
-        effects.append("excludes " + ", ".join(names) if names else "excludes nothing rated here")
-    added = [key for key in choice.caveats if key in shown_caveats]
+        effect = "excludes " + ", ".join(names) if names else "excludes nothing rated here"
+        if effect not in effects:
+            effects.append(effect)
+    added = list(dict.fromkeys(key for choice in chosen for key in choice.caveats if key in shown_caveats))
     if added:
         effects.append("adds a caveat" if len(added) == 1 else f"adds {len(added)} caveats")
     return "; ".join(effects) if effects else "no change to the recommendation"
@@ -1156,8 +1380,8 @@ def complete_answer_sets(snapshot: Snapshot) -> Iterator[dict[str, str]]:
     """
     for path in routing_paths(snapshot):
         factors = [snapshot.questions[key] for key in path.factors]
-        for combo in itertools.product(*(q.choices for q in factors)):
-            yield {**path.answers, **{q.key: c.key for q, c in zip(factors, combo, strict=True)}}
+        for combo in itertools.product(*(q.answer_values() for q in factors)):
+            yield {**path.answers, **dict(zip(path.factors, combo, strict=True))}
 
 
 # --- the public JSON shape ------------------------------------------------------------------
@@ -1196,12 +1420,16 @@ def procedure_json(ranked: RankedProcedure | Exclusion) -> dict[str, Any]:
     procedure, rating = ranked.procedure, ranked.rating
     data: dict[str, Any] = {
         **procedure_fields(procedure),
+        "strengths": rating.strengths or procedure.strengths,
+        "limitations": rating.limitations or procedure.limitations,
         "appropriateness": {
             "scale": rating.scale.value,
             "label": rating.label,
             # The ACR category only on the ACR scale: a guideline's advice carries no ACR label.
             "category": rating.category.value if rating.scale is Scale.ACR else None,
             "statement": rating.statement if rating.scale is Scale.GUIDELINE else None,
+            "rater": rating.rater if rating.scale is Scale.ACR else None,
+            "attributed_label": rating.attributed_label,
             "tier": rating.category.value,
             "fallback_for": rating.fallback_for.value if rating.fallback_for else None,
             "score": rating.score,
@@ -1221,7 +1449,20 @@ def question_json(question: Question) -> dict[str, Any]:
         "role": question.role.value,
         "prompt": question.prompt,
         "help_text": question.help_text,
-        "choices": [{"key": c.key, "label": c.label} for c in question.choices],
+        "multiple": question.multiple,
+        "choices": [{"key": c.key, "label": c.label, "exclusive": c.exclusive} for c in question.offered],
+    }
+
+
+def answers_json(snapshot: Snapshot, answers: Mapping[str, str]) -> dict[str, str | list[str]]:
+    """Answers as the public JSON gives them: a list for a question that allows several."""
+    return {
+        key: (
+            value.split(ANSWER_SEPARATOR)
+            if key in snapshot.questions and snapshot.questions[key].multiple
+            else value
+        )
+        for key, value in answers.items()
     }
 
 
@@ -1237,7 +1478,7 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
         "next_question": (
             question_json(recommendation.next_question) if recommendation.next_question else None
         ),
-        "answers": dict(recommendation.answers),
+        "answers": answers_json(snapshot, recommendation.answers),
         "scenario": (
             {"key": scenario.key, "title": scenario.title, "summary": scenario.summary} if scenario else None
         ),
@@ -1246,7 +1487,7 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
                 "key": urgency.value,
                 "label": urgency.label,
                 "emergency": recommendation.emergency,
-                "note": scenario.urgency_note,
+                "note": recommendation.urgency_note,
                 "references": list(scenario.urgency_references),
             }
             if urgency and scenario
@@ -1259,6 +1500,15 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
             recommendation.best_available.procedure.key if recommendation.best_available else None
         ),
         "first_tier_excluded": recommendation.first_tier_lost,
+        "fallback_in_effect": (
+            {
+                "procedure": recommendation.fallback.procedure.key,
+                "reasons": list(recommendation.fallback_reasons),
+            }
+            if recommendation.fallback
+            else None
+        ),
+        "referral": recommendation.referral,
         "alternatives": [procedure_json(r) for r in recommendation.alternatives],
         "usually_not_appropriate": [procedure_json(r) for r in recommendation.not_appropriate],
         "excluded": [
@@ -1278,7 +1528,10 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
             }
             for c in recommendation.caveats
         ],
-        "next_steps": [{"text": s.text, "references": list(s.references)} for s in recommendation.next_steps],
+        "next_steps": [
+            {"text": s.text, "references": list(s.references), "critical": s.critical}
+            for s in recommendation.next_steps
+        ],
         "evidence": [
             {"key": f.key, "procedure": f.procedure, "text": f.text, "reference": f.reference}
             for f in recommendation.evidence
@@ -1348,10 +1601,8 @@ def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
     results = []
     for step in recommendation.trace:
         question = snapshot.questions[step.question]
-        for choice in question.choices:
-            if choice.key == step.answer:
-                continue
-            other = recommend(snapshot, {**recommendation.answers, question.key: choice.key}, strict=False)
+        for value, label in _other_answers(question, step.answer):
+            other = recommend(snapshot, {**recommendation.answers, question.key: value}, strict=False)
             changes: list[str] = []
             if not other.complete:
                 assert other.next_question is not None
@@ -1366,7 +1617,13 @@ def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
             if other.complete and after["first"] != before["first"]:
                 first = other.first_ranked
                 if first is None:
-                    changes.append("no imaging option remains" if other.no_safe_imaging else "no imaging now")
+                    if other.no_safe_imaging:
+                        changes.append("no imaging option remains")
+                    elif other.referral and other.scenario is not None:
+                        # A referral (a child, say) is advice to act on, never "no imaging".
+                        changes.append(other.scenario.summary or other.scenario.title)
+                    else:
+                        changes.append("no imaging now")
                 elif other.recommended:
                     changes.append(f"first choice becomes {first.procedure.name} ({first.rating.label})")
                 else:
@@ -1387,14 +1644,34 @@ def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
                 WhatIf(
                     question=question.key,
                     prompt=question.prompt,
-                    choice=choice.key,
-                    label=choice.label,
+                    choice=value,
+                    label=label,
                     answers=dict(other.answers),
                     complete=other.complete,
                     changes=tuple(changes),
                 )
             )
     return tuple(results)
+
+
+def _other_answers(question: Question, value: str) -> list[tuple[str, str]]:
+    """The other answers worth trying, with their words: each other offered choice; for a
+    question with several answers, each choice ticked or unticked in turn, or an exclusive one."""
+    if not question.multiple:
+        return [(c.key, c.label) for c in question.offered if c.key != value]
+    current = {c.key for c in question.selected(value)}
+    ticked = {key for key in current if not question.choice(key).exclusive}
+    others: list[tuple[str, str]] = []
+    for choice in question.offered:
+        if choice.exclusive:
+            if current != {choice.key}:
+                others.append((choice.key, choice.label))
+            continue
+        after = ticked ^ {choice.key}
+        if after:
+            words = f"without “{choice.label}”" if choice.key in ticked else f"also “{choice.label}”"
+            others.append((ANSWER_SEPARATOR.join(k for k in question.choice_keys if k in after), words))
+    return others
 
 
 def summary_text(recommendation: Recommendation) -> str:
@@ -1412,6 +1689,8 @@ def summary_text(recommendation: Recommendation) -> str:
             "Imaging" if recommendation.recommended else "Imaging (best available, no first-choice option)"
         )
         lines.append(f"{prefix}: {ranked.procedure.name} ({ranked.rating.attributed_label}).")
+    elif scenario and recommendation.referral:
+        lines.append(f"Advice: {scenario.summary or scenario.title}")
     elif scenario:
         lines.append(f"Imaging: none recommended now. {scenario.summary}".strip())
     if recommendation.urgency:

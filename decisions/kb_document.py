@@ -196,6 +196,8 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "role": q.role,
                 "prompt": q.prompt,
                 "help_text": q.help_text,
+                "multiple": q.multiple,
+                "replaces": q.replaces,
                 "choices": [
                     {
                         "key": c.key,
@@ -205,6 +207,9 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                         "caveats": _keys(c.caveats),
                         "age_min": c.age_min,
                         "age_max": c.age_max,
+                        "exclusive": c.exclusive,
+                        "retired": c.retired,
+                        "replaces": c.replaces,
                         "codes": [
                             {"resource": code.resource, "system": code.system, "code": code.code}
                             for code in c.codes.all()
@@ -230,6 +235,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "summary": s.summary,
                 "urgency": s.urgency,
                 "urgency_note": s.urgency_note,
+                "urgency_note_without_mri": s.urgency_note_without_mri,
                 "urgency_references": _keys(s.urgency_references),
                 "order_rationale": s.order_rationale,
                 "no_safe_imaging": s.no_safe_imaging,
@@ -246,6 +252,8 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                         "references": _keys(r.references),
                         "findings": _keys(r.findings),
                         "needs_verification": r.needs_verification,
+                        "strengths": r.strengths,
+                        "limitations": r.limitations,
                     }
                     for r in s.ratings.all()
                 ],
@@ -259,6 +267,8 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                             else None
                         ),
                         "applies_to": n.applies_to,
+                        "unless": n.unless,
+                        "critical": n.critical,
                     }
                     for n in s.next_steps.all()
                 ],
@@ -566,6 +576,8 @@ def _import_questions(
                     "prompt": item["prompt"],
                     "help_text": _text(item, "help_text"),
                     "order": order,
+                    "multiple": _flag(item, "multiple"),
+                    "replaces": _text(item, "replaces"),
                 },
             )
             questions[question.key] = question
@@ -595,6 +607,9 @@ def _import_choice(
             "exclusion_reason": _text(item, "exclusion_reason"),
             "age_min": item.get("age_min"),
             "age_max": item.get("age_max"),
+            "exclusive": _flag(item, "exclusive"),
+            "retired": _flag(item, "retired"),
+            "replaces": _text(item, "replaces"),
         },
     )
     choice.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
@@ -627,7 +642,14 @@ def _import_scenarios(
                     "title": item["title"],
                     **{
                         f: _text(item, f)
-                        for f in ("summary", "urgency", "urgency_note", "order_rationale", "no_safe_imaging")
+                        for f in (
+                            "summary",
+                            "urgency",
+                            "urgency_note",
+                            "urgency_note_without_mri",
+                            "order_rationale",
+                            "no_safe_imaging",
+                        )
                     },
                     "order": order,
                 },
@@ -653,6 +675,8 @@ def _import_scenarios(
                         {
                             "text": step_item["text"],
                             "applies_to": _text(step_item, "applies_to"),
+                            "unless": _text(step_item, "unless"),
+                            "critical": _flag(step_item, "critical"),
                             "when_choice": _when_choice(step_item.get("when"), choices),
                         },
                     )
@@ -674,6 +698,8 @@ def _import_rating(scenario: Scenario, entry: tuple[int, dict[str, Any]]) -> Rat
             "order": order,
             "rationale": _text(item, "rationale"),
             "needs_verification": bool(item.get("needs_verification", False)),
+            "strengths": _text(item, "strengths"),
+            "limitations": _text(item, "limitations"),
         },
     )
     rating.references.set(_refs(Reference, item.get("references", []), "references"))

@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 from django.http import QueryDict
 from django.urls import reverse
 
+from decisions.engine import ANSWER_SEPARATOR
+
 # Query parameters that are not answers.
 RESERVED = frozenset({"release"})
 
@@ -39,17 +41,17 @@ def parse_query(query: QueryDict) -> tuple[int | None, dict[str, str]]:
     for key, values in query.lists():
         if key in RESERVED:
             continue
-        if len(values) != 1:
-            raise BadQuery(f"question {key!r} is answered {len(values)} times; give one answer", key=key)
-        answers[key] = values[0]
+        # A question that allows several answers repeats its parameter; the engine checks that the
+        # question allows them (and says so when it does not).
+        answers[key] = ANSWER_SEPARATOR.join(values)
     return release, answers
 
 
 def wizard_query(answers: Mapping[str, str], release: int | None = None) -> str:
     """The query string (without "?") of these answers, and the release when pinned."""
-    params = dict(answers)
+    params = [(key, part) for key, value in answers.items() for part in value.split(ANSWER_SEPARATOR)]
     if release is not None:
-        params["release"] = str(release)
+        params.append(("release", str(release)))
     return urlencode(params)
 
 

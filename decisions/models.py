@@ -183,6 +183,7 @@ class Procedure(Versioned):
     class Region(models.TextChoices):
         LUMBAR = "lumbar", "Lumbar spine"
         WHOLE_SPINE = "whole_spine", "Whole spine"
+        LEVELS = "levels", "Spinal levels the examination points to"
         WHOLE_BODY = "whole_body", "Whole body"
 
     class Contrast(models.TextChoices):
@@ -368,6 +369,21 @@ class Question(Versioned):
     prompt = models.CharField(max_length=300, help_text="The question as the clinician sees it.")
     help_text = models.TextField(blank=True, help_text="Why we ask: shown under the question.")
     order = models.PositiveIntegerField(default=0, help_text="Patient factors are asked in this order.")
+    multiple = models.BooleanField(
+        "several answers allowed",
+        default=False,
+        help_text=(
+            "Patient factors only: the clinician ticks every answer that applies (checkboxes); each "
+            "keeps its own effect. Mark a 'none of these' answer as exclusive."
+        ),
+    )
+    replaces = models.CharField(
+        "replaces the question",
+        max_length=80,
+        blank=True,
+        validators=[slug_key],
+        help_text="The key of an older question this one replaces: old links with that key are read as this.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -409,6 +425,23 @@ class Choice(Versioned):
         blank=True,
         help_text="EHR integration: this answer applies below this age (exclusive).",
     )
+    exclusive = models.BooleanField(
+        "stands alone",
+        default=False,
+        help_text="With several answers allowed: this answer cannot be ticked with others ('None of these').",
+    )
+    retired = models.BooleanField(
+        "no longer offered",
+        default=False,
+        help_text="Still read from old links and the API, with its own effect, but not offered on the form.",
+    )
+    replaces = models.CharField(
+        "replaces the answer",
+        max_length=80,
+        blank=True,
+        validators=[slug_key],
+        help_text="The key this answer had under the question this one replaces (old links).",
+    )
     history = HistoricalRecords(m2m_fields=[caveats])
 
     class Meta:
@@ -431,6 +464,11 @@ class Scenario(Versioned):
     )
     urgency_note = models.TextField(
         blank=True, help_text="Target time and who to contact, e.g. 'contact the MSCC coordinator now'."
+    )
+    urgency_note_without_mri = models.TextField(
+        "urgency note when MRI is excluded",
+        blank=True,
+        help_text="Shown instead of the urgency note when the patient's answers exclude every MRI.",
     )
     urgency_references = models.ManyToManyField(Reference, blank=True, related_name="urgency_of")
     order_rationale = models.TextField(
@@ -553,9 +591,9 @@ class Rating(Versioned):
         blank=True,
         help_text=(
             "For an option that a source recommends only when others are ruled out (NICE: CT if MRI is "
-            "not possible): when the patient's answers exclude procedures with this attribute, this "
-            "option is ranked first among what remains and named 'best available'. It is never listed "
-            "under 'Recommended'."
+            "contraindicated): when the patient's answers exclude procedures with this attribute, this "
+            "option is listed under 'Recommended' (if its tier is 'Usually appropriate'), under a first "
+            "line saying why; otherwise it is listed with the alternatives."
         ),
     )
     score = models.PositiveSmallIntegerField(
@@ -576,6 +614,16 @@ class Rating(Versioned):
     needs_verification = models.BooleanField(
         default=False,
         help_text="Tick when the rating comes from an older or unverified source; clinicians see a flag.",
+    )
+    strengths = models.TextField(
+        "strengths in this scenario",
+        blank=True,
+        help_text="Replaces the procedure's general strengths on this scenario's page, where they do not fit.",
+    )
+    limitations = models.TextField(
+        "limitations in this scenario",
+        blank=True,
+        help_text="Replaces the procedure's general limitations on this scenario's page.",
     )
     history = HistoricalRecords(m2m_fields=[references, findings])
 
@@ -618,6 +666,16 @@ class NextStep(Versioned):
         choices=ATTRIBUTE_CHOICES,
         blank=True,
         help_text="Shown only while a listed procedure has this attribute (e.g. a step done on MRI).",
+    )
+    unless = models.CharField(
+        "not while listed",
+        max_length=20,
+        choices=ATTRIBUTE_CHOICES,
+        blank=True,
+        help_text="Shown only while no listed procedure has this attribute (e.g. a step only when CT is first).",
+    )
+    critical = models.BooleanField(
+        default=False, help_text="Shown at the top of the page, beside the urgency (act on it now)."
     )
     references = models.ManyToManyField(Reference, blank=True, related_name="next_steps")
     history = HistoricalRecords(m2m_fields=[references])

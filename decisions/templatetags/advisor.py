@@ -82,6 +82,8 @@ URGENCY_STYLES = {
     engine.Urgency.WITHIN_1_WEEK: ("soon", "◷", "Urgent: image within 1 week"),
     engine.Urgency.ROUTINE: ("routine", "◷", "Routine"),
     engine.Urgency.NOT_INDICATED: ("none", "ℹ", "No imaging indicated now"),
+    # Outside this pathway: who to contact follows in the scenario's own words.
+    engine.Urgency.REFERRAL: ("referral", "↗", "Referral: outside this pathway"),
 }
 
 

@@ -23,6 +23,19 @@
         });
       });
     });
+    // "None of these" stands alone: ticking it clears the others, ticking another clears it.
+    // Without JavaScript the server says so if both are sent.
+    root.querySelectorAll("[data-exclusive-group]").forEach(function (group) {
+      group.addEventListener("change", function (event) {
+        var box = event.target;
+        if (!box.checked) { return; }
+        group.querySelectorAll("input[type=checkbox]").forEach(function (other) {
+          if (other !== box && (box.hasAttribute("data-exclusive") || other.hasAttribute("data-exclusive"))) {
+            other.checked = false;
+          }
+        });
+      });
+    });
     root.querySelectorAll("[data-print]").forEach(function (button) {
       button.hidden = false;
       button.addEventListener("click", function () { window.print(); });
