@@ -237,7 +237,9 @@ def _advance_multiple(
     def outside_after(outside: Hashable, choice: str) -> bool:
         return bool(outside) or (covered is not None and choice not in covered.get(key, ()))
 
-    def put(into: dict[tuple[Hashable, ...], _Members], state: tuple[Hashable, ...], members: _Members) -> None:
+    States = dict[tuple[Hashable, ...], _Members]
+
+    def put(into: States, state: tuple[Hashable, ...], members: _Members) -> None:
         if state in into:
             into[state].merge(members)
         else:
@@ -728,4 +730,4 @@ def _sets_of(question: engine.Question, choices: Sequence[str]) -> int:
     if not question.multiple:
         return len(choices)
     alone = sum(1 for key in choices if question.choice(key).exclusive)
-    return alone + 2 ** (len(choices) - alone) - 1
+    return alone + (1 << (len(choices) - alone)) - 1

@@ -82,6 +82,9 @@ class TopicList(Schema):
 class Choice(Schema):
     key: str
     label: str
+    exclusive: bool = Field(
+        False, description="With several answers allowed: this answer stands alone ('none of these')."
+    )
 
 
 class Question(Schema):
@@ -89,6 +92,13 @@ class Question(Schema):
     role: engine.Role
     prompt: str
     help_text: str
+    multiple: bool = Field(
+        False,
+        description=(
+            "Several answers allowed: repeat the parameter for each (`contrast_risks=kidney&"
+            "contrast_risks=gad_reaction`); the answers come back as a list."
+        ),
+    )
     choices: list[Choice] = Field(description="The valid answers: pass a choice's `key`.")
 
 
@@ -137,8 +147,19 @@ class Appropriateness(Schema):
     category: engine.Category | None = Field(description="The ACR category; null on a guideline rating.")
     statement: str | None = Field(description="The guideline's statement; null on an ACR rating.")
     tier: engine.Category = Field(description="The tier the content owner gave it in the ranking.")
+    rater: str | None = Field(
+        None,
+        description=(
+            "Who rated it on the ACR scale: `ACR` only when the rating cites an ACR Appropriateness "
+            "Criteria document, otherwise the local panel; null on a guideline rating."
+        ),
+    )
+    attributed_label: str = Field("", description="The label with its rater: 'ACR: usually appropriate'.")
     fallback_for: engine.Attribute | None = Field(
-        description="Ranked first among what remains when answers exclude this attribute; never recommended."
+        description=(
+            "A guideline fallback: recommended when the answers exclude this attribute (NICE: CT if MRI "
+            "is contraindicated), listed with the alternatives otherwise."
+        )
     )
     score: int | None = Field(description="The 1-9 panel score where verified.")
     needs_verification: bool
@@ -196,6 +217,12 @@ class Caveat(Schema):
 class NextStep(Schema):
     text: str
     references: list[str]
+    critical: bool = Field(False, description="Act on it now: shown at the top, beside the urgency.")
+
+
+class Fallback(Schema):
+    procedure: str = Field(description="The guideline fallback now recommended.")
+    reasons: list[str] = Field(description="Why its condition holds (the first line clinicians read).")
 
 
 class Evidence(Schema):
@@ -230,7 +257,9 @@ class Recommendation(Schema):
     release: Release
     complete: bool = Field(description="False until every question on the path is answered.")
     next_question: Question | None = Field(description="The question to ask next when incomplete.")
-    answers: dict[str, str] = Field(description="The answers used, in the order asked.")
+    answers: dict[str, str | list[str]] = Field(
+        description="The answers used, in the order asked (a list for a question with several answers)."
+    )
     scenario: ScenarioOutcome | None
     urgency: UrgencyOutcome | None
     recommended: list[RankedProcedure] = Field(description="First-tier options only, best first.")
@@ -240,6 +269,12 @@ class Recommendation(Schema):
     )
     best_available: str | None = Field(description="Set when no first-tier option remains for this patient.")
     first_tier_excluded: bool = Field(description="The patient's answers removed every first-tier option.")
+    fallback_in_effect: Fallback | None = Field(
+        None, description="A guideline fallback recommended because the answers excluded what it replaces."
+    )
+    referral: bool = Field(
+        False, description="Advice outside this pathway, no rated list (e.g. a child): never 'no imaging'."
+    )
     alternatives: list[RankedProcedure]
     usually_not_appropriate: list[RankedProcedure] = Field(description="Listed last; never a first choice.")
     excluded: list[Exclusion]

@@ -80,7 +80,7 @@ def _flatten(document: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], di
 
 
 # A field missing from an older document means its default (release 1 predates rating scales).
-FIELD_DEFAULTS: dict[str, object] = {
+FIELD_DEFAULTS: dict[str, Any] = {
     "scale": engine.Scale.ACR.value,
     # Flags of revision 3's format (several answers, retired answers, critical next steps).
     "multiple": False,

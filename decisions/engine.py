@@ -341,13 +341,20 @@ class Question:
         )
         return (*alone, *sets)
 
+    def offered_values(self) -> tuple[str, ...]:
+        """The answers the wizard offers: `answer_values` without retired choices."""
+        retired = {c.key for c in self.choices if c.retired}
+        return tuple(
+            value for value in self.answer_values() if not retired & set(value.split(ANSWER_SEPARATOR))
+        )
+
     @property
     def answer_value_count(self) -> int:
         """len(answer_values()), by arithmetic."""
         if not self.multiple:
             return len(self.choices)
         alone = sum(1 for c in self.choices if c.exclusive)
-        return alone + 2 ** (len(self.choices) - alone) - 1
+        return alone + (1 << (len(self.choices) - alone)) - 1
 
     def labels(self, value: str) -> str:
         """An answer value in words: the labels of its choices."""

@@ -541,6 +541,38 @@ def _check_patient_factors(snapshot: engine.Snapshot, words: _Words, problems: l
                         WARNING, place, "excludes procedures but gives no reason to show", where, subject
                     )
                 )
+            if choice.exclusive and not question.multiple:
+                problems.append(
+                    _problem(
+                        WARNING,
+                        place,
+                        "stands alone, but its question takes one answer anyway: untick “stands alone” "
+                        "or allow several answers",
+                        where,
+                        subject,
+                    )
+                )
+        if question.multiple and question.role is engine.Role.ROUTING:
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.question(question.key),
+                    "allows several answers, but a routing question needs one answer to choose the "
+                    "next step: ask it as a patient factor, or allow one answer",
+                    f"questions[{question.key}]",
+                    ("question", question.key),
+                )
+            )
+        if question.offered == ():
+            problems.append(
+                _problem(
+                    ERROR,
+                    words.question(question.key),
+                    "offers no answer: every answer is marked “no longer offered”",
+                    f"questions[{question.key}]",
+                    ("question", question.key),
+                )
+            )
     stranded, failures = stranding_classes(snapshot)
     problems.extend(failures)
     for cls in stranded:
@@ -595,6 +627,13 @@ def _check_sources(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                 )
             if rating.needs_verification:
                 add(WARNING, "is marked as needing verification")
+            if rating.scale is engine.Scale.ACR and rating.references and rating.rater != engine.ACR_RATER:
+                add(
+                    WARNING,
+                    "is on the ACR scale but cites no ACR Appropriateness Criteria document, so "
+                    f"clinicians see it as “{rating.attributed_label}”: cite the ACR source, or keep the "
+                    "local label",
+                )
             if rating.scale is engine.Scale.GUIDELINE and not rating.statement.strip():
                 add(ERROR, "is a guideline rating with no statement to show in place of a category")
             if rating.fallback_for is not None and rating.fallback_for not in excludable:

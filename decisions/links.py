@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from decisions.engine import ANSWER_SEPARATOR
 
-# Query parameters that are not answers.
-RESERVED = frozenset({"release"})
+# Query parameters that are not answers: the pinned release; `change`, the answered question to
+# ask again (the other answers are kept); `tidy`, drop answers the new path no longer uses.
+RESERVED = frozenset({"release", "change", "tidy"})
 
 Page = Literal["topic", "topic-print", "topic-feedback"]
 
@@ -56,8 +57,16 @@ def wizard_query(answers: Mapping[str, str], release: int | None = None) -> str:
 
 
 def wizard_url(
-    topic_key: str, answers: Mapping[str, str], release: int | None = None, *, page: Page = "topic"
+    topic_key: str,
+    answers: Mapping[str, str],
+    release: int | None = None,
+    *,
+    page: Page = "topic",
+    change: str | None = None,
 ) -> str:
-    """The path and query of a topic's wizard (or its print or feedback page) for these answers."""
+    """The path and query of a topic's wizard (or its print or feedback page) for these answers;
+    with `change`, the page that asks that answered question again, keeping the other answers."""
     query = wizard_query(answers, release)
+    if change is not None:
+        query += ("&" if query else "") + urlencode({"change": change})
     return reverse(page, kwargs={"topic": topic_key}) + (f"?{query}" if query else "")

@@ -618,7 +618,7 @@ class Rating(Versioned):
     strengths = models.TextField(
         "strengths in this scenario",
         blank=True,
-        help_text="Replaces the procedure's general strengths on this scenario's page, where they do not fit.",
+        help_text="Replaces the procedure's general strengths on this scenario's page where they do not fit.",
     )
     limitations = models.TextField(
         "limitations in this scenario",
@@ -672,7 +672,7 @@ class NextStep(Versioned):
         max_length=20,
         choices=ATTRIBUTE_CHOICES,
         blank=True,
-        help_text="Shown only while no listed procedure has this attribute (e.g. a step only when CT is first).",
+        help_text="Shown only while no listed procedure has this attribute (a step only when CT is first).",
     )
     critical = models.BooleanField(
         default=False, help_text="Shown at the top of the page, beside the urgency (act on it now)."

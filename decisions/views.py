@@ -226,6 +226,11 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
     snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    if request.GET.get("tidy"):
+        return _tidied(request, snapshot, answers, pinned)
+    change = request.GET.get("change")
+    if change is not None:
+        return _change_answer(request, snapshot, answers, change, pinned, latest_version)
     renderings = _wizard_renderings(snapshot, answers, pinned, latest_version)
     if renderings.scenario_key is not None:
         assert snapshot.release_version is not None
@@ -238,6 +243,58 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if htmx and not htmx.history_restore_request:
         return push_url(_encoded_response(request, renderings.fragment), renderings.url)
     return _encoded_response(request, renderings.page)
+
+
+def _tidied(
+    request: HttpRequest, snapshot: engine.Snapshot, answers: dict[str, str], pinned: int | None
+) -> HttpResponse:
+    """After an answer was changed: the answers the new path still uses, at their own URL.
+
+    Answers to questions the new path does not ask are dropped (the others are kept, so the
+    clinician is asked only what is new)."""
+    try:
+        recommendation = engine.recommend(snapshot, answers, strict=False)
+    except engine.AnswerError as error:
+        raise PageProblem(
+            400,
+            "These answers cannot be used",
+            str(error),
+            start=wizard_url(snapshot.topic_key, {}, pinned),
+        ) from error
+    return redirect(wizard_url(snapshot.topic_key, dict(recommendation.answers), pinned))
+
+
+def _change_answer(
+    request: HttpRequest,
+    snapshot: engine.Snapshot,
+    answers: dict[str, str],
+    change: str,
+    pinned: int | None,
+    latest_version: int,
+) -> HttpResponse:
+    """An answered question asked again, with the current answer marked and the others kept."""
+    full = _recommend(snapshot, answers, pinned)
+    asked = [step.question for step in full.trace]
+    if change not in asked:
+        return redirect(wizard_url(snapshot.topic_key, dict(full.answers), pinned))
+    before = {key: full.answers[key] for key in asked[: asked.index(change)]}
+    context = _wizard_context(_recommend(snapshot, before, pinned), pinned, latest_version)
+    context["hidden_answers"] = {key: value for key, value in full.answers.items() if key != change}
+    context["tidy"] = True
+    context["current_answer"] = full.answers[change].split(engine.ANSWER_SEPARATOR)
+    title = f"Change an answer — {snapshot.topic_title}"
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.history_restore_request:
+        fragment = format_html("<title>{}</title>", title) + render_to_string(
+            "decisions/topic.html#wizard", context, request
+        )
+        return HttpResponse(fragment)
+    fragment = render_to_string("decisions/topic.html#wizard", context, request)
+    return render(
+        request,
+        "decisions/topic.html",
+        {"snapshot": snapshot, "wizard_html": fragment, "page_title": title},
+    )
 
 
 def _encoded_response(request: HttpRequest, body: CompressedBody) -> HttpResponse:
@@ -269,13 +326,10 @@ def _wizard_context(
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)
-    keys = list(answers)
+    # "Change" asks that question again and keeps the later answers that still apply.
     steps = [
-        {
-            "step": step,
-            "change_url": wizard_url(topic, {k: answers[k] for k in keys[:index]}, pinned),
-        }
-        for index, step in enumerate(recommendation.trace)
+        {"step": step, "change_url": wizard_url(topic, answers, pinned, change=step.question)}
+        for step in recommendation.trace
     ]
     version = snapshot.release_version
     context: dict[str, Any] = {

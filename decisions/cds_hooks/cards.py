@@ -148,8 +148,8 @@ def _answer_lines(snapshot: engine.Snapshot, record: RecordAnswers, questions: I
     lines = []
     for key in questions:
         question = snapshot.questions[key]
-        choice = question.choice(record.as_dict()[key])
-        lines.append(f"- {question.prompt} **{choice.label}** — from {record.source_of(key)}")
+        labels = question.labels(record.as_dict()[key])
+        lines.append(f"- {question.prompt} **{labels}** — from {record.source_of(key)}")
     return lines
 
 
@@ -236,7 +236,7 @@ def incomplete_advice(
         # Routing is settled: the urgency (and the likely first choice) are known before the rest.
         lines += [
             f"**{scenario.title}** — urgency: {scenario.urgency.label}."
-            + (f" {scenario.urgency_note}" if scenario.urgency_note else ""),
+            + (f" {recommendation.urgency_note}" if recommendation.urgency_note else ""),
             "",
         ]
         if recommendation.provisional:
@@ -300,8 +300,9 @@ def rated_advice(
     standing, entry = _standing(recommendation, procedure.key)
     is_recommended = standing == "recommended"
     urgency = recommendation.urgency
-    # No urgency and no ratings: the pathway does not apply (children are referred elsewhere).
-    outside = scenario.urgency is None and not scenario.ratings
+    # No ratings and no "not indicated": the pathway does not apply (a child is referred, an
+    # emergency referral for a child's neurological signs), never "no imaging".
+    outside = not scenario.ratings and scenario.urgency is not Urgency.NOT_INDICATED
 
     if isinstance(entry, engine.RankedProcedure):
         # The summary names the rating as the engine labels it: an ACR category, or a statement.
@@ -318,7 +319,8 @@ def rated_advice(
     lines = [f"**{scenario.title}**" + (f" — {scenario.summary}" if scenario.summary else ""), ""]
     if urgency is not None:
         lines += [
-            f"**Urgency:** {urgency.label}." + (f" {scenario.urgency_note}" if scenario.urgency_note else ""),
+            f"**Urgency:** {urgency.label}."
+            + (f" {recommendation.urgency_note}" if recommendation.urgency_note else ""),
             "",
         ]
     lines.append(f"**Drafted order:** {procedure.name}")

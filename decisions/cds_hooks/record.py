@@ -213,6 +213,23 @@ def answers_from_record(
         choices = found.get(question.key)
         if not choices:
             continue
+        if (
+            len(choices) > 1
+            and question.multiple
+            and not any(question.choice(key).exclusive for key in choices)
+        ):
+            # Several answers allowed: each one the record shows is ticked.
+            keys = [key for key in question.choice_keys if key in choices]
+            every = [source for key in keys for source in choices[key]]
+            answers.append(
+                KnownAnswer(
+                    question.key,
+                    engine.ANSWER_SEPARATOR.join(keys),
+                    "; ".join(dict.fromkeys(source for source, _ in every)),
+                    tuple(dict.fromkeys(kind for _, kind in every)),
+                )
+            )
+            continue
         if len(choices) > 1:
             labels = ", ".join(question.choice(key).label for key in choices)
             notes.append(
