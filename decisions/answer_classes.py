@@ -456,6 +456,7 @@ def _item_side(
         if caveat is None:
             return ("never",), lambda state, question, choice: state, lambda state, answers: None, unknown
         applies_to = caveat.applies_to
+        not_appropriate = {r.procedure for r in scenario.ratings if r.not_appropriate}
         concerned = [p for p in procedures if (applies_to in p.attributes) or key in p.caveats]
         # An explaining caveat shows while a procedure of an excluded one's modality is listed.
         modalities = {p.modality for p in procedures if applies_to in p.attributes}
@@ -501,7 +502,11 @@ def _item_side(
                 gone = {p.modality for p in removed if applies_to in p.attributes}
                 still = any(p.modality in gone for p in companions if not p.attributes & excluded)
                 return caveat.text if gone and still else None
-            return caveat.text if any(applies_to in p.attributes for p in listed) else None
+            return (
+                caveat.text
+                if any(applies_to in p.attributes and p.key not in not_appropriate for p in listed)
+                else None
+            )
 
         in_base = key in scenario.caveats or any(key in c.caveats for c in routing_choices)
         explains = any(

@@ -762,4 +762,4 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
 def recommend(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
     release, answers = _parse(request, topic, answers=True)
     snapshot, _ = resolve(topic, release)
-    return engine.recommendation_json(engine.recommend(snapshot, answers))
+    return engine.recommendation_json(engine.recommend(snapshot, engine.upgrade_answers(snapshot, answers)))

@@ -191,6 +191,7 @@ class Finding:
     text: str
     reference: str
     procedure: str | None
+    order: int = 0  # among a procedure's findings: spine-specific, per patient first
 
 
 @dataclass(frozen=True)
@@ -567,6 +568,7 @@ def _build_snapshot(
             text=f["text"],
             reference=f["reference"],
             procedure=f.get("procedure") or None,
+            order=int(f.get("order") or 0),
         )
         for f in document.get("findings", [])
     }
@@ -969,14 +971,18 @@ class Recommendation:
 
     @property
     def evidence(self) -> tuple[Finding, ...]:
-        """Findings behind the listed procedures: the rating's own, then the procedure's."""
+        """Findings behind the listed procedures, procedure by procedure: the rating's own and the
+        procedure's, in their evidence order (spine-specific first, per patient before per lesion)."""
         seen: dict[str, Finding] = {}
         for ranked in self.listed:
+            group: dict[str, Finding] = {}
             for key in ranked.rating.findings:
-                seen.setdefault(key, self.snapshot.findings[key])
+                group.setdefault(key, self.snapshot.findings[key])
             for finding in self.snapshot.findings.values():
                 if finding.procedure == ranked.procedure.key:
-                    seen.setdefault(finding.key, finding)
+                    group.setdefault(finding.key, finding)
+            for finding in sorted(group.values(), key=lambda f: f.order):
+                seen.setdefault(finding.key, finding)
         return tuple(seen.values())
 
     @property
@@ -1081,10 +1087,9 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     patient-factor question the scenario does not ask is never an error: it is left out and listed
     in `ignored_answers` (links made before a question was skipped keep working). With `strict`,
     an answer to a routing question this path does not ask raises QuestionNotReached; without it
-    such answers are ignored too. Answers of old links are read in today's keys first
-    (`upgrade_answers`).
+    such answers are ignored too. Links read answers through `upgrade_answers` first, so old keys
+    keep working; the engine itself takes today's keys only.
     """
-    answers = upgrade_answers(snapshot, answers)
     _validate(snapshot, answers)
     trace: list[TraceStep] = []
     asked: dict[str, None] = {}  # in the order asked, so answers come back in question order
@@ -1310,7 +1315,13 @@ def _collect_caveats(
             if gone and any(r.procedure.modality in modalities for r in listed):
                 shown.append(ShownCaveat(caveat, tuple(p.key for p in gone), explains_exclusion=True))
         else:
-            concerns = tuple(r.procedure.key for r in listed if caveat.applies_to in r.procedure.attributes)
+            # Advice on a contrast or radiation concerns options one might order, not those
+            # listed as usually not appropriate.
+            concerns = tuple(
+                r.procedure.key
+                for r in listed
+                if caveat.applies_to in r.procedure.attributes and not r.rating.not_appropriate
+            )
             if concerns:
                 shown.append(ShownCaveat(caveat, concerns))
     return tuple(sorted(shown, key=lambda c: _SEVERITY_ORDER[c.severity]))

@@ -187,6 +187,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                 "procedure": f.procedure.key if f.procedure else "",
                 "reference": f.reference.key,
                 "text": f.text,
+                "order": f.order,
             }
             for f in sorted(findings, key=lambda f: f.key)
         ],
@@ -495,8 +496,18 @@ def _import_findings(document: Mapping[str, Any]) -> None:
                     "procedure": _lookup(Procedure, "procedure", key=procedure_key)
                     if procedure_key
                     else None,
+                    "order": _order(item),
                 },
             )
+
+
+def _order(item: Mapping[str, Any]) -> int:
+    value = item.get("order", 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DocumentError("order must be a whole number, 0 or more")
+    return value
 
 
 def _import_topic(document: Mapping[str, Any]) -> tuple[Topic, dict[str, Any]]:

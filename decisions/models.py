@@ -270,6 +270,11 @@ class Finding(Versioned):
     text = models.TextField(
         help_text="One claim with its numbers and scope, e.g. 'spine-specific, per patient: sensitivity 93%'."
     )
+    order = models.PositiveIntegerField(
+        "order in evidence lists",
+        default=0,
+        help_text="Lower first among a procedure's findings: spine-specific, all sites; per patient first.",
+    )
     history = HistoricalRecords()
 
     class Meta:

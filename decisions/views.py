@@ -135,7 +135,7 @@ def _resolve(request: HttpRequest, topic: str) -> Resolved:
                 404, "Release not found", str(error), latest=wizard_url(topic, answers)
             ) from error
         raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
-    return snapshot, answers, release, latest_version
+    return snapshot, engine.upgrade_answers(snapshot, answers), release, latest_version
 
 
 def _recommend(
@@ -397,7 +397,7 @@ def _feedback_recommendation(
         snapshot, _ = resolve(topic, release)
     except ReleaseNotFound as error:
         raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
-    recommendation = _recommend(snapshot, answers, release)
+    recommendation = _recommend(snapshot, engine.upgrade_answers(snapshot, answers), release)
     if not recommendation.complete or recommendation.scenario is None:
         raise PageProblem(
             400,
