@@ -59,7 +59,8 @@ def main() -> None:
             if found:
                 failing += 1
                 example = example or f"{answers}: {found[0]}"
-        print(f"{check.__name__}: {failing} of {len(cases)} fail" + (f"\n    e.g. {example}" if example else ""))
+        line = f"{check.__name__}: {failing} of {len(cases)} fail"
+        print(line + (f"\n    e.g. {example}" if example else ""))
 
 
 if __name__ == "__main__":
