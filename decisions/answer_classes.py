@@ -94,10 +94,17 @@ def _side(
     def known(question: str, choice: str) -> bool:
         return question in snapshot.questions and choice in snapshot.questions[question].choice_keys
 
+    def known_value(question: str, value: str) -> bool:
+        try:
+            snapshot.questions[question].selected(value)
+        except (KeyError, engine.AnswerError):
+            return False
+        return True
+
     routed = {node.question for node in snapshot.nodes.values()}
     if (
         any(key in routing for key in factors)
-        or not all(known(q, c) for q, c in routing.items())
+        or not all(known_value(q, c) for q, c in routing.items())
         or any(
             key in routed or snapshot.questions[key].role is engine.Role.ROUTING
             for key in factors
@@ -123,7 +130,9 @@ def _side(
         return ("constant",), guarded(lambda state, question, choice: state)
     scenario = recommendation.scenario
     asked = tuple(q.key for q in engine.factors_asked(snapshot, scenario)) if scenario else ()
-    if scenario is None or not set(asked) <= set(factors):
+    # Factor answers already known (read from a record) come with the routing answers.
+    given = {key: value for key, value in routing.items() if key in asked}
+    if scenario is None or not set(asked) - set(given) <= set(factors):
         # Routing incomplete, or a factor question these answers never give: always incomplete.
         return ("constant",), guarded(lambda state, question, choice: state)
 
@@ -159,7 +168,12 @@ def _side(
         new = _Effect(excluded, state.caveats | added, state.explaining | explaining, state.steps | steps)
         return state if new == state else new
 
-    return _Effect(frozenset(), frozenset(), frozenset(), frozenset()), guarded(effect_step)
+    start: Hashable = _Effect(frozenset(), frozenset(), frozenset(), frozenset())
+    step = guarded(effect_step)
+    for key, value in given.items():
+        for choice in snapshot.questions[key].selected(value):
+            start = step(start, key, choice.key)
+    return start, step
 
 
 @dataclass

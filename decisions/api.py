@@ -23,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from decisions import answer_space, engine
+from decisions import answer_space, engine, partial
 from decisions.links import BadQuery, parse_query
 from decisions.problems import PROBLEM_JSON, problem_response
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
@@ -259,6 +259,14 @@ class Recommendation(Schema):
     next_question: Question | None = Field(description="The question to ask next when incomplete.")
     answers: dict[str, str | list[str]] = Field(
         description="The answers used, in the order asked (a list for a question with several answers)."
+    )
+    partial: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Incomplete answers only: what holds whatever the unknown answers are (`holds`: scenario, "
+            "urgency, first choice), each possible outcome with how many completions give it, and the "
+            "`deciding_questions` with the advice under each answer."
+        ),
     )
     scenario: ScenarioOutcome | None
     urgency: UrgencyOutcome | None
@@ -762,4 +770,8 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
 def recommend(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
     release, answers = _parse(request, topic, answers=True)
     snapshot, _ = resolve(topic, release)
-    return engine.recommendation_json(engine.recommend(snapshot, engine.upgrade_answers(snapshot, answers)))
+    recommendation = engine.recommend(snapshot, engine.upgrade_answers(snapshot, answers))
+    data = engine.recommendation_json(recommendation)
+    if not recommendation.complete:
+        data["partial"] = partial.partial_json(partial.analyse(snapshot, recommendation.answers))
+    return data

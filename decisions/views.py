@@ -26,7 +26,7 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from decisions import engine, releases, usage
+from decisions import engine, partial, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
 from decisions.links import BadQuery, parse_query, wizard_url
@@ -345,6 +345,9 @@ def _wizard_context(
         ),
         "latest_version": latest_version,
     }
+    if not recommendation.complete and recommendation.scenario is not None:
+        # What holds whatever the remaining answers are, and what they decide (the provisional box).
+        context["partial"] = partial.analyse(snapshot, answers)
     if recommendation.complete:
         references = {key: n for n, key in enumerate(recommendation.reference_keys, start=1)}
         context.update(
