@@ -261,7 +261,21 @@ class Impact:
         return f"every patient {where} {self.who}".strip()
 
 
-_SUMMARY = ("scenario", "urgency", "first choice", "excluded")
+# Everything on the page that follows from what is listed: a re-rating, a move between tiers, a
+# new or removed option shows in the last three (each option with its label, as clinicians read it).
+_SUMMARY = (
+    "scenario",
+    "urgency",
+    "first choice",
+    "excluded",
+    "recommended",
+    "alternatives",
+    "usually not appropriate",
+)
+
+
+def _options(ranked: tuple[engine.RankedProcedure, ...]) -> str:
+    return "; ".join(f"{r.procedure.name} ({r.rating.attributed_label})" for r in ranked) or "none"
 
 
 def _summary(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> dict[str, str]:
@@ -287,6 +301,9 @@ def _summary(snapshot: engine.Snapshot, answers: Mapping[str, str]) -> dict[str,
         "urgency": recommendation.urgency.label if recommendation.urgency else "none",
         "first choice": first_text,
         "excluded": ", ".join(sorted(e.procedure.name for e in recommendation.excluded)) or "none",
+        "recommended": _options(recommendation.recommended),
+        "alternatives": _options(recommendation.alternatives),
+        "usually not appropriate": _options(recommendation.not_appropriate),
     }
 
 
