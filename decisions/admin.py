@@ -623,7 +623,7 @@ def _choice_fields_for(question: Question | None) -> list[Any]:
         fields.append(("excludes", "exclusion_reason"))
     if question is None or question.multiple or question.choices.filter(exclusive=True).exists():
         fields.append("exclusive")
-    return [*fields, "caveats", ("age_min", "age_max"), ("retired", "replaces")]
+    return [*fields, "caveats", ("age_min", "age_max"), "from_history", ("retired", "replaces")]
 
 
 class ChoiceInline(VersionedInlineMixin, StackedInline):

@@ -87,6 +87,7 @@ FIELD_DEFAULTS: dict[str, Any] = {
     "exclusive": False,
     "retired": False,
     "critical": False,
+    "from_history": False,
     "order": 0,  # a finding's place in evidence lists
 }
 

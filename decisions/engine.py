@@ -261,6 +261,8 @@ class Choice:
     retired: bool = False
     # The key this choice had under the question it replaces (old links).
     replaces: str = ""
+    # EHR integration: a Condition that is over (remission, resolved) also gives this answer.
+    from_history: bool = False
 
     def fits_age(self, age: int) -> bool:
         if self.age_min is None and self.age_max is None:
@@ -591,6 +593,7 @@ def _build_snapshot(
                     exclusive=bool(c.get("exclusive")),
                     retired=bool(c.get("retired")),
                     replaces=c.get("replaces") or "",
+                    from_history=bool(c.get("from_history")),
                 )
                 for c in q["choices"]
             ),

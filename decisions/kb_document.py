@@ -211,6 +211,7 @@ def export_topic(topic: Topic) -> dict[str, Any]:
                         "exclusive": c.exclusive,
                         "retired": c.retired,
                         "replaces": c.replaces,
+                        "from_history": c.from_history,
                         "codes": [
                             {"resource": code.resource, "system": code.system, "code": code.code}
                             for code in c.codes.all()
@@ -621,6 +622,7 @@ def _import_choice(
             "exclusive": _flag(item, "exclusive"),
             "retired": _flag(item, "retired"),
             "replaces": _text(item, "replaces"),
+            "from_history": _flag(item, "from_history"),
         },
     )
     choice.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))

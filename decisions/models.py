@@ -447,6 +447,14 @@ class Choice(Versioned):
         validators=[slug_key],
         help_text="The key this answer had under the question this one replaces (old links).",
     )
+    from_history = models.BooleanField(
+        "past conditions count",
+        default=False,
+        help_text=(
+            "EHR integration: a mapped Condition that is over (in remission, resolved, inactive) also "
+            "gives this answer, e.g. 'current or past cancer'. Otherwise only active Conditions count."
+        ),
+    )
     history = HistoricalRecords(m2m_fields=[caveats])
 
     class Meta:

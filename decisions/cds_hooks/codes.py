@@ -9,11 +9,15 @@ CPT or LOINC translation after it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
+
+import simple_icd_10_cm as icd10cm
 
 LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 # The HL7 OIDs of these systems, as HL7 Terminology (THO) lists them in each CodeSystem's
 # identifier (CPT: CodeSystem-CPT; SNOMED CT: NamingSystem v3-snomed-CT; LOINC: CodeSystem v3-loinc).
@@ -21,6 +25,7 @@ _OIDS = {
     "2.16.840.1.113883.6.1": LOINC,
     "2.16.840.1.113883.6.12": CPT,
     "2.16.840.1.113883.6.96": SNOMED,
+    "2.16.840.1.113883.6.90": ICD10CM,
 }
 ALIASES: Mapping[str, str] = {
     **{f"urn:oid:{oid}": uri for oid, uri in _OIDS.items()},
@@ -60,6 +65,28 @@ def concepts_codings(concepts: Any) -> frozenset[Coding]:
     if not isinstance(concepts, list):
         return frozenset()
     return frozenset().union(*(concept_codings(c) for c in concepts)) if concepts else frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _icd10cm_ancestry(code: str) -> tuple[str, ...]:
+    """The code (dotted) and every category, block and chapter above it; () if not ICD-10-CM."""
+    if not icd10cm.is_valid_item(code):
+        return ()
+    dotted = icd10cm.add_dot(code) if not icd10cm.is_chapter_or_block(code) else code
+    return (dotted, *icd10cm.get_ancestors(dotted))
+
+
+def with_ancestors(codings: frozenset[Coding]) -> frozenset[Coding]:
+    """ICD-10-CM codings with every level above them (from the maintained code tables of
+    simple-icd-10-cm): a content owner maps `C00-C96` or `G95.2` once, and C79.51 or G95.20
+    in a record matches it. Other systems are returned as they are."""
+    extra = {
+        (ICD10CM, ancestor)
+        for system, code in codings
+        if system == ICD10CM
+        for ancestor in _icd10cm_ancestry(code)
+    }
+    return codings | extra
 
 
 def canonical(codes: Iterable[tuple[str, str]]) -> frozenset[Coding]:

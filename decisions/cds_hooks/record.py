@@ -4,7 +4,10 @@ Read, and nothing else:
 - the age, from Patient.birthDate, for a question whose choices have age bounds;
 - codes mapped to a choice with resource *Condition*: found in the order's `reasonCode` (the
   indication a PAMA order carries) or in an active Condition — clinicalStatus active, recurrence
-  or relapse, and verificationStatus neither refuted nor entered-in-error;
+  or relapse, and verificationStatus neither refuted nor entered-in-error. A choice marked
+  `from_history` (cancer: "current or past") is also given by a Condition in remission, resolved
+  or inactive. ICD-10-CM codes match through their hierarchy (simple-icd-10-cm): a mapping to a
+  block or category (`C00-C96`, `G95.2`) matches every code below it;
 - codes mapped with resource *Observation*: the value (valueCodeableConcept) of a final, amended
   or corrected Observation, or its code when it has no value (a finding recorded as such);
 - codes mapped with resource *Device*: the type of a Device that is not inactive or entered in
@@ -22,10 +25,11 @@ from datetime import date
 from typing import Any
 
 from decisions import engine
-from decisions.cds_hooks.codes import Coding, canonical, concept_codings
+from decisions.cds_hooks.codes import Coding, canonical, concept_codings, with_ancestors
 from decisions.cds_hooks.request import DraftOrder, Record
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+HISTORY_CLINICAL = frozenset({"remission", "resolved", "inactive"})
 NOT_VERIFIED = frozenset({"refuted", "entered-in-error"})
 USABLE_OBSERVATION = frozenset({"final", "amended", "corrected"})
 UNUSABLE_DEVICE = frozenset({"inactive", "entered-in-error"})
@@ -114,6 +118,13 @@ def condition_is_usable(condition: Mapping[str, Any]) -> str | None:
     return None
 
 
+def condition_is_history(condition: Mapping[str, Any]) -> bool:
+    """A verified Condition that is over (remission, resolved, inactive): it tells a history."""
+    if _status_codes(condition.get("verificationStatus")) & NOT_VERIFIED:
+        return False
+    return bool(_status_codes(condition.get("clinicalStatus")) & HISTORY_CLINICAL)
+
+
 def _observation_codings(observation: Mapping[str, Any]) -> frozenset[Coding] | None:
     status = observation.get("status")
     if status not in USABLE_OBSERVATION:
@@ -146,9 +157,12 @@ def answers_from_record(
                 for key in canonical([(code.system, code.code)]):
                     mapped.setdefault(code.resource, []).append((key, question, choice))
 
-    def match(resource: str, codings: frozenset[Coding], source: str, kind: str) -> None:
+    def match(
+        resource: str, codings: frozenset[Coding], source: str, kind: str, *, history: bool = False
+    ) -> None:
+        codings = with_ancestors(codings)
         for key, question, choice in mapped.get(resource, ()):
-            if key in codings:
+            if key in codings and (not history or choice.from_history):
                 add(question.key, choice.key, f"{source} coded `{key[0]}|{key[1]}`", kind)
 
     birth_date = record.patient.get("birthDate") if record.patient is not None else None
@@ -181,11 +195,17 @@ def answers_from_record(
         if _about_other_patient(condition, patient_id):
             notes.append(f"{_label(condition)} is about another patient and was ignored.")
             continue
-        codings = concept_codings(condition.get("code"))
+        codings = with_ancestors(concept_codings(condition.get("code")))
         if not any(key in codings for key, _, _ in mapped.get("Condition", ())):
             continue  # unmapped conditions say nothing to this topic: no note for each of them
         why_not = condition_is_usable(condition)
         if why_not is not None:
+            if condition_is_history(condition) and any(
+                key in codings and choice.from_history for key, _, choice in mapped.get("Condition", ())
+            ):
+                # A past diagnosis (in remission, resolved) is still a history: "current or past cancer".
+                match("Condition", codings, _label(condition), "Condition", history=True)
+                continue
             notes.append(f"{_label(condition)} {why_not}: not used.")
             continue
         match("Condition", codings, _label(condition), "Condition")
