@@ -117,7 +117,9 @@ def _side(
         # Answers are validated before anything else: the first unknown one decides the outcome.
         def step(state: Hashable, question: str, choice: str) -> Hashable:
             if isinstance(state, tuple) and state[:1] == ("unknown",):
-                return state
+                return _still_unknown(snapshot, state, question, choice)
+            if choice == engine.ANSWER_SEPARATOR:
+                return _second_answer(snapshot, state, question)
             if not known(question, choice):
                 return ("unknown", question, choice)
             return inner(state, question, choice)
@@ -234,6 +236,23 @@ def _advance(
     return following
 
 
+def _second_answer(snapshot: engine.Snapshot, state: Hashable, question: str) -> Hashable:
+    """A second answer ticked for `question` (the step function is called with ANSWER_SEPARATOR):
+    nothing changes where the question allows several; elsewhere the set is not an answer."""
+    allowed = question in snapshot.questions and snapshot.questions[question].multiple
+    return state if allowed else ("unknown", question, engine.ANSWER_SEPARATOR)
+
+
+def _still_unknown(snapshot: engine.Snapshot, state: Hashable, question: str, choice: str) -> Hashable:
+    """An answer set already refused stays refused, for its first unknown choice: the engine names
+    an unknown choice before it says that a question takes one answer."""
+    several = ("unknown", question, engine.ANSWER_SEPARATOR)
+    known = question in snapshot.questions and choice in snapshot.questions[question].choice_keys
+    if state == several and choice != engine.ANSWER_SEPARATOR and not known:
+        return ("unknown", question, choice)
+    return state
+
+
 def _advance_multiple(
     states: dict[tuple[Hashable, ...], _Members],
     question: engine.Question,
@@ -244,12 +263,16 @@ def _advance_multiple(
 
     An exclusive choice is one answer on its own. The other choices add up, so each is a
     tick-or-not step of its own, merged by effect after each: the work grows with the number of
-    choices, not with the 2^n sets of them. A partial state also remembers whether anything is
-    ticked yet (nothing ticked is no answer)."""
+    choices, not with the 2^n sets of them. A partial state also remembers how many are ticked
+    (none is no answer; two or more is an answer another version holds only if it too allows
+    several)."""
     key = question.key
+    old_values = covered.get(key, ()) if covered is not None else ()
+    old_choices = set(old_values) - {engine.ANSWER_SEPARATOR}
+    old_allows_several = engine.ANSWER_SEPARATOR in old_values
 
     def outside_after(outside: Hashable, choice: str) -> bool:
-        return bool(outside) or (covered is not None and choice not in covered.get(key, ()))
+        return bool(outside) or (covered is not None and choice not in old_choices)
 
     States = dict[tuple[Hashable, ...], _Members]
 
@@ -269,24 +292,32 @@ def _advance_multiple(
                     outside_after(state[-1], choice.key),
                 )
                 put(following, after, members.extended(key, choice.key))
-        put(partial, (*state, False), members.copy())
+        put(partial, (*state, 0), members.copy())
     for choice in question.choices:
         if choice.exclusive:
             continue
         ticking: dict[tuple[Hashable, ...], _Members] = {}
         for state, members in partial.items():
             *effects, outside, ticked = state
+            assert isinstance(ticked, int)
+            if ticked == 1:  # a second answer: a version that takes one answer refuses the set
+                effects = [
+                    step(s, key, engine.ANSWER_SEPARATOR) for s, step in zip(effects, steps, strict=True)
+                ]
             after = (
                 *(step(s, key, choice.key) for s, step in zip(effects, steps, strict=True)),
                 outside_after(outside, choice.key),
-                True,
+                min(ticked + 1, 2),
             )
             put(ticking, state, members)
             put(ticking, after, members.ticked(key, choice.key, first=not ticked))
         partial = ticking
     for state, members in partial.items():
-        if state[-1]:
-            put(following, state[:-1], members)
+        *effects, outside, ticked = state
+        if not ticked:
+            continue
+        several_new = ticked == 2 and covered is not None and not old_allows_several
+        put(following, (*effects, bool(outside) or several_new), members)
     return following
 
 
@@ -463,7 +494,9 @@ def _item_side(
     assert scenario is not None
     asked = context.asked
     procedures = [snapshot.procedures[r.procedure] for r in scenario.ratings]
-    routing_choices = [snapshot.questions[t.question].choice(t.answer) for t in recommendation.trace]
+    routing_choices = [
+        choice for t in recommendation.trace for choice in snapshot.questions[t.question].selected(t.answer)
+    ]
 
     if kind == "caveat":
         caveat = snapshot.caveats.get(key)
@@ -492,7 +525,9 @@ def _item_side(
 
         def known_step(state: Hashable, question: str, choice_key: str) -> Hashable:
             if isinstance(state, tuple) and state[:1] == ("unknown",):
-                return state
+                return _still_unknown(snapshot, state, question, choice_key)
+            if choice_key == engine.ANSWER_SEPARATOR:
+                return _second_answer(snapshot, state, question)
             if (
                 question not in snapshot.questions
                 or choice_key not in snapshot.questions[question].choice_keys
@@ -548,7 +583,9 @@ def _item_side(
 
     def step_step(state: Hashable, question: str, choice_key: str) -> Hashable:
         if isinstance(state, tuple) and state[:1] == ("unknown",):
-            return state
+            return _still_unknown(snapshot, state, question, choice_key)
+        if choice_key == engine.ANSWER_SEPARATOR:
+            return _second_answer(snapshot, state, question)
         if question not in snapshot.questions or choice_key not in snapshot.questions[question].choice_keys:
             return ("unknown", question, choice_key)
         if question not in asked:
@@ -604,15 +641,29 @@ def _shown(recommendation: engine.Recommendation, item: Item) -> str | None:
 def joint_paths(
     before: engine.Snapshot, after: engine.Snapshot
 ) -> Iterator[tuple[RoutingPath, engine.Snapshot, Mapping[str, tuple[str, ...]] | None]]:
-    """The routing paths of either version with the choices the other version's same path holds."""
+    """The routing paths of either version with the answers the other version's same path holds:
+    per factor question its choice keys, and ANSWER_SEPARATOR when it allows several of them."""
     first: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], dict[str, tuple[str, ...]]] = {}
     for path in routing_paths(before):
         first[(tuple(path.answers.items()), path.factors)] = {
-            key: before.questions[key].choice_keys for key in path.factors
+            key: _cover_of(before.questions[key]) for key in path.factors
         }
         yield path, before, None
     for path in routing_paths(after):
         yield path, after, first.get((tuple(path.answers.items()), path.factors))
+
+
+def _cover_of(question: engine.Question) -> tuple[str, ...]:
+    several = (engine.ANSWER_SEPARATOR,) if question.multiple else ()
+    return (*question.choice_keys, *several)
+
+
+def _covers(cover: Sequence[str], question: engine.Question) -> bool:
+    """Whether every answer to `question` is one the other version (`cover`) also takes."""
+    if not all(key in cover for key in question.choice_keys):
+        return False
+    sets = sum(1 for c in question.choices if not c.exclusive) > 1
+    return not (question.multiple and sets) or engine.ANSWER_SEPARATOR in cover
 
 
 def items_of(path: RoutingPath, snapshots: Sequence[engine.Snapshot]) -> list[Item]:
@@ -631,7 +682,9 @@ def items_of(path: RoutingPath, snapshots: Sequence[engine.Snapshot]) -> list[It
         for step in recommendation.trace:
             items.update(
                 dict.fromkeys(
-                    ("caveat", k) for k in snapshot.questions[step.question].choice(step.answer).caveats
+                    ("caveat", k)
+                    for choice in snapshot.questions[step.question].selected(step.answer)
+                    for k in choice.caveats
                 )
             )
         for question in engine.factors_asked(snapshot, scenario):
@@ -670,7 +723,7 @@ def _item_dp(
     for key in path.factors:
         question = source.questions[key]
         if not any(touches(key, c) for c in question.choice_keys for _, _, _, touches in sides) and (
-            covered is None or all(c in covered.get(key, ()) for c in question.choice_keys)
+            covered is None or _covers(covered.get(key, ()), question)
         ):
             # No answer to this question changes the item: count its answers, step nothing.
             for members in states.values():

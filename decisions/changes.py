@@ -225,7 +225,7 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Co
     for path, fields in new.items():
         if path in old:
             for name in sorted(set(fields) | set(old[path])):
-                default = FIELD_DEFAULTS.get(name, "")
+                default = _plain(FIELD_DEFAULTS.get(name, ""))
                 was, now = old[path].get(name, default), fields.get(name, default)
                 if was != now:
                     changes.append(

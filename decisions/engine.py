@@ -307,8 +307,10 @@ class Question:
         ANSWER_SEPARATOR (each once; an exclusive choice alone)."""
         if not self.multiple:
             if ANSWER_SEPARATOR in value and value not in self.choice_keys:
+                for key in value.split(ANSWER_SEPARATOR):
+                    self.choice(key)  # an unknown answer is named first, as for one answer
                 raise ConflictingChoices(
-                    f"question {self.key!r} takes one answer, not several ({value!r})",
+                    f"question {self.key!r} takes one answer, not several",
                     key=self.key,
                     valid=list(self.choice_keys),
                 )
@@ -1017,7 +1019,8 @@ def _same_rank(a: Rating, b: Rating) -> bool:
 def upgrade_answers(snapshot: Snapshot, answers: Mapping[str, str]) -> dict[str, str]:
     """Answers of old links in today's keys: a question that replaces another reads the old key,
     and each old choice key as the choice that replaces it (`gadolinium=prior_reaction` becomes
-    `contrast_risks=gad_reaction`). An answer to today's question wins over an old one."""
+    `contrast_risks=gad_reaction`). With both keys given, the old one is left as it is, so the
+    engine refuses it by name."""
     replaced = {q.replaces: q for q in snapshot.questions.values() if q.replaces}
     upgraded: dict[str, str] = {}
     for key, value in answers.items():
@@ -1026,6 +1029,9 @@ def upgrade_answers(snapshot: Snapshot, answers: Mapping[str, str]) -> dict[str,
             upgraded[key] = value
             continue
         if question.key in answers:
+            # Both keys in one link: keep the old one, so the engine names it rather than
+            # silently dropping an answer that may exclude procedures.
+            upgraded[key] = value
             continue
         renamed = {c.replaces: c.key for c in question.choices if c.replaces}
         parts = [renamed.get(part, part) for part in value.split(ANSWER_SEPARATOR)]
@@ -1158,6 +1164,17 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         if scenario is not None:
             remaining = _apply_factors(snapshot, scenario, factor_choices)[0]
             provisional = tuple(r for r in remaining if not r.rating.not_appropriate)
+            # The factor answers given so far are part of the trace ("your answers", "change").
+            for question, chosen in factor_answers:
+                trace.append(
+                    TraceStep(
+                        question=question.key,
+                        prompt=question.prompt,
+                        answer=ANSWER_SEPARATOR.join(c.key for c in chosen),
+                        answer_label="; ".join(c.label for c in chosen),
+                        effect=_describe_factor(snapshot, chosen, scenario, set()),
+                    )
+                )
         return Recommendation(
             snapshot=snapshot,
             answers=used_answers,
@@ -1548,6 +1565,18 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
                 "concerns": list(c.concerns),
             }
             for c in recommendation.caveats
+        ]
+        + [
+            # A listed option's own caveats (on its card on the page), so every client has the text.
+            {
+                "key": key,
+                "severity": snapshot.caveats[key].severity.value,
+                "text": snapshot.caveats[key].text,
+                "references": list(snapshot.caveats[key].references),
+                "concerns": [r.procedure.key for r in recommendation.listed if key in r.caveats],
+            }
+            for key in dict.fromkeys(k for r in recommendation.listed for k in r.caveats)
+            if key not in {c.key for c in recommendation.caveats}
         ],
         "next_steps": [
             {"text": s.text, "references": list(s.references), "critical": s.critical}
@@ -1642,7 +1671,7 @@ def what_would_change(recommendation: Recommendation) -> tuple[WhatIf, ...]:
                         changes.append("no imaging option remains")
                     elif other.referral and other.scenario is not None:
                         # A referral (a child, say) is advice to act on, never "no imaging".
-                        changes.append(other.scenario.summary or other.scenario.title)
+                        changes.append((other.scenario.summary or other.scenario.title).rstrip("."))
                     else:
                         changes.append("no imaging now")
                 elif other.recommended:

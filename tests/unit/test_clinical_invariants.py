@@ -374,7 +374,12 @@ def test_an_attribute_caveat_concerns_exactly_the_listed_procedures_with_it(ever
             if attribute is None:
                 assert caveat.concerns == ()
                 continue
-            pool = recommendation.excluded if caveat.explains_exclusion else listed(recommendation)
+            # Advice concerns what one might order: not the options listed as usually not appropriate.
+            pool = (
+                recommendation.excluded
+                if caveat.explains_exclusion
+                else recommendation.recommended + recommendation.alternatives
+            )
             expected = {r.procedure.key for r in pool if attribute_of(r.procedure, attribute)}
             assert set(caveat.concerns) == expected and expected, (answers, caveat.key)
 
