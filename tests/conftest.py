@@ -148,6 +148,10 @@ def shipped_snapshot(shipped_document) -> engine.Snapshot:
 # arguments are what differs. TEST_REF is the one (made-up) reference everything cites.
 
 TEST_REF = "TEST-REF"
+# The one reference is cited as the synthetic topic's ACR source: its ACR-scale ratings keep the
+# "ACR: …" label (a rating shows "ACR" only when a cited citation names the ACR Appropriateness
+# Criteria; otherwise "Local panel").
+TEST_CITATION = "A test reference (ACR Appropriateness Criteria, synthetic)."
 
 
 def topic_fields(key: str, title: str, *, start_node: str, **fields: object) -> dict:
@@ -171,7 +175,7 @@ def topic_fields(key: str, title: str, *, start_node: str, **fields: object) -> 
     } | fields
 
 
-def reference(key: str = TEST_REF, citation: str = "A test reference.", **fields: object) -> dict:
+def reference(key: str = TEST_REF, citation: str = TEST_CITATION, **fields: object) -> dict:
     return {
         "key": key,
         "kind": "study",
@@ -216,8 +220,8 @@ def procedure(
     }
 
 
-def finding(key: str, procedure: str, text: str) -> dict:
-    return {"key": key, "procedure": procedure, "reference": TEST_REF, "text": text}
+def finding(key: str, procedure: str, text: str, *, order: int = 0) -> dict:
+    return {"key": key, "procedure": procedure, "reference": TEST_REF, "text": text, "order": order}
 
 
 def choice(
@@ -229,6 +233,9 @@ def choice(
     caveats: tuple[str, ...] = (),
     age_min: int | None = None,
     age_max: int | None = None,
+    exclusive: bool = False,
+    retired: bool = False,
+    replaces: str = "",
 ) -> dict:
     return {
         "key": key,
@@ -238,12 +245,25 @@ def choice(
         "caveats": list(caveats),
         "age_min": age_min,
         "age_max": age_max,
+        "exclusive": exclusive,
+        "retired": retired,
+        "replaces": replaces,
         "codes": [],
     }
 
 
-def question(key: str, prompt: str, *choices: dict, role: str = "routing") -> dict:
-    return {"key": key, "role": role, "prompt": prompt, "help_text": "", "choices": list(choices)}
+def question(
+    key: str, prompt: str, *choices: dict, role: str = "routing", multiple: bool = False, replaces: str = ""
+) -> dict:
+    return {
+        "key": key,
+        "role": role,
+        "prompt": prompt,
+        "help_text": "",
+        "multiple": multiple,
+        "replaces": replaces,
+        "choices": list(choices),
+    }
 
 
 def node(key: str, question: str, **branches: dict) -> dict:
@@ -252,7 +272,12 @@ def node(key: str, question: str, **branches: dict) -> dict:
 
 
 def rating(
-    procedure: str, category: str, score: int | None = None, *, findings: tuple[str, ...] = ()
+    procedure: str,
+    category: str,
+    score: int | None = None,
+    *,
+    findings: tuple[str, ...] = (),
+    **fields: object,
 ) -> dict:
     return {
         "procedure": procedure,
@@ -262,11 +287,11 @@ def rating(
         "references": [TEST_REF],
         "findings": list(findings),
         "needs_verification": False,
-    }
+    } | fields
 
 
-def next_step(text: str) -> dict:
-    return {"text": text, "references": [TEST_REF]}
+def next_step(text: str, **fields: object) -> dict:
+    return {"text": text, "references": [TEST_REF]} | fields
 
 
 def scenario(
@@ -377,16 +402,31 @@ def synthetic_document() -> dict:
 
 
 def _with_defaults(document: dict) -> dict:
-    """Fill the fields every export writes (rating scale, next-step conditions) with their defaults."""
+    """Fill the fields every export writes (rating scale, next-step conditions, the fields of
+    clinical revision 3) with their defaults, so an export of the topic is the document itself."""
     document = copy.deepcopy(document)
+    for finding in document["findings"]:
+        finding.setdefault("order", 0)
+    for question in document["questions"]:
+        question.setdefault("multiple", False)
+        question.setdefault("replaces", "")
+        for choice in question["choices"]:
+            choice.setdefault("exclusive", False)
+            choice.setdefault("retired", False)
+            choice.setdefault("replaces", "")
     for scenario in document["scenarios"]:
+        scenario.setdefault("urgency_note_without_mri", "")
         for rating in scenario["ratings"]:
             rating.setdefault("scale", "acr")
             rating.setdefault("statement", "")
             rating.setdefault("fallback_for", "")
+            rating.setdefault("strengths", "")
+            rating.setdefault("limitations", "")
         for step in scenario["next_steps"]:
             step.setdefault("when", None)
             step.setdefault("applies_to", "")
+            step.setdefault("unless", "")
+            step.setdefault("critical", False)
     return document
 
 

@@ -7,7 +7,21 @@ slow part); the URL is part of each comparison so that a failure names it.
 """
 
 PROBLEM = "application/problem+json"
-QUESTIONS = ["age_group", "neuro", "cancer", "pain", "mri_access", "gadolinium", "pregnant"]
+QUESTIONS = [
+    "age_group",
+    "neuro",
+    "cancer",
+    "neuro_level",
+    "pain",
+    "mri_access",
+    "contrast_risks",
+    "pregnant",
+]
+MRI_ACCESS = ["available", "device", "contraindicated", "unavailable_in_time", "not_possible"]
+CONTRAST_RISKS = ["none", "kidney", "dialysis", "gad_reaction", "iodinated_reaction"]
+SUGGESTIVE = (
+    "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known&pain=suggestive"
+)
 URLS = [
     "/api/v1/topics/",
     "/api/v1/topics/lumbar-metastasis/",
@@ -27,11 +41,19 @@ BAD_REQUESTS = [
     ("/api/v1/topics/lumbar-metastasis/recommendation?release=7&age_group=adult", 404, "release", ["1"]),
     ("/api/v1/topics/lumbar-metastasis/recommendation?colour=blue", 400, "colour", QUESTIONS),
     ("/api/v1/topics/lumbar-metastasis/recommendation?age_group=teen", 400, "age_group", ["adult", "child"]),
+    # Since revision 3 a child is asked `neuro`; cancer is still never asked of a child.
     (
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=child&neuro=yes",
+        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=child&neuro=yes&cancer=known",
         400,
-        "neuro",
-        ["age_group"],
+        "cancer",
+        ["age_group", "neuro"],
+    ),
+    (
+        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
+        "&neuro_level=cauda_equina",
+        400,
+        "neuro_level",
+        ["age_group", "cancer", "neuro", "pain"],
     ),
     (
         "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&age_group=child",
@@ -39,6 +61,18 @@ BAD_REQUESTS = [
         "age_group",
         ["adult", "child"],
     ),
+    # A question that takes one answer, given two.
+    (
+        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=yes&cancer=known"
+        "&mri_access=available&mri_access=device",
+        400,
+        "mri_access",
+        MRI_ACCESS,
+    ),
+    # Several answers, but "none" stands alone.
+    (f"{SUGGESTIVE}&contrast_risks=none&contrast_risks=kidney", 400, "contrast_risks", CONTRAST_RISKS),
+    (f"{SUGGESTIVE}&contrast_risks=kidney&contrast_risks=none", 400, "contrast_risks", CONTRAST_RISKS),
+    (f"{SUGGESTIVE}&contrast_risks=kidney&contrast_risks=smoker", 400, "contrast_risks", CONTRAST_RISKS),
 ]
 
 
@@ -58,6 +92,18 @@ def test_bad_requests_are_problems_naming_the_parameter_and_its_valid_values(cli
 
         assert (url, body["parameter"], body["valid"]) == (url, parameter, valid)
         assert (url, body["instance"]) == (url, url)
+
+
+def test_none_of_these_with_another_contrast_risk_is_a_problem_that_names_the_question(
+    client, published_shipped
+):
+    url = f"{SUGGESTIVE}&mri_access=available&contrast_risks=none&contrast_risks=kidney&pregnant=no"
+
+    body = problem(url, client.get(url), 400)
+
+    assert (body["parameter"], body["valid"]) == ("contrast_risks", CONTRAST_RISKS)
+    assert "contrast_risks" in body["detail"]
+    assert "none" in body["detail"].lower()
 
 
 def test_a_topic_that_is_only_a_draft_is_not_found(client, published_shipped, synthetic):

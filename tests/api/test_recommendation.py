@@ -1,6 +1,7 @@
 """GET /api/v1/topics/<topic>/recommendation: the engine's public JSON for the answers in the query.
 
-The cases are the public example cases of /work/shared/clinical/lumbar-metastasis.md.
+The cases follow the public contract of the shipped topic (docs/lumbar-metastasis-contract.md,
+clinical revision 3); its public example cases are each checked in test_contract_cases.py.
 """
 
 import json
@@ -11,7 +12,8 @@ from decisions import engine
 from decisions.releases import publish, snapshot_for
 
 URL = "/api/v1/topics/lumbar-metastasis/recommendation"
-FACTORS = "mri_access=available&gadolinium=none&pregnant=no"
+SUGGESTIVE = URL + "?age_group=adult&neuro=no&cancer=known&pain=suggestive"
+FACTORS = "mri_access=available&contrast_risks=none&pregnant=no"
 
 
 def keys(procedures: list[dict]) -> set[str]:
@@ -25,25 +27,25 @@ def test_a_complete_answer_set_gives_exactly_the_engines_public_json(client, pub
         "cancer": "known",
         "pain": "suggestive",
         "mri_access": "available",
-        "gadolinium": "kidney",
+        # Several answers to one question: the engine takes them joined, the API repeated.
+        "contrast_risks": engine.ANSWER_SEPARATOR.join(["kidney", "gad_reaction"]),
         "pregnant": "yes",
     }
     response = client.get(
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
-        "&pain=suggestive&mri_access=available&gadolinium=kidney&pregnant=yes"
+        f"{SUGGESTIVE}&mri_access=available&contrast_risks=kidney&contrast_risks=gad_reaction&pregnant=yes"
     )
     expected = engine.recommendation_json(engine.recommend(snapshot_for("lumbar-metastasis"), answers))
+    # The API adds one member, `partial` (advice from what is known), null once complete.
+    expected["partial"] = None
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == json.loads(json.dumps(expected))
+    assert response.json()["answers"]["contrast_risks"] == ["kidney", "gad_reaction"]
 
 
 def test_suspected_metastasis_with_mri_available_recommends_mri_within_a_week(client, published_shipped):
-    body = client.get(
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
-        "&pain=suggestive&mri_access=available&gadolinium=none&pregnant=no"
-    ).json()
+    body = client.get(f"{SUGGESTIVE}&{FACTORS}").json()
 
     assert body["complete"] is True
     assert body["scenario"]["key"] == "suspected-metastasis"
@@ -55,7 +57,7 @@ def test_suspected_metastasis_with_mri_available_recommends_mri_within_a_week(cl
 def test_cord_compression_recommends_whole_spine_mri_within_24_hours(client, published_shipped):
     body = client.get(
         "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=yes&cancer=known"
-        "&mri_access=available&gadolinium=none&pregnant=no"
+        "&mri_access=available&pregnant=no"
     ).json()
 
     assert body["scenario"]["key"] == "mscc"
@@ -65,11 +67,12 @@ def test_cord_compression_recommends_whole_spine_mri_within_24_hours(client, pub
     assert body["excluded"] == []
 
 
-def test_without_mri_every_mr_procedure_is_excluded_and_ct_comes_first(client, published_shipped):
-    body = client.get(
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
-        "&pain=suggestive&mri_access=not_possible&gadolinium=none&pregnant=no"
-    ).json()
+def test_a_contraindication_to_mri_excludes_every_mr_procedure_and_recommends_whole_spine_ct(
+    client, published_shipped
+):
+    """Revision 3: NICE's CT fallback is first-tier when MRI is contraindicated, so it is under
+    Recommended (release 2 listed nothing as recommended and called the CT "best available")."""
+    body = client.get(f"{SUGGESTIVE}&mri_access=contraindicated&contrast_risks=none&pregnant=no").json()
     topic = client.get("/api/v1/topics/lumbar-metastasis/").json()
     rated = keys(body["recommended"] + body["alternatives"] + body["usually_not_appropriate"]) | {
         e["procedure"]["key"] for e in body["excluded"]
@@ -78,36 +81,48 @@ def test_without_mri_every_mr_procedure_is_excluded_and_ct_comes_first(client, p
 
     assert body["scenario"]["key"] == "suspected-metastasis"
     assert body["urgency"]["key"] == "within_1_week"
-    # Nothing first-tier is left, so nothing is "recommended": the whole-spine CT is best available.
-    assert body["recommended"] == []
-    assert body["first_tier_excluded"] is True
-    assert body["best_available"] == body["first_choice"] == body["alternatives"][0]["key"] == "ct-spine-wo"
-    assert body["alternatives"][0]["appropriateness"] == {
+    assert [p["key"] for p in body["recommended"]] == ["ct-spine-wo"]
+    assert body["first_choice"] == "ct-spine-wo"
+    assert body["first_tier_excluded"] is False
+    assert body["best_available"] is None
+    assert body["fallback_in_effect"]["procedure"] == "ct-spine-wo"
+    assert body["fallback_in_effect"]["reasons"]
+    assert all("contraindicated" in reason for reason in body["fallback_in_effect"]["reasons"])
+    first = body["recommended"][0]
+    assert first["appropriateness"] == {
         "scale": "guideline",
-        "label": "NICE: CT if MRI is not possible",
+        "label": "NICE: CT if MRI is contraindicated",
         "category": None,
-        "statement": "NICE: CT if MRI is not possible",
+        "statement": "NICE: CT if MRI is contraindicated",
+        "rater": None,
+        "attributed_label": "NICE: CT if MRI is contraindicated",
         "tier": "usually_appropriate",
         "fallback_for": "needs_mri",
         "score": None,
         "needs_verification": False,
     }
-    assert body["alternatives"][0]["rrl"] is None
-    assert body["alternatives"][0]["radiation"] == "radiation level not verified"
-    assert body["alternatives"][0]["ionising"] is True
-    assert keys(body["usually_not_appropriate"]) == {"bone-scan-spect", "fdg-pet-ct"}
+    assert (first["region"], first["rrl"], first["ionising"]) == ("whole_spine", None, True)
+    assert first["radiation"] == "radiation level not verified"
+    assert "ct-may-miss-compression" in first["caveats"]
+    assert keys(body["usually_not_appropriate"]) == {"ct-lumbar-wo-w", "bone-scan-spect", "fdg-pet-ct"}
+    assert not any(p["modality"] == "MR" for p in body["alternatives"] + body["usually_not_appropriate"])
     assert mr
     assert {e["procedure"]["key"] for e in body["excluded"]} == mr
     assert all(e["reasons"] for e in body["excluded"])
 
 
+def test_an_acr_rating_names_its_rater(client, published_shipped):
+    body = client.get(f"{SUGGESTIVE}&{FACTORS}").json()
+    acr = next(p for p in body["alternatives"] if p["key"] == "ct-lumbar-wo")["appropriateness"]
+
+    assert (acr["scale"], acr["rater"], acr["attributed_label"]) == ("acr", "ACR", "ACR: may be appropriate")
+    assert acr["label"] == "May be appropriate"
+
+
 def test_a_prior_gadolinium_reaction_excludes_every_gadolinium_procedure_and_keeps_plain_mri_first(
     client, published_shipped
 ):
-    body = client.get(
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
-        "&pain=suggestive&mri_access=available&gadolinium=prior_reaction&pregnant=no"
-    ).json()
+    body = client.get(f"{SUGGESTIVE}&mri_access=available&contrast_risks=gad_reaction&pregnant=no").json()
     excluded = [e["procedure"] for e in body["excluded"]]
     shown = body["recommended"] + body["alternatives"] + body["usually_not_appropriate"]
 
@@ -132,14 +147,22 @@ def test_no_red_flags_recommends_no_imaging(client, published_shipped):
     assert body["excluded"] == []
 
 
-def test_a_child_is_referred_without_imaging_or_urgency(client, published_shipped):
-    body = client.get("/api/v1/topics/lumbar-metastasis/recommendation?age_group=child").json()
+def test_a_child_without_neurological_signs_is_referred_never_told_no_imaging(client, published_shipped):
+    """Revision 3: a child is asked `neuro`; without signs the urgency is `referral` (release 2
+    answered `age_group=child` alone with no urgency at all)."""
+    body = client.get(URL + "?age_group=child&neuro=no").json()
 
     assert body["complete"] is True
     assert body["scenario"]["key"] == "paediatric"
-    assert body["urgency"] is None
-    assert body["recommended"] == []
-    assert body["excluded"] == []
+    assert body["urgency"]["key"] == "referral"
+    assert body["urgency"]["emergency"] is False
+    assert body["referral"] is True
+    assert body["recommended"] == body["alternatives"] == body["excluded"] == []
+    assert body["first_choice"] is None
+    assert body["next_steps"]
+    text = json.dumps(body).lower()
+    assert "no imaging" not in text
+    assert "no urgency" not in text
 
 
 @pytest.mark.parametrize(
@@ -147,10 +170,20 @@ def test_a_child_is_referred_without_imaging_or_urgency(client, published_shippe
     [
         ("/api/v1/topics/lumbar-metastasis/recommendation", "age_group"),
         ("/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult", "neuro"),
+        ("/api/v1/topics/lumbar-metastasis/recommendation?age_group=child", "neuro"),
+        (
+            "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=yes&cancer=none",
+            "neuro_level",
+        ),
         ("/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known", "pain"),
         (
             "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=yes&cancer=known",
             "mri_access",
+        ),
+        (
+            "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
+            "&pain=suggestive&mri_access=available",
+            "contrast_risks",
         ),
     ],
 )
@@ -164,6 +197,7 @@ def test_incomplete_answers_give_complete_false_and_the_next_question(
     assert body["complete"] is False
     assert body["next_question"]["key"] == next_question
     assert body["next_question"]["choices"]
+    assert body["partial"] is not None
     assert body["urgency"] is None
     assert body["recommended"] == []
 
@@ -171,12 +205,44 @@ def test_incomplete_answers_give_complete_false_and_the_next_question(
 def test_the_answers_come_back_in_the_order_asked(client, published_shipped):
     body = client.get(
         "/api/v1/topics/lumbar-metastasis/recommendation?pregnant=no&cancer=known&neuro=yes"
-        "&gadolinium=none&age_group=adult&mri_access=available"
+        "&contrast_risks=kidney&age_group=adult&contrast_risks=gad_reaction&mri_access=available"
     ).json()
 
-    # The MSCC path does not ask about gadolinium: the answer is accepted and reported as not used.
+    # The MSCC path does not ask about contrast (no contrast procedure is rated there): the answers
+    # are accepted and reported as not used.
     assert list(body["answers"]) == ["age_group", "neuro", "cancer", "mri_access", "pregnant"]
-    assert body["ignored_answers"] == ["gadolinium"]
+    assert body["ignored_answers"] == ["contrast_risks"]
+
+
+def test_several_answers_come_back_as_a_list_in_the_questions_order(client, published_shipped):
+    body = client.get(
+        f"{SUGGESTIVE}&contrast_risks=iodinated_reaction&mri_access=available&contrast_risks=dialysis"
+        "&pregnant=no"
+    ).json()
+
+    assert body["complete"] is True
+    assert list(body["answers"]) == [
+        "age_group",
+        "neuro",
+        "cancer",
+        "pain",
+        "mri_access",
+        "contrast_risks",
+        "pregnant",
+    ]
+    # In the order the question lists its choices, whatever the order of the parameters.
+    assert body["answers"]["contrast_risks"] == ["dialysis", "iodinated_reaction"]
+    assert body["answers"]["mri_access"] == "available"  # one answer: a string, not a list
+    trace = [step for step in body["trace"] if step["question"] == "contrast_risks"]
+    assert trace  # each answer's effect is explained
+    # Each answer keeps its own effect: the iodinated-reaction and dialysis caveats both show.
+    assert {"iodinated-prior-reaction", "iodinated-dialysis"} <= {c["key"] for c in body["caveats"]}
+
+
+def test_a_single_contrast_risk_is_a_list_of_one(client, published_shipped):
+    body = client.get(f"{SUGGESTIVE}&{FACTORS}").json()
+
+    assert body["answers"]["contrast_risks"] == ["none"]
 
 
 def test_a_pinned_release_keeps_its_recommendation_after_a_new_release(client, published_shipped):
@@ -188,10 +254,7 @@ def test_a_pinned_release_keeps_its_recommendation_after_a_new_release(client, p
         procedure__key="mri-lumbar-wo",
     ).update(category="may_be_appropriate")
     assert changed == 1
-    url = (
-        "/api/v1/topics/lumbar-metastasis/recommendation?age_group=adult&neuro=no&cancer=known"
-        "&pain=suggestive&mri_access=available&gadolinium=none&pregnant=no"
-    )
+    url = f"{SUGGESTIVE}&{FACTORS}"
     draft_not_shown = client.get(url).json()
     publish(published_shipped.topic, summary="MRI without contrast downgraded")
 

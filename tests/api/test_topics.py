@@ -1,6 +1,7 @@
 """GET /api/v1/topics/ and GET /api/v1/topics/<topic>/: the published topics and their form schema.
 
-Keys and values come from /work/shared/clinical/lumbar-metastasis.md (the public contract).
+Keys and values come from docs/lumbar-metastasis-contract.md (the public contract, clinical
+revision 3).
 """
 
 from decisions.releases import publish
@@ -67,19 +68,36 @@ def test_the_topic_schema_lists_every_question_with_its_choices_in_order(client,
     assert response.status_code == 200
     assert response["Content-Type"].startswith(JSON)
     questions = response.json()["questions"]
-    assert [(q["key"], q["role"], [c["key"] for c in q["choices"]]) for q in questions] == [
-        ("age_group", "routing", ["adult", "child"]),
-        ("neuro", "routing", ["yes", "no"]),
-        ("cancer", "routing", ["known", "suspected", "none"]),
-        ("pain", "routing", ["suggestive", "degenerative"]),
-        ("mri_access", "patient_factor", ["available", "device", "not_possible"]),
-        ("gadolinium", "patient_factor", ["none", "kidney", "prior_reaction"]),
-        ("pregnant", "patient_factor", ["no", "yes"]),
+    # The retired `mri_access=not_possible` is still accepted (old links) but no longer offered.
+    assert [(q["key"], q["role"], q["multiple"], [c["key"] for c in q["choices"]]) for q in questions] == [
+        ("age_group", "routing", False, ["adult", "child"]),
+        ("neuro", "routing", False, ["yes", "no"]),
+        ("cancer", "routing", False, ["known", "suspected", "none"]),
+        ("neuro_level", "routing", False, ["cauda_equina", "cord_or_unclear"]),
+        ("pain", "routing", False, ["suggestive", "degenerative"]),
+        (
+            "mri_access",
+            "patient_factor",
+            False,
+            ["available", "device", "contraindicated", "unavailable_in_time"],
+        ),
+        (
+            "contrast_risks",
+            "patient_factor",
+            True,
+            ["none", "kidney", "dialysis", "gad_reaction", "iodinated_reaction"],
+        ),
+        ("pregnant", "patient_factor", False, ["no", "yes"]),
     ]
     for question in questions:
-        assert set(question) == {"key", "role", "prompt", "help_text", "choices"}
+        assert set(question) == {"key", "role", "prompt", "help_text", "multiple", "choices"}
         assert question["prompt"]
-        assert all(set(choice) == {"key", "label"} and choice["label"] for choice in question["choices"])
+        assert all(
+            set(choice) == {"key", "label", "exclusive"} and choice["label"] for choice in question["choices"]
+        )
+    # "None of these" stands alone; no other choice anywhere is exclusive.
+    exclusive = [(q["key"], c["key"]) for q in questions for c in q["choices"] if c["exclusive"]]
+    assert exclusive == [("contrast_risks", "none")]
 
 
 def test_the_topic_schema_lists_the_procedures_with_modality_region_contrast_radiation_and_codes(
@@ -90,11 +108,16 @@ def test_the_topic_schema_lists_the_procedures_with_modality_region_contrast_rad
     assert set(procedures) == {
         "mri-lumbar-wo-w",
         "mri-lumbar-wo",
+        "mri-lumbar-w",
         "mri-spine-wo",
         "mri-spine-wo-w",
+        "mri-spine-levels-wo",
+        "mri-spine-levels-wo-w",
         "ct-spine-wo",
+        "ct-spine-levels-wo",
         "ct-lumbar-wo",
         "ct-lumbar-w",
+        "ct-lumbar-wo-w",
         "ct-myelography-lumbar",
         "xr-lumbar",
         "bone-scan-spect",
@@ -120,6 +143,12 @@ def test_the_topic_schema_lists_the_procedures_with_modality_region_contrast_rad
     assert procedures["mri-spine-wo"]["region"] == "whole_spine"
     assert procedures["mri-spine-wo"]["codes"] == {"loinc": "30854-4"}
     assert (procedures["ct-spine-wo"]["rrl"], procedures["ct-spine-wo"]["ionising"]) == (None, True)
+    assert procedures["mri-lumbar-w"]["contrast_agent"] == "gadolinium"
+    assert procedures["ct-lumbar-wo-w"]["contrast_agent"] == "iodinated"
+    for key in ("mri-spine-levels-wo", "mri-spine-levels-wo-w", "ct-spine-levels-wo"):
+        assert procedures[key]["region"] == "levels"
+    assert procedures["mri-spine-levels-wo-w"]["modality"] == "MR"
+    assert procedures["ct-spine-levels-wo"]["modality"] == "CT"
 
 
 def test_the_topic_schema_lists_the_scenarios_with_their_urgency(client, published_shipped):
@@ -129,9 +158,11 @@ def test_the_topic_schema_lists_the_scenarios_with_their_urgency(client, publish
         "mscc": "within_24_hours",
         "suspected-metastasis": "within_1_week",
         "neuro-deficit-no-cancer": "immediate",
+        "cord-signs-no-cancer": "immediate",
         "clinical-review": "not_indicated",
         "no-red-flags": "not_indicated",
-        "paediatric": None,
+        "paediatric-neuro": "immediate",
+        "paediatric": "referral",  # never "no urgency" for a child
     }
     assert all(set(s) == {"key", "title", "urgency"} and s["title"] for s in scenarios)
 

@@ -114,7 +114,10 @@ def test_without_prefetch_the_patient_and_conditions_are_fetched_with_the_bearer
     assert response.status_code == 200
     (card,) = response.json()["cards"]
     assert "Patient.birthDate" in card["detail"]
-    assert "**Known cancer: current or past diagnosis** — from Condition/ca" in card["detail"]
+    assert (
+        "**Known cancer: current or past diagnosis, including cancer in remission or treated** — from "
+        "Condition/ca" in card["detail"]
+    )
     paths = [path for path, _ in fhir.requests]
     assert "/fhir/Patient/pat-1" in paths and "/fhir/Condition?patient=pat-1" in paths
     assert {auth for _, auth in fhir.requests} == {f"Bearer {SECRET_TOKEN}"}

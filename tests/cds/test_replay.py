@@ -113,11 +113,21 @@ def fake(**answers: str) -> list[dict]:
 # --- the connectathon request ------------------------------------------------------------------
 
 
-def test_the_connectathon_ct_order_with_cpt_72133_gets_no_card_because_no_procedure_has_that_code(
+def test_the_connectathon_ct_order_with_cpt_72133_is_the_lumbar_ct_without_and_with_contrast(
     cds, published_shipped
 ):
-    """72133 (CT lumbar without and with contrast) is not a procedure of the shipped topic."""
+    """Since revision 3, 72133 is the order code of `ct-lumbar-wo-w` (release 2 had no such
+    procedure and gave no card)."""
     order = pama_order("example-1", [{"system": CPT, "code": "72133"}], [("279039007", "Low back pain")])
+    card = only_card(cds.invoke(connectathon_request(order)))
+    assert card["summary"] == "More information needed to rate this imaging order"
+    assert "**CT lumbar spine without and with IV contrast**" in card["detail"]
+
+
+@pytest.mark.parametrize("code", ["72100", "72110", "72265"])
+def test_the_connectathon_shape_with_a_cpt_code_of_no_procedure_gets_no_card(cds, published_shipped, code):
+    """Radiography and CT myelography CPT codes are not shipped (not in the sandbox's PAMA list)."""
+    order = pama_order("example-1", [{"system": CPT, "code": code}], [("279039007", "Low back pain")])
     assert cds.invoke(connectathon_request(order)).json() == {"cards": []}
 
 
@@ -141,8 +151,8 @@ def test_a_sandbox_mri_order_reads_known_cancer_from_its_reason_code(cds, publis
     card = only_card(cds.invoke(sandbox_request(order)))
     assert card["summary"] == "More information needed to rate this imaging order"
     assert (
-        "**Known cancer: current or past diagnosis** — from ServiceRequest/example-request-id reasonCode"
-        in (card["detail"])
+        "**Known cancer: current or past diagnosis, including cancer in remission or treated** — from "
+        "ServiceRequest/example-request-id reasonCode" in (card["detail"])
     )
     assert "**Next question:** Does the patient have new neurological symptoms or signs?" in card["detail"]
 
@@ -187,7 +197,7 @@ def test_a_bone_scan_as_initial_imaging_is_rated_not_appropriate_and_never_sugge
         "neuro": "no",
         "pain": "suggestive",
         "mri_access": "available",
-        "gadolinium": "none",
+        "contrast_risks": "none",
         "pregnant": "no",
     }
     add_codes(**answers)
@@ -203,13 +213,181 @@ def test_a_bone_scan_as_initial_imaging_is_rated_not_appropriate_and_never_sugge
     assert card["suggestions"][0]["label"] == "Order MRI whole spine without IV contrast instead"
 
 
-def test_a_child_is_outside_this_pathway_not_told_no_imaging(cds, published_shipped):
+def card_texts(data: dict) -> list[str]:
+    """Everything a clinician reads on the cards: summaries, details, labels."""
+    return [
+        text
+        for card in data["cards"]
+        for text in (
+            card["summary"],
+            card.get("detail", ""),
+            *[s["label"] for s in card.get("suggestions", [])],
+            *[link["label"] for link in card.get("links", [])],
+        )
+    ]
+
+
+def says_no_imaging(data: dict) -> list[str]:
+    return [t for t in card_texts(data) if "no imaging" in t.lower() or "no urgency" in t.lower()]
+
+
+def test_a_child_without_a_neurological_answer_is_asked_it_not_told_no_imaging(cds, published_shipped):
+    """Revision 3 asks `neuro` of children: a birth date alone no longer settles the pathway
+    (release 2 answered "outside this pathway" at once)."""
     order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
     response = cds.invoke(sandbox_request(order, birth_date=years_ago(9)))
     card = only_card(response)
+    assert card["summary"] == "More information needed to rate this imaging order"
+    assert "**Under 18**" in card["detail"]
+    assert "**Next question:** Does the patient have new neurological symptoms or signs?" in card["detail"]
+    assert card["links"][0]["url"] == f"{BASE}/t/lumbar-metastasis/?age_group=child"
+    assert says_no_imaging(response.json()) == []
+
+
+def test_a_child_without_neurological_signs_is_referred_outside_this_pathway(cds, published_shipped):
+    add_codes(neuro="no")
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    response = cds.invoke(sandbox_request(order, birth_date=years_ago(9), conditions=fake(neuro="no")))
+    card = only_card(response)
     assert card["summary"] == "MRI lumbar spine without IV contrast: outside this pathway"
-    assert "No imaging is recommended" not in card["detail"]
+    assert card["indicator"] == "warning"  # a referral, not an emergency, and never "nothing to do"
+    assert "paediatric referral" in card["detail"]
+    assert "**Urgency:** Outside this pathway: refer." in card["detail"]
+    assert "paediatric team" in card["detail"]
+    assert says_no_imaging(response.json()) == []
     assert pama_codes(response.json()) == ["no-criteria-apply"]
+
+
+def neuro_yes_codes(shipped_document: dict) -> list[str]:
+    neuro = next(q for q in shipped_document["questions"] if q["key"] == "neuro")
+    yes = next(c for c in neuro["choices"] if c["key"] == "yes")
+    return [c["code"] for c in yes["codes"] if c["resource"] == "Condition" and c["system"] == SNOMED]
+
+
+def test_the_shipped_neuro_yes_codes_include_spinal_cord_compression(shipped_document):
+    assert "71286001" in neuro_yes_codes(shipped_document)  # SNOMED CT: compression of spinal cord
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_a_14_year_old_with_cord_compression_gets_a_critical_emergency_referral_card(
+    cds, published_shipped, shipped_document, hook
+):
+    conditions = [
+        condition(code, system=SNOMED, condition_id=f"neuro-{code}")
+        for code in neuro_yes_codes(shipped_document)
+    ]
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    body = hook_request(hook, [order], birth_date=years_ago(14), conditions=conditions)
+    response = cds.invoke(body)
+    card = only_card(response)
+    assert card["indicator"] == "critical"  # an emergency, as for an adult with MSCC
+    assert card["summary"] == "MRI lumbar spine without IV contrast: outside this pathway"
+    assert "emergency referral" in card["detail"]
+    assert "contact the on-call paediatric team now" in card["detail"]
+    assert "**Urgency:** Immediately" in card["detail"]
+    assert "**Under 18**" in card["detail"]
+    assert "**Yes: new neurological symptoms or signs**" in card["detail"]
+    assert card["links"][0]["url"] == f"{BASE}/t/lumbar-metastasis/?age_group=child&neuro=yes&release=1"
+    assert says_no_imaging(response.json()) == []
+    assert pama_codes(response.json()) == ["no-criteria-apply"]
+
+
+@pytest.mark.parametrize("code", ["71286001", "12454008", "192970008"])
+def test_each_neuro_yes_code_makes_a_childs_card_critical(cds, published_shipped, shipped_document, code):
+    assert code in neuro_yes_codes(shipped_document)
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    conditions = [condition(code, system=SNOMED, condition_id="neuro")]
+    response = cds.invoke(sandbox_request(order, birth_date=years_ago(14), conditions=conditions))
+    card = only_card(response)
+    assert card["indicator"] == "critical"
+    assert "emergency referral" in card["detail"]
+    assert says_no_imaging(response.json()) == []
+
+
+def test_an_adult_with_known_cancer_and_cord_compression_on_the_record_gets_a_critical_card(
+    cds, published_shipped
+):
+    conditions = [
+        condition("71286001", system=SNOMED, condition_id="cc"),
+        condition("363346000", system=SNOMED, condition_id="ca"),
+    ]
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    response = cds.invoke(sandbox_request(order, birth_date=years_ago(55), conditions=conditions))
+    card = only_card(response)
+    assert card["indicator"] == "critical"
+    mscc = "**Suspected metastatic spinal cord compression (MSCC)** — urgency: Within 24 hours"
+    assert mscc in card["detail"]
+    assert "**Likely first choice:** MRI whole spine without IV contrast" in card["detail"]
+    assert "from Condition/cc" in card["detail"] and "from Condition/ca" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "codes"),
+    [
+        (years_ago(9), []),
+        (years_ago(14), ["71286001"]),
+        (years_ago(17, days_later=1), ["192970008"]),
+        (years_ago(3), ["12454008", "363346000"]),
+    ],
+    ids=["no signs known", "cord compression", "cauda equina, the day before 18", "cancer and signs"],
+)
+def test_no_card_for_a_child_says_no_imaging(cds, published_shipped, birth_date, codes):
+    conditions = [condition(code, system=SNOMED, condition_id=f"c{code}") for code in codes]
+    for procedure in ("72148", "72158", "72131", "78306"):
+        for hook in ("order-select", "order-sign"):
+            order = pama_order("sr-1", [{"system": CPT, "code": procedure}])
+            body = hook_request(hook, [order], birth_date=birth_date, conditions=conditions)
+            response = cds.invoke(body)
+            assert response.json()["cards"], (procedure, hook)
+            assert (procedure, hook, says_no_imaging(response.json())) == (procedure, hook, [])
+
+
+# --- several contrast risks on the record ------------------------------------------------------
+
+
+KIDNEY = "14669001"  # shipped on contrast_risks=kidney
+DIALYSIS = "236435004"  # shipped on contrast_risks=dialysis
+
+
+def test_several_contrast_risks_on_the_record_are_combined(shipped_snapshot):
+    from datetime import date
+
+    from decisions.cds_hooks.record import answers_from_record
+    from decisions.cds_hooks.request import Record
+
+    record = Record(
+        conditions=(
+            condition(KIDNEY, system=SNOMED, condition_id="ckd"),
+            condition(DIALYSIS, system=SNOMED, condition_id="hd"),
+        )
+    )
+    answers = answers_from_record(shipped_snapshot, record, "pat-1", date(2026, 6, 1)).as_dict()
+    assert answers == {"contrast_risks": "kidney+dialysis"}
+
+
+def test_a_record_with_several_contrast_risks_gets_a_card_with_each_of_them(cds, published_shipped):
+    answers = {"neuro": "no", "pain": "suggestive", "mri_access": "available", "pregnant": "no"}
+    add_codes(**answers, contrast_risks="gad_reaction")
+    conditions = [
+        *fake(**answers, contrast_risks="gad_reaction"),
+        condition(KIDNEY, system=SNOMED, condition_id="ckd"),
+        condition("363346000", system=SNOMED, condition_id="ca"),
+    ]
+    order = pama_order("sr-1", [{"system": CPT, "code": "72158"}])  # MRI lumbar without and with
+    response = cds.invoke(sandbox_request(order, conditions=conditions))
+    card = only_card(response)
+    url = card["links"][0]["url"]
+    assert "contrast_risks=kidney&contrast_risks=gad_reaction" in url
+    assert "Condition/ckd" in card["detail"]
+    assert "Condition/cond-contrast-risks-gad-reaction" in card["detail"]
+    # Each answer keeps its effect: the gadolinium reaction excludes the ordered gadolinium MRI,
+    # kidney disease brings its iodinated-contrast caveat; the whole-spine MRI is suggested.
+    assert card["summary"] == "MRI lumbar spine without and with IV contrast: excluded for this patient"
+    assert card["indicator"] == "warning"
+    assert "allergic-like reaction to gadolinium contrast" in card["detail"]
+    assert "give IV normal saline prophylaxis before IV iodinated contrast" in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Order MRI whole spine without IV contrast instead"]
+    assert "conflicting" not in card["detail"]
 
 
 # --- conditions: active versus resolved --------------------------------------------------------
@@ -348,5 +526,44 @@ def test_unverified_and_radiography_cpt_codes_are_not_shipped(shipped_document):
         for code in procedure["codes"]
         if code["system"] == CPT
     }
-    assert shipped == {"72148", "72158", "72131", "72132", "78306", "78320", "78816"}
-    assert not shipped & {"72265", "72100", "72110", "78815"}  # not in the sandbox's PAMA list
+    # docs/lumbar-metastasis-contract.md and the topic file's CPT section (revision 3): 72149,
+    # 72133 and 78815 added, 78320 removed; regional codes and the three regions ordered together.
+    assert shipped == {
+        "72148",
+        "72149",
+        "72158",
+        "72131",
+        "72132",
+        "72133",
+        "78306",
+        "78815",
+        "78816",
+        "72141",
+        "72156",
+        "72146",
+        "72157",
+        "72125",
+        "72128",
+        "72141+72146+72148",
+        "72156+72157+72158",
+        "72125+72128+72131",
+    }
+    assert not shipped & {"72265", "72100", "72110", "78320"}  # not in the lists the file names
+
+
+def test_a_card_recommending_whole_spine_ct_says_that_ct_can_miss_compression(cds, published_shipped):
+    """Revision 3's CT caveat shows wherever whole-spine CT is listed: on a card that recommends
+    it (MSCC, MRI contraindicated) as much as on the page."""
+    answers = {"mri_access": "contraindicated", "pregnant": "no"}
+    add_codes(**answers)
+    conditions = [
+        *fake(**answers),
+        condition("71286001", system=SNOMED, condition_id="cc"),
+        condition("363346000", system=SNOMED, condition_id="ca"),
+    ]
+    order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
+    card = only_card(cds.invoke(sandbox_request(order, conditions=conditions)))
+    assert card["indicator"] == "critical"
+    assert "CT whole spine without IV contrast" in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Order CT whole spine without IV contrast instead"]
+    assert "does not rule out epidural disease or cord compression" in card["detail"]

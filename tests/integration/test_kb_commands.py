@@ -241,12 +241,13 @@ def test_kb_check_passes_a_topic_without_errors(synthetic_topic):
 
 def test_kb_check_passes_a_topic_with_warnings_only(synthetic_topic):
     Reference.objects.filter(key="TEST-REF").update(doi="")
+    citation = Reference.objects.get(key="TEST-REF").citation
 
     out, _ = run("kb_check", "test-knee")
 
     assert out == (
         "test-knee: 0 error(s), 1 warning(s)\n"
-        "  WARNING references[TEST-REF]: the reference “A test reference.”: has no DOI, PMID or URL\n"
+        f"  WARNING references[TEST-REF]: the reference “{citation}”: has no DOI, PMID or URL\n"
     )
 
 
@@ -352,6 +353,15 @@ def test_kb_bootstrap_leaves_a_loaded_topic_alone(shipped_document):
     assert Topic.objects.get(key="lumbar-metastasis").title == "Edited in the draft"
 
 
+RELEASE_2 = SHIPPED.parent / "previous" / "lumbar-metastasis.2.json"
+
+
+@pytest.fixture
+def release_2_document() -> dict:
+    """The topic as it shipped in clinical revision 2 (release 2 of a database upgraded by `make run`)."""
+    return json.loads(RELEASE_2.read_text(encoding="utf-8"))
+
+
 def install_release_1(release_1_document) -> Topic:
     """A database as release 1 of the project left it: revision 1 imported and published.
 
@@ -366,20 +376,107 @@ def install_release_1(release_1_document) -> Topic:
     return topic
 
 
-def test_kb_bootstrap_publishes_revision_2_over_an_untouched_release_1(release_1_document, shipped_document):
+def install_release_2(release_1_document, release_2_document) -> Topic:
+    """A database that `make run` moved from release 1 to clinical revision 2: two releases, the
+    draft as revision 2 left it."""
+    install_release_1(release_1_document)
+    topic = import_document(release_2_document)
+    Release.objects.create(
+        topic=topic,
+        version=2,
+        summary="Shipped knowledge base, clinical revision 2 (lumbar-metastasis.json)",
+        content=release_2_document,
+    )
+    return topic
+
+
+def test_the_shipped_file_is_revision_3_and_the_earlier_revisions_are_kept(
+    shipped_document, release_1_document, release_2_document
+):
+    assert sorted(path.name for path in (SHIPPED.parent / "previous").glob("*.json")) == [
+        "lumbar-metastasis.1.json",
+        "lumbar-metastasis.2.json",
+    ]
+    assert shipped_document != release_2_document != release_1_document
+    assert "contrast_risks" in {q["key"] for q in shipped_document["questions"]}
+    assert "contrast_risks" not in {q["key"] for q in release_2_document["questions"]}
+
+
+def test_kb_bootstrap_publishes_revision_3_over_an_untouched_release_1(release_1_document, shipped_document):
     install_release_1(release_1_document)
 
     out, _ = run("kb_bootstrap")
     again, _ = run("kb_bootstrap")
 
-    assert "release 1 was the unchanged shipped content; published shipped revision 2 as release 2" in out
+    assert "release 1 was the unchanged shipped content; published shipped revision 3 as release 2" in out
     releases = Release.objects.filter(topic__key="lumbar-metastasis").order_by("version")
     assert [r.version for r in releases] == [1, 2]
     assert dumps(releases[1].content) == dumps(shipped_document)
-    assert releases[1].summary == "Shipped knowledge base, clinical revision 2 (lumbar-metastasis.json)"
+    assert releases[1].summary == "Shipped knowledge base, clinical revision 3 (lumbar-metastasis.json)"
     assert releases[0].content == release_1_document  # release 1 is kept as it was
     assert "already up to date (release 2)" in again
     assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 2
+
+
+def test_kb_bootstrap_publishes_revision_3_over_an_untouched_release_2(
+    release_1_document, release_2_document, shipped_document
+):
+    install_release_2(release_1_document, release_2_document)
+
+    out, _ = run("kb_bootstrap")
+    again, _ = run("kb_bootstrap")
+
+    assert "release 2 was the unchanged shipped content; published shipped revision 3 as release 3" in out
+    releases = Release.objects.filter(topic__key="lumbar-metastasis").order_by("version")
+    assert [r.version for r in releases] == [1, 2, 3]
+    assert dumps(releases[2].content) == dumps(shipped_document)
+    assert releases[2].summary == "Shipped knowledge base, clinical revision 3 (lumbar-metastasis.json)"
+    assert releases[0].content == release_1_document
+    assert releases[1].content == release_2_document  # release 2 is kept as it was
+    assert "already up to date (release 3)" in again
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 3
+
+
+def test_kb_bootstrap_never_publishes_over_a_revision_2_draft_that_content_owners_changed(
+    release_1_document, release_2_document
+):
+    topic = install_release_2(release_1_document, release_2_document)
+    Scenario.objects.filter(topic=topic, key="mscc").update(urgency_note="Our local MSCC pathway applies.")
+
+    out, _ = run("kb_bootstrap")
+
+    assert "a newer shipped revision (3) exists" in out
+    assert "content owners have changed this topic, so it was left as it is" in out
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 2
+    assert Scenario.objects.get(topic=topic, key="mscc").urgency_note == "Our local MSCC pathway applies."
+
+
+def test_after_the_upgrade_a_release_2_permalink_still_reproduces_release_2(
+    release_1_document, release_2_document, client
+):
+    install_release_2(release_1_document, release_2_document)
+    run("kb_bootstrap")
+    no_mri = (
+        "/t/lumbar-metastasis/?age_group=adult&neuro=yes&cancer=known&mri_access=not_possible&pregnant=no"
+    )
+
+    latest = client.get(no_mri)
+    pinned = client.get(no_mri + "&release=2")
+
+    assert (latest.status_code, pinned.status_code) == (200, 200)
+    latest_html, pinned_html = latest.content.decode(), pinned.content.decode()
+    # Release 2: "MRI not possible" left no recommended option, CT whole spine the best available.
+    assert "No recommended option remains for this patient" in pinned_html
+    assert "Best available:" in pinned_html
+    assert "A newer release (3) exists" in pinned_html
+    assert "Release 2, published" in pinned_html
+    # Release 3: the retired answer reads as a contraindication, and whole-spine CT is recommended.
+    assert "No recommended option remains" not in latest_html
+    assert "Best available:" not in latest_html
+    assert "older answer, read as contraindicated" in latest_html
+    assert "Release 3, published" in latest_html
+    # An answer release 2 did not have is a 400 there, never a server error.
+    assert client.get(no_mri.replace("not_possible", "contraindicated") + "&release=2").status_code == 400
 
 
 def test_kb_bootstrap_never_publishes_over_a_draft_that_content_owners_changed(release_1_document):
@@ -388,7 +485,7 @@ def test_kb_bootstrap_never_publishes_over_a_draft_that_content_owners_changed(r
 
     out, _ = run("kb_bootstrap")
 
-    assert "a newer shipped revision (2) exists" in out
+    assert "a newer shipped revision (3) exists" in out
     assert "content owners have changed this topic, so it was left as it is" in out
     assert "Import a topic" in out
     assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 1
@@ -453,7 +550,10 @@ def test_recommend_prints_the_complete_recommendation(published_shipped):
     assert result["urgency"]["key"] == "within_1_week"
     assert result["recommended"][0]["modality"] == "MR"
     assert result["release"]["version"] == 1
-    assert result["answers"] == dict(pair.split("=") for pair in COMPLETE)
+    # The old gadolinium key is read as the contrast risk it became (a list: it takes several answers).
+    expected = dict(pair.split("=") for pair in COMPLETE)
+    expected["contrast_risks"] = [expected.pop("gadolinium")]
+    assert result["answers"] == expected
 
 
 def test_recommend_names_the_next_question_when_answers_are_missing(published_shipped):
@@ -493,7 +593,7 @@ def test_recommend_reads_the_latest_release_or_the_one_asked_for(published_shipp
         (["neuro"], ["'neuro'", "question=choice"]),
         (["=no"], ["'=no'", "question=choice"]),
         (["neuro="], ["'neuro='", "question=choice"]),
-        (["age_group=child", "neuro=no"], ["'neuro'", "age_group"]),
+        (["age_group=child", "neuro=no", "cancer=known"], ["'cancer'", "age_group", "neuro"]),
         ([*COMPLETE, "--release", "7"], ["lumbar-metastasis", "no release 7"]),
     ],
 )

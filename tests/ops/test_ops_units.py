@@ -183,11 +183,18 @@ def test_the_openapi_document_lists_the_answer_sets_the_api_accepts(client, publ
 
     assert all(v["additionalProperties"] is False for v in variants)
     assert {"type": "object", "properties": {}, "required": [], "additionalProperties": False} in variants
-    complete = {
-        key: {"type": "string", "enum": [value]}
-        for key, value in (pair.split("=") for pair in _complete_answers().split("&"))
-    }
+    # The answers in today's keys: the probe's old `gadolinium=none` is read as `contrast_risks=none`.
+    answers = dict(pair.split("=") for pair in _complete_answers().split("&"))
+    answers["contrast_risks"] = answers.pop("gadolinium")
+    complete = {key: {"type": "string", "enum": [value]} for key, value in answers.items()}
     assert any(v["properties"] == complete for v in variants)
+    # A question with several answers is listed with each combination; retired answers are not offered.
+    several = {**complete, "contrast_risks": {"type": "string", "enum": ["kidney+gad_reaction"]}}
+    assert any(v["properties"] == several for v in variants)
+    assert not any(v["properties"].get("gadolinium") for v in variants)
+    assert not any(
+        v["properties"].get("mri_access") == {"type": "string", "enum": ["not_possible"]} for v in variants
+    )
     assert not any("x-unknown" in v["properties"] for v in variants)
     assert "503" in operation["responses"]
 

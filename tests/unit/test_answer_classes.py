@@ -1,8 +1,11 @@
 """Answer classes against enumeration: random synthetic topics small enough to list every answer
-set, where the classes must give exactly what running the engine on each set gives."""
+set, where the classes must give exactly what running the engine on each set gives. Some topics
+have a patient-factor question that allows several answers (an exclusive "none" and 3-4 others),
+as `contrast_risks` does in clinical revision 3."""
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,10 +35,12 @@ CAVEATS = ["cav-1", "cav-2", "cav-3", "cav-4"]
 FACTORS = ["f1", "f2", "f3"]
 CHOICES = ["a", "b", "c"]
 SCENARIOS = ["s1", "s2", "s3"]
+SEVERAL = ["a", "b", "c", "d"]  # the other answers of a question that allows several
 
 
 @st.composite
-def topics(draw: st.DrawFn) -> dict:
+def topics(draw: st.DrawFn, several: bool = False) -> dict:
+    """A random topic; with `several`, its first factor question allows several answers."""
     caveats = [
         {
             "key": key,
@@ -60,9 +65,19 @@ def topics(draw: st.DrawFn) -> dict:
         },
     ]
     factor_keys = FACTORS[: draw(st.integers(1, 3))]
-    for key in factor_keys:
+    for index, key in enumerate(factor_keys):
         choices = []
-        for choice in CHOICES[: draw(st.integers(2, 3))]:
+        multiple = several and index == 0
+        if multiple:
+            choices.append(
+                {
+                    "key": "none",
+                    "label": f"{key} none",
+                    "exclusive": True,
+                    "caveats": draw(st.lists(st.sampled_from(CAVEATS), max_size=1, unique=True)),
+                }
+            )
+        for choice in SEVERAL[: draw(st.integers(3, 4))] if multiple else CHOICES[: draw(st.integers(2, 3))]:
             excludes = draw(st.sampled_from(ATTRIBUTES))
             choices.append(
                 {
@@ -78,7 +93,13 @@ def topics(draw: st.DrawFn) -> dict:
                 }
             )
         questions.append(
-            {"key": key, "role": "patient_factor", "prompt": f"Synthetic factor {key}", "choices": choices}
+            {
+                "key": key,
+                "role": "patient_factor",
+                "prompt": f"Synthetic factor {key}",
+                "multiple": multiple,
+                "choices": choices,
+            }
         )
     answerable = [(q["key"], c["key"]) for q in questions for c in q["choices"]]
     scenarios = []
@@ -298,3 +319,176 @@ def test_the_shipped_topic_gets_the_same_results_as_enumeration(shipped_snapshot
         shipped_snapshot, release_1
     )
     assert integrity.stranding_classes(shipped_snapshot) == ([], [])
+
+
+# --- a patient factor that allows several answers --------------------------------------------------
+
+
+@SETTINGS
+@given(topics(several=True))
+def test_with_several_answers_classes_hold_exactly_the_answer_sets_with_the_same_recommendation(document):
+    snapshot = engine.build_snapshot(document)
+    assert snapshot.questions["f1"].multiple
+    assert by_classes(snapshot) == by_enumeration(snapshot)
+    assert answer_classes.combination_count(snapshot) == len(list(engine.complete_answer_sets(snapshot)))
+    for cls in answer_classes.answer_classes(snapshot):
+        if "f1" in cls.answers:  # a member's answer is spelt as the engine spells it
+            assert snapshot.questions["f1"].canonical(cls.answers["f1"]) == cls.answers["f1"]
+
+
+@SETTINGS
+@given(topics(several=True))
+def test_with_several_answers_classes_by_exclusions_alone_hold_the_answer_sets_with_the_same_lists(
+    document,
+):
+    snapshot = engine.build_snapshot(document)
+    expected = Counter(
+        (routing_of(snapshot, a), coarse(engine.recommend(snapshot, a)))
+        for a in engine.complete_answer_sets(snapshot)
+    )
+    found: Counter = Counter()
+    for cls in answer_classes.answer_classes(snapshot, exclusions_only=True):
+        found[(tuple(cls.path.answers.items()), coarse(engine.recommend(snapshot, cls.answers)))] += cls.count
+    assert found == expected
+
+
+@SETTINGS
+@given(topics(several=True))
+def test_with_several_answers_the_integrity_check_finds_the_stranded_patients_enumeration_finds(document):
+    snapshot = engine.build_snapshot(document)
+    stranded, failures = integrity.stranding_classes(snapshot)
+    assert failures == []
+    assert {cls.path.scenario: cls.count for cls in stranded} == {
+        key: count for key, (count, _choices) in stranded_by_enumeration(snapshot).items()
+    }
+
+
+@SETTINGS
+@given(topics(several=True), topics(several=True))
+def test_with_several_answers_the_publish_impact_equals_running_every_answer_set_on_both_versions(
+    before, after
+):
+    old, new = engine.build_snapshot(before), engine.build_snapshot(after)
+    assert impact_by_classes(old, new) == impact_by_enumeration(old, new)
+
+
+@SETTINGS
+@given(topics(), topics(several=True))
+def test_allowing_several_answers_the_publish_impact_equals_running_every_answer_set_on_both_versions(
+    before, after
+):
+    old, new = engine.build_snapshot(before), engine.build_snapshot(after)
+    assert impact_by_classes(old, new) == impact_by_enumeration(old, new)
+    assert impact_by_classes(new, old) == impact_by_enumeration(new, old)
+
+
+def wide_topic(others: int) -> dict:
+    """One path to one scenario, asking one factor question: "none" alone and `others` answers
+    that may be ticked together, each excluding one of the five attributes in turn and adding one
+    of two caveats."""
+    attributes = [a.value for a in engine.Attribute]
+    choices = [{"key": "none", "label": "None", "exclusive": True}] + [
+        {
+            "key": f"x{i}",
+            "label": f"Answer {i}",
+            "excludes": attributes[i % len(attributes)],
+            "exclusion_reason": f"Synthetic reason {i}",
+            "caveats": [CAVEATS[i % 2]],
+        }
+        for i in range(others)
+    ]
+    return {
+        "format": engine.DOCUMENT_FORMAT,
+        "topic": {
+            "key": "wide",
+            "title": "Wide topic",
+            "start_node": "first",
+            "next_review_due": "2099-01-01",
+        },
+        "references": [{"key": "SYN-REF", "citation": "Synthetic reference", "url": "https://example.org"}],
+        "caveats": [
+            {"key": key, "severity": "info", "text": f"Synthetic caveat {key}", "applies_to": ""}
+            for key in CAVEATS[:2]
+        ],
+        "procedures": [{**p, "rrl": 1, "region": "synthetic"} for p in PROCEDURES],
+        "questions": [
+            {"key": "r1", "role": "routing", "prompt": "Route", "choices": [{"key": "a", "label": "A"}]},
+            {"key": "f1", "role": "patient_factor", "prompt": "Wide", "multiple": True, "choices": choices},
+        ],
+        "routing": [{"key": "first", "question": "r1", "branches": {"a": {"scenario": "s1"}}}],
+        "scenarios": [
+            {
+                "key": "s1",
+                "title": "Synthetic scenario",
+                "urgency": "routine",
+                "urgency_references": ["SYN-REF"],
+                "no_safe_imaging": "Discuss with radiology (synthetic).",
+                "ratings": [
+                    {"procedure": p["key"], "category": "usually_appropriate", "references": ["SYN-REF"]}
+                    for p in PROCEDURES
+                ],
+            }
+        ],
+    }
+
+
+def count_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every call of the classes' step function from now on."""
+    calls = [0]
+    real_side = answer_classes._side
+
+    def counting_side(*args, **kwargs):
+        start, step = real_side(*args, **kwargs)
+
+        def counted(state, question, choice):
+            calls[0] += 1
+            return step(state, question, choice)
+
+        return start, counted
+
+    monkeypatch.setattr(answer_classes, "_side", counting_side)
+    return calls
+
+
+def test_twelve_answers_that_may_be_ticked_together_are_counted_by_arithmetic():
+    snapshot = engine.build_snapshot(wide_topic(11))
+
+    question = snapshot.questions["f1"]
+
+    assert len(question.choices) == 12
+    # "none" alone, or any of the 2^11 - 1 non-empty sets of the other eleven.
+    assert question.answer_value_count == 1 + 2**11 - 1 == 2048
+    assert answer_classes.combination_count(snapshot) == 2048
+
+
+@pytest.mark.parametrize("exclusions_only", [True, False])
+def test_the_classes_step_through_states_linear_in_the_number_of_answers_not_their_powerset(
+    monkeypatch, exclusions_only
+):
+    steps = {}
+    for others in (11, 22):
+        snapshot = engine.build_snapshot(wide_topic(others))
+        calls = count_steps(monkeypatch)
+
+        classes = answer_classes.answer_classes(snapshot, exclusions_only=exclusions_only)
+
+        assert sum(cls.count for cls in classes) == answer_classes.combination_count(snapshot) == 2**others
+        steps[others] = calls[0]
+        monkeypatch.undo()
+    # Each answer steps through at most (5 attributes -> 32 exclusion sets) x (2 caveats -> 4) x
+    # (ticked or not) states, whatever came before: eleven more answers add at most 11 x 256 steps,
+    # where listing the sets would multiply them by 2^11.
+    assert steps[11] <= 11 * 256 + 1 < 2**11 + 11 * 256
+    assert steps[22] - steps[11] <= 11 * 256
+    assert steps[22] < 2**22 // 1000
+
+
+def test_allowing_several_answers_to_a_question_counts_its_new_combinations_in_the_publish_impact():
+    before = wide_topic(2)
+    before["questions"][1].update(multiple=False, choices=before["questions"][1]["choices"][1:])
+    old, new = engine.build_snapshot(before), engine.build_snapshot(wide_topic(2))
+    # Before: one of x0, x1. After: none alone, or x0, x1, x0+x1: "x0+x1" is a new answer set.
+    assert old.questions["f1"].answer_values() == ("x0", "x1")
+    assert new.questions["f1"].answer_values() == ("none", "x0", "x1", "x0+x1")
+
+    assert impact_by_classes(old, new) == impact_by_enumeration(old, new)

@@ -7,6 +7,8 @@ Synthetic routing: fever=yes -> `scan`; fever=no -> swelling: yes -> `scan`, no 
 import pytest
 
 from decisions import engine
+from tests import conftest as build
+from tests.conftest import synthetic_document
 
 SCAN = {"fever": "yes", "claustrophobia": "no", "needle_phobia": "no"}
 
@@ -158,13 +160,41 @@ def test_a_caveat_for_an_attribute_is_hidden_when_no_shown_procedure_has_it(synt
     assert [c.key for c in recommendation.caveats] == ["general-note"]
 
 
+def add_plain_ct(document: dict) -> None:
+    """A CT without contrast, rated in `scan`: a CT stays listed when the contrast CT goes."""
+    document["procedures"].append({**document["procedures"][1], "key": "ct-knee", "name": "CT knee",
+                                   "contrast": "none", "contrast_agent": ""})  # fmt: skip
+    scenario(document, "scan")["ratings"].append({**rating(document, "ct-knee-w"), "procedure": "ct-knee"})
+
+
 def test_a_caveat_explaining_an_exclusion_is_shown_but_attached_to_no_listed_procedure(synthetic):
+    choice(synthetic, "needle_phobia", "yes")["caveats"] = ["dye-note"]
+    add_plain_ct(synthetic)
+
+    recommendation = engine.recommend(snapshot_of(synthetic), {**SCAN, "needle_phobia": "yes"})
+
+    dye = next(c for c in recommendation.caveats if c.key == "dye-note")
+    assert dye.explains_exclusion and dye.concerns == ("ct-knee-w",)
+    assert all(r.caveats == () for r in recommendation.recommended + recommendation.alternatives)
+
+
+def test_a_caveat_explaining_an_exclusion_is_hidden_when_nothing_of_that_modality_is_listed(synthetic):
     choice(synthetic, "needle_phobia", "yes")["caveats"] = ["dye-note"]
 
     recommendation = engine.recommend(snapshot_of(synthetic), {**SCAN, "needle_phobia": "yes"})
 
-    assert "dye-note" in [c.key for c in recommendation.caveats]
-    assert all(r.caveats == () for r in recommendation.recommended + recommendation.alternatives)
+    # The only CT was excluded: premedication-like advice about it would speak of nothing listed.
+    assert [e.procedure.key for e in recommendation.excluded] == ["ct-knee-w"]
+    assert "dye-note" not in [c.key for c in recommendation.caveats]
+
+
+def test_an_attribute_caveat_does_not_concern_a_procedure_rated_usually_not_appropriate(synthetic):
+    rating(synthetic, "ct-knee-w").update(category="usually_not_appropriate", score=None)
+
+    recommendation = engine.recommend(snapshot_of(synthetic), SCAN)
+
+    assert [r.procedure.key for r in recommendation.not_appropriate] == ["ct-knee-w"]
+    assert "dye-note" not in [c.key for c in recommendation.caveats]
 
 
 def test_a_general_choice_caveat_is_shown_whatever_is_listed(synthetic):
@@ -428,3 +458,292 @@ def test_a_routing_answer_cites_only_the_sources_of_caveats_that_are_shown(synth
     assert "dye-note" not in [c.key for c in recommendation.caveats]
     assert recommendation.trace[0].references == ()
     assert "DYE-REF" not in recommendation.reference_keys
+
+
+# --- clinical revision 3: several answers to one question ---------------------------------------
+
+
+def with_allergies(document: dict) -> dict:
+    """Adds the patient factor `allergies` (several answers): `none` alone, `dye` excludes
+    iodinated, `metal` excludes MR, `asthma` and `eczema` both add the same caveat."""
+    document["caveats"].append({**document["caveats"][1], "key": "atopy-note", "text": "Test atopy caveat."})
+    document["questions"].append(
+        build.question(
+            "allergies",
+            "Allergies?",
+            build.choice("none", "None of these", exclusive=True),
+            build.choice("dye", "Dye", excludes="iodinated", exclusion_reason="Dye allergy"),
+            build.choice("metal", "Metal", excludes="needs_mri", exclusion_reason="Metal allergy"),
+            build.choice("asthma", "Asthma", caveats=("atopy-note",)),
+            build.choice("eczema", "Eczema", caveats=("atopy-note",)),
+            role="patient_factor",
+            multiple=True,
+        )
+    )
+    return document
+
+
+ALLERGIC = {**SCAN, "allergies": "none"}
+
+
+def allergies(snapshot: engine.Snapshot) -> engine.Question:
+    return snapshot.questions["allergies"]
+
+
+def test_a_stand_alone_answer_combined_with_another_is_refused_as_conflicting(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    with pytest.raises(engine.ConflictingChoices) as error:
+        allergies(snapshot).selected("none+dye")
+    with pytest.raises(engine.AnswerError):
+        engine.recommend(snapshot, {**ALLERGIC, "allergies": "dye+none"})
+
+    assert error.value.key == "allergies"
+    assert "none" in str(error.value)
+
+
+def test_several_answers_to_a_one_answer_question_are_refused(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    with pytest.raises(engine.ConflictingChoices) as error:
+        snapshot.questions["claustrophobia"].selected("yes+no")
+    with pytest.raises(engine.ConflictingChoices):
+        engine.recommend(snapshot, {**ALLERGIC, "claustrophobia": "no+yes"})
+
+    assert error.value.key == "claustrophobia"
+    assert error.value.valid == ["no", "yes"]
+
+
+def test_an_unknown_key_among_several_answers_is_an_unknown_choice(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    with pytest.raises(engine.UnknownChoice) as error:
+        allergies(snapshot).selected("dye+pollen")
+
+    assert error.value.key == "allergies"
+
+
+def test_several_answers_read_in_the_questions_order_each_once(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    assert allergies(snapshot).canonical("eczema+dye") == "dye+eczema"
+    assert allergies(snapshot).canonical("metal+dye+metal") == "dye+metal"
+    assert [c.key for c in allergies(snapshot).selected("eczema+dye")] == ["dye", "eczema"]
+    recommendation = engine.recommend(snapshot, {**ALLERGIC, "allergies": "eczema+dye"})
+    assert recommendation.answers["allergies"] == "dye+eczema"
+    assert [t.answer for t in recommendation.trace if t.question == "allergies"] == ["dye+eczema"]
+    assert engine.recommendation_json(recommendation)["answers"]["allergies"] == ["dye", "eczema"]
+
+
+def test_each_of_several_answers_keeps_its_own_exclusion_and_reason(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    recommendation = engine.recommend(snapshot, {**ALLERGIC, "allergies": "dye+metal"})
+
+    assert {e.procedure.key: e.reasons for e in recommendation.excluded} == {
+        "mr-knee": ("Metal allergy",),
+        "ct-knee-w": ("Dye allergy",),
+    }
+    assert recommendation.first_choice.key == "xr-knee"
+    step = next(t for t in recommendation.trace if t.question == "allergies")
+    assert step.effect == "excludes CT knee with contrast; excludes MR knee"
+    assert step.answer_label == "Dye; Metal"
+
+
+def test_a_caveat_two_answers_add_is_shown_once(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+
+    recommendation = engine.recommend(snapshot, {**ALLERGIC, "allergies": "asthma+eczema"})
+
+    keys = [c.key for c in recommendation.caveats]
+    assert keys.count("atopy-note") == 1
+    assert len(keys) == len(set(keys))
+    step = next(t for t in recommendation.trace if t.question == "allergies")
+    assert step.effect == "adds a caveat"
+
+
+def test_every_answer_to_a_question_with_several_answers_is_the_stand_alone_one_or_a_set_of_the_others(
+    synthetic,
+):
+    question = allergies(snapshot_of(with_allergies(synthetic)))
+
+    values = question.answer_values()
+
+    assert values[0] == "none"
+    assert len(values) == len(set(values)) == 1 + 2**4 - 1 == question.answer_value_count
+    assert all("none" not in v.split("+") for v in values[1:])
+    assert {question.canonical(v) for v in values} == set(values)
+
+
+def test_what_would_change_ticks_and_unticks_each_answer_in_turn(synthetic):
+    snapshot = snapshot_of(with_allergies(synthetic))
+    recommendation = engine.recommend(snapshot, {**ALLERGIC, "allergies": "dye+asthma"})
+
+    offered = {w.choice: w for w in engine.what_would_change(recommendation) if w.question == "allergies"}
+
+    assert set(offered) == {"none", "asthma", "dye", "dye+metal+asthma", "dye+asthma+eczema"}
+    assert offered["asthma"].label == "without “Dye”"
+    assert offered["dye+metal+asthma"].label == "also “Metal”"
+    assert "no longer excludes CT knee with contrast" in offered["asthma"].changes
+    assert "also excludes MR knee" in offered["dye+metal+asthma"].changes
+    # Unticking the only answer left is no answer at all: never offered.
+    alone = engine.recommend(snapshot, {**ALLERGIC, "allergies": "dye"})
+    assert "" not in {w.choice for w in engine.what_would_change(alone) if w.question == "allergies"}
+
+
+def test_a_retired_answer_is_read_from_links_but_no_longer_offered(synthetic):
+    choice(synthetic, "claustrophobia", "yes")["retired"] = True
+    snapshot = snapshot_of(synthetic)
+    question = snapshot.questions["claustrophobia"]
+
+    recommendation = engine.recommend(snapshot, {**SCAN, "claustrophobia": "yes"})
+
+    assert [c.key for c in question.offered] == ["no"]
+    assert question.offered_values() == ("no",)
+    assert engine.question_json(question)["choices"] == [{"key": "no", "label": "No", "exclusive": False}]
+    assert [e.procedure.key for e in recommendation.excluded] == ["mr-knee"]
+    what_if = engine.what_would_change(engine.recommend(snapshot, SCAN))
+    assert "yes" not in {w.choice for w in what_if if w.question == "claustrophobia"}
+
+
+def test_old_links_read_a_replaced_question_and_its_replaced_answers(synthetic):
+    question = next(q for q in synthetic["questions"] if q["key"] == "needle_phobia")
+    question["replaces"] = "contrast_refusal"
+    choice(synthetic, "needle_phobia", "yes")["replaces"] = "refuses"
+    snapshot = snapshot_of(synthetic)
+
+    upgraded = engine.upgrade_answers(snapshot, {"fever": "yes", "contrast_refusal": "refuses"})
+    both = engine.upgrade_answers(snapshot, {"contrast_refusal": "refuses", "needle_phobia": "no"})
+
+    assert upgraded == {"fever": "yes", "needle_phobia": "yes"}
+    assert both == {"needle_phobia": "no"}  # today's answer wins over the old one
+    with pytest.raises(engine.UnknownQuestion):
+        engine.recommend(
+            snapshot, {"fever": "yes", "contrast_refusal": "refuses"}
+        )  # the engine: today's keys
+
+
+# --- clinical revision 3: fallbacks, referral, next steps, raters, evidence order -----------------
+
+
+def test_a_fallback_is_recommended_when_an_answer_excludes_what_it_replaces(synthetic):
+    rating(synthetic, "xr-knee").update(category="usually_appropriate", fallback_for="needs_mri")
+    snapshot = snapshot_of(synthetic)
+
+    without_mr = engine.recommend(snapshot, {**SCAN, "claustrophobia": "yes"})
+    with_mr = engine.recommend(snapshot, SCAN)
+
+    assert [r.procedure.key for r in without_mr.recommended] == ["xr-knee"]
+    assert without_mr.fallback.procedure.key == "xr-knee"
+    assert without_mr.fallback_reasons == ("Cannot enter the scanner",)
+    assert not without_mr.first_tier_lost and without_mr.best_available is None
+    data = engine.recommendation_json(without_mr)
+    assert data["fallback_in_effect"] == {"procedure": "xr-knee", "reasons": ["Cannot enter the scanner"]}
+    assert data["first_tier_excluded"] is False
+    # Its condition does not hold: an alternative, ranked after the first tier, never "Recommended".
+    assert [r.procedure.key for r in with_mr.recommended] == ["mr-knee"]
+    assert with_mr.fallback is None and with_mr.fallback_reasons == ()
+    assert "xr-knee" in [r.procedure.key for r in with_mr.alternatives]
+
+
+def test_a_fallback_below_the_top_category_is_never_recommended(synthetic):
+    rating(synthetic, "xr-knee").update(fallback_for="needs_mri")  # may be appropriate
+
+    recommendation = engine.recommend(snapshot_of(synthetic), {**SCAN, "claustrophobia": "yes"})
+
+    assert recommendation.recommended == ()
+    assert recommendation.best_available.procedure.key == "xr-knee"  # ranked first as a fallback in effect
+    assert recommendation.first_tier_lost
+
+
+def test_a_referral_scenario_says_who_to_contact_and_never_no_imaging(synthetic):
+    scenario(synthetic, "watch").update(urgency="referral", summary="Refer to the knee clinic.")
+    snapshot = snapshot_of(synthetic)
+
+    referral = engine.recommend(snapshot, {"fever": "no", "swelling": "no"})
+    scan = engine.recommend(
+        snapshot, {"fever": "no", "swelling": "yes", "claustrophobia": "no", "needle_phobia": "no"}
+    )
+
+    assert referral.urgency is engine.Urgency.REFERRAL and referral.referral and not referral.emergency
+    assert engine.summary_text(referral).splitlines()[0] == "Advice: Refer to the knee clinic."
+    assert engine.recommendation_json(referral)["referral"] is True
+    changes = {w.choice: w.changes for w in engine.what_would_change(scan) if w.question == "swelling"}
+    assert "Refer to the knee clinic." in changes["no"]
+    assert not [c for c in changes["no"] if "no imaging" in c or "no urgency" in c]
+    # A scenario that rates nothing and says imaging is not indicated is not a referral.
+    assert not engine.recommend(snapshot_of(synthetic_document()), {"fever": "no", "swelling": "no"}).referral
+
+
+def test_a_next_step_unless_an_attribute_shows_only_while_nothing_listed_has_it(synthetic):
+    scenario(synthetic, "scan")["next_steps"].append(
+        {**scenario(synthetic, "scan")["next_steps"][0], "text": "Without MR: ask a specialist.",
+         "unless": "needs_mri", "critical": True}
+    )  # fmt: skip
+    snapshot = snapshot_of(synthetic)
+
+    with_mr = engine.recommend(snapshot, SCAN)
+    without_mr = engine.recommend(snapshot, {**SCAN, "claustrophobia": "yes"})
+
+    assert [s.text for s in with_mr.next_steps] == ["Review the result."]
+    assert [s.text for s in without_mr.critical_steps] == ["Without MR: ask a specialist."]
+    assert [s.text for s in without_mr.other_steps] == ["Review the result."]
+    assert engine.recommendation_json(without_mr)["next_steps"][1]["critical"] is True
+
+
+def test_the_urgency_note_has_its_own_words_when_no_listed_option_needs_mri(synthetic):
+    scenario(synthetic, "scan").update(
+        urgency_note="MR within a week.", urgency_note_without_mri="Within a week."
+    )
+    snapshot = snapshot_of(synthetic)
+
+    assert engine.recommend(snapshot, SCAN).urgency_note == "MR within a week."
+    assert engine.recommend(snapshot, {**SCAN, "claustrophobia": "yes"}).urgency_note == "Within a week."
+    # Before the factors are answered, the provisional list decides.
+    assert engine.recommend(snapshot, {"fever": "yes"}).urgency_note == "MR within a week."
+
+
+def test_an_acr_scale_rating_is_labelled_acr_only_when_it_cites_an_acr_criteria_document(synthetic):
+    synthetic["references"].append(
+        {**synthetic["references"][0], "key": "LOCAL-REF", "citation": "A local audit."}
+    )
+    rating(synthetic, "xr-knee")["references"] = ["LOCAL-REF"]
+    snapshot = snapshot_of(synthetic)
+
+    ratings = {r.procedure: r for r in snapshot.scenarios["scan"].ratings}
+
+    assert ratings["mr-knee"].rater == engine.ACR_RATER == "ACR"
+    assert ratings["mr-knee"].attributed_label == "ACR: usually appropriate"
+    assert ratings["xr-knee"].rater == engine.LOCAL_RATER
+    assert ratings["xr-knee"].attributed_label == "Local panel: may be appropriate"
+    data = engine.recommendation_json(engine.recommend(snapshot, SCAN))
+    xr = next(p for p in data["alternatives"] if p["key"] == "xr-knee")
+    assert (xr["appropriateness"]["rater"], xr["appropriateness"]["attributed_label"]) == (
+        "Local panel",
+        "Local panel: may be appropriate",
+    )
+
+
+def test_a_scenarios_own_strengths_and_limitations_replace_the_procedures(synthetic):
+    procedure = next(p for p in synthetic["procedures"] if p["key"] == "mr-knee")
+    procedure.update(strengths="General strengths.", limitations="General limitations.")
+    rating(synthetic, "mr-knee")["strengths"] = "Strengths in this scenario."
+
+    recommendation = engine.recommend(snapshot_of(synthetic), SCAN)
+
+    mr = recommendation.recommended[0]
+    assert (mr.strengths, mr.limitations) == ("Strengths in this scenario.", "General limitations.")
+    data = engine.recommendation_json(recommendation)["recommended"][0]
+    assert (data["strengths"], data["limitations"]) == ("Strengths in this scenario.", "General limitations.")
+
+
+def test_evidence_follows_each_findings_order_within_a_procedure(synthetic):
+    synthetic["findings"] += [
+        {**synthetic["findings"][0], "key": "mr-per-lesion", "text": "Per lesion.", "order": 2},
+        {**synthetic["findings"][0], "key": "mr-per-patient", "text": "Per patient.", "order": 1},
+    ]
+    synthetic["findings"][0]["order"] = 3
+
+    recommendation = engine.recommend(snapshot_of(synthetic), SCAN)
+
+    assert [f.key for f in recommendation.evidence] == ["mr-per-patient", "mr-per-lesion", "mr-finding"]

@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from decisions import integrity
+from tests.conftest import TEST_CITATION
 
 TODAY = date(2026, 6, 1)
 ERROR, WARNING = integrity.ERROR, integrity.WARNING
@@ -162,6 +163,24 @@ def unreachable_scenario(d):
     d["scenarios"].append({**scenario(d, "watch"), "key": "forgotten"})
 
 
+def acr_scale_rating_without_an_acr_source(d):
+    d["references"].append({**d["references"][0], "key": "LOCAL-REF", "citation": "A local audit."})
+    scenario(d, "scan")["ratings"][0]["references"] = ["LOCAL-REF"]
+
+
+def routing_question_with_several_answers(d):
+    question(d, "fever")["multiple"] = True
+
+
+def standalone_answer_to_a_one_answer_question(d):
+    question(d, "needle_phobia")["choices"][0]["exclusive"] = True
+
+
+def every_answer_retired(d):
+    for choice in question(d, "needle_phobia")["choices"]:
+        choice["retired"] = True
+
+
 def missing_review_date(d):
     d["topic"]["next_review_due"] = None
 
@@ -271,7 +290,7 @@ BROKEN = [
         ERROR,
         "references[lower-case-ref]",
         ("reference", "lower-case-ref"),
-        "the reference “A test reference.”: its key 'lower-case-ref' is not well-formed",
+        f"the reference “{TEST_CITATION}”: its key 'lower-case-ref' is not well-formed",
     ),
     (
         malformed_choice_key,
@@ -357,6 +376,35 @@ BROKEN = [
         "questions[fever].choices[yes]",
         ("choice", "fever/yes"),
         "ask it as a patient factor",
+    ),
+    (
+        acr_scale_rating_without_an_acr_source,
+        WARNING,
+        "scenarios[scan].ratings[xr-knee]",
+        ("rating", "scan/xr-knee"),
+        "cites no ACR Appropriateness Criteria document, so clinicians see it as "
+        "“Local panel: may be appropriate”",
+    ),
+    (
+        routing_question_with_several_answers,
+        ERROR,
+        "questions[fever]",
+        ("question", "fever"),
+        "the question “Fever?”: allows several answers, but a routing question needs one answer",
+    ),
+    (
+        standalone_answer_to_a_one_answer_question,
+        WARNING,
+        "questions[needle_phobia].choices[no]",
+        ("choice", "needle_phobia/no"),
+        "stands alone, but its question takes one answer anyway",
+    ),
+    (
+        every_answer_retired,
+        ERROR,
+        "questions[needle_phobia]",
+        ("question", "needle_phobia"),
+        "offers no answer: every answer is marked “no longer offered”",
     ),
     (missing_review_date, WARNING, "topic", ("topic", "test-knee"), "no next review date set"),
     (review_overdue, WARNING, "topic", ("topic", "test-knee"), "review was due on 2026-05-31"),

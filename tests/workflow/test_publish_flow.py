@@ -115,7 +115,9 @@ def test_the_publish_page_shows_the_field_level_diff_and_the_impacted_answers(
     (known,) = [cell for cell in impact_rows(rows, IMPACT_CHANGE) if "“Known cancer" in cell]
     assert known.startswith(f"Every patient in “{SUSPECTED}” answering “Yes: MRI is available")
     assert "“No” to “Is the patient pregnant?”" in known
-    assert known.endswith("— 4 combinations of answers")
+    # MRI available, unavailable in time or a device (3) x the 8 contrast answers without a
+    # gadolinium reaction (none, or any set of kidney, dialysis, iodinated reaction) x not pregnant.
+    assert known.endswith("— 24 combinations of answers")
     # Only classes that change are listed: the spinal cord compression scenario keeps its answer.
     assert not any("cord compression" in row[0] for row in rows if len(row) == 4)
     # Known cancer with suggestive pain, or suspected cancer, each in two classes (24 answer sets).
