@@ -109,6 +109,7 @@ def pytest_runtest_teardown(item, nextitem):
 
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
+    from decisions.http_cache import api_answers
     from decisions.releases import clear_snapshot_cache
     from decisions.usage import buffer
     from decisions.views import _renderings, feedback_limiter
@@ -116,6 +117,7 @@ def _fresh_snapshot_cache():
     def clear():
         clear_snapshot_cache()
         _renderings.clear()
+        api_answers.clear()
         feedback_limiter.clear()
         buffer._counts.clear()
         buffer._first_at = None
