@@ -33,6 +33,7 @@ from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.warmup import warm_up
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,17 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Readiness: 200 when the database answers and this process has the latest releases loaded,
-    503 otherwise (a load balancer then sends new traffic elsewhere), with the details as JSON."""
+    """Readiness: 200 when the database answers and this process has the latest releases loaded
+    and warm (decisions/warmup.py), 503 otherwise (a load balancer then sends new traffic
+    elsewhere), with the details as JSON."""
     state = releases.readiness()
+    latest = state.get("latest_releases")
+    if isinstance(latest, dict):
+        cold = sorted(key for key, version in latest.items() if not warm_up.is_warm(key, version))
+        state["warm"] = not cold
+        if cold:
+            state["ready"] = False
+            state["warming"] = cold
     response = JsonResponse(state, status=200 if state["ready"] else 503)
     response["Cache-Control"] = "no-store"
     return response
