@@ -507,7 +507,7 @@ def _answer_key(request: HttpRequest, topic: object) -> str | None:
     match = request.resolver_match
     if not isinstance(topic, str) or match is None:
         return None
-    return http_cache.api_key(match.view_name, topic, request.GET)
+    return http_cache.api_key(match.view_name, topic, request.META.get("QUERY_STRING", ""))
 
 
 def _pinned(request: HttpRequest, topic: object) -> bool:

@@ -29,7 +29,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.urls import Resolver404, resolve
-from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 from decisions import http_cache, releases, views
@@ -64,17 +63,18 @@ class FastPathMiddleware:
         response: HttpResponse
         if match.view_name == WIZARD:
             latest = releases.latest_version(topic)
-            renderings = views.cached_renderings(topic, latest, request.GET) if latest else None
+            query = request.META.get("QUERY_STRING", "")
+            renderings = views.cached_renderings(topic, latest, query) if latest else None
             if renderings is None:
                 return None
             request.get_host()  # CommonMiddleware's first step: a Host not allowed is a 400
             request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]
+            # Vary already names HX-Request, so the view's @vary_on_headers adds nothing here.
             response = views.wizard_response(request, renderings)
-            patch_vary_headers(response, ["HX-Request"])  # the view's @vary_on_headers
         elif match.view_name in http_cache.API_CACHED:
             from decisions.api import accepts_json  # the API module builds its routes on import
 
-            key = http_cache.api_key(match.view_name, topic, request.GET)
+            key = http_cache.api_key(match.view_name, topic, request.META.get("QUERY_STRING", ""))
             answer = http_cache.api_answers.get(key) if key is not None else None
             if answer is None or not accepts_json(request):
                 return None

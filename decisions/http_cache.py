@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.core.validators import slug_re
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import get_conditional_response, patch_vary_headers
-from django.utils.http import urlencode
 
 from decisions import releases
 from decisions.inprocess import CompressedBody, RenderCache
@@ -36,14 +36,23 @@ PRIVATE_NAMES = ("/feedback/",)
 PRIVATE = "private, no-store"
 
 
-def canonical_query(query: QueryDict) -> str:
-    """The query string with its parameters sorted by name, repeated ones kept in the order given.
+def canonical_query(query_string: str) -> str:
+    """The raw query string with its parameters sorted by (decoded) name, repeated ones kept in
+    the order given, empty ones dropped.
 
     Generic on purpose: it assumes nothing about which parameters are answers or how many values
-    one may have (`contrast_risks=kidney&contrast_risks=gad_reaction` stays two values), so two
-    URLs share a cache entry only when they differ in the order of their names.
+    one may have (`contrast_risks=kidney&contrast_risks=gad_reaction` stays two values, in that
+    order), so two query strings share a key only when they parse to the same parameters. Built
+    from the raw string (no decoding of values), so a cache hit costs no query parsing.
     """
-    return urlencode(sorted(query.lists(), key=lambda item: item[0]), doseq=True)
+    pairs = [pair for pair in query_string.split("&") if pair]
+    if len(pairs) > 1:
+        pairs.sort(key=_decoded_name)
+    return "&".join(pairs)
+
+
+def _decoded_name(pair: str) -> str:
+    return unquote_plus(pair.partition("=")[0])
 
 
 def digest(parts: Iterable[bytes | str]) -> str:
@@ -137,7 +146,7 @@ API_CACHED = frozenset({"api-v1:recommend", "api-v1:get_topic"})
 api_answers: RenderCache[ApiAnswer] = RenderCache(settings.RENDER_CACHE_ENTRIES)
 
 
-def api_key(view_name: str, topic: str, query: QueryDict) -> str | None:
+def api_key(view_name: str, topic: str, query_string: str) -> str | None:
     """Where an API answer is kept: the operation, the topic's latest release and the canonical
     query; None for anything not kept (another operation, a topic that is not a slug or has no
     release, a database that cannot say which release is the latest).
@@ -150,4 +159,4 @@ def api_key(view_name: str, topic: str, query: QueryDict) -> str | None:
     latest = releases.latest_version(topic)
     if latest is None:
         return None
-    return f"api:{view_name}|{topic}|{latest}|{canonical_query(query)}"
+    return f"api:{view_name}|{topic}|{latest}|{canonical_query(query_string)}"

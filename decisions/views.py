@@ -166,24 +166,24 @@ def _recommend(
         ) from error
 
 
-def wizard_cache_key(topic: str, latest_version: int, query: QueryDict) -> str:
+def wizard_cache_key(topic: str, latest_version: int, query_string: str) -> str:
     """The render cache's key: the topic, its latest release and the canonical query string.
 
     The latest release number fixes what an unpinned query shows, and a pinned query names its
     release (and shows whether a newer one exists), so this is all a page depends on. Computed the
     same way by the view, the fast path (decisions/fast_path.py) and the warm-up.
     """
-    return f"wizard:{topic}|{latest_version}|{canonical_query(query)}"
+    return f"wizard:{topic}|{latest_version}|{canonical_query(query_string)}"
 
 
-def cached_renderings(topic: str, latest_version: int, query: QueryDict) -> Renderings | None:
-    return _renderings.get(wizard_cache_key(topic, latest_version, query))
+def cached_renderings(topic: str, latest_version: int, query_string: str) -> Renderings | None:
+    return _renderings.get(wizard_cache_key(topic, latest_version, query_string))
 
 
-def render_state(topic: str, query: QueryDict) -> Renderings:
+def render_state(topic: str, query_string: str) -> Renderings:
     """The renderings of one wizard state, from the cache or rendered now (the warm-up's entry)."""
-    snapshot, answers, pinned, latest_version = _resolve(query, topic)
-    return _wizard_renderings(snapshot, answers, pinned, latest_version, query=query)
+    snapshot, answers, pinned, latest_version = _resolve(QueryDict(query_string), topic)
+    return _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
 
 
 def _wizard_renderings(
@@ -192,7 +192,7 @@ def _wizard_renderings(
     pinned: int | None,
     latest_version: int,
     *,
-    query: QueryDict,
+    query_string: str,
 ) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
@@ -201,7 +201,7 @@ def _wizard_renderings(
     compression. Neither holds anything specific to the request (no CSRF token: these pages
     only read).
     """
-    key = wizard_cache_key(snapshot.topic_key, latest_version, query)
+    key = wizard_cache_key(snapshot.topic_key, latest_version, query_string)
     cached = _renderings.get(key)
     if cached is not None:
         return cached
@@ -261,7 +261,8 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
     snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
-    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version, query=request.GET)
+    query_string = request.META.get("QUERY_STRING", "")
+    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
     return wizard_response(request, renderings)
 
 

@@ -28,7 +28,6 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import DatabaseError, connection
 from django.db.models import Sum
-from django.http import QueryDict
 from django.urls import resolve, reverse
 from django.utils import timezone
 
@@ -119,7 +118,7 @@ def warm_topic(topic_key: str) -> Warmed:
     api_path = reverse("api-v1:recommend", kwargs={"topic": topic_key})
     for answers in states:
         query = wizard_query(answers)
-        views.render_state(topic_key, QueryDict(query))
+        views.render_state(topic_key, query)
         _warm_api(api_path, query)
     return Warmed(topic_key, latest, len(states), time.monotonic() - started)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.http import QueryDict
 from django.test import Client
 
 from decisions import answer_space, engine, http_cache, views, warmup
@@ -66,7 +65,7 @@ def warming(settings, transactional_db, published_shipped):
 
 def cached_everywhere(snapshot: engine.Snapshot, latest: int) -> bool:
     for answers in answer_space.reachable_states(snapshot) or []:
-        query = QueryDict(wizard_query(answers))
+        query = wizard_query(answers)
         api = http_cache.api_key("api-v1:recommend", TOPIC, query)
         if (
             views.cached_renderings(TOPIC, latest, query) is None
