@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
     "decisions.guards.InputGuardMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "decisions.csp.CSPMiddleware",  # django-csp, its constant header built once
     # Cached wizard pages, htmx steps and API answers leave here, with the security headers and
     # the CSP of the full stack, without sessions, CSRF, auth or messages (decisions/fast_path.py).
     "decisions.fast_path.FastPathMiddleware",
