@@ -147,3 +147,31 @@ def test_what_the_full_stack_refuses_is_never_served_early(published_shipped, ur
     assert not took_the_fast_path(again)
     assert again.status_code == first.status_code
     assert "public" not in again.get("Cache-Control", "")
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("age_group=adult&neuro=no", "neuro=no&age_group=adult", True),
+        (
+            "contrast_risks=kidney&contrast_risks=gad_reaction",
+            "contrast_risks=gad_reaction&contrast_risks=kidney",
+            False,
+        ),
+        (
+            "contrast_risks=kidney&x=1&contrast_risks=gad",
+            "x=1&contrast_risks=kidney&contrast_risks=gad",
+            True,
+        ),
+        ("age_group=adult&age%5Fgroup=child", "age%5Fgroup=child&age_group=adult", False),
+        ("age_group=adult&&neuro=no&", "age_group=adult&neuro=no", True),
+    ],
+)
+def test_two_query_strings_share_a_cache_entry_only_when_they_mean_the_same(one, other, same):
+    from django.http import QueryDict
+
+    from decisions.http_cache import canonical_query
+
+    assert (canonical_query(one) == canonical_query(other)) is same
+    if same:
+        assert sorted(QueryDict(one).lists()) == sorted(QueryDict(other).lists())
