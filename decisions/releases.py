@@ -186,6 +186,39 @@ _latest_listeners: list[Callable[[str, int], None]] = []
 _announced: dict[str, int] = {}
 
 
+# A newer release may be held back while the warm-up renders it (`hold_new_releases`), so
+# clinicians keep getting the previous, warm one meanwhile; a thread that renders (the warm-up)
+# sees every release at once (`newest_releases`).
+_hold: Callable[[str, int], int | None] | None = None
+_thread = threading.local()
+
+
+def hold_new_releases(policy: Callable[[str, int], int | None] | None) -> None:
+    """`policy(topic_key, newest_version)` names an older version to keep showing, or None."""
+    global _hold
+    _hold = policy
+
+
+@contextmanager
+def newest_releases() -> Iterator[None]:
+    """In this thread, every release counts as soon as it is read (nothing held back)."""
+    _thread.newest = True
+    try:
+        yield
+    finally:
+        _thread.newest = False
+
+
+def _shown_pointers(topic_key: str, pointers: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pointers without the releases held back while they warm."""
+    if not pointers or _hold is None or getattr(_thread, "newest", False):
+        return pointers
+    shown = _hold(topic_key, pointers[0][1])
+    if shown is None:
+        return pointers
+    return [(pk, version) for pk, version in pointers if version <= shown] or pointers
+
+
 def on_new_latest(listener: Callable[[str, int], None]) -> None:
     """Call `listener(topic_key, version)` whenever this process sees a newer latest release."""
     if listener not in _latest_listeners:
@@ -286,7 +319,14 @@ def _snapshot_of(release_pk: int) -> engine.Snapshot:
     return snapshot
 
 
-def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[int, int]]:
+def _release_pointers(topic_key: str, *, refresh: bool = False, hold: bool = True) -> list[tuple[int, int]]:
+    """The topic's (release id, version) pairs, newest first, without the releases held back
+    while they warm (unless `hold` is false: a release asked for by its number)."""
+    pointers = _read_release_pointers(topic_key, refresh=refresh)
+    return _shown_pointers(topic_key, pointers) if hold else pointers
+
+
+def _read_release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[int, int]]:
     """(release id, version) pairs of a topic, newest first.
 
     Read from the database at most once per RELEASE_CHECK_SECONDS per process, so a busy
@@ -361,7 +401,8 @@ def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot
     """
     pointers = _release_pointers(topic_key)
     if version is not None and all(v != version for _, v in pointers):
-        pointers = _release_pointers(topic_key, refresh=True)  # perhaps published a moment ago
+        # Perhaps published a moment ago (or held back while it warms): asked for by its number.
+        pointers = _release_pointers(topic_key, refresh=True, hold=False)
     if not pointers:
         raise ReleaseNotFound(topic_key, None)
     latest_version = pointers[0][1]

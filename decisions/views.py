@@ -88,12 +88,14 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: 200 when the database answers and this process has the latest releases loaded
-    and warm (decisions/warmup.py), 503 otherwise (a load balancer then sends new traffic
-    elsewhere), with the details as JSON."""
+    and a warm release of every topic (decisions/warmup.py), 503 otherwise (a load balancer then
+    sends new traffic elsewhere), with the details as JSON."""
     state = releases.readiness()
     latest = state.get("latest_releases")
     if isinstance(latest, dict):
-        cold = sorted(key for key, version in latest.items() if not warm_up.is_warm(key, version))
+        # A topic with no warm release yet (a fresh process); after a publish the previous
+        # release is shown, warm, while the new one warms, so the process stays ready.
+        cold = sorted(key for key in latest if not warm_up.has_warmed(key))
         state["warm"] = not cold
         if cold:
             state["ready"] = False

@@ -5,9 +5,10 @@ When a process first sees a release as its topic's latest (at start-up, through 
 RELEASE_CHECK_SECONDS), one background thread renders every reachable wizard state of it (page and
 htmx step, `views.render_state`) and its API answer, into the same caches the requests use. A topic
 with more states than RENDER_CACHE_ENTRIES gets its most used ones (`states_to_warm`). `/readyz`
-answers 200 only once the latest release of every topic is warm, so a load balancer sends a fresh
-or restarted process no traffic before that. After a publish, requests meanwhile render what they
-ask for themselves (the same cache), as before.
+answers 200 only once every topic has a warm release, so a load balancer sends a fresh or
+restarted process no traffic before that. After a publish, the process keeps showing the previous
+release (warm) while it renders the new one, at most HOLD_SECONDS; a permalink that names the new
+release is answered at once.
 
 Nothing is counted: warming is not a clinician's visit (usage counts stay true).
 """
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 Answers = dict[str, str]
 # How far back usage counts choose the states of a topic too large to warm whole.
 USAGE_DAYS = 90
+# The longest a new release is held back while it warms (a warm-up that hangs must not hide it).
+HOLD_SECONDS = 30.0
 
 
 def states_to_warm(
@@ -152,6 +155,7 @@ class WarmUp:
         self._wanted: dict[str, int] = {}  # topic -> latest version seen, not yet warm
         self._warm: dict[str, int] = {}  # topic -> version warmed
         self._thread: threading.Thread | None = None
+        self._held_since: dict[tuple[str, int], float] = {}
         self.done = threading.Condition(self._lock)
         self.last: dict[str, Warmed] = {}
 
@@ -175,7 +179,8 @@ class WarmUp:
                         return
                     topic_key, version = next(iter(self._wanted.items()))
                 try:
-                    warmed = warm_topic(topic_key)
+                    with releases.newest_releases():
+                        warmed = warm_topic(topic_key)
                     version = max(version, warmed.release_version)
                     self.last[topic_key] = warmed
                     logger.info(
@@ -203,6 +208,25 @@ class WarmUp:
         with self._lock:
             return self._warm.get(topic_key, 0) >= version
 
+    def has_warmed(self, topic_key: str) -> bool:
+        """Whether some release of the topic is warm here: what this process shows meanwhile."""
+        if not settings.WARM_UP:
+            return True
+        with self._lock:
+            return topic_key in self._warm
+
+    def hold(self, topic_key: str, version: int) -> int | None:
+        """The older warm release to keep showing while `version` warms (for at most HOLD_SECONDS),
+        or None: show `version`."""
+        if not settings.WARM_UP:
+            return None
+        with self._lock:
+            warm = self._warm.get(topic_key)
+            if warm is None or warm >= version:
+                return None
+            since = self._held_since.setdefault((topic_key, version), time.monotonic())
+        return warm if time.monotonic() - since < HOLD_SECONDS else None
+
     def wait(self, latest: Mapping[str, int], timeout: float) -> bool:
         """Wait until every topic in `latest` (key -> version) is warm; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -218,11 +242,13 @@ class WarmUp:
         with self._lock:
             self._wanted.clear()
             self._warm.clear()
+            self._held_since.clear()
             self.last.clear()
 
 
 warm_up = WarmUp()
 releases.on_new_latest(warm_up.schedule)
+releases.hold_new_releases(warm_up.hold)
 
 
 def start() -> None:

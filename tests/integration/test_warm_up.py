@@ -93,18 +93,28 @@ def test_readiness_waits_for_the_warm_up_then_every_state_is_served_warm(warming
     assert page.status_code == 200 and not hasattr(page.wsgi_request, "session")  # the fast path
 
 
-def test_a_new_release_is_warmed_as_soon_as_the_process_sees_it(warming, client, published_shipped):
+def test_after_a_publish_the_previous_release_is_shown_until_the_new_one_is_warm(
+    warming, client, published_shipped
+):
     warming.set()
     client.get("/readyz")
     assert warm_up.wait({TOPIC: 1}, timeout=60)
+    warming.clear()  # the warm-up of the next release waits for the test
 
     publish(published_shipped.topic, summary="Second release", allow_unchanged=True)
-    client.get("/t/lumbar-metastasis/")  # the process notices release 2
+    meanwhile = client.get("/api/v1/topics/lumbar-metastasis/")  # the process notices release 2
 
+    assert meanwhile.json()["release"]["version"] == 1
+    assert client.get("/t/lumbar-metastasis/").status_code == 200
+    assert client.get("/readyz").status_code == 200  # release 1 is warm: still ready
+    pinned = client.get("/api/v1/topics/lumbar-metastasis/?release=2")
+    assert pinned.status_code == 200 and pinned.json()["release"]["version"] == 2  # asked by number
+
+    warming.set()
     assert warm_up.wait({TOPIC: 2}, timeout=60)
+    assert client.get("/api/v1/topics/lumbar-metastasis/").json()["release"]["version"] == 2
     snapshot, latest = views.resolve(TOPIC)
     assert latest == 2 and cached_everywhere(snapshot, 2)
-    assert client.get("/readyz").status_code == 200
 
 
 def test_a_failed_warm_up_does_not_keep_the_process_out_of_service(warming, client, monkeypatch, caplog):
