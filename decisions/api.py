@@ -23,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from decisions import answer_space, engine, partial
+from decisions import answer_space, engine, http_cache, partial
 from decisions.links import BadQuery, parse_query
 from decisions.problems import PROBLEM_JSON, problem_response
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
@@ -509,7 +509,7 @@ def _on_unexpected_error(request: HttpRequest, error: Exception) -> HttpResponse
 # --- HTTP semantics shared by every operation ------------------------------------------------
 
 
-def _accepts_json(request: HttpRequest) -> bool:
+def accepts_json(request: HttpRequest) -> bool:
     if not request.headers.get("Accept", "").strip():
         return True
     return request.get_preferred_type([JSON, PROBLEM_JSON]) is not None
@@ -526,7 +526,7 @@ def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in READ_METHODS:
             return _problem_response(request, _method_not_allowed(request))
-        if not _accepts_json(request):
+        if not accepts_json(request):
             problem = ProblemError(
                 406,
                 "this API answers in JSON only: accept application/json or application/problem+json",
@@ -535,11 +535,40 @@ def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             )
             response = _problem_response(request, problem)
         else:
-            response = run(request, *args, **kwargs)
+            topic = kwargs.get("topic")
+            key = _answer_key(request, topic)  # before the answer is built: see http_cache.api_key
+            response = _cacheable(
+                request, run(request, *args, **kwargs), key=key, pinned=_pinned(request, topic)
+            )
         patch_vary_headers(response, ["Accept"])  # a 406 or not depends on it
         return response
 
     return wrapper
+
+
+def _answer_key(request: HttpRequest, topic: object) -> str | None:
+    match = request.resolver_match
+    if not isinstance(topic, str) or match is None:
+        return None
+    return http_cache.api_key(match.view_name, topic, request.META.get("QUERY_STRING", ""))
+
+
+def _pinned(request: HttpRequest, topic: object) -> bool:
+    """A topic's answer for a named release (the topic list has no release to pin)."""
+    return isinstance(topic, str) and "release" in request.GET
+
+
+def _cacheable(
+    request: HttpRequest, response: HttpResponse, *, key: str | None, pinned: bool
+) -> HttpResponse:
+    """A 200 answer with its ETag and Cache-Control (a 304 when the client has it), compressed
+    like the wizard's pages; kept for the fast path under `key`."""
+    if response.status_code != 200 or response.streaming:
+        return response
+    answer = http_cache.ApiAnswer.of(response, pinned=pinned)
+    if key is not None:
+        http_cache.api_answers.put(key, answer)
+    return answer.respond(request)
 
 
 api.add_decorator(_http_semantics, mode="view")

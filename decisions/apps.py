@@ -6,4 +6,7 @@ class DecisionsConfig(AppConfig):
     name = "decisions"
 
     def ready(self) -> None:
-        from decisions import checks  # noqa: F401  (registers the system checks)
+        from decisions import (
+            checks,  # noqa: F401  (registers the system checks)
+            warmup,  # noqa: F401  (warms each release a process loads)
+        )

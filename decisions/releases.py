@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +180,61 @@ _snapshots: dict[int, engine.Snapshot] = {}
 _pointers: dict[str, tuple[float, list[tuple[int, int]]]] = {}
 _latest: tuple[float, list[int]] | None = None  # (checked at, latest release id of every topic)
 _lock = threading.Lock()
+# Called with (topic key, version) when this process first sees a release as its topic's latest
+# (the warm-up listens, decisions/warmup.py); the last version announced per topic.
+_latest_listeners: list[Callable[[str, int], None]] = []
+_announced: dict[str, int] = {}
+
+
+# A newer release may be held back while the warm-up renders it (`hold_new_releases`), so
+# clinicians keep getting the previous, warm one meanwhile; a thread that renders (the warm-up)
+# sees every release at once (`newest_releases`).
+_hold: Callable[[str, int], int | None] | None = None
+_thread = threading.local()
+
+
+def hold_new_releases(policy: Callable[[str, int], int | None] | None) -> None:
+    """`policy(topic_key, newest_version)` names an older version to keep showing, or None."""
+    global _hold
+    _hold = policy
+
+
+@contextmanager
+def newest_releases() -> Iterator[None]:
+    """In this thread, every release counts as soon as it is read (nothing held back)."""
+    _thread.newest = True
+    try:
+        yield
+    finally:
+        _thread.newest = False
+
+
+def _shown_pointers(topic_key: str, pointers: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pointers without the releases held back while they warm."""
+    if not pointers or _hold is None or getattr(_thread, "newest", False):
+        return pointers
+    shown = _hold(topic_key, pointers[0][1])
+    if shown is None:
+        return pointers
+    return [(pk, version) for pk, version in pointers if version <= shown] or pointers
+
+
+def on_new_latest(listener: Callable[[str, int], None]) -> None:
+    """Call `listener(topic_key, version)` whenever this process sees a newer latest release."""
+    if listener not in _latest_listeners:
+        _latest_listeners.append(listener)
+
+
+def _saw_latest(topic_key: str, version: int) -> None:
+    with _lock:
+        if _announced.get(topic_key, 0) >= version:
+            return
+        _announced[topic_key] = version
+    for listener in list(_latest_listeners):
+        try:
+            listener(topic_key, version)
+        except Exception:  # a listener must never fail the request that noticed the release
+            logger.exception("new release listener failed for %s release %s", topic_key, version)
 
 
 class _Outage:
@@ -264,7 +319,14 @@ def _snapshot_of(release_pk: int) -> engine.Snapshot:
     return snapshot
 
 
-def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[int, int]]:
+def _release_pointers(topic_key: str, *, refresh: bool = False, hold: bool = True) -> list[tuple[int, int]]:
+    """The topic's (release id, version) pairs, newest first, without the releases held back
+    while they warm (unless `hold` is false: a release asked for by its number)."""
+    pointers = _read_release_pointers(topic_key, refresh=refresh)
+    return _shown_pointers(topic_key, pointers) if hold else pointers
+
+
+def _read_release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[int, int]]:
     """(release id, version) pairs of a topic, newest first.
 
     Read from the database at most once per RELEASE_CHECK_SECONDS per process, so a busy
@@ -297,7 +359,18 @@ def _release_pointers(topic_key: str, *, refresh: bool = False) -> list[tuple[in
     if pointers:  # unknown topics are not remembered: a scan of made-up keys must not grow memory
         with _lock:
             _pointers[topic_key] = (now, pointers)
+        _saw_latest(topic_key, pointers[0][1])
     return pointers
+
+
+def latest_version(topic_key: str) -> int | None:
+    """The topic's latest release number as this process knows it (checked at most every
+    RELEASE_CHECK_SECONDS, like `resolve`), or None when it has none or the database cannot say."""
+    try:
+        pointers = _release_pointers(topic_key)
+    except UNAVAILABLE:
+        return None
+    return pointers[0][1] if pointers else None
 
 
 def _read_pointers(topic_key: str) -> list[tuple[int, int]]:
@@ -317,6 +390,8 @@ def _refresh_all() -> None:
     with _lock:
         _latest = (now, pks)
         _pointers.update({key: (now, value) for key, value in pointers.items() if value})
+    for pk in pks:
+        _announce(_snapshot_of(pk))
 
 
 def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot, int]:
@@ -326,7 +401,8 @@ def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot
     """
     pointers = _release_pointers(topic_key)
     if version is not None and all(v != version for _, v in pointers):
-        pointers = _release_pointers(topic_key, refresh=True)  # perhaps published a moment ago
+        # Perhaps published a moment ago (or held back while it warms): asked for by its number.
+        pointers = _release_pointers(topic_key, refresh=True, hold=False)
     if not pointers:
         raise ReleaseNotFound(topic_key, None)
     latest_version = pointers[0][1]
@@ -370,7 +446,14 @@ def latest_snapshots() -> list[engine.Snapshot]:
             cached = (now, pks)
             with _lock:
                 _latest = cached
+            for pk in pks:
+                _announce(_snapshot_of(pk))
     return sorted((_snapshot_of(pk) for pk in cached[1]), key=lambda s: s.topic_title)
+
+
+def _announce(snapshot: engine.Snapshot) -> None:
+    if snapshot.release_version is not None:
+        _saw_latest(snapshot.topic_key, snapshot.release_version)
 
 
 def readiness() -> dict[str, object]:
@@ -389,6 +472,8 @@ def readiness() -> dict[str, object]:
     outage.recovered()
     with _lock:
         _latest = (time.monotonic(), pks)
+    for snapshot in snapshots:
+        _announce(snapshot)
     return {
         "ready": bool(snapshots),
         "database": "ok",
@@ -403,6 +488,7 @@ def clear_snapshot_cache() -> None:
     with _lock:
         _snapshots.clear()
         _pointers.clear()
+        _announced.clear()
         _latest = None
     outage.since = None
     outage.last_attempt = 0.0

@@ -40,6 +40,9 @@ class UsageBuffer:
         self._flushing = threading.Lock()  # one flush at a time; counts added meanwhile wait for the next
         self._failing = False
         self._retry_at: float | None = None  # after a failed flush, no new try before this
+        # Set by start_flush_timer: the timer thread then writes due counts, woken by `add`, so
+        # no request waits for the write.
+        self.wake: threading.Event | None = None
 
     def add(self, *, topic_key: str, release_version: int, scenario_key: str) -> None:
         key = (timezone.localdate().isoformat(), topic_key, release_version, scenario_key)
@@ -48,7 +51,10 @@ class UsageBuffer:
             if self._first_at is None:
                 self._first_at = self.clock()
         if self.due():
-            self.flush(quiet=True)
+            if self.wake is not None:
+                self.wake.set()
+            else:
+                self.flush(quiet=True)
 
     def pending(self) -> int:
         with self._lock:
@@ -117,15 +123,23 @@ buffer = UsageBuffer(flush_every=settings.USAGE_FLUSH_EVERY, max_age_seconds=set
 
 
 def start_flush_timer(*, every: float | None = None) -> threading.Thread:
-    """A daemon thread that writes due counts even when no request comes (gunicorn.conf.py starts it
-    in each worker; not started under tests, which would then write from another thread)."""
+    """A daemon thread that writes due counts even when no request comes, and as soon as a request
+    finds them due (after USAGE_FLUSH_EVERY), so that request does not wait for the write
+    (gunicorn.conf.py starts it in each worker; not started under tests, which would then write
+    from another thread)."""
     interval = every if every is not None else max(1.0, settings.USAGE_FLUSH_SECONDS / 2)
+    wake = buffer.wake = threading.Event()
 
     def run() -> None:
         while True:
-            time.sleep(interval)
-            if buffer.due():
-                buffer.flush(quiet=True)
+            wake.wait(interval)
+            wake.clear()
+            try:
+                if buffer.due():
+                    buffer.flush(quiet=True)
+            except Exception:  # the thread must outlive any error, or no count is written again
+                logger.exception("usage counts: flush failed")
+            finally:
                 connection.close()  # this thread's own connection; reopened at the next flush
 
     thread = threading.Thread(target=run, name="usage-flush", daemon=True)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
@@ -28,11 +27,13 @@ from django_htmx.http import push_url
 
 from decisions import engine, partial, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
+from decisions.http_cache import canonical_query, conditional, digest, encoded, etag_for
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
 from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.warmup import warm_up
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Renderings:
     page: CompressedBody
     url: str
     scenario_key: str | None  # set when the recommendation is complete (for usage counts)
+    topic_key: str
+    release_version: int
+    pinned: bool
+    page_tag: str  # digests of what each sends (decisions/http_cache.py: the ETags)
+    fragment_tag: str
 
 
 _renderings: RenderCache[Renderings] = RenderCache(settings.RENDER_CACHE_ENTRIES)
@@ -81,9 +87,19 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Readiness: 200 when the database answers and this process has the latest releases loaded,
-    503 otherwise (a load balancer then sends new traffic elsewhere), with the details as JSON."""
+    """Readiness: 200 when the database answers and this process has the latest releases loaded
+    and a warm release of every topic (decisions/warmup.py), 503 otherwise (a load balancer then
+    sends new traffic elsewhere), with the details as JSON."""
     state = releases.readiness()
+    latest = state.get("latest_releases")
+    if isinstance(latest, dict):
+        # A topic with no warm release yet (a fresh process); after a publish the previous
+        # release is shown, warm, while the new one warms, so the process stays ready.
+        cold = sorted(key for key in latest if not warm_up.has_warmed(key))
+        state["warm"] = not cold
+        if cold:
+            state["ready"] = False
+            state["warming"] = cold
     response = JsonResponse(state, status=200 if state["ready"] else 503)
     response["Cache-Control"] = "no-store"
     return response
@@ -121,10 +137,10 @@ def home(request: HttpRequest) -> HttpResponse:
 Resolved = tuple[engine.Snapshot, dict[str, str], int | None, int]
 
 
-def _resolve(request: HttpRequest, topic: str) -> Resolved:
+def _resolve(query: QueryDict, topic: str) -> Resolved:
     """The snapshot to answer from, the answers, the pinned release and the latest version."""
     try:
-        release, answers = parse_query(request.GET)
+        release, answers = parse_query(query)
     except BadQuery as error:
         raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
     try:
@@ -152,29 +168,42 @@ def _recommend(
         ) from error
 
 
+def wizard_cache_key(topic: str, latest_version: int, query_string: str) -> str:
+    """The render cache's key: the topic, its latest release and the canonical query string.
+
+    The latest release number fixes what an unpinned query shows, and a pinned query names its
+    release (and shows whether a newer one exists), so this is all a page depends on. Computed the
+    same way by the view, the fast path (decisions/fast_path.py) and the warm-up.
+    """
+    return f"wizard:{topic}|{latest_version}|{canonical_query(query_string)}"
+
+
+def cached_renderings(topic: str, latest_version: int, query_string: str) -> Renderings | None:
+    return _renderings.get(wizard_cache_key(topic, latest_version, query_string))
+
+
+def render_state(topic: str, query_string: str) -> Renderings:
+    """The renderings of one wizard state, from the cache or rendered now (the warm-up's entry)."""
+    snapshot, answers, pinned, latest_version = _resolve(QueryDict(query_string), topic)
+    return _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+
+
 def _wizard_renderings(
     snapshot: engine.Snapshot,
     answers: dict[str, str],
     pinned: int | None,
     latest_version: int,
+    *,
+    query_string: str,
 ) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
     Releases never change and the answer space is finite, so both renderings are cached per
-    (release, answers), compressed: a cache hit skips the engine, the templates and the
+    (latest release, query), compressed: a cache hit skips the engine, the templates and the
     compression. Neither holds anything specific to the request (no CSRF token: these pages
     only read).
     """
-    key = "wizard:" + "|".join(
-        [
-            snapshot.topic_key,
-            str(snapshot.release_version),
-            str(snapshot.published_at),
-            str(pinned is not None),
-            str(latest_version),
-            urlencode(sorted(answers.items())),
-        ]
-    )
+    key = wizard_cache_key(snapshot.topic_key, latest_version, query_string)
     cached = _renderings.get(key)
     if cached is not None:
         return cached
@@ -186,14 +215,22 @@ def _wizard_renderings(
     page = render_to_string(
         "decisions/topic.html", {"snapshot": snapshot, "wizard_html": fragment, "page_title": title}
     )
+    # htmx takes the <title> of a swapped response as the new document title.
+    fragment_bytes = (format_html("<title>{}</title>", title) + fragment).encode()
+    page_bytes = page.encode()
+    assert snapshot.release_version is not None
     renderings = Renderings(
-        # htmx takes the <title> of a swapped response as the new document title.
-        fragment=CompressedBody.of((format_html("<title>{}</title>", title) + fragment).encode()),
-        page=CompressedBody.of(page.encode()),
+        fragment=CompressedBody.of(fragment_bytes),
+        page=CompressedBody.of(page_bytes),
         url=context["canonical_url"],
         scenario_key=recommendation.scenario.key
         if recommendation.complete and recommendation.scenario
         else None,
+        topic_key=snapshot.topic_key,
+        release_version=snapshot.release_version,
+        pinned=pinned is not None,
+        page_tag=digest([page_bytes]),
+        fragment_tag=digest([fragment_bytes, context["canonical_url"]]),
     )
     _renderings.put(key, renderings)
     return renderings
@@ -225,24 +262,36 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
-    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
     if request.GET.get("tidy"):
         return _tidied(request, snapshot, answers, pinned)
     change = request.GET.get("change")
     if change is not None:
         return _change_answer(request, snapshot, answers, change, pinned, latest_version)
-    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version)
+    query_string = request.META.get("QUERY_STRING", "")
+    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+    return wizard_response(request, renderings)
+
+
+def wizard_response(request: HttpRequest, renderings: Renderings) -> HttpResponse:
+    """What a rendered wizard state sends: the page, or the fragment for an htmx swap, with its
+    ETag and Cache-Control (a 304 when the client has it). The fast path sends the same."""
     if renderings.scenario_key is not None:
-        assert snapshot.release_version is not None
         usage.buffer.add(
-            topic_key=snapshot.topic_key,
-            release_version=snapshot.release_version,
+            topic_key=renderings.topic_key,
+            release_version=renderings.release_version,
             scenario_key=renderings.scenario_key,
         )
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
-        return push_url(_encoded_response(request, renderings.fragment), renderings.url)
-    return _encoded_response(request, renderings.page)
+        response = push_url(encoded(request, renderings.fragment), renderings.url)
+        tag = renderings.fragment_tag
+    else:
+        response = encoded(request, renderings.page)
+        tag = renderings.page_tag
+    # A history restore gets the page although it is an htmx request: shared caches must know.
+    patch_vary_headers(response, ["HX-Request", "HX-History-Restore-Request"])
+    return conditional(request, response, etag=etag_for(tag, response), pinned=renderings.pinned)
 
 
 def _tidied(
@@ -297,24 +346,10 @@ def _change_answer(
     )
 
 
-def _encoded_response(request: HttpRequest, body: CompressedBody) -> HttpResponse:
-    """The stored bytes as they are when the client accepts their encoding, else decompressed.
-
-    Nothing downstream compresses again: there is no GZipMiddleware (which would skip a response
-    with Content-Encoding anyway), and whitenoise only serves static files.
-    """
-    content, encoding = body.encoded(request.headers.get("Accept-Encoding", ""))
-    response = HttpResponse(content)
-    if encoding is not None:
-        response["Content-Encoding"] = encoding
-    patch_vary_headers(response, ["Accept-Encoding"])
-    return response
-
-
 @get_only
 @answers_page_problems
 def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
-    snapshot, answers, pinned, latest_version = _resolve(request, topic)
+    snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
     recommendation = _recommend(snapshot, answers, pinned)
     context = _wizard_context(recommendation, pinned, latest_version)
     return render(request, "decisions/print.html", context)

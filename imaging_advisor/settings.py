@@ -70,13 +70,16 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
     "decisions.guards.InputGuardMiddleware",
+    "decisions.csp.CSPMiddleware",  # django-csp, its constant header built once
+    # Cached wizard pages, htmx steps and API answers leave here, with the security headers and
+    # the CSP of the full stack, without sessions, CSRF, auth or messages (decisions/fast_path.py).
+    "decisions.fast_path.FastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Innermost, so it sees the exceptions views raise (decisions/guards.py).
@@ -193,6 +196,17 @@ RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
 # How often (seconds) each process checks the database for a newly published release.
 RELEASE_CHECK_SECONDS = env_number("RELEASE_CHECK_SECONDS", 1)
+
+# When a process loads a topic's latest release (at start-up or after a publish), it renders every
+# reachable wizard state of it (or the RENDER_CACHE_ENTRIES most used) and its API answers in a
+# background thread; /readyz says ready once that is done (decisions/warmup.py).
+WARM_UP = env_bool("WARM_UP", True)
+
+# HTTP caching of wizard pages and API answers (decisions/http_cache.py): browsers and CDNs keep an
+# unpinned page this long, then revalidate (304 while the release is the same); a permalink that
+# pins its release (release=N) is immutable and kept at least a day.
+HTTP_MAX_AGE_SECONDS = int(env_number("HTTP_MAX_AGE_SECONDS", 60))
+HTTP_PINNED_MAX_AGE_SECONDS = int(env_number("HTTP_PINNED_MAX_AGE_SECONDS", 86400))
 
 # Usage statistics are counted in memory and written every N recommendations or S seconds.
 USAGE_FLUSH_EVERY = int(os.environ.get("USAGE_FLUSH_EVERY", "200"))

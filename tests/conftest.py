@@ -107,15 +107,29 @@ def pytest_runtest_teardown(item, nextitem):
     return result
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_up_unless_asked():
+    """Warming renders every state in a thread of its own, with its own database connection: the
+    tests that check it turn it on (settings.WARM_UP = True) and wait for it."""
+    from django.test import override_settings
+
+    with override_settings(WARM_UP=False):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
+    from decisions.http_cache import api_answers
     from decisions.releases import clear_snapshot_cache
     from decisions.usage import buffer
     from decisions.views import _renderings, feedback_limiter
+    from decisions.warmup import warm_up
 
     def clear():
         clear_snapshot_cache()
         _renderings.clear()
+        api_answers.clear()
+        warm_up.clear()
         feedback_limiter.clear()
         buffer._counts.clear()
         buffer._first_at = None

@@ -214,12 +214,27 @@ class AppServer:
         for _ in range(200):
             try:
                 urllib.request.urlopen(self.base + "/healthz", timeout=1)
+                self.wait_until_ready()
                 return
             except OSError:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()}") from None
                 time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
+
+    def wait_until_ready(self, timeout: float = 60) -> bool:
+        """As a load balancer does: no traffic before /readyz says ready (releases loaded and
+        warm) a few times in a row, so every worker has likely answered it; False on timeout."""
+        deadline = time.monotonic() + timeout
+        in_a_row = 0
+        while time.monotonic() < deadline and in_a_row < 3 * self.workers:
+            try:
+                urllib.request.urlopen(self.base + "/readyz", timeout=5)
+                in_a_row += 1
+            except OSError:  # 503 (HTTPError) while warming, or no answer yet
+                in_a_row = 0
+                time.sleep(0.1)
+        return in_a_row > 0
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
