@@ -202,12 +202,28 @@ USAGE_FLUSH_SECONDS = env_number("USAGE_FLUSH_SECONDS", 60)
 FEEDBACK_RATE_LIMIT = int(os.environ.get("FEEDBACK_RATE_LIMIT", "5"))
 FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS", "600"))
 
-# CDS Hooks (decisions/cds_hooks.py). Every call must carry a JWT signed by a trusted EHR unless
+# CDS Hooks (decisions/cds_hooks/). Every call must carry a JWT signed by a trusted EHR unless
 # CDS_HOOKS_VERIFY_JWT=false (local development only: discovery then says so loudly).
 # CDS_HOOKS_TRUSTED_ISSUERS is a JSON object: issuer -> its JWKS URL, or the JWKS itself
-# ({"keys": [...]}). CDS_HOOKS_PUBLIC_BASE_URL is the base URL EHRs call (the JWT `aud` is this
-# plus the path); empty means: built from the request.
+# ({"keys": [...]}), or {"jwks_url": "...", "fhir_servers": [...]} / {"keys": [...],
+# "fhir_servers": [...]}: the FHIR base URLs that issuer may send as fhirServer (none otherwise).
+# With verification off, CDS_HOOKS_FHIR_SERVERS lists them. Nothing else is ever fetched.
+# CDS_HOOKS_PUBLIC_BASE_URL is the base URL EHRs call (the JWT `aud` is this plus the path);
+# empty means: built from the request.
 CDS_HOOKS_VERIFY_JWT = env_bool("CDS_HOOKS_VERIFY_JWT", True)
+_ISSUERS_FORMAT = (
+    'CDS_HOOKS_TRUSTED_ISSUERS must be a JSON object of issuer -> JWKS URL, {"keys": [...]}, or '
+    '{"jwks_url": "https://…", "fhir_servers": ["https://…"]} (or "keys" with "fhir_servers")'
+)
+
+
+def _https_unless_debug(name: str, url: str) -> str:
+    # A bearer token (fhirServer) or the keys we trust (JWKS) must not travel in clear text.
+    if not url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"{name}: {url!r} is not an http(s) URL")
+    if not DEBUG and not url.startswith("https://"):
+        raise ImproperlyConfigured(f"{name}: {url!r} must use https when DEBUG is off")
+    return url
 
 
 def _cds_hooks_trusted_issuers() -> dict[str, Any]:
@@ -217,23 +233,38 @@ def _cds_hooks_trusted_issuers() -> dict[str, Any]:
         issuers = json.loads(os.environ.get("CDS_HOOKS_TRUSTED_ISSUERS") or "{}")
     except json.JSONDecodeError as error:
         raise ImproperlyConfigured(f"CDS_HOOKS_TRUSTED_ISSUERS is not valid JSON: {error}") from error
-    if not isinstance(issuers, dict) or not all(
-        isinstance(keys, str) or (isinstance(keys, dict) and isinstance(keys.get("keys"), list))
-        for keys in issuers.values()
-    ):
-        raise ImproperlyConfigured(
-            'CDS_HOOKS_TRUSTED_ISSUERS must be a JSON object of issuer -> JWKS URL or {"keys": [...]}'
-        )
+    if not isinstance(issuers, dict):
+        raise ImproperlyConfigured(_ISSUERS_FORMAT)
+    for issuer, source in issuers.items():
+        where = f"CDS_HOOKS_TRUSTED_ISSUERS[{issuer!r}]"
+        if isinstance(source, str):
+            _https_unless_debug(where, source)
+            continue
+        if not isinstance(source, dict):
+            raise ImproperlyConfigured(_ISSUERS_FORMAT)
+        keys, url, servers = source.get("keys"), source.get("jwks_url"), source.get("fhir_servers", [])
+        if not (isinstance(keys, list) or isinstance(url, str)) or not isinstance(servers, list):
+            raise ImproperlyConfigured(_ISSUERS_FORMAT)
+        if isinstance(url, str):
+            _https_unless_debug(f"{where}.jwks_url", url)
+        for server in servers:
+            if not isinstance(server, str):
+                raise ImproperlyConfigured(_ISSUERS_FORMAT)
+            _https_unless_debug(f"{where}.fhir_servers", server)
     return issuers
 
 
 CDS_HOOKS_TRUSTED_ISSUERS = _cds_hooks_trusted_issuers()
+CDS_HOOKS_FHIR_SERVERS = [
+    _https_unless_debug("CDS_HOOKS_FHIR_SERVERS", url) for url in env_list("CDS_HOOKS_FHIR_SERVERS", "")
+]
 CDS_HOOKS_PUBLIC_BASE_URL = os.environ.get("CDS_HOOKS_PUBLIC_BASE_URL", "").rstrip("/")
 # Clock skew allowed on the EHR's JWT, and its longest accepted lifetime (exp - iat).
 CDS_HOOKS_JWT_LEEWAY_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_LEEWAY_SECONDS", "60"))
 CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS", "300"))
-# Reading the record from the EHR's fhirServer when the prefetch lacks it.
-CDS_HOOKS_FHIR_TIMEOUT_SECONDS = float(os.environ.get("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", "5"))
+# Reading the record from the EHR's fhirServer when the prefetch lacks it: every fetch of one
+# call runs in parallel, and all of them together stop after CDS_HOOKS_FHIR_TIMEOUT_SECONDS.
+CDS_HOOKS_FHIR_TIMEOUT_SECONDS = env_number("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", 5)
 CDS_HOOKS_FHIR_MAX_BYTES = int(os.environ.get("CDS_HOOKS_FHIR_MAX_BYTES", "2000000"))
 # A SMART client of this deployment: its launch URL makes cards carry a `smart` link.
 CDS_HOOKS_SMART_LAUNCH_URL = os.environ.get("CDS_HOOKS_SMART_LAUNCH_URL", "")

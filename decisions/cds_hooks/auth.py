@@ -63,6 +63,8 @@ def issuer_key(issuer: str, source: Any, kid: str) -> Any:
             if key.key_id == kid:
                 return key.key
         raise Unauthorized(f"issuer {issuer} has no key with kid {kid!r}")
+    if isinstance(source, Mapping) and isinstance(source.get("jwks_url"), str):
+        source = source["jwks_url"]
     if isinstance(source, str) and source.startswith(("https://", "http://")):
         try:
             return _jwk_client(source).get_signing_key(kid).key
@@ -71,6 +73,12 @@ def issuer_key(issuer: str, source: Any, kid: str) -> Any:
             raise Unauthorized(f"no key with kid {kid!r} could be found for issuer {issuer}") from error
     logger.error("CDS Hooks: CDS_HOOKS_TRUSTED_ISSUERS[%r] is neither a JWKS URL nor a JWKS object", issuer)
     raise Unauthorized(f"the keys of issuer {issuer} are not configured correctly")
+
+
+def fhir_servers_of(source: Any) -> tuple[str, ...]:
+    """The FHIR base URLs a trusted issuer may send as fhirServer (its "fhir_servers")."""
+    servers = source.get("fhir_servers") if isinstance(source, Mapping) else None
+    return tuple(server for server in servers or () if isinstance(server, str))
 
 
 def _key_fits(algorithm: str, key: Any) -> bool:
