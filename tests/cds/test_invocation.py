@@ -19,6 +19,7 @@ from tests.cds.conftest import (
     hook_request,
     knee_conditions,
     service_request,
+    shown,
     years_ago,
 )
 
@@ -485,7 +486,7 @@ def test_an_invalid_unrelated_draft_order_is_skipped_and_reported_on_the_card(cd
     (card,) = response.json()["cards"]
     assert (
         "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4B (subject"
-        in (card["detail"])
+        in shown(card["detail"])
     )
 
 
