@@ -1,6 +1,7 @@
 """Settings for Imaging Advisor, read from environment variables with safe local defaults."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "simple_history",
     "ninja",
+    "axes",
     "decisions",
 ]
 
@@ -79,6 +81,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Answers a locked-out sign-in with the lock-out page (django-axes, below).
+    "axes.middleware.AxesMiddleware",
     # Innermost, so it sees the exceptions views raise (decisions/guards.py).
     "decisions.guards.DatabaseUnavailableMiddleware",
 ]
@@ -160,6 +164,26 @@ JSON_MAX_BYTES = int(env_number("JSON_MAX_BYTES", 1_000_000))
 JSON_MAX_DEPTH = int(env_number("JSON_MAX_DEPTH", 32))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin sign-in is throttled (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failed attempts for
+# one account, or from one client address, further attempts are refused for
+# ADMIN_LOGIN_LOCKOUT_MINUTES with a page that says what to do. Both, not only the pair: one
+# address guessing many accounts and many addresses guessing one account are both stopped. The
+# address is the one decisions.views.client_address trusts (TRUSTED_PROXIES), so a client
+# cannot pick its own by sending X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_number("ADMIN_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "decisions.views.client_address"
+AXES_LOCKOUT_CALLABLE = "decisions.admin_login.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A session lasts a working day (8 hours) unless SESSION_COOKIE_AGE (seconds) says otherwise:
+# the people signed in can publish clinical advice.
+SESSION_COOKIE_AGE = int(env_number("SESSION_COOKIE_AGE", 8 * 60 * 60))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
