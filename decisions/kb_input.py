@@ -13,6 +13,7 @@ from typing import Any
 
 from decisions import guards
 from decisions.kb_document import DocumentError, loads
+from decisions.kb_schema import check_types
 from decisions.safe_text import markup_problem
 
 MAX_BYTES = 2_000_000
@@ -102,5 +103,6 @@ def read_document(raw: bytes | str) -> dict[str, Any]:
                 if member in value and not isinstance(value[member], str):
                     where = f"{path}.{member}" if path else member
                     raise DocumentError(f"{where}: must be text, not {value[member]!r}")
+    check_types(document)
     _check_plain_text(document)
     return loads(text)

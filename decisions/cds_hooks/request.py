@@ -10,6 +10,7 @@ not cost the clinician the advice on the others.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,10 +163,14 @@ def bundle_resources(
         where = f"{field}.entry[{index}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        if not isinstance(kind, str):
-            # A list or an object as resourceType is not a resource of any type (and unhashable).
-            skipped.append(f"{where} was skipped: its resourceType is not a string.")
-            continue
+        if isinstance(resource, dict) and not isinstance(kind, str | None):
+            # Not a resource of some other type (skipped below) but not JSON FHIR at all: the
+            # sender has a bug to fix, so say where rather than guess.
+            raise BadRequest(
+                f"{where}.resource.resourceType",
+                f'{where}.resource.resourceType must be a string such as "ServiceRequest", '
+                f"not {json.dumps(kind)[:40]}",
+            )
         if kind not in wanted:
             if note_other_types:
                 skipped.append(

@@ -532,3 +532,15 @@ def test_the_service_needs_no_csrf_token_because_ehrs_are_not_browsers(cds, publ
     cds.client = Client(enforce_csrf_checks=True)
     body = hook_request("order-sign", [service_request("order-1", MRI_LUMBAR_WO_W)])
     assert cds.invoke(body).status_code == 200
+
+
+@pytest.mark.parametrize("kind", [["ServiceRequest"], {"a": 1}, 7])
+def test_a_draft_order_whose_resource_type_is_not_a_string_is_a_400_naming_it(cds, published_shipped, kind):
+    order = service_request("order-1", MRI_LUMBAR_WO_W)
+    order["resourceType"] = kind
+
+    response = cds.invoke(hook_request("order-sign", [order]))
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "context.draftOrders.entry[0].resource.resourceType"
+    assert "must be a string such as" in response.json()["detail"]
