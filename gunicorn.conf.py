@@ -1,9 +1,16 @@
 """gunicorn settings read from this directory by default (`gunicorn imaging_advisor.wsgi`).
 
-Only the hooks that keep usage counts: each worker writes its counts on a timer (so an idle
-worker's counts are not held forever) and when it exits. Everything else stays on the command
-line or in GUNICORN_CMD_ARGS.
+The hooks keep usage counts: each worker writes its counts on a timer (so an idle worker's counts
+are not held forever) and when it exits. Everything else stays on the command line or in
+GUNICORN_CMD_ARGS, except the access log's format.
 """
+
+# The access log (when one is asked for, e.g. --access-logfile -) records the path without the
+# query string, and no Referer: the wizard's answers live in the URL (`?pregnant=yes`), and
+# clinical answers must not land in logs. gunicorn's default "%(r)s" is the whole request line,
+# and "%(f)s" the referring page's URL with its answers. %(U)s is the path alone; %(L)s the
+# request's duration in seconds.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 
 
 def post_worker_init(worker):
