@@ -84,6 +84,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: 200 when the database answers and this process has the latest releases loaded,
     503 otherwise (a load balancer then sends new traffic elsewhere), with the details as JSON."""
     state = releases.readiness()
+    # The cache does not decide readiness (without it the feedback limit is counted in memory),
+    # but an operator should see that it is out.
+    state["cache"] = feedback_limiter.breaker.state
     response = JsonResponse(state, status=200 if state["ready"] else 503)
     response["Cache-Control"] = "no-store"
     return response

@@ -137,14 +137,19 @@ DB_RETRY_SECONDS = env_number("DB_RETRY_SECONDS", 5)
 # State shared by every process (the feedback rate limit) lives in Django's cache: this process's
 # memory by default, Redis when REDIS_URL is set (needed with more than one process or server).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_TIMEOUT_SECONDS = env_number("REDIS_TIMEOUT_SECONDS", 0.25)
 CACHES = {
     "default": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imaging-advisor",
-            # Redis that does not answer must not hold a request either.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # Redis that does not answer must not hold a request either: short timeouts, and a
+            # circuit breaker in front of it (decisions/cache_breaker.py).
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
