@@ -28,6 +28,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
+from decisions import releases
 from decisions.problems import PageProblem, problem_page, problem_response
 from decisions.releases import UNAVAILABLE
 
@@ -267,6 +268,9 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, UNAVAILABLE):
             logger.warning("database unavailable: %s %s answered 503", request.method, request.path)
+            # The process now knows: the next requests that need the database get their 503 at
+            # once (decisions/db_gate.py) until the background probe sees it back.
+            releases.outage.failed(exception)
             return unavailable_response(request)
         return None
 

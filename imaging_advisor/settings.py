@@ -72,6 +72,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
     "decisions.guards.InputGuardMiddleware",
+    # Before anything touches the database (sessions): 503 at once during a known outage, or when
+    # DB_BOUND_CONCURRENCY requests already wait on the database (decisions/db_gate.py).
+    "decisions.db_gate.DatabaseGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -133,6 +136,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 # After a failed release check, how long each process serves what it has before asking again.
 DB_RETRY_SECONDS = env_number("DB_RETRY_SECONDS", 5)
+# Requests that need the database (admin, CDS Hooks posts, feedback) running at once per process;
+# the other threads of a worker (GUNICORN_THREADS, gunicorn.conf.py) stay for clinician pages.
+DB_BOUND_CONCURRENCY = int(env_number("DB_BOUND_CONCURRENCY", 4))
 
 # State shared by every process (the feedback rate limit) lives in Django's cache: this process's
 # memory by default, Redis when REDIS_URL is set (needed with more than one process or server).
