@@ -11,8 +11,8 @@ one thread, not a whole worker. Two rules keep those threads for clinicians:
   the 503 at once rather than a thread. With GUNICORN_THREADS threads, the rest stay free for the
   clinician pages, the API and /healthz, which are served from memory.
 
-Which requests need the database: the admin, POSTs to CDS Hooks (the replay check, the
-consultation record, feedback) and clinician feedback posts.
+Which requests need the database: the admin, CDS Hooks feedback, hook calls when JWTs are verified
+(the replay check) and clinician feedback posts.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def needs_database(request: HttpRequest) -> bool:
     if path.startswith("/admin/"):
         return True
     if request.method == "POST":
-        return path.startswith("/cds-services/") or bool(_FEEDBACK.match(path))
+        if path.startswith("/cds-services/"):
+            # Feedback is stored; a hook call needs the database for the JWT replay check only
+            # (with verification off it answers from memory, and its record is best effort).
+            return path.endswith("/feedback") or bool(settings.CDS_HOOKS_VERIFY_JWT)
+        return bool(_FEEDBACK.match(path))
     return False
 
 

@@ -192,6 +192,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "decisions.views.client_address"
 AXES_LOCKOUT_CALLABLE = "decisions.admin_login.locked_out"
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner on every manage.py command's stderr
 # A session lasts a working day (8 hours) unless SESSION_COOKIE_AGE (seconds) says otherwise:
 # the people signed in can publish clinical advice.
 SESSION_COOKIE_AGE = int(env_number("SESSION_COOKIE_AGE", 8 * 60 * 60))

@@ -84,8 +84,9 @@ def test_requests_that_need_the_database_beyond_the_cap_get_a_503_at_once(settin
     assert gate(factory.get("/admin/")).status_code == 200
 
 
-def test_a_cds_call_is_refused_at_once_during_a_known_outage(client, settings, published_shipped):
-    settings.CDS_HOOKS_VERIFY_JWT = False
+def test_a_verified_cds_call_is_refused_at_once_during_a_known_outage(client, settings, published_shipped):
+    # With JWTs verified, the replay check needs the database (README: 503 rather than unchecked).
+    settings.CDS_HOOKS_VERIFY_JWT = True
     releases.outage.failed(OperationalError("down"))
     releases.outage.last_attempt = time.monotonic()  # a retry just ran: none is started now
 
