@@ -28,6 +28,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
+from decisions import releases
 from decisions.problems import PageProblem, problem_page, problem_response
 from decisions.releases import UNAVAILABLE
 
@@ -208,6 +209,22 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The admin's date filters (date_hierarchy, ?day__year=2026) hand the number to the database or to
+# datetime: a year past 9999 or a 23-digit one was a 500. Each part must be a number in its range.
+DATE_PARTS = {"year": (1, 9999), "iso_year": (1, 9999), "month": (1, 12), "day": (1, 31), "quarter": (1, 4)}
+
+
+def date_part_problem(key: str, values: list[str]) -> str | None:
+    part = key.rsplit("__", 1)[-1] if "__" in key else ""
+    if part not in DATE_PARTS:
+        return None
+    low, high = DATE_PARTS[part]
+    for value in values:
+        if not (value.strip().isdecimal() and len(value.strip()) <= 4 and low <= int(value) <= high):
+            return f"must be a {part.replace('_', ' ')} from {low} to {high}"
+    return None
+
+
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -223,6 +240,10 @@ class DatabaseUnavailableMiddleware:
                 return self._refuse(request, key, f"is longer than {MAX_QUERY_VALUE} characters")
         if is_json_endpoint(request):
             return None  # the API names bad parameters itself; CDS bodies were checked first
+        for key, values in request.GET.lists():
+            reason = date_part_problem(key, values)
+            if reason:
+                return self._refuse(request, key, reason)
         for source in (request.GET, request.POST):
             for key, values in source.lists():
                 for value in [key, *values]:
@@ -247,6 +268,9 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, UNAVAILABLE):
             logger.warning("database unavailable: %s %s answered 503", request.method, request.path)
+            # The process now knows: the next requests that need the database get their 503 at
+            # once (decisions/db_gate.py) until the background probe sees it back.
+            releases.outage.failed(exception)
             return unavailable_response(request)
         return None
 

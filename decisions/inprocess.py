@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 from django.conf import settings
 from django.core.cache import caches
 
+from decisions.cache_breaker import CircuitBreaker, MemoryCounter
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -127,6 +129,9 @@ class RateLimiter:
         self.window_seconds = window_seconds
         self.cache_alias = cache_alias
         self._generation = "1"  # the same in every process, so they share one count
+        # A cache that fails is left alone for a while, and the limit counted here meanwhile.
+        self.breaker = CircuitBreaker()
+        self.memory = MemoryCounter()
 
     def _key(self, client_address: str) -> str:
         client = hashlib.sha256((settings.SECRET_KEY + client_address).encode()).hexdigest()
@@ -135,18 +140,23 @@ class RateLimiter:
     def allow(self, client_address: str) -> bool:
         cache = caches[self.cache_alias]
         key = self._key(client_address)
-        try:
-            cache.add(key, 0, timeout=self.window_seconds)
+        if self.breaker.available():
             try:
-                count = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=self.window_seconds)
-                count = 1
-        except Exception as error:  # the cache server is down: the limit is a guard, not a gate
-            logger.warning("feedback rate limit not checked, cache unavailable: %s", error)
-            return True
-        return count <= self.limit
+                cache.add(key, 0, timeout=self.window_seconds)
+                try:
+                    count = cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.add(key, 1, timeout=self.window_seconds)
+                    count = 1
+            except Exception as error:  # the cache server is down or frozen: decisions/cache_breaker.py
+                self.breaker.failed(error)
+            else:
+                self.breaker.succeeded()
+                return count <= self.limit
+        return self.memory.incr(key, self.window_seconds) <= self.limit
 
     def clear(self) -> None:
         """Forget every count (tests): a new key generation, so no shared cache is wiped."""
         self._generation = secrets.token_hex(4)
+        self.memory.clear()
+        self.breaker.succeeded()

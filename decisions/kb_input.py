@@ -13,6 +13,8 @@ from typing import Any
 
 from decisions import guards
 from decisions.kb_document import DocumentError, loads
+from decisions.kb_schema import check_types
+from decisions.safe_text import markup_problem
 
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 32  # the shipped topic nests 6 deep
@@ -28,6 +30,34 @@ NUMBER_MEMBERS: dict[str, tuple[int, int, bool]] = {
     "age_min": (0, 32767, True),
     "age_max": (0, 32767, True),
 }
+
+
+# Text clinicians and EHRs read that must be plain (decisions/safe_text.py), by section.
+PLAIN_TEXT = {
+    "caveats": ("text",),
+    "scenarios": ("title", "summary", "urgency_note", "order_rationale", "no_safe_imaging"),
+    "ratings": ("rationale", "statement"),
+    "next_steps": ("text",),
+}
+
+
+def _check_plain_text(document: Any) -> None:
+    def rows(container: Any, section: str, prefix: str) -> list[tuple[str, Any]]:
+        items = container.get(section) if isinstance(container, dict) else None
+        if not isinstance(items, list):
+            return []
+        return [(f"{prefix}{section}[{index}]", item) for index, item in enumerate(items)]
+
+    found = rows(document, "caveats", "") + rows(document, "scenarios", "")
+    for path, scenario in rows(document, "scenarios", ""):
+        found += rows(scenario, "ratings", path + ".") + rows(scenario, "next_steps", path + ".")
+    for path, row in found:
+        section = path.rsplit(".", 1)[-1].split("[")[0]
+        for member in PLAIN_TEXT[section]:
+            value = row.get(member) if isinstance(row, dict) else None
+            problem = markup_problem(value) if isinstance(value, str) else None
+            if problem:
+                raise DocumentError(f"{path}.{member}: {problem.removeprefix('Not saved: ')}")
 
 
 def _path(path: str) -> str:
@@ -73,4 +103,6 @@ def read_document(raw: bytes | str) -> dict[str, Any]:
                 if member in value and not isinstance(value[member], str):
                     where = f"{path}.{member}" if path else member
                     raise DocumentError(f"{where}: must be text, not {value[member]!r}")
+    check_types(document)
+    _check_plain_text(document)
     return loads(text)

@@ -16,6 +16,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from decisions import engine, keys
+from decisions.safe_text import check_plain_text
 
 slug_key = RegexValidator(keys.SLUG_PATTERN, keys.SLUG_HELP)
 reference_key = RegexValidator(keys.REFERENCE_KEY_PATTERN, keys.REFERENCE_KEY_HELP)
@@ -170,6 +171,9 @@ class Caveat(Versioned):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        check_plain_text(self, ["text"])
 
 
 class Procedure(Versioned):
@@ -503,6 +507,9 @@ class Scenario(Versioned):
     def __str__(self) -> str:
         return self.title
 
+    def clean(self) -> None:
+        check_plain_text(self, ["title", "summary", "urgency_note", "order_rationale", "no_safe_imaging"])
+
 
 class RoutingNode(Versioned):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="routing_nodes")
@@ -659,6 +666,9 @@ class Rating(Versioned):
     def __str__(self) -> str:
         return f"{self.procedure.key} in {self.scenario.key}"
 
+    def clean(self) -> None:
+        check_plain_text(self, ["rationale", "statement"])
+
 
 class NextStep(Versioned):
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="next_steps")
@@ -698,6 +708,9 @@ class NextStep(Versioned):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+    def clean(self) -> None:
+        check_plain_text(self, ["text"])
 
 
 class ReleaseQuerySet(models.QuerySet["Release"]):

@@ -100,6 +100,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
         if cold:
             state["ready"] = False
             state["warming"] = cold
+    # The cache does not decide readiness (without it the feedback limit is counted in memory),
+    # but an operator should see that it is out.
+    state["cache"] = feedback_limiter.breaker.state
     response = JsonResponse(state, status=200 if state["ready"] else 503)
     response["Cache-Control"] = "no-store"
     return response

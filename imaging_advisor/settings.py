@@ -1,6 +1,7 @@
 """Settings for Imaging Advisor, read from environment variables with safe local defaults."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "simple_history",
     "ninja",
+    "axes",
     "decisions",
 ]
 
@@ -74,6 +76,9 @@ MIDDLEWARE = [
     # Cached wizard pages, htmx steps and API answers leave here, with the security headers and
     # the CSP of the full stack, without sessions, CSRF, auth or messages (decisions/fast_path.py).
     "decisions.fast_path.FastPathMiddleware",
+    # Before anything touches the database (sessions): 503 at once during a known outage, or when
+    # DB_BOUND_CONCURRENCY requests already wait on the database (decisions/db_gate.py).
+    "decisions.db_gate.DatabaseGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Answers a locked-out sign-in with the lock-out page (django-axes, below).
+    "axes.middleware.AxesMiddleware",
     # Innermost, so it sees the exceptions views raise (decisions/guards.py).
     "decisions.guards.DatabaseUnavailableMiddleware",
 ]
@@ -132,18 +139,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 # After a failed release check, how long each process serves what it has before asking again.
 DB_RETRY_SECONDS = env_number("DB_RETRY_SECONDS", 5)
+# Requests that need the database (admin, CDS Hooks posts, feedback) running at once per process;
+# the other threads of a worker (GUNICORN_THREADS, gunicorn.conf.py) stay for clinician pages.
+DB_BOUND_CONCURRENCY = int(env_number("DB_BOUND_CONCURRENCY", 4))
 
 # State shared by every process (the feedback rate limit) lives in Django's cache: this process's
 # memory by default, Redis when REDIS_URL is set (needed with more than one process or server).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_TIMEOUT_SECONDS = env_number("REDIS_TIMEOUT_SECONDS", 0.25)
 CACHES = {
     "default": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imaging-advisor",
-            # Redis that does not answer must not hold a request either.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            # Redis that does not answer must not hold a request either: short timeouts, and a
+            # circuit breaker in front of it (decisions/cache_breaker.py).
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
         }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
@@ -163,6 +178,27 @@ JSON_MAX_BYTES = int(env_number("JSON_MAX_BYTES", 1_000_000))
 JSON_MAX_DEPTH = int(env_number("JSON_MAX_DEPTH", 32))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Admin sign-in is throttled (django-axes): after ADMIN_LOGIN_FAILURE_LIMIT failed attempts for
+# one account, or from one client address, further attempts are refused for
+# ADMIN_LOGIN_LOCKOUT_MINUTES with a page that says what to do. Both, not only the pair: one
+# address guessing many accounts and many addresses guessing one account are both stopped. The
+# address is the one decisions.views.client_address trusts (TRUSTED_PROXIES), so a client
+# cannot pick its own by sending X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_number("ADMIN_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "decisions.views.client_address"
+AXES_LOCKOUT_CALLABLE = "decisions.admin_login.locked_out"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner on every manage.py command's stderr
+# A session lasts a working day (8 hours) unless SESSION_COOKIE_AGE (seconds) says otherwise:
+# the people signed in can publish clinical advice.
+SESSION_COOKIE_AGE = int(env_number("SESSION_COOKIE_AGE", 8 * 60 * 60))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -216,12 +252,28 @@ USAGE_FLUSH_SECONDS = env_number("USAGE_FLUSH_SECONDS", 60)
 FEEDBACK_RATE_LIMIT = int(os.environ.get("FEEDBACK_RATE_LIMIT", "5"))
 FEEDBACK_RATE_WINDOW_SECONDS = int(os.environ.get("FEEDBACK_RATE_WINDOW_SECONDS", "600"))
 
-# CDS Hooks (decisions/cds_hooks.py). Every call must carry a JWT signed by a trusted EHR unless
+# CDS Hooks (decisions/cds_hooks/). Every call must carry a JWT signed by a trusted EHR unless
 # CDS_HOOKS_VERIFY_JWT=false (local development only: discovery then says so loudly).
 # CDS_HOOKS_TRUSTED_ISSUERS is a JSON object: issuer -> its JWKS URL, or the JWKS itself
-# ({"keys": [...]}). CDS_HOOKS_PUBLIC_BASE_URL is the base URL EHRs call (the JWT `aud` is this
-# plus the path); empty means: built from the request.
+# ({"keys": [...]}), or {"jwks_url": "...", "fhir_servers": [...]} / {"keys": [...],
+# "fhir_servers": [...]}: the FHIR base URLs that issuer may send as fhirServer (none otherwise).
+# With verification off, CDS_HOOKS_FHIR_SERVERS lists them. Nothing else is ever fetched.
+# CDS_HOOKS_PUBLIC_BASE_URL is the base URL EHRs call (the JWT `aud` is this plus the path);
+# empty means: built from the request.
 CDS_HOOKS_VERIFY_JWT = env_bool("CDS_HOOKS_VERIFY_JWT", True)
+_ISSUERS_FORMAT = (
+    'CDS_HOOKS_TRUSTED_ISSUERS must be a JSON object of issuer -> JWKS URL, {"keys": [...]}, or '
+    '{"jwks_url": "https://…", "fhir_servers": ["https://…"]} (or "keys" with "fhir_servers")'
+)
+
+
+def _https_unless_debug(name: str, url: str) -> str:
+    # A bearer token (fhirServer) or the keys we trust (JWKS) must not travel in clear text.
+    if not url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"{name}: {url!r} is not an http(s) URL")
+    if not DEBUG and not url.startswith("https://"):
+        raise ImproperlyConfigured(f"{name}: {url!r} must use https when DEBUG is off")
+    return url
 
 
 def _cds_hooks_trusted_issuers() -> dict[str, Any]:
@@ -231,23 +283,38 @@ def _cds_hooks_trusted_issuers() -> dict[str, Any]:
         issuers = json.loads(os.environ.get("CDS_HOOKS_TRUSTED_ISSUERS") or "{}")
     except json.JSONDecodeError as error:
         raise ImproperlyConfigured(f"CDS_HOOKS_TRUSTED_ISSUERS is not valid JSON: {error}") from error
-    if not isinstance(issuers, dict) or not all(
-        isinstance(keys, str) or (isinstance(keys, dict) and isinstance(keys.get("keys"), list))
-        for keys in issuers.values()
-    ):
-        raise ImproperlyConfigured(
-            'CDS_HOOKS_TRUSTED_ISSUERS must be a JSON object of issuer -> JWKS URL or {"keys": [...]}'
-        )
+    if not isinstance(issuers, dict):
+        raise ImproperlyConfigured(_ISSUERS_FORMAT)
+    for issuer, source in issuers.items():
+        where = f"CDS_HOOKS_TRUSTED_ISSUERS[{issuer!r}]"
+        if isinstance(source, str):
+            _https_unless_debug(where, source)
+            continue
+        if not isinstance(source, dict):
+            raise ImproperlyConfigured(_ISSUERS_FORMAT)
+        keys, url, servers = source.get("keys"), source.get("jwks_url"), source.get("fhir_servers", [])
+        if not (isinstance(keys, list) or isinstance(url, str)) or not isinstance(servers, list):
+            raise ImproperlyConfigured(_ISSUERS_FORMAT)
+        if isinstance(url, str):
+            _https_unless_debug(f"{where}.jwks_url", url)
+        for server in servers:
+            if not isinstance(server, str):
+                raise ImproperlyConfigured(_ISSUERS_FORMAT)
+            _https_unless_debug(f"{where}.fhir_servers", server)
     return issuers
 
 
 CDS_HOOKS_TRUSTED_ISSUERS = _cds_hooks_trusted_issuers()
+CDS_HOOKS_FHIR_SERVERS = [
+    _https_unless_debug("CDS_HOOKS_FHIR_SERVERS", url) for url in env_list("CDS_HOOKS_FHIR_SERVERS", "")
+]
 CDS_HOOKS_PUBLIC_BASE_URL = os.environ.get("CDS_HOOKS_PUBLIC_BASE_URL", "").rstrip("/")
 # Clock skew allowed on the EHR's JWT, and its longest accepted lifetime (exp - iat).
 CDS_HOOKS_JWT_LEEWAY_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_LEEWAY_SECONDS", "60"))
 CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS = int(os.environ.get("CDS_HOOKS_JWT_MAX_LIFETIME_SECONDS", "300"))
-# Reading the record from the EHR's fhirServer when the prefetch lacks it.
-CDS_HOOKS_FHIR_TIMEOUT_SECONDS = float(os.environ.get("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", "5"))
+# Reading the record from the EHR's fhirServer when the prefetch lacks it: every fetch of one
+# call runs in parallel, and all of them together stop after CDS_HOOKS_FHIR_TIMEOUT_SECONDS.
+CDS_HOOKS_FHIR_TIMEOUT_SECONDS = env_number("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", 5)
 CDS_HOOKS_FHIR_MAX_BYTES = int(os.environ.get("CDS_HOOKS_FHIR_MAX_BYTES", "2000000"))
 # A SMART client of this deployment: its launch URL makes cards carry a `smart` link.
 CDS_HOOKS_SMART_LAUNCH_URL = os.environ.get("CDS_HOOKS_SMART_LAUNCH_URL", "")

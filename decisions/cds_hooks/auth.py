@@ -38,17 +38,76 @@ JWKS_TIMEOUT_SECONDS = 5
 SEEN_TOKEN_PURGE_SECONDS = 300
 TENANT_LIMIT = 200
 
-_jwk_clients: dict[str, jwt.PyJWKClient] = {}
-_jwk_clients_lock = threading.Lock()
+JWKS_MAX_AGE_SECONDS = 60  # a key the issuer removed is refused at most this long after
+JWKS_MIN_REFETCH_SECONDS = 2  # any fetch of one issuer's JWKS, at most this often
 
 
-def _jwk_client(url: str) -> jwt.PyJWKClient:
-    with _jwk_clients_lock:
-        client = _jwk_clients.get(url)
-        if client is None:
-            client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=JWKS_TIMEOUT_SECONDS)
-            _jwk_clients[url] = client
-        return client
+class JwksCache:
+    """One issuer's JWKS, fetched again when it is older than max_age or a kid is unknown.
+
+    PyJWKClient kept each key it had used in an LRU cache with no expiry, so a key the issuer
+    removed (because it leaked) was still accepted minutes later; and it fetched the JWKS again on
+    every unknown kid, so anyone could make us fetch it on every call. Here the whole set expires
+    after max_age (a removed key is gone within a minute), and an unknown kid fetches at most once
+    per min_refetch (a new key works at once, a flood of made-up kids costs one fetch per period).
+    A failed fetch keeps the keys we had (logged): the issuer's endpoint being down must not
+    refuse every EHR call, and a key is removed only when the issuer says so.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age: float = JWKS_MAX_AGE_SECONDS,
+        min_refetch: float = JWKS_MIN_REFETCH_SECONDS,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.max_age, self.min_refetch, self.clock = max_age, min_refetch, clock
+        self.keys: dict[str, jwt.PyJWK] = {}
+        self.fetched_at: float | None = None  # when the keys we hold were fetched
+        self.tried_at: float | None = None  # the last attempt, successful or not
+        self.fetches = 0
+        self._lock = threading.Lock()
+        self._client = jwt.PyJWKClient(
+            url, cache_jwk_set=False, cache_keys=False, timeout=JWKS_TIMEOUT_SECONDS
+        )
+
+    def _refresh(self, now: float) -> None:
+        self.tried_at = now
+        self.fetches += 1
+        try:
+            key_set = jwt.PyJWKSet.from_dict(self._client.fetch_data())
+        except jwt.PyJWTError as error:
+            logger.warning("CDS Hooks: the JWKS at %s could not be fetched: %s", self.url, error)
+            return
+        self.keys = {key.key_id: key for key in key_set.keys if key.key_id}
+        self.fetched_at = now
+
+    def _may_fetch(self, now: float) -> bool:
+        return self.tried_at is None or now - self.tried_at >= self.min_refetch
+
+    def key(self, kid: str) -> Any:
+        with self._lock:
+            now = self.clock()
+            stale = self.fetched_at is None or now - self.fetched_at >= self.max_age
+            if self._may_fetch(now) and (stale or kid not in self.keys):
+                self._refresh(now)  # expired, or perhaps a key the issuer has just added
+            if kid not in self.keys:
+                raise Unauthorized(f"no key with kid {kid!r} is published by this issuer")
+            return self.keys[kid].key
+
+
+_jwks_caches: dict[str, JwksCache] = {}
+_jwks_caches_lock = threading.Lock()
+
+
+def jwks_cache(url: str) -> JwksCache:
+    with _jwks_caches_lock:
+        cache = _jwks_caches.get(url)
+        if cache is None:
+            cache = _jwks_caches[url] = JwksCache(url)
+        return cache
 
 
 def issuer_key(issuer: str, source: Any, kid: str) -> Any:
@@ -63,14 +122,22 @@ def issuer_key(issuer: str, source: Any, kid: str) -> Any:
             if key.key_id == kid:
                 return key.key
         raise Unauthorized(f"issuer {issuer} has no key with kid {kid!r}")
+    if isinstance(source, Mapping) and isinstance(source.get("jwks_url"), str):
+        source = source["jwks_url"]
     if isinstance(source, str) and source.startswith(("https://", "http://")):
         try:
-            return _jwk_client(source).get_signing_key(kid).key
-        except jwt.PyJWTError as error:
+            return jwks_cache(source).key(kid)
+        except Unauthorized as error:
             logger.warning("CDS Hooks: no key %r from the JWKS of issuer %s: %s", kid, issuer, error)
             raise Unauthorized(f"no key with kid {kid!r} could be found for issuer {issuer}") from error
     logger.error("CDS Hooks: CDS_HOOKS_TRUSTED_ISSUERS[%r] is neither a JWKS URL nor a JWKS object", issuer)
     raise Unauthorized(f"the keys of issuer {issuer} are not configured correctly")
+
+
+def fhir_servers_of(source: Any) -> tuple[str, ...]:
+    """The FHIR base URLs a trusted issuer may send as fhirServer (its "fhir_servers")."""
+    servers = source.get("fhir_servers") if isinstance(source, Mapping) else None
+    return tuple(server for server in servers or () if isinstance(server, str))
 
 
 def _key_fits(algorithm: str, key: Any) -> bool:

@@ -17,6 +17,7 @@ from decisions import engine
 from decisions.cds_hooks import links, pama
 from decisions.cds_hooks.codes import Coding, canonical
 from decisions.cds_hooks.common import JSON, OVERRIDE_REASONS_PATH, prune
+from decisions.cds_hooks.markdown import escape as md
 from decisions.cds_hooks.record import RecordAnswers, answers_from_record
 from decisions.cds_hooks.request import DraftOrder, HookRequest
 from decisions.engine import Category, Scale, Urgency
@@ -149,7 +150,7 @@ def _answer_lines(snapshot: engine.Snapshot, record: RecordAnswers, questions: I
     for key in questions:
         question = snapshot.questions[key]
         labels = question.labels(record.as_dict()[key])
-        lines.append(f"- {question.prompt} **{labels}** — from {record.source_of(key)}")
+        lines.append(f"- {md(question.prompt)} **{md(labels)}** — from {md(record.source_of(key))}")
     return lines
 
 
@@ -222,8 +223,8 @@ def incomplete_advice(
     snapshot, procedure = match.snapshot, match.procedure
     known = dict(recommendation.answers)  # the wizard accepts only answers on the path so far
     lines = [
-        f"The drafted order **{procedure.name}** is covered by the Imaging Advisor topic "
-        f"“{snapshot.topic_title}”, but the record does not answer every question it needs, "
+        f"The drafted order **{md(procedure.name)}** is covered by the Imaging Advisor topic "
+        f"“{md(snapshot.topic_title)}”, but the record does not answer every question it needs, "
         "so the order is **not rated** and no appropriateness rating is attached to it.",
         "",
     ]
@@ -235,15 +236,18 @@ def incomplete_advice(
     if scenario is not None and scenario.urgency is not None:
         # Routing is settled: the urgency (and the likely first choice) are known before the rest.
         lines += [
-            f"**{scenario.title}** — urgency: {scenario.urgency.label}."
-            + (f" {recommendation.urgency_note}" if recommendation.urgency_note else ""),
+            f"**{md(scenario.title)}** — urgency: {md(scenario.urgency.label)}."
+            + (f" {md(recommendation.urgency_note)}" if recommendation.urgency_note else ""),
             "",
         ]
         if recommendation.provisional:
             first = recommendation.provisional[0]
-            lines += [f"**Likely first choice:** {first.procedure.name} ({rating_label(first.rating)}).", ""]
+            lines += [
+                f"**Likely first choice:** {md(first.procedure.name)} ({md(rating_label(first.rating))}).",
+                "",
+            ]
     if recommendation.next_question is not None:
-        lines += [f"**Next question:** {recommendation.next_question.prompt}", ""]
+        lines += [f"**Next question:** {md(recommendation.next_question.prompt)}", ""]
     lines += _notes(record, skipped)
     lines.append("Open Imaging Advisor to answer the remaining questions and see the recommendation.")
     card: JSON = {
@@ -277,7 +281,7 @@ def incomplete_advice(
 
 
 def _notes(record: RecordAnswers, skipped: Sequence[str]) -> list[str]:
-    lines = [f"- {note}" for note in [*record.notes, *skipped]]
+    lines = [f"- {md(note)}" for note in [*record.notes, *skipped]]
     return [*lines, ""] if lines else []
 
 
@@ -316,38 +320,38 @@ def rated_advice(
     else:
         verdict = "not rated for this scenario"
 
-    lines = [f"**{scenario.title}**" + (f" — {scenario.summary}" if scenario.summary else ""), ""]
+    lines = [f"**{md(scenario.title)}**" + (f" — {md(scenario.summary)}" if scenario.summary else ""), ""]
     if urgency is not None:
         lines += [
-            f"**Urgency:** {urgency.label}."
-            + (f" {recommendation.urgency_note}" if recommendation.urgency_note else ""),
+            f"**Urgency:** {md(urgency.label)}."
+            + (f" {md(recommendation.urgency_note)}" if recommendation.urgency_note else ""),
             "",
         ]
-    lines.append(f"**Drafted order:** {procedure.name}")
+    lines.append(f"**Drafted order:** {md(procedure.name)}")
     if isinstance(entry, engine.RankedProcedure | engine.Exclusion):
-        lines.append(f"- Rating: {_rating_text(entry.rating)}")
+        lines.append(f"- Rating: {md(_rating_text(entry.rating))}")
     elif outside:
         lines.append("- Rating: none — this patient is outside this pathway")
     else:
         lines.append("- Rating: not rated for this scenario")
-    lines.append(f"- Radiation: {_radiation(procedure)}")
+    lines.append(f"- Radiation: {md(_radiation(procedure))}")
     if isinstance(entry, engine.Exclusion):
-        lines.append("- Excluded for this patient: " + "; ".join(entry.reasons))
+        lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in entry.reasons))
     lines.append("")
     best = recommendation.best_available
     if recommendation.recommended:
         lines.append("**Recommended:**")
         lines += [
-            f"- {r.procedure.name} — {_rating_text(r.rating)}; {_radiation(r.procedure)}"
+            f"- {md(r.procedure.name)} — {md(_rating_text(r.rating))}; {md(_radiation(r.procedure))}"
             for r in recommendation.recommended
         ]
     elif best is not None:
         lines.append(
             "**No first-choice option remains for this patient.** Best available: "
-            f"{best.procedure.name} — {_rating_text(best.rating)}; {_radiation(best.procedure)}"
+            f"{md(best.procedure.name)} — {md(_rating_text(best.rating))}; {md(_radiation(best.procedure))}"
         )
     elif recommendation.no_safe_imaging:
-        lines.append(f"**No safe imaging option for this patient:** {scenario.no_safe_imaging}")
+        lines.append(f"**No safe imaging option for this patient:** {md(scenario.no_safe_imaging)}")
     elif outside:
         lines.append("**Outside this pathway:** Imaging Advisor rates no procedure for this patient.")
     else:
@@ -355,18 +359,20 @@ def rated_advice(
     lines.append("")
     if recommendation.caveats:
         lines.append("**Caveats:**")
-        lines += [f"- *{c.severity.value.capitalize()}:* {c.text}" for c in recommendation.caveats]
+        lines += [f"- *{md(c.severity.value.capitalize())}:* {md(c.text)}" for c in recommendation.caveats]
         lines.append("")
     lines.append("**Inputs used** (all read from the record):")
     for step in recommendation.trace:
-        lines.append(f"- {step.prompt} **{step.answer_label}** — from {record.source_of(step.question)}")
+        lines.append(
+            f"- {md(step.prompt)} **{md(step.answer_label)}** — from {md(record.source_of(step.question))}"
+        )
     lines.append("")
     lines += _notes(record, skipped)
 
     code, reason = _pama_decision(order, standing, entry, may_rate)
     system_action: JSON | None = None
     if code is None:
-        lines.append(f"**PAMA rating:** none attached to the order: {reason}.")
+        lines.append(f"**PAMA rating:** none attached to the order: {md(reason)}.")
     else:
         rating = entry.rating if isinstance(entry, engine.RankedProcedure) else None
         extensions = pama.rating_extensions(code, options.consult_id, options.base_url, rating)

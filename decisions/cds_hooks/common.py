@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,3 +49,31 @@ def prune(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [item for item in (prune(item) for item in value) if not is_empty(item)]
     return value
+
+
+def normalise_base(url: str) -> str:
+    """A FHIR base URL in one spelling (scheme and host lower case, no default port, no final /).
+
+    ValueError for anything that is not a plain absolute http(s) URL: user info, a query or a
+    fragment, whitespace or control characters, a bad port.
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValueError("it contains a space or a control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError for a port out of range or not a number
+    except ValueError:
+        raise ValueError("its host or port cannot be read") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("it must be an absolute http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("it must not contain a user name or password")
+    if parts.query or parts.fragment or url.rstrip("/").endswith(("?", "#")):
+        raise ValueError("it must not have a query or a fragment")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{parts.path.rstrip('/')}"

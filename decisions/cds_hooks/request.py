@@ -10,6 +10,7 @@ not cost the clinician the advice on the others.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from decisions.cds_hooks.codes import Coding, concept_codings, concepts_codings
-from decisions.cds_hooks.common import HOOKS, BadRequest
+from decisions.cds_hooks.common import HOOKS, BadRequest, normalise_base
 
 # What the service asks the EHR to prefetch (the discovery document adds an Observation query
 # naming the mapped codes), and what the prefetch keys hold.
@@ -59,9 +60,11 @@ class Record:
     observations: tuple[Mapping[str, Any], ...] | None = None
     observation_values: tuple[Mapping[str, Any], ...] | None = None
     devices: tuple[Mapping[str, Any], ...] | None = None
+    # Prefetch keys the EHR sent as null: the spec's "no data", so they are not fetched again.
+    no_data: frozenset[str] = frozenset()
 
     def missing(self) -> tuple[str, ...]:
-        return tuple(key for key in RECORD_TYPES if getattr(self, key) is None)
+        return tuple(key for key in RECORD_TYPES if getattr(self, key) is None and key not in self.no_data)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,14 @@ def bundle_resources(
         where = f"{field}.entry[{index}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if isinstance(resource, dict) and not isinstance(kind, str | None):
+            # Not a resource of some other type (skipped below) but not JSON FHIR at all: the
+            # sender has a bug to fix, so say where rather than guess.
+            raise BadRequest(
+                f"{where}.resource.resourceType",
+                f'{where}.resource.resourceType must be a string such as "ServiceRequest", '
+                f"not {json.dumps(kind)[:40]}",
+            )
         if kind not in wanted:
             if note_other_types:
                 skipped.append(
@@ -221,13 +232,25 @@ def _prefetch_item(prefetch: Mapping[str, Any], key: str, patient_id: str, skipp
 
 
 def read_record(prefetch: Mapping[str, Any], patient_id: str, skipped: list[str]) -> Record:
-    return Record(**{key: _prefetch_item(prefetch, key, patient_id, skipped) for key in RECORD_TYPES})
+    items = {key: _prefetch_item(prefetch, key, patient_id, skipped) for key in RECORD_TYPES}
+    # CDS Hooks 2.0: a prefetch the client has no data for SHOULD be null, and the service then
+    # must not ask for it again. An empty search is an empty list; a null Patient stays unknown.
+    no_data = frozenset(key for key in RECORD_TYPES if key in prefetch and prefetch[key] is None)
+    for key in no_data - {"patient"}:
+        items[key] = ()
+    return Record(**items, no_data=no_data)
 
 
 def _fhir_access(request: Mapping[str, Any]) -> FhirAccess | None:
     fhir_server = _string(request, "fhirServer", required=False)
-    if fhir_server is not None and not fhir_server.startswith(("https://", "http://")):
-        raise BadRequest("fhirServer", "fhirServer must be an absolute http(s) URL")
+    if fhir_server is not None:
+        try:
+            fhir_server = normalise_base(fhir_server)
+        except ValueError as error:
+            raise BadRequest(
+                "fhirServer",
+                f"fhirServer must be the FHIR server's base URL, e.g. https://ehr.example.org/fhir: {error}",
+            ) from None
     authorization = request.get("fhirAuthorization")
     if authorization is None:
         return None
@@ -245,7 +268,7 @@ def _fhir_access(request: Mapping[str, Any]) -> FhirAccess | None:
         raise BadRequest(
             "fhirAuthorization.expires_in", "fhirAuthorization.expires_in must be a whole number of seconds"
         )
-    return FhirAccess(server=fhir_server.rstrip("/"), access_token=authorization["access_token"])
+    return FhirAccess(server=fhir_server, access_token=authorization["access_token"])
 
 
 def parse_hook_request(body: Any) -> HookRequest:

@@ -159,6 +159,13 @@ def discovery(request: HttpRequest) -> HttpResponse:
     return JsonResponse(discovery_document(published_snapshots(), verify_jwt=verify))
 
 
+def listed_fhir_servers(claims: dict[str, Any]) -> tuple[str, ...]:
+    """The fhirServer base URLs this caller may have fetched: its issuer's, or the local list."""
+    if not settings.CDS_HOOKS_VERIFY_JWT:
+        return tuple(settings.CDS_HOOKS_FHIR_SERVERS)
+    return auth.fhir_servers_of(settings.CDS_HOOKS_TRUSTED_ISSUERS.get(claims.get("iss", "")))
+
+
 @_opened
 def service(request: HttpRequest, opened: Opened) -> HttpResponse:
     """POST /cds-services/imaging-advisor: advice on the drafted imaging orders."""
@@ -180,11 +187,14 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
                 prefetch_templates(snapshots),
                 limits,
                 skipped,
+                listed=listed_fhir_servers(opened.claims),
+                allow_http=settings.DEBUG,
             )
         except DataUnavailable as error:
-            # The spec's 412: the data could be neither prefetched nor fetched from fhirServer.
+            # The spec's 412, by one rule: we tried to fetch the Patient from a listed fhirServer
+            # and could not. One text for every cause; the cause is in the log (fetch.py).
             logger.warning("CDS Hooks %s: %s", hook_request.hook_instance, error)
-            raise Problem(412, f"the patient's record could not be read: {error}") from error
+            raise Problem(412, str(error)) from error
         hook_request = dataclasses.replace(hook_request, record=record, skipped=tuple(skipped))
     found = pama.consult_ids_on([order.resource for order, _ in matched])
     options = Options(

@@ -8,6 +8,7 @@ encounterId, selections for order-select only, draftOrders as an R4 Bundle of Se
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -209,6 +210,11 @@ EMPTY_PREFETCH = ("observations", "observation_values", "devices")
 
 
 # --- the card rules, checked on every response -------------------------------------------------
+
+
+def shown(markdown: str) -> str:
+    """Card markdown as the clinician reads it: backslash escapes (CommonMark) removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def assert_nothing_empty(value: Any, path: str = "$") -> None:

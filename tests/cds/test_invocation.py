@@ -19,6 +19,7 @@ from tests.cds.conftest import (
     hook_request,
     knee_conditions,
     service_request,
+    shown,
     years_ago,
 )
 
@@ -485,7 +486,7 @@ def test_an_invalid_unrelated_draft_order_is_skipped_and_reported_on_the_card(cd
     (card,) = response.json()["cards"]
     assert (
         "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4B (subject"
-        in (card["detail"])
+        in shown(card["detail"])
     )
 
 
@@ -531,3 +532,15 @@ def test_the_service_needs_no_csrf_token_because_ehrs_are_not_browsers(cds, publ
     cds.client = Client(enforce_csrf_checks=True)
     body = hook_request("order-sign", [service_request("order-1", MRI_LUMBAR_WO_W)])
     assert cds.invoke(body).status_code == 200
+
+
+@pytest.mark.parametrize("kind", [["ServiceRequest"], {"a": 1}, 7])
+def test_a_draft_order_whose_resource_type_is_not_a_string_is_a_400_naming_it(cds, published_shipped, kind):
+    order = service_request("order-1", MRI_LUMBAR_WO_W)
+    order["resourceType"] = kind
+
+    response = cds.invoke(hook_request("order-sign", [order]))
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "context.draftOrders.entry[0].resource.resourceType"
+    assert "must be a string such as" in response.json()["detail"]

@@ -278,13 +278,14 @@ def test_a_prefetched_patient_who_is_not_the_context_patient_is_refused():
     assert error.value.field == "prefetch.patient"
 
 
-def test_null_prefetch_values_mean_the_record_has_no_data():
+def test_null_prefetch_values_mean_the_record_has_no_data_and_are_not_fetched_again():
     body = hook_request("order-sign", [service_request("a", "1-1")])
     body["prefetch"] = {"patient": None, "conditions": None}
     parsed = parse_hook_request(body)
     assert parsed.record.patient is None
-    assert parsed.record.conditions is None
-    assert set(parsed.record.missing()) >= {"patient", "conditions"}
+    assert parsed.record.conditions == ()
+    # Absent keys are missing (fetched when allowed); null ones are the EHR's "no data".
+    assert set(parsed.record.missing()) == {"observations", "observation_values", "devices"}
 
 
 # --- code systems ------------------------------------------------------------------------------
@@ -315,3 +316,76 @@ def test_the_patient_id_is_quoted_into_a_fetch_query():
         query_for("Patient/{{context.patientId}}", "../Patient/other?x=1")
         == "Patient/..%2FPatient%2Fother%3Fx%3D1"
     )
+
+
+# --- the fhirServer allow-list and address policy ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("127.9.9.9", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),  # loopback in IPv6 clothing
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_only_public_addresses_are_fetched_from_a_public_base(address, allowed):
+    from ipaddress import ip_address
+
+    from decisions.cds_hooks.fetch import AddressPolicy
+
+    assert AddressPolicy.for_base("https://ehr.example.org/fhir").allows(ip_address(address)) is allowed
+
+
+def test_a_listed_base_on_a_private_address_allows_that_address_only():
+    from ipaddress import ip_address
+
+    from decisions.cds_hooks.fetch import AddressPolicy
+
+    on_loopback = AddressPolicy.for_base("http://127.0.0.1:8080/fhir")
+    assert on_loopback.allows(ip_address("127.0.0.1"))
+    assert not on_loopback.allows(ip_address("127.0.0.2"))
+    assert not on_loopback.allows(ip_address("10.0.0.1"))
+    localhost = AddressPolicy.for_base("http://localhost:8080/fhir")
+    assert localhost.allows(ip_address("127.0.0.1")) and localhost.allows(ip_address("::1"))
+    assert not localhost.allows(ip_address("192.168.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("server", "listed", "allow_http", "expected"),
+    [
+        (
+            "https://EHR.example.org:443/fhir/",
+            ["https://ehr.example.org/fhir"],
+            False,
+            "https://ehr.example.org/fhir",
+        ),
+        (
+            "https://ehr.example.org/fhir",
+            ["https://ehr.example.org/fhir/"],
+            False,
+            "https://ehr.example.org/fhir",
+        ),
+        ("https://ehr.example.org/fhir/other", ["https://ehr.example.org/fhir"], False, None),
+        ("https://ehr.example.org:8443/fhir", ["https://ehr.example.org/fhir"], False, None),
+        ("http://ehr.example.org/fhir", ["http://ehr.example.org/fhir"], False, None),  # https only
+        ("http://ehr.example.org/fhir", ["http://ehr.example.org/fhir"], True, "http://ehr.example.org/fhir"),
+        ("https://user:pw@ehr.example.org/fhir", ["https://ehr.example.org/fhir"], False, None),
+        ("https://ehr.example.org/fhir", [], False, None),
+    ],
+)
+def test_only_a_listed_fhir_base_is_permitted(server, listed, allow_http, expected):
+    from decisions.cds_hooks.fetch import permitted_base
+
+    assert permitted_base(server, listed, allow_http=allow_http) == expected

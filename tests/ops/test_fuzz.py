@@ -48,6 +48,13 @@ def with_text(path: list, text: str, body: dict | None = None) -> str:
     return json.dumps(body).replace('"@@REPLACE@@"', text)
 
 
+def with_draft_order_type(text: str) -> str:
+    """The CDS example body with the first draft order's resourceType replaced by raw JSON `text`."""
+    body = copy.deepcopy(CDS_BODY)
+    body["context"]["draftOrders"]["entry"][0]["resource"]["resourceType"] = "@@REPLACE@@"
+    return json.dumps(body).replace('"@@REPLACE@@"', text)
+
+
 def feedback_with(member: str, text: str) -> str:
     item = {
         "card": "card-1",
@@ -83,6 +90,12 @@ BAD_BODIES: list[tuple[str, bytes]] = [
     ("string", b'"x"'),
     ("number", b"1"),
     ("BOM", b"\xef\xbb\xbf{}"),
+    # Issue #20: these were 500s.
+    ("draft order resourceType a list", with_draft_order_type('["ServiceRequest"]').encode()),
+    ("draft order resourceType an object", with_draft_order_type('{"a": 1}').encode()),
+    ("fhirServer with a space", with_text(["fhirServer"], '"https://ehr.example.org/fh ir"').encode()),
+    ("fhirServer with CR/LF", with_text(["fhirServer"], '"https://ehr.example.org/\\r\\nX: 1"').encode()),
+    ("fhirServer with LF", with_text(["fhirServer"], '"https://ehr.example.org\\n"').encode()),
 ]
 BAD_FEEDBACK: list[tuple[str, bytes]] = [
     ("NUL card", feedback_with("card", '"card\\u0000"').encode()),
@@ -139,6 +152,12 @@ ADMIN_QUERIES = [
     "/admin/autocomplete/?app_label=decisions&model_name=%00&field_name=caveats&term=a",
     "/admin/workspace/topic/99999999999999999999999/map/",
     "/admin/workspace/topic/1/routing/?%00=%00",
+    # Issue #20: out-of-range dates in the date filters were 500s.
+    "/admin/decisions/usagecount/?day__year=99999999999999999999999",
+    "/admin/decisions/usagecount/?day__year=2026&day__month=13",
+    "/admin/decisions/feedback/?created_at__year=99999999999999999999999",
+    "/admin/decisions/cdsfeedback/?received_at__year=99999999999999999999999",
+    "/admin/decisions/cdsconsultation/?created_at__year=99999999999999999999999",
 ]
 
 
@@ -185,6 +204,13 @@ def bad_documents(shipped: dict) -> list[tuple[str, bytes]]:
         ("null", b"null"),
         ("array", b"[]"),
         ("over 2 MB", dumps({**shipped, "padding": "x" * 2_100_000}).encode()),
+        # Issue #20: 500s, or coerced into stored text.
+        ("procedure caveats null", replaced("procedures.0.caveats", "null")),
+        ("procedure caveats a number", replaced("procedures.0.caveats", "3")),
+        ("procedure caveats a bool", replaced("procedures.0.caveats", "true")),
+        ("title an object", replaced("topic.title", '{"a": [1]}')),
+        ("title a bool", replaced("topic.title", "true")),
+        ("scenario title a bool", replaced("scenarios.0.title", "false")),
     ]
     assert first_procedure
     return cases

@@ -122,17 +122,21 @@ def test_limiters_in_different_processes_share_one_count_through_the_cache():
     assert first.allow("203.0.113.2")
 
 
-def test_a_cache_that_is_down_does_not_block_feedback(monkeypatch, caplog):
+def test_a_cache_that_is_down_neither_blocks_feedback_nor_lifts_the_limit(monkeypatch, caplog):
     limiter = RateLimiter(limit=1, window_seconds=60)
+    tried = []
 
     class Down:
         def add(self, *args, **kwargs):
+            tried.append("add")
             raise ConnectionError("redis is down")
 
     monkeypatch.setattr("decisions.inprocess.caches", {"default": Down()})
-    with caplog.at_level(logging.WARNING, logger="decisions.inprocess"):
-        assert limiter.allow("203.0.113.1") and limiter.allow("203.0.113.1")
-    assert "cache unavailable" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="decisions.cache_breaker"):
+        assert limiter.allow("203.0.113.1")
+        assert not limiter.allow("203.0.113.1")  # counted in this process's memory meanwhile
+    assert "the shared cache is unavailable" in caplog.text
+    assert tried == ["add"]  # the circuit is open: the second post did not wait for the cache
 
 
 def test_check_deploy_warns_when_cds_hooks_jwt_verification_is_off(settings):

@@ -153,7 +153,9 @@ def test_a_file_whose_topic_is_not_an_object_is_refused_with_a_message(
     response = editor_client.post(IMPORT, {"file": upload(json.dumps(document))})
 
     assert response.status_code == 400
-    assert "Nothing was imported: topic: missing or not an object" in text_of(response.content.decode())
+    assert 'Nothing was imported: topic: must be an object, not ["lumbar-metastasis"]' in text_of(
+        response.content.decode()
+    )
 
 
 def test_a_file_over_2_mb_is_refused(editor_client, draft, shipped_document):
