@@ -176,15 +176,22 @@ SCHEMA = Obj(
                 }
             )
         ),
-        "findings": ListOf(Obj({name: TEXT for name in ("key", "procedure", "reference", "text")})),
+        "findings": ListOf(
+            Obj({**{name: TEXT for name in ("key", "procedure", "reference", "text")}, "order": Number()})
+        ),
         "questions": ListOf(
             Obj(
                 {
-                    **{name: TEXT for name in ("key", "role", "prompt", "help_text")},
+                    **{name: TEXT for name in ("key", "role", "prompt", "help_text", "replaces")},
+                    "multiple": Flag(),
                     "choices": ListOf(
                         Obj(
                             {
-                                **{name: TEXT for name in ("key", "label", "excludes", "exclusion_reason")},
+                                **{
+                                    name: TEXT
+                                    for name in ("key", "label", "excludes", "exclusion_reason", "replaces")
+                                },
+                                **{name: Flag() for name in ("exclusive", "retired", "from_history")},
                                 "caveats": KEYS,
                                 "age_min": Number(),
                                 "age_max": Number(),
@@ -215,6 +222,7 @@ SCHEMA = Obj(
                             "summary",
                             "urgency",
                             "urgency_note",
+                            "urgency_note_without_mri",
                             "order_rationale",
                             "no_safe_imaging",
                         )
@@ -233,6 +241,8 @@ SCHEMA = Obj(
                                         "fallback_for",
                                         "category",
                                         "rationale",
+                                        "strengths",
+                                        "limitations",
                                     )
                                 },
                                 "score": Number(),
@@ -247,6 +257,8 @@ SCHEMA = Obj(
                             {
                                 "text": TEXT,
                                 "applies_to": TEXT,
+                                "unless": TEXT,
+                                "critical": Flag(),
                                 "references": KEYS,
                                 "when": Obj({"question": TEXT, "choice": TEXT}, nullable=True),
                             }
