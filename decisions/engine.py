@@ -322,7 +322,7 @@ class Question:
         if alone and len(chosen) > 1:
             raise ConflictingChoices(
                 f"“{alone[0].label}” ({alone[0].key}) cannot be combined with other answers to "
-                f"question {self.key!r}",
+                f"“{self.prompt}” ({self.key})",
                 key=self.key,
                 valid=list(self.choice_keys),
             )

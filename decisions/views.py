@@ -340,7 +340,8 @@ def _change_answer(
         fragment = format_html("<title>{}</title>", title) + render_to_string(
             "decisions/topic.html#wizard", context, request
         )
-        return HttpResponse(fragment)
+        # Its own URL in the address bar: Back returns to the recommendation, reload re-asks.
+        return push_url(HttpResponse(fragment), request.get_full_path())
     fragment = render_to_string("decisions/topic.html#wizard", context, request)
     return render(
         request,

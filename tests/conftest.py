@@ -262,6 +262,7 @@ def choice(
         "exclusive": exclusive,
         "retired": retired,
         "replaces": replaces,
+        "from_history": False,
         "codes": [],
     }
 
@@ -428,6 +429,7 @@ def _with_defaults(document: dict) -> dict:
             choice.setdefault("exclusive", False)
             choice.setdefault("retired", False)
             choice.setdefault("replaces", "")
+            choice.setdefault("from_history", False)
     for scenario in document["scenarios"]:
         scenario.setdefault("urgency_note_without_mri", "")
         for rating in scenario["ratings"]:

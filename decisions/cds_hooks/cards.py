@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from decisions import engine
+from decisions import engine, partial
 from decisions.cds_hooks import links, pama
 from decisions.cds_hooks.codes import Coding, canonical
 from decisions.cds_hooks.common import JSON, OVERRIDE_REASONS_PATH, prune
@@ -246,14 +246,36 @@ def incomplete_advice(
                 f"**Likely first choice:** {md(first.procedure.name)} ({md(rating_label(first.rating))}).",
                 "",
             ]
+    # What holds whatever the unknown answers are, and what decides the rest (decisions/partial.py).
+    advice = partial.analyse(snapshot, record.as_dict(), ordered=procedure.key)
+    summary = "More information needed to rate this imaging order"
+    if advice.ordered is not None:
+        summary = summary_line(procedure.name, f"{advice.ordered}, whatever the remaining answers")
+        lines += [f"**Holds whatever the remaining answers:** {md(advice.ordered)}.", ""]
+    elif advice.ordered_appropriate is False:
+        summary = summary_line(procedure.name, "not recommended whatever the remaining answers")
+        lines += [
+            "**Holds whatever the remaining answers:** not recommended — usually not appropriate or "
+            "excluded where this indication rates it, not rated for the others.",
+            "",
+        ]
+    if advice.first_choice is not None:
+        lines += [
+            f"**First choice whatever the remaining answers:** {md(advice.outcomes[0][0].first_words)}.",
+            "",
+        ]
+    deciding = partial.describe(advice)
+    if deciding:
+        lines += ["**What decides:**", *(f"- {md(line)}" for line in deciding), ""]
     if recommendation.next_question is not None:
         lines += [f"**Next question:** {md(recommendation.next_question.prompt)}", ""]
     lines += _notes(record, skipped)
     lines.append("Open Imaging Advisor to answer the remaining questions and see the recommendation.")
+    urgent = recommendation.urgency in URGENT or advice.urgency in URGENT
     card: JSON = {
         "uuid": new_uuid(),
-        "summary": "More information needed to rate this imaging order",
-        "indicator": "critical" if recommendation.urgency in URGENT else "info",
+        "summary": summary,
+        "indicator": "critical" if urgent else ("warning" if advice.ordered_appropriate is False else "info"),
         "detail": "\n".join(lines),
         "source": _source(
             snapshot, links.wizard_link(options.base_url, snapshot.topic_key, {}, snapshot.release_version)
@@ -274,7 +296,13 @@ def incomplete_advice(
         procedure=procedure.key,
         scenario=None,
         rating=None,
-        verdict="more information needed",
+        verdict=(
+            f"holds: {advice.ordered}"
+            if advice.ordered is not None
+            else "not recommended whatever the remaining answers"
+            if advice.ordered_appropriate is False
+            else "more information needed"
+        ),
         known=record.kinds(),
     )
     return Advice(card=card, outcome=outcome)

@@ -5,11 +5,13 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.e2e.clinician import LABELS, SUSPECTED, answer_step
+
 pytestmark = pytest.mark.e2e
 
 CASE_MR = (
     "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
-    "&mri_access=available&gadolinium=none&pregnant=no"
+    "&mri_access=available&contrast_risks=none&pregnant=no"
 )
 
 
@@ -85,7 +87,7 @@ def test_the_page_after_an_htmx_swap_has_no_accessibility_violations(page: Page,
 def test_a_recommendation_reached_by_htmx_has_no_accessibility_violations(page: Page, site, csp_violations):
     page.goto(
         site + "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
-        "&mri_access=available&gadolinium=none"
+        "&mri_access=available&contrast_risks=none"
     )
     page.get_by_role("button", name="No", exact=True).click()
     expect(page.locator("#headline")).to_contain_text("MRI whole spine without IV contrast")
@@ -99,16 +101,15 @@ def test_no_content_security_policy_violation_is_reported_along_a_whole_visit(
 ):
     page.goto(site + "/")
     page.get_by_role("link", name="Suspected lumbar spine metastasis (adults)").click()
-    for label in [
-        "18 or older",
-        "No",
-        "Known cancer: current or past diagnosis",
-        "Suggests metastasis: one or more of these features",
-        "Yes: MRI is available and there is no contraindication",
-        "No concern",
-    ]:
-        page.get_by_role("button", name=label, exact=True).click()
-        expect(page.get_by_role("button", name=label, exact=True)).to_have_count(0)
+    for question, choice in {
+        **SUSPECTED,
+        "mri_access": "available",
+        "contrast_risks": ("kidney", "iodinated_reaction"),
+    }.items():
+        answer_step(page, question, choice)
+        # The step has moved on: its answer buttons (or checkboxes) are gone.
+        role, first = ("button", choice) if isinstance(choice, str) else ("checkbox", choice[0])
+        expect(page.get_by_role(role, name=LABELS[question, first], exact=True)).to_have_count(0)
     page.get_by_role("button", name="No", exact=True).click()
     expect(page.locator("#headline")).to_contain_text("MRI whole spine without IV contrast")
     # Under a complete recommendation the answers are collapsed: open them first.

@@ -187,5 +187,5 @@ def test_an_autocomplete_asks_only_for_the_edited_topics_rows(site, publisher, p
         page.locator(".field-caveats .select2-search__field").fill("gad")
     assert f"topic={scenario.topic_id}" in asked.value.url
     own = Caveat.objects.filter(topic=scenario.topic, key__icontains="gad").count()
-    assert own == 2  # gadolinium-kidney, gadolinium-prior-reaction
+    assert own == 3  # gadolinium-dialysis, gadolinium-kidney, gadolinium-prior-reaction (revision 3)
     expect(page.locator(".select2-results__option[role=option]")).to_have_count(own)

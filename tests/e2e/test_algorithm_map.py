@@ -13,6 +13,7 @@ from tests.e2e.helpers import log_in, save_screenshot
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "algorithm-map-pass-1234"
+PROMPT_NEURO = "Does the patient have new neurological symptoms or signs?"
 
 
 @pytest.fixture
@@ -57,10 +58,17 @@ def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
         expect(card.locator("ul.ratings > li")).to_have_count(len(scenario["ratings"]))
         for caveat in scenario["caveats"]:
             expect(card).to_contain_text(caveat)
-    # Where each answer leads, as the routing says: e.g. a child goes straight to its scenario.
+    # Where each answer leads, as the routing says: since revision 3 a child is asked about new
+    # neurological signs, and each answer to that leads to its own scenario.
     child = tree.locator("li.answer", has_text="Under 18").first
-    expect(child.locator(".leads")).to_contain_text("scenario")
-    expect(child.locator(".leads a")).to_have_attribute("href", "#scenario-paediatric")
+    expect(child.locator("> .leads")).to_have_text("→ next question:")
+    child_neuro = child.locator("li.node", has=page.locator(".question", has_text=PROMPT_NEURO)).first
+    expect(child_neuro.locator("> ul > li.answer > .leads a.scenario-target")).to_have_count(2)
+    targets = [
+        a.get_attribute("href")
+        for a in child_neuro.locator("> ul > li.answer > .leads a.scenario-target").all()
+    ]
+    assert targets == ["#scenario-paediatric-neuro", "#scenario-paediatric"], targets
 
     assert_no_axe_violations(page)
     save_screenshot(page, screenshot_dir, "admin-map.png", full_page=True)

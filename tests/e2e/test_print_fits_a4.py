@@ -6,10 +6,17 @@ import pytest
 from playwright.sync_api import Page
 
 LONGEST_CASES = [
-    # MRI not possible and pregnant: every alternative listed, with the most caveats.
-    "age_group=adult&neuro=no&cancer=suspected&mri_access=not_possible&gadolinium=kidney&pregnant=yes",
+    # Revision 3: MRI contraindicated or unavailable, several contrast risks and pregnant: every
+    # option left listed, with the most caveats, and the answers printed in words.
+    "age_group=adult&neuro=no&cancer=suspected&mri_access=contraindicated"
+    "&contrast_risks=kidney&contrast_risks=iodinated_reaction&pregnant=yes",
+    "age_group=adult&neuro=no&cancer=known&pain=suggestive&mri_access=unavailable_in_time"
+    "&contrast_risks=dialysis&contrast_risks=gad_reaction&contrast_risks=iodinated_reaction&pregnant=yes",
+    "age_group=adult&neuro=yes&cancer=none&neuro_level=cord_or_unclear&mri_access=device"
+    "&contrast_risks=kidney&contrast_risks=dialysis&contrast_risks=gad_reaction"
+    "&contrast_risks=iodinated_reaction&pregnant=yes",
+    # An old link (revision 2's answers): read as a contraindication, with the note asking which applies.
     "age_group=adult&neuro=no&cancer=known&pain=suggestive&mri_access=not_possible&gadolinium=none&pregnant=yes",
-    "age_group=adult&neuro=yes&cancer=none&mri_access=device&gadolinium=prior_reaction&pregnant=yes",
 ]
 
 

@@ -1,24 +1,26 @@
 """The publish screen in a real browser: a publisher reviews a draft change and publishes it."""
 
 import re
-from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.clinician import SUSPECTED, TOPIC, query
 from tests.e2e.helpers import log_in, save_screenshot
-from tests.pages import PUBLIC_CASE
 
 pytestmark = pytest.mark.e2e
 
-CASE = "/t/lumbar-metastasis/?" + urlencode(PUBLIC_CASE)
+# The public case "suspected metastasis" (revision 3).
+CASE = (
+    TOPIC + "?" + query({**SUSPECTED, "mri_access": "available", "contrast_risks": "none", "pregnant": "no"})
+)
 
 
 def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page, screenshot_dir):
     from decisions.models import Rating, Release, Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
-    # In revision 2 the NICE whole-spine MRI heads this case; a draft moves it out of the first tier.
+    # The NICE whole-spine MRI heads this case; a draft moves it out of the first tier.
     rating = Rating.objects.get(scenario__key="suspected-metastasis", procedure__key="mri-spine-wo")
     rating.category = "may_be_appropriate"
     rating.save()
@@ -36,11 +38,12 @@ def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page:
         ["changed", rating_words, "category", "Usually appropriate", "May be appropriate"]
     )
     impact = page.locator("table.impact")
-    # The public case's group of patients, in words, with how many answer sets it holds.
-    impact_row = impact.locator(
-        "tr",
-        has=page.locator("td", has_text=re.compile(r"“Known cancer.*— 4 combinations of answers$", re.S)),
+    # The public case's group of patients, in words, with how many answer sets it holds: known
+    # cancer, MRI possible (3 answers), no gadolinium reaction (8 sets of contrast risks), not pregnant.
+    group = re.compile(
+        r"answering “Yes: MRI is available.*“Known cancer.*— 24 combinations of answers$", re.S
     )
+    impact_row = impact.locator("tr", has=page.locator("td", has_text=group))
     expect(impact_row.locator("td")).to_have_text(
         [
             re.compile(r"^Every patient in “Suspected spinal metastasis, no neurological signs” answering"),

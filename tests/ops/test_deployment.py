@@ -95,6 +95,7 @@ class Nginx:
             "10.0.0.12:8000": f"127.0.0.1:{upstreams[1]}",
             "/var/cache/nginx/imaging-advisor": str(self.dir / "cache"),
             "/srv/imaging-advisor/staticfiles/": static_root.rstrip("/") + "/",
+            "/var/log/nginx/": str(self.dir) + "/",
         }
         for old, new in replacements.items():
             site = site.replace(old, new)
@@ -219,6 +220,15 @@ def test_pages_come_through_tls_with_static_files_and_the_cache_from_nginx(deplo
         status == 200 and "HIT" not in headers.get("X-Cache-Status", "") for status, headers, _ in admin
     )
     assert "no-store" in admin[0][1]["Cache-Control"] or "private" in admin[0][1]["Cache-Control"]
+
+
+def test_the_access_log_keeps_no_answers(deployment):
+    nginx, _servers, _cluster = deployment
+    nginx.get(f"/t/{TOPIC}/?age_group=adult&neuro=no&cancer=known&pain=suggestive")
+
+    log = (nginx.dir / "imaging-advisor.access.log").read_text()
+    assert f"GET /t/{TOPIC}/ " in log
+    assert "pain=" not in log and "age_group" not in log
 
 
 def test_plain_http_is_sent_to_https(deployment):
