@@ -489,6 +489,10 @@ class Snapshot:
     references: Mapping[str, Reference]
     caveats: Mapping[str, Caveat]
     findings: Mapping[str, Finding]
+    # A guideline fallback whose condition holds is recommended (clinical revision 3's rule).
+    # Documents frozen before it (they lack the revision-3 members) named it "best available",
+    # and their permalinks reproduce that.
+    fallbacks_recommended: bool = True
 
     @property
     def patient_factors(self) -> tuple[Question, ...]:
@@ -689,6 +693,8 @@ def _build_snapshot(
         references=references,
         caveats=caveats,
         findings=findings,
+        fallbacks_recommended=not document.get("scenarios")
+        or any("urgency_note_without_mri" in s for s in document["scenarios"]),
     )
 
 
@@ -1188,7 +1194,8 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
 
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
     excluded_attributes = frozenset(c.excludes for c in factor_choices if c.excludes is not None)
-    recommended = tuple(r for r in remaining if _recommended(r.rating, excluded_attributes))
+    promoted = excluded_attributes if snapshot.fallbacks_recommended else frozenset()
+    recommended = tuple(r for r in remaining if _recommended(r.rating, promoted))
     not_appropriate = tuple(r for r in remaining if r.rating.not_appropriate)
     alternatives = tuple(r for r in remaining if r not in recommended and r not in not_appropriate)
     listed = recommended + alternatives + not_appropriate

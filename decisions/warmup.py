@@ -77,7 +77,7 @@ def states_to_warm(
         question = recommendation.next_question
         if recommendation.complete or question is None:
             continue
-        for choice in question.choice_keys:
+        for choice in question.offered_values():
             child = {**answers, question.key: choice}
             heapq.heappush(heap, (priority(child), next(order), child))
     return chosen

@@ -385,9 +385,19 @@ def rated_advice(
     else:
         lines.append("**Imaging is not indicated now** in this scenario.")
     lines.append("")
-    if recommendation.caveats:
+    # The page's general caveats, then those of the first choice and of the ordered procedure
+    # (on their cards on the page: "CT without visible compression does not rule it out").
+    own: list[engine.Caveat] = [
+        snapshot.caveats[key]
+        for ranked in recommendation.listed
+        if ranked is recommendation.first_ranked or ranked.procedure.key == procedure.key
+        for key in ranked.caveats
+    ]
+    shown = [(c.severity, c.text) for c in recommendation.caveats]
+    shown += [(c.severity, c.text) for c in dict.fromkeys(own)]
+    if shown:
         lines.append("**Caveats:**")
-        lines += [f"- *{md(c.severity.value.capitalize())}:* {md(c.text)}" for c in recommendation.caveats]
+        lines += [f"- *{md(severity.value.capitalize())}:* {md(text)}" for severity, text in shown]
         lines.append("")
     lines.append("**Inputs used** (all read from the record):")
     for step in recommendation.trace:

@@ -191,7 +191,8 @@ def test_mscc_with_mri_contraindicated_recommends_whole_spine_ct_with_the_ct_cav
     assert body["fallback_in_effect"]["reasons"]
     # Every MRI is excluded, so nothing speaks of MRI as something to do now.
     assert not any(p["modality"] == "MR" for p in listed(body))
-    assert not any(c["concerns"] for c in body["caveats"])
+    # Only the CT's own caveat concerns a listed option: nothing about MRI or contrast remains.
+    assert [c["key"] for c in body["caveats"] if c["concerns"]] == ["ct-may-miss-compression"]
     assert "contrast-not-needed-to-grade-compression" not in {c["key"] for c in body["caveats"]}
     assert "MRI of the whole spine as soon as possible" not in body["urgency"]["note"]
 

@@ -120,7 +120,12 @@ def test_the_connectathon_ct_order_with_cpt_72133_is_the_lumbar_ct_without_and_w
     procedure and gave no card)."""
     order = pama_order("example-1", [{"system": CPT, "code": "72133"}], [("279039007", "Low back pain")])
     card = only_card(cds.invoke(connectathon_request(order)))
-    assert card["summary"] == "More information needed to rate this imaging order"
+    # Usually not appropriate wherever this topic rates it, and never recommended: said now,
+    # although the record answers few of the questions (issue 18's "advice under unknown answers").
+    assert card["summary"] == (
+        "CT lumbar spine without and with IV contrast: not recommended whatever the remaining answers"
+    )
+    assert card["indicator"] == "warning"
     assert "**CT lumbar spine without and with IV contrast**" in card["detail"]
 
 
@@ -237,7 +242,13 @@ def test_a_child_without_a_neurological_answer_is_asked_it_not_told_no_imaging(c
     order = pama_order("sr-1", [{"system": CPT, "code": "72148"}])
     response = cds.invoke(sandbox_request(order, birth_date=years_ago(9)))
     card = only_card(response)
-    assert card["summary"] == "More information needed to rate this imaging order"
+    # Whatever the answer, a child is outside this adult pathway; what decides is the question
+    # whose "yes" makes it an emergency referral.
+    assert card["summary"] == (
+        "MRI lumbar spine without IV contrast: outside this pathway, whatever the remaining answers"
+    )
+    assert "**What decides:**" in card["detail"]
+    assert "emergency" in card["detail"].split("**What decides:**")[1]
     assert "**Under 18**" in card["detail"]
     assert "**Next question:** Does the patient have new neurological symptoms or signs?" in card["detail"]
     assert card["links"][0]["url"] == f"{BASE}/t/lumbar-metastasis/?age_group=child"

@@ -1009,12 +1009,14 @@ def test_an_old_gadolinium_key_is_unknown_to_the_engine_itself(shipped_snapshot)
     assert shipped_snapshot.questions["contrast_risks"].replaces == "gadolinium"
 
 
-def test_a_contrast_risks_answer_wins_over_an_old_gadolinium_answer(shipped_snapshot):
-    upgraded = engine.upgrade_answers(
-        shipped_snapshot, {"gadolinium": "prior_reaction", "contrast_risks": "dialysis"}
-    )
+def test_an_old_gadolinium_answer_beside_a_contrast_risks_answer_is_refused_by_name(shipped_snapshot):
+    answers = {**SUSPECTED_METASTASIS, **FACTORS, "gadolinium": "prior_reaction", "contrast_risks": "dialysis"}
+    upgraded = engine.upgrade_answers(shipped_snapshot, answers)
 
-    assert upgraded == {"contrast_risks": "dialysis"}
+    # A gadolinium reaction excludes procedures: never dropped without a word.
+    assert upgraded["gadolinium"] == "prior_reaction"
+    with pytest.raises(engine.UnknownQuestion, match="gadolinium"):
+        engine.recommend(shipped_snapshot, upgraded)
 
 
 def test_an_old_link_with_mri_not_possible_is_read_unchanged_as_a_retired_answer(shipped_snapshot):

@@ -148,8 +148,17 @@ def test_topic_fields_are_compared_too(before, after):
 BEST_CT = "CT knee with contrast (best available, nothing recommended)"
 
 
+LISTING = ("scenario", "urgency", "first choice", "excluded")
+
+
 def described(impacts: list[Impact]) -> set[tuple]:
-    return {(i.scenario, i.routing, i.who, i.count, i.changes) for i in impacts}
+    """Each impact by its scenario, patients and what changes in the headline (scenario, urgency,
+    first choice, exclusions); the lists of options are checked on their own."""
+    return {
+        (i.scenario, i.routing, i.who, i.count, tuple(c for c in i.changes if c[0] in LISTING))
+        for i in impacts
+        if any(c[0] in LISTING for c in i.changes)
+    }
 
 
 def test_impact_lists_only_the_patients_whose_recommendation_changes_in_words(before, after):
@@ -171,6 +180,10 @@ def test_impact_lists_only_the_patients_whose_recommendation_changes_in_words(be
         ("Scan", swelling, no_ct, 1, (("first choice", "MR knee", best_mr),)),
     }
     assert impacts[0].sentence.startswith("every patient in “Scan” answering “No” to “Claustrophobic?”")
+    # The re-rating itself is in the review, option by option, with its new label.
+    moved = [c for i in impacts for c in i.changes if c[0] in ("recommended", "alternatives")]
+    assert any("MR knee (ACR: usually appropriate)" in was for _, was, _ in moved)
+    assert any("MR knee (ACR: may be appropriate)" in now for _, _, now in moved)
 
 
 def test_impact_shows_a_changed_scenario_and_urgency(before, after):
@@ -186,6 +199,9 @@ def test_impact_shows_a_changed_scenario_and_urgency(before, after):
         ("urgency", "No imaging indicated now", ""),
         ("first choice", "no imaging", ""),
         ("excluded", "none", ""),
+        ("recommended", "none", ""),
+        ("alternatives", "none", ""),
+        ("usually not appropriate", "none", ""),
     )
     changed = impacts[(("fever", "no"), ("swelling", "no"), *SCAN.items())]
     # The patient answers were not used in "watch" before (reported as not used, not an error).
