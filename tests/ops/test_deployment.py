@@ -265,9 +265,10 @@ def test_a_publish_on_one_server_shows_on_the_other_within_the_release_check_and
         time.sleep(0.05)
 
     assert sorted(seen) == [0, 1]
-    # Each worker keeps showing release 1 until it has rendered release 2 (at most as long as its
-    # first warm-up, with the process start), then shows it: never a cold release 2.
-    assert max(seen.values()) <= RELEASE_CHECK_SECONDS + nginx.warm_up_seconds + 2, seen
+    # Each worker keeps showing release 1 until it has rendered release 2, then shows it: never a
+    # cold release 2. The warm-up now runs while both servers also answer this test's polling on
+    # two cores, so it may take up to half as long again as the first one did.
+    assert max(seen.values()) <= RELEASE_CHECK_SECONDS + 1.5 * nginx.warm_up_seconds + 2, seen
     assert all(server.wait_until_ready(timeout=30) for server in servers)
     deadline = time.monotonic() + 10  # nginx revalidates after HTTP_MAX_AGE_SECONDS (1 s here)
     while b"Revised in the deployment test" not in nginx.get(f"/t/{TOPIC}/")[2]:
