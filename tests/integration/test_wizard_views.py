@@ -1,7 +1,7 @@
 """The clinician pages: topic list, wizard steps, recommendation, print view and error pages.
 
 Driven through the Django test client against the shipped topic published as release 1. The
-expected texts come from /work/shared/clinical/lumbar-metastasis.md (public example cases).
+expected texts come from docs/lumbar-metastasis-contract.md (public example cases).
 """
 
 from __future__ import annotations
