@@ -101,6 +101,7 @@ def assert_in_viewport(page: Page, locator: Locator, what: str) -> None:
 
 
 def assert_no_axe_violations(page: Page) -> None:
+    page.emulate_media(reduced_motion="reduce")  # colours at rest, not mid-transition under the pointer
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
 
