@@ -1010,7 +1010,8 @@ def test_an_old_gadolinium_key_is_unknown_to_the_engine_itself(shipped_snapshot)
 
 
 def test_an_old_gadolinium_answer_beside_a_contrast_risks_answer_is_refused_by_name(shipped_snapshot):
-    answers = {**SUSPECTED_METASTASIS, **FACTORS, "gadolinium": "prior_reaction", "contrast_risks": "dialysis"}
+    old_and_new = {"gadolinium": "prior_reaction", "contrast_risks": "dialysis"}
+    answers = {**SUSPECTED_METASTASIS, **FACTORS, **old_and_new}
     upgraded = engine.upgrade_answers(shipped_snapshot, answers)
 
     # A gadolinium reaction excludes procedures: never dropped without a word.
