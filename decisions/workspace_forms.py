@@ -297,7 +297,7 @@ class RoutingForm(forms.Form):
                     )
                 elif target.startswith("question:"):
                     edges.setdefault(str(question.pk), set()).add(target.split(":", 1)[1])
-        cycle = _cycle(edges)
+        cycle = _cycle(edges, [str(q.pk) for q in self.routing])
         if cycle:
             names = " → ".join(self.questions_by_pk[pk].prompt for pk in cycle)
             raise ValidationError(f"These answers go round in a circle: {names}. Send one to a scenario.")
@@ -314,19 +314,24 @@ class RoutingForm(forms.Form):
         return cleaned
 
 
-def _cycle(edges: dict[str, set[str]]) -> list[str]:
-    """A loop of questions (as a path that ends where it starts), or [] if there is none."""
+def _cycle(edges: dict[str, set[str]], order: list[str]) -> list[str]:
+    """A loop of questions (as a path that ends where it starts), or [] if there is none.
+
+    The search follows the questions' own order, so the loop is named from the question the
+    content owner meets first, whatever the primary keys are.
+    """
+    rank = {pk: i for i, pk in enumerate(order)}
 
     def visit(node: str, path: list[str]) -> list[str]:
         if node in path:
             return [*path[path.index(node) :], node]
-        for nxt in sorted(edges.get(node, ())):
+        for nxt in sorted(edges.get(node, ()), key=lambda pk: rank.get(pk, len(rank))):
             found = visit(nxt, [*path, node])
             if found:
                 return found
         return []
 
-    for start in sorted(edges):
+    for start in sorted(edges, key=lambda pk: rank.get(pk, len(rank))):
         found = visit(start, [])
         if found:
             return found

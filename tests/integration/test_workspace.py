@@ -663,3 +663,10 @@ def test_another_method_is_a_405_naming_the_allowed_ones_and_changes_nothing(
     assert response.status_code == 405
     assert response["Allow"] == allowed
     assert counts() == before
+
+
+def test_a_loop_is_named_from_the_question_asked_first_whatever_the_primary_keys():
+    # "10" sorts before "9" as text: the loop must still start at the first question (pk 9).
+    from decisions.workspace_forms import _cycle
+
+    assert _cycle({"9": {"10"}, "10": {"9"}}, ["9", "10"]) == ["9", "10", "9"]
