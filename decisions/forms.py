@@ -1,5 +1,6 @@
 """Forms: publishing and importing in the admin, and clinicians' feedback."""
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -82,6 +83,12 @@ class FeedbackForm(FeedbackModelForm):
     reason = forms.ChoiceField(
         choices=Feedback.Reason.choices, widget=forms.RadioSelect, label="What does not fit?"
     )
+    submission = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["submission"].initial = uuid.uuid4()
 
     class Meta:
         model = Feedback

@@ -784,6 +784,9 @@ class Feedback(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     review_note = models.TextField(blank=True, help_text="What the content owners concluded or did.")
+    # Made when the form is shown and sent with it: a retry after a lost answer (a dropped
+    # connection, a double tap) finds the report already stored instead of storing it twice.
+    submission_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:

@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -413,7 +414,7 @@ feedback_limiter = RateLimiter(
     limit=settings.FEEDBACK_RATE_LIMIT, window_seconds=settings.FEEDBACK_RATE_WINDOW_SECONDS
 )
 FEEDBACK_METHODS = ("GET", "HEAD", "POST")
-FORM_FIELDS = ("reason", "comment", "csrfmiddlewaretoken")
+FORM_FIELDS = ("reason", "comment", "submission", "csrfmiddlewaretoken")
 
 
 def _feedback_recommendation(
@@ -452,9 +453,17 @@ def _feedback_recommendation(
 
 def _save_feedback(
     request: HttpRequest, recommendation: engine.Recommendation, release: int, form: FeedbackForm
-) -> None:
-    """Store a valid report, unless this client has sent too many (429)."""
+) -> Feedback | None:
+    """Store a valid report, unless this client has sent too many (429).
+
+    Returns the report already stored under this form's submission id (a retry), else None.
+    """
     answers = dict(recommendation.answers)
+    submission = form.cleaned_data.get("submission")
+    if submission is not None:
+        earlier = Feedback.objects.filter(submission_id=submission).first()
+        if earlier is not None:
+            return earlier
     if not feedback_limiter.allow(client_address(request)):
         raise PageProblem(
             429,
@@ -470,10 +479,20 @@ def _save_feedback(
         answers=answers,
         reason=form.cleaned_data["reason"],
         comment=form.cleaned_data["comment"],
+        submission_id=submission,
     )
     # The history records content owners' reviews, never who sent the report.
     report._history_user = None  # type: ignore[attr-defined]
-    report.save()
+    try:
+        with transaction.atomic():
+            report.save()
+    except IntegrityError:
+        # The same submission arrived twice at once (two taps, two servers): the other one won.
+        earlier = Feedback.objects.filter(submission_id=submission).first()
+        if earlier is None:
+            raise
+        return earlier
+    return None
 
 
 @answers_page_problems
@@ -502,7 +521,7 @@ def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            _save_feedback(request, recommendation, release, form)
+            context["already_received"] = _save_feedback(request, recommendation, release, form)
             context["thanks"] = True
         else:
             status = 400

@@ -99,6 +99,7 @@ def test_the_feedback_model_has_no_field_about_the_person():
         "created_at",
         "status",
         "review_note",
+        "submission_id",  # random, made when the form is shown: says nothing about anyone
     }
 
 
@@ -201,14 +202,15 @@ def test_the_rate_limiter_is_configured_from_the_settings(settings):
 def test_the_sixth_report_from_one_address_within_the_window_is_refused(published_shipped, monkeypatch):
     monkeypatch.setattr(feedback_limiter, "limit", 5)  # the default FEEDBACK_RATE_LIMIT
     client = csrf_client()
-    data = {**open_form(client), "reason": ["other"]}
+    # Six different reports (each opening of the form is its own submission).
+    forms = [{**open_form(client), "reason": ["other"]} for _ in range(7)]
 
-    statuses = [client.post(FEEDBACK, data, REMOTE_ADDR="198.51.100.1").status_code for _ in range(6)]
+    statuses = [client.post(FEEDBACK, forms[i], REMOTE_ADDR="198.51.100.1").status_code for i in range(6)]
 
     assert statuses == [200, 200, 200, 200, 200, 429]
     assert Feedback.objects.count() == 5
     # Another address is still heard.
-    assert client.post(FEEDBACK, data, REMOTE_ADDR="198.51.100.2").status_code == 200
+    assert client.post(FEEDBACK, forms[6], REMOTE_ADDR="198.51.100.2").status_code == 200
     assert Feedback.objects.count() == 6
 
 
@@ -222,10 +224,8 @@ def test_refused_posts_do_not_use_up_the_limit(published_shipped, monkeypatch):
             client.post(FEEDBACK, {**data, "reason": ["nonsense"]}, REMOTE_ADDR="198.51.100.3").status_code
             == 400
         )
-    statuses = [
-        client.post(FEEDBACK, {**data, "reason": ["other"]}, REMOTE_ADDR="198.51.100.3").status_code
-        for _ in range(3)
-    ]
+    fresh_forms = [{**open_form(client), "reason": ["other"]} for _ in range(3)]
+    statuses = [client.post(FEEDBACK, form, REMOTE_ADDR="198.51.100.3").status_code for form in fresh_forms]
 
     assert statuses == [200, 200, 429]
 
@@ -280,3 +280,50 @@ def test_the_recommendation_links_to_the_feedback_form_for_its_release(published
     url = urlsplit(link.replace("&amp;", "&"))
     assert parse_qs(url.query) == {**{k: [v] for k, v in CANONICAL_CASE.items()}, "release": ["1"]}
     assert client.get(link.replace("&amp;", "&")).status_code == 200
+
+
+def test_a_retry_of_the_same_form_stores_the_report_once_and_says_so(published_shipped):
+    # The answer to the first send was lost (a dropped connection, a second tap): the browser sends
+    # the same form again.
+    client = csrf_client()
+    data = open_form(client)
+    data.update(reason=["disagree_rating"], comment=["Sent twice"])
+
+    first = client.post(FEEDBACK, data, REMOTE_ADDR="203.0.113.8")
+    again = client.post(FEEDBACK, data, REMOTE_ADDR="203.0.113.8")
+
+    assert first.status_code == again.status_code == 200
+    assert "Thank you. The content owners review every report." in text_of(first.content.decode())
+    assert "We already have this report" in text_of(again.content.decode())
+    assert "stored once" in text_of(again.content.decode())
+    assert Feedback.objects.filter(comment="Sent twice").count() == 1
+
+
+def test_each_opening_of_the_form_is_a_new_submission(published_shipped):
+    client = csrf_client()
+    for comment in ("First report", "Second report"):
+        data = open_form(client)
+        data.update(reason=["other"], comment=[comment])
+        assert client.post(FEEDBACK, data, REMOTE_ADDR="203.0.113.9").status_code == 200
+
+    assert Feedback.objects.filter(comment__endswith="report").count() == 2
+    assert Feedback.objects.filter(submission_id__isnull=True).count() == 0
+
+
+def test_a_report_without_a_submission_id_is_still_stored(published_shipped):
+    # Links and scripts from before the submission id existed post without one.
+    client = Client()
+    response = client.post(FEEDBACK, valid_post(comment="No id"), REMOTE_ADDR="203.0.113.10")
+
+    assert response.status_code == 200
+    assert Feedback.objects.get(comment="No id").submission_id is None
+
+
+def test_a_garbled_submission_id_is_refused_and_nothing_is_stored(published_shipped):
+    client = Client()
+    response = client.post(
+        FEEDBACK, valid_post(submission="not-a-uuid", comment="Garbled"), REMOTE_ADDR="203.0.113.11"
+    )
+
+    assert response.status_code == 400
+    assert not Feedback.objects.filter(comment="Garbled").exists()
