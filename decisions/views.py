@@ -26,7 +26,7 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from decisions import engine, partial, releases, usage
+from decisions import engine, partial, readiness, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.http_cache import canonical_query, conditional, digest, encoded, etag_for
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
@@ -91,7 +91,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: 200 when the database answers and this process has the latest releases loaded
     and a warm release of every topic (decisions/warmup.py), 503 otherwise (a load balancer then
     sends new traffic elsewhere), with the details as JSON."""
-    state = releases.readiness()
+    state = readiness.monitor.state()
     latest = state.get("latest_releases")
     if isinstance(latest, dict):
         # A topic with no warm release yet (a fresh process); after a publish the previous

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "simple_history",
     "ninja",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "decisions",
 ]
 
@@ -83,6 +85,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Whether this session passed the second factor; then ask for it where needed (second_factor.py).
+    "django_otp.middleware.OTPMiddleware",
+    "decisions.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -195,6 +200,10 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "decisions.views.client_address"
 AXES_LOCKOUT_CALLABLE = "decisions.admin_login.locked_out"
 AXES_RESET_ON_SUCCESS = True
+# Groups whose members must sign in with a second factor (an authenticator app's code), e.g.
+# "publisher,clinical_reviewer"; anyone may set one up (decisions/second_factor.py).
+ADMIN_SECOND_FACTOR_GROUPS = env_list("ADMIN_SECOND_FACTOR_GROUPS", "")
+OTP_TOTP_ISSUER = "Imaging Advisor"
 AXES_VERBOSE = False  # no start-up banner on every manage.py command's stderr
 # A session lasts a working day (8 hours) unless SESSION_COOKIE_AGE (seconds) says otherwise:
 # the people signed in can publish clinical advice.
@@ -232,6 +241,10 @@ RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
 # How often (seconds) each process checks the database for a newly published release.
 RELEASE_CHECK_SECONDS = env_number("RELEASE_CHECK_SECONDS", 1)
+
+# /readyz answers from a result that a thread in each process refreshes this often (seconds): a read,
+# the latest releases and a rolled-back write (decisions/readiness.py). 0 asks on every call.
+READINESS_PROBE_SECONDS = env_number("READINESS_PROBE_SECONDS", 2)
 
 # When a process loads a topic's latest release (at start-up or after a publish), it renders every
 # reachable wizard state of it (or the RENDER_CACHE_ENTRIES most used) and its API answers in a

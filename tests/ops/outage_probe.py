@@ -68,7 +68,11 @@ READS = [
     ("CDS order-select", "POST", "/cds-services/imaging-advisor", {}),
 ]
 _TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-_VOLATILE = re.compile(rb'(name="csrfmiddlewaretoken" value="|nonce="|"X-CSRFToken": "|"uuid": ")[^"]+"')
+# Per request by design: the CSRF token, CSP nonces, a card's uuid, a feedback form's submission id.
+_VOLATILE = re.compile(
+    rb'(name="csrfmiddlewaretoken" value="|nonce="|"X-CSRFToken": "|"uuid": "'
+    rb'|name="submission" value=")[^"]+"'
+)
 
 
 @dataclass
@@ -167,6 +171,7 @@ def run(
         DB_RETRY_SECONDS="1",
         DB_CONNECT_TIMEOUT="2",
         USAGE_FLUSH_EVERY="1000",
+        READINESS_PROBE_SECONDS="0.5",
     )
     server.prepare()
     server.start()
