@@ -348,8 +348,21 @@ def test_screenshots_of_a_question_and_a_recommendation(page: Page, site, screen
     expect(page.locator("#headline")).to_contain_text("MRI whole spine without IV contrast")
     page.screenshot(path=screenshot_dir / f"recommendation-full-{width}.png", full_page=True)
 
-    assert (screenshot_dir / f"question-3-full-{width}.png").stat().st_size > 0
-    assert (screenshot_dir / f"recommendation-full-{width}.png").stat().st_size > 0
+    for name in (f"question-3-full-{width}.png", f"recommendation-full-{width}.png"):
+        shot_width, shot_height = png_size(screenshot_dir / name)
+        # Exactly the screen's width (nothing sticks out sideways) and the whole page, at least a screen tall.
+        assert shot_width == width, name
+        assert shot_height >= height, name
+    # The answer is on the first screen, without scrolling, on a phone as on a desktop.
+    box = page.locator("#headline").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= height
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height from a PNG's header (the IHDR chunk follows the 8-byte signature)."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
 def sideways_overflow(page: Page) -> int:
