@@ -8,10 +8,10 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cachetools import LRUCache
 from django.conf import settings
 from django.core.cache import caches
 
@@ -90,25 +90,26 @@ class CompressedBody:
 
 
 class RenderCache(Generic[T]):
-    """A bounded in-process LRU of rendered wizard states (no pickling on the hot path)."""
+    """A bounded in-process LRU of rendered wizard states (no pickling on the hot path).
+
+    cachetools keeps the order; the lock makes it safe for gunicorn's threads. A size of 0 keeps
+    nothing (RENDER_CACHE_ENTRIES=0 turns the cache off).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, T] = OrderedDict()
+        self._items: LRUCache[str, T] = LRUCache(maxsize=max(size, 1))
         self._lock = threading.Lock()
 
     def get(self, key: str) -> T | None:
         with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
+            return self._items.get(key)
 
     def put(self, key: str, item: T) -> None:
+        if self.size <= 0:
+            return
         with self._lock:
             self._items[key] = item
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
