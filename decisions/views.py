@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -246,7 +246,9 @@ def _wizard_renderings(
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "iss" in request.GET or "launch" in request.GET:
         # An EHR launching with this page as the launch URL: the SMART launch takes it from here.
-        return redirect(launch_url(request.GET.get("iss", ""), request.GET.get("launch", ""), topic))
+        launched = redirect(launch_url(request.GET.get("iss", ""), request.GET.get("launch", ""), topic))
+        add_never_cache_headers(launched)  # a launch token is for one launch: no cache keeps it
+        return launched
     if "appContext" in request.GET:
         # Never from a link, which anyone can write: only from the EHR's token response.
         raise PageProblem(

@@ -23,7 +23,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_GET
 
 from decisions import engine
 from decisions.cds_hooks import fetch
@@ -77,7 +77,7 @@ def _secure_cookie() -> bool:
 
 
 @never_cache
-@require_safe
+@require_GET
 @answers_page_problems
 def launch(request: HttpRequest) -> HttpResponse:
     """GET /smart/launch?iss=…&launch=…: check the EHR, discover its endpoints, go and sign in."""
@@ -140,7 +140,7 @@ def launch(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_safe
+@require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     """GET /smart/callback?code=…&state=…: check state, exchange the code, read the record, land."""
     key = request.COOKIES.get(FLOW_COOKIE)

@@ -53,6 +53,7 @@ class StandInEhr:
     conditions: list[dict] = field(default_factory=list)
     app_context: str | None = None
     fhir_status: int = 200
+    condition_status: int = 200
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     token_refusals: list[str] = field(default_factory=list)
@@ -139,6 +140,8 @@ class StandInEhr:
                     self.answer(ehr.fhir_status, {"resourceType": "OperationOutcome", "issue": []})
                 elif path == f"Patient/{PATIENT_ID}":
                     self.answer(200, ehr.patient)
+                elif path == "Condition" and ehr.condition_status != 200:
+                    self.answer(ehr.condition_status, {"resourceType": "OperationOutcome", "issue": []})
                 elif path == "Condition" and query.get("patient") == PATIENT_ID:
                     entries = [{"resource": c} for c in ehr.conditions]
                     self.answer(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})

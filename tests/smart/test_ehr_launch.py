@@ -164,6 +164,28 @@ def test_a_fhir_server_that_fails_after_sign_in_gives_a_clear_502_page(client, e
     assert Session.objects.count() == 0
 
 
+def test_a_condition_search_that_fails_leaves_the_age_from_the_patient(client, ehr):
+    ehr.conditions = [condition("c1", CANCER), condition("c2", CORD_COMPRESSION)]
+    ehr.condition_status = 503
+
+    landed = client.get(launch_and_sign_in(client, ehr))
+
+    assert landed.status_code == 302
+    assert landed["Location"] == f"{WIZARD}?age_group=adult"
+
+
+def test_a_sign_in_the_ehr_denied_gives_a_clear_page_and_exchanges_nothing(client, ehr):
+    callback = launch_and_sign_in(client, ehr)
+    state = parse_qs(urlsplit(callback).query)["state"][0]
+
+    denied = client.get("/smart/callback", {"error": "access_denied", "state": state})
+
+    assert denied.status_code == 403
+    assert "The EHR did not grant access" in denied.content.decode()
+    assert ehr.token_requests == []
+    assert Session.objects.count() == 0
+
+
 def test_the_app_context_of_one_of_our_cards_is_honoured(client, ehr):
     card = links.AppContext("lumbar-metastasis", {"age_group": "adult", "neuro": "yes", "cancer": "known"})
     ehr.app_context = links.make_app_context(card)
@@ -204,6 +226,7 @@ def test_a_wizard_url_launched_by_the_ehr_goes_to_the_smart_launch(client, publi
     page = client.get(WIZARD, {"iss": "https://ehr.example.org/fhir", "launch": "abc"})
 
     assert page.status_code == 302
+    assert "no-store" in page["Cache-Control"]
     assert page["Location"] == (
         "/smart/launch?iss=https%3A%2F%2Fehr.example.org%2Ffhir&launch=abc&topic=lumbar-metastasis"
     )
