@@ -230,3 +230,24 @@ def test_a_wizard_url_launched_by_the_ehr_goes_to_the_smart_launch(client, publi
     assert page["Location"] == (
         "/smart/launch?iss=https%3A%2F%2Fehr.example.org%2Ffhir&launch=abc&topic=lumbar-metastasis"
     )
+
+
+def test_with_the_database_unreachable_a_launch_gets_a_503_page_not_a_500(client, ehr, monkeypatch):
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    from decisions import releases
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(SessionStore, "save", unreachable)
+    monkeypatch.setattr(releases.outage, "retry_in_background", lambda: None)
+    try:
+        page = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH})
+        again = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH})
+    finally:
+        releases.outage.recovered()
+
+    assert page.status_code == 503 and again.status_code == 503
+    assert len(ehr.authorize_requests) == 0
