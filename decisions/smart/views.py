@@ -2,8 +2,9 @@
 
 The pending launch (state, PKCE verifier, issuer, token endpoint, topic) is kept in a Django
 session of its own, not the admin's: its cookie (`smart_launch`) is sent to /smart/ only, lives
-ten minutes, and is `SameSite=None; Secure` outside DEBUG, because inside an EHR's frame the app
-is a third party and a `Lax` cookie would not come back with the callback. The callback uses it
+ten minutes, and is `SameSite=None; Secure; Partitioned` outside DEBUG, because inside an EHR's
+frame the app is a third party: a `Lax` cookie would not come back with the callback, and a
+browser that blocks third-party cookies keeps only a partitioned one. The callback uses it
 up (deleted before the code is exchanged), so a code can be redeemed once per launch.
 """
 
@@ -72,8 +73,20 @@ def _redirect_uri(request: HttpRequest) -> str:
     return settings.SMART_REDIRECT_URI or request.build_absolute_uri(reverse("smart-callback"))
 
 
-def _secure_cookie() -> bool:
-    return bool(settings.SESSION_COOKIE_SECURE)
+def _flow_cookie(value: str, max_age: int) -> str:
+    """The Set-Cookie value of the pending launch's cookie (max_age 0 deletes it).
+
+    Outside DEBUG (Secure) it is `SameSite=None; Partitioned`: in the EHR's frame the app is a
+    third party, browsers that block third-party cookies still keep a partitioned one (CHIPS) for
+    the EHR's site, and a partitioned cookie is only deleted by a Set-Cookie that says so too.
+    Written by hand because Django 5.2's set_cookie cannot say `Partitioned`.
+    """
+    attributes = [f"{FLOW_COOKIE}={value}", f"Max-Age={max_age}", f"Path={FLOW_PATH}", "HttpOnly"]
+    if settings.SESSION_COOKIE_SECURE:
+        attributes += ["SameSite=None", "Secure", "Partitioned"]
+    else:
+        attributes.append("SameSite=Lax")
+    return "; ".join(attributes)
 
 
 @never_cache
@@ -127,15 +140,7 @@ def launch(request: HttpRequest) -> HttpResponse:
         launch=launch_token,
     )
     response = redirect(target)
-    response.set_cookie(
-        FLOW_COOKIE,
-        store.session_key or "",
-        max_age=FLOW_SECONDS,
-        path=FLOW_PATH,
-        secure=_secure_cookie(),
-        httponly=True,
-        samesite="None" if _secure_cookie() else "Lax",
-    )
+    response["Set-Cookie"] = _flow_cookie(store.session_key or "", FLOW_SECONDS)
     return response
 
 
@@ -166,7 +171,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         response = redirect(_landing(request, flow))
     except PageProblem as problem:
         response = problem_page(request, problem)
-    response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, samesite="None" if _secure_cookie() else "Lax")
+    response["Set-Cookie"] = _flow_cookie("", 0)
     return response
 
 

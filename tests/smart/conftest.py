@@ -60,6 +60,7 @@ class StandInEhr:
     fhir_requests: list[tuple[str, str | None]] = field(default_factory=list)
     access_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> what it was issued for
+    framed_app: str | None = None  # the app URL the EHR's chart page (/chart) shows in a frame
 
     def __post_init__(self) -> None:
         ehr = self
@@ -79,6 +80,14 @@ class StandInEhr:
                     self.answer(200, document)
                 elif parts.path == "/authorize":
                     self.authorize(query)
+                elif parts.path == "/chart" and ehr.framed_app is not None:
+                    page = f'<!doctype html><title>Chart</title><iframe src="{ehr.framed_app}"></iframe>'
+                    data = page.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif parts.path.startswith("/fhir/"):
                     self.fhir(parts.path.removeprefix("/fhir/"), query)
                 else:
@@ -196,8 +205,21 @@ def callback_path(location: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+def start_launch(client, ehr: StandInEhr, **extra: str):
+    """GET /smart/launch as the EHR's browser does, keeping the pending launch's cookie.
+
+    The cookie is written as a Set-Cookie header (for `Partitioned`, decisions/smart/views.py),
+    which Django's test client does not read by itself, so it is kept here as a browser would.
+    """
+    started = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH, **extra})
+    if "Set-Cookie" in started:
+        name, value = started["Set-Cookie"].split(";")[0].split("=", 1)
+        client.cookies[name] = value
+    return started
+
+
 def launch_and_sign_in(client, ehr: StandInEhr, **extra: str) -> str:
     """Launch from the stand-in EHR and sign in there; the callback path and query to open."""
-    started = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH, **extra})
+    started = start_launch(client, ehr, **extra)
     assert started.status_code == 302, started.content.decode()
     return callback_path(ehr.sign_in(started["Location"]))

@@ -18,6 +18,7 @@ from tests.smart.conftest import (
     condition,
     launch_and_sign_in,
     s256,
+    start_launch,
 )
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -36,7 +37,7 @@ def closed_port() -> int:
 def test_an_ehr_launch_lands_on_the_wizard_prefilled_from_the_patients_record(client, ehr):
     ehr.conditions = [condition("c1", CANCER), condition("c2", CORD_COMPRESSION)]
 
-    started = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH})
+    started = start_launch(client, ehr)
     authorize = urlsplit(started["Location"])
     sent = {key: values[0] for key, values in parse_qs(authorize.query).items()}
     landed = client.get(callback_path(ehr.sign_in(started["Location"])))
@@ -63,7 +64,7 @@ def test_an_ehr_launch_lands_on_the_wizard_prefilled_from_the_patients_record(cl
     assert client.get(landed["Location"]).status_code == 200
     # Nothing of the launch is kept: the pending launch is gone and its cookie deleted.
     assert Session.objects.count() == 0
-    assert landed.cookies[FLOW_COOKIE].value == ""
+    assert landed["Set-Cookie"].startswith(f"{FLOW_COOKIE}=; Max-Age=0; Path=/smart/")
 
 
 def test_a_cancer_in_remission_still_prefills_a_cancer_history(client, ehr):
@@ -91,7 +92,7 @@ def test_a_callback_without_state_or_without_a_launch_from_this_browser_is_refus
     callback = launch_and_sign_in(client, ehr)
     code = parse_qs(urlsplit(callback).query)["code"][0]
     without_state = f"/smart/callback?code={code}"
-    client.cookies.pop(FLOW_COOKIE)
+    del client.cookies[FLOW_COOKIE]
 
     assert client.get(without_state).status_code == 400
     assert client.get(callback).status_code == 400  # the right state, but another browser
@@ -123,7 +124,7 @@ def test_a_launch_from_an_ehr_not_listed_is_refused_before_anything_is_sent(clie
     assert "This EHR is not allowed to launch the app" in refused.content.decode()
     assert ehr.authorize_requests == []
     assert Session.objects.count() == 0
-    assert FLOW_COOKIE not in refused.cookies
+    assert "Set-Cookie" not in refused
 
 
 def test_a_launch_without_iss_or_launch_says_to_open_the_app_from_the_ehr(client, ehr):
@@ -251,3 +252,13 @@ def test_with_the_database_unreachable_a_launch_gets_a_503_page_not_a_500(client
 
     assert page.status_code == 503 and again.status_code == 503
     assert len(ehr.authorize_requests) == 0
+
+
+def test_outside_debug_the_pending_launch_cookie_is_one_an_ehrs_frame_keeps(client, ehr, settings):
+    settings.SESSION_COOKIE_SECURE = True
+
+    started = start_launch(client, ehr)
+
+    # Third party in the EHR's frame: SameSite=None, and Partitioned (CHIPS) for browsers that
+    # block third-party cookies (tests/e2e/test_smart_launch.py runs it in Chromium's frame).
+    assert started["Set-Cookie"].endswith("; Path=/smart/; HttpOnly; SameSite=None; Secure; Partitioned")
