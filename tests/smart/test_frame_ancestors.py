@@ -99,3 +99,13 @@ def test_a_smart_setting_that_cannot_work_stops_the_start(environment, message):
 
     assert done.returncode != 0
     assert message in done.stderr
+
+
+def test_the_deploy_check_says_when_frame_options_are_not_installed(settings):
+    from decisions.checks import frame_options_installed
+
+    assert frame_options_installed() == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "decisions.csp.FrameOptionsMiddleware"]
+
+    (warning,) = frame_options_installed()
+    assert warning.id == "decisions.W002"
