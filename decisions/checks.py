@@ -22,3 +22,20 @@ def cds_hooks_jwt_verified(app_configs: Any = None, **kwargs: Any) -> list[Warni
             id="decisions.W001",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def frame_options_installed(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Django's security.W002 in our terms: X-Frame-Options comes from decisions.csp (it stays
+    DENY unless SMART EHRs may frame the app), so that middleware must be installed."""
+    if "decisions.csp.FrameOptionsMiddleware" in settings.MIDDLEWARE:
+        return []
+    return [
+        Warning(
+            "decisions.csp.FrameOptionsMiddleware is not in MIDDLEWARE: pages are sent without "
+            "X-Frame-Options, so older browsers may let any site frame them.",
+            hint="Put decisions.csp.FrameOptionsMiddleware back where "
+            "django.middleware.clickjacking.XFrameOptionsMiddleware would go.",
+            id="decisions.W002",
+        )
+    ]

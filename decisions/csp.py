@@ -6,6 +6,12 @@ policy of its own (no @csp_exempt, @csp_update, @csp_replace or @csp) always get
 headers, so they are built once, by django-csp itself on a plain response, and reused until the
 settings change. Every other response (a nonce, a policy of its own, a header already set, an
 error page under DEBUG, an excluded path prefix) goes to django-csp as before.
+
+`FrameOptionsMiddleware` keeps X-Frame-Options in line with the policy's `frame-ancestors`: DENY
+while no one may frame the app, and no header once SMART EHRs may (SMART_FRAME_ANCESTORS).
+X-Frame-Options cannot name several origins (ALLOW-FROM is obsolete and ignored), and a DENY
+beside `frame-ancestors https://ehr…` would say the opposite of the policy to a browser that reads
+only the older header.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 
 # Attributes django-csp's decorators set on a response that has a policy of its own.
 _OWN_POLICY = tuple(
@@ -71,3 +78,12 @@ class CSPMiddleware(DjangoCSPMiddleware):
             plain = super().process_response(HttpRequest(), HttpResponse())
             _constant = [(name, plain[name]) for name in (HEADER, HEADER_REPORT_ONLY) if name in plain]
         return _constant
+
+
+class FrameOptionsMiddleware(XFrameOptionsMiddleware):
+    """Django's X-Frame-Options (DENY), except when SMART EHRs may frame the app."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if settings.SMART_FRAME_ANCESTORS:
+            return response  # CSP frame-ancestors names them; X-Frame-Options cannot
+        return super().process_response(request, response)

@@ -11,8 +11,9 @@ one thread, not a whole worker. Two rules keep those threads for clinicians:
   the 503 at once rather than a thread. With GUNICORN_THREADS threads, the rest stay free for the
   clinician pages, the API and /healthz, which are served from memory.
 
-Which requests need the database: the admin, CDS Hooks feedback, hook calls when JWTs are verified
-(the replay check) and clinician feedback posts.
+Which requests need the database: the admin, the SMART launch and callback (their pending launch is
+a session), CDS Hooks feedback, hook calls when JWTs are verified (the replay check) and clinician
+feedback posts.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ _FEEDBACK = re.compile(r"^/t/[^/]+/feedback/$")
 
 def needs_database(request: HttpRequest) -> bool:
     path = request.path_info
-    if path.startswith("/admin/"):
-        return True
+    if path.startswith(("/admin/", "/smart/")):
+        return True  # the SMART launch keeps its state in a session (decisions/smart/views.py)
     if request.method == "POST":
         if path.startswith("/cds-services/"):
             # Feedback is stored; a hook call needs the database for the JWT replay check only

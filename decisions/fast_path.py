@@ -26,12 +26,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.urls import Resolver404, resolve
 from django_htmx.middleware import HtmxDetails
 
 from decisions import http_cache, releases, views
+from decisions.csp import FrameOptionsMiddleware
 
 WIZARD = "topic"
 # What CsrfViewMiddleware accepts as a CSRF cookie; any other value gets a new cookie there.
@@ -43,7 +43,7 @@ class FastPathMiddleware:
         self.get_response = get_response
         # The middleware inner to this one that adds headers to a cached page, in the order the
         # full stack applies them (the innermost first).
-        self._finishers = (XFrameOptionsMiddleware(get_response), CommonMiddleware(get_response))
+        self._finishers = (FrameOptionsMiddleware(get_response), CommonMiddleware(get_response))
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.cached(request) if _eligible(request) else None

@@ -30,8 +30,9 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from decisions import releases
 from decisions.inprocess import CompressedBody, RenderCache
 
-# Paths whose answers are personal, or written, or for one EHR call: never stored by a shared cache.
-PRIVATE_PREFIXES = ("/admin/", "/cds-services")
+# Paths whose answers are personal, or written, or for one EHR call or launch: never stored by a
+# shared cache.
+PRIVATE_PREFIXES = ("/admin/", "/cds-services", "/smart/")
 PRIVATE_NAMES = ("/feedback/",)
 PRIVATE = "private, no-store"
 

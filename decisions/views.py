@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -34,6 +34,7 @@ from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.smart.views import launch_url
 from decisions.warmup import warm_up
 
 
@@ -240,32 +241,24 @@ def _wizard_renderings(
     return renderings
 
 
-def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
-    """A launch from one of our CDS Hooks cards: go to the wizard pre-filled with what is known."""
-    from decisions.cds_hooks.links import wizard_url_for_app_context
-
-    try:
-        snapshot, _ = resolve(topic, None)
-    except ReleaseNotFound as error:
-        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
-    target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
-    if target is None:
-        raise PageProblem(
-            400,
-            "This launch link cannot be used",
-            "The appContext of this link is not valid, has expired or is for another topic. "
-            "Start the questions here instead.",
-            start=wizard_url(topic, {}),
-        )
-    return redirect(target)
-
-
 @get_only
 @vary_on_headers("HX-Request")
 @answers_page_problems
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
+    if "iss" in request.GET or "launch" in request.GET:
+        # An EHR launching with this page as the launch URL: the SMART launch takes it from here.
+        launched = redirect(launch_url(request.GET.get("iss", ""), request.GET.get("launch", ""), topic))
+        add_never_cache_headers(launched)  # a launch token is for one launch: no cache keeps it
+        return launched
     if "appContext" in request.GET:
-        return _launch_from_app_context(request, topic)
+        # Never from a link, which anyone can write: only from the EHR's token response.
+        raise PageProblem(
+            400,
+            "This launch link cannot be used",
+            "appContext is read only from the EHR during a SMART launch, never from a link. "
+            "Open the app from the EHR, or start the questions here.",
+            start=wizard_url(topic, {}),
+        )
     snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
     if request.GET.get("tidy"):
         return _tidied(request, snapshot, answers, pinned)

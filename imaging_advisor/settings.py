@@ -89,7 +89,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "decisions.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Django's X-Frame-Options, left out when SMART EHRs may frame the app (decisions/csp.py).
+    "decisions.csp.FrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Answers a locked-out sign-in with the lock-out page (django-axes, below).
@@ -333,6 +334,58 @@ CDS_HOOKS_FHIR_MAX_BYTES = int(os.environ.get("CDS_HOOKS_FHIR_MAX_BYTES", "20000
 CDS_HOOKS_SMART_LAUNCH_URL = os.environ.get("CDS_HOOKS_SMART_LAUNCH_URL", "")
 # Days a CDS Hooks consultation record is kept (0: kept until deleted by hand).
 CDS_HOOKS_CONSULTATION_RETENTION_DAYS = int(os.environ.get("CDS_HOOKS_CONSULTATION_RETENTION_DAYS", "365"))
+
+
+# SMART App Launch (EHR launch, decisions/smart/). SMART_ISSUERS lists the EHRs' FHIR base URLs
+# (the `iss` of a launch) this deployment accepts; any other launch is refused, and only these
+# EHRs' origins may show the app in a frame (CSP frame-ancestors, below). https unless DEBUG.
+def _smart_issuer(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    _https_unless_debug("SMART_ISSUERS", url)
+    parts = urlsplit(url)
+    if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+        raise ImproperlyConfigured(
+            f"SMART_ISSUERS: {url!r} is not a FHIR base URL such as https://ehr.example.org/fhir"
+        )
+    return url.rstrip("/")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, the default port left out (a CSP source expression)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" + (f":{parts.port}" if parts.port not in (None, default) else "")
+
+
+SMART_ISSUERS = [_smart_issuer(url) for url in env_list("SMART_ISSUERS", "")]
+SMART_CLIENT_ID = os.environ.get("SMART_CLIENT_ID", "")
+if SMART_ISSUERS and not SMART_CLIENT_ID:
+    raise ImproperlyConfigured(
+        "SMART_CLIENT_ID must be set when SMART_ISSUERS is (the id the EHR registered)"
+    )
+SMART_SCOPES = " ".join(
+    os.environ.get(
+        "SMART_SCOPES", "launch openid fhirUser patient/Patient.read patient/Condition.read"
+    ).split()
+)
+if "launch" not in SMART_SCOPES.split():
+    raise ImproperlyConfigured(
+        f"SMART_SCOPES must include `launch` (an EHR launch asks for it): {SMART_SCOPES!r}"
+    )
+# The callback URL registered with the EHR; empty: built from the request (right unless a proxy
+# in front rewrites the host or scheme without SECURE_PROXY_SSL_HEADER).
+SMART_REDIRECT_URI = os.environ.get("SMART_REDIRECT_URI", "")
+# Seconds each call to the EHR may take: discovery, the token request, and the FHIR reads together.
+SMART_TIMEOUT_SECONDS = env_number("SMART_TIMEOUT_SECONDS", 5)
+# The EHRs that may frame the app: the origins of SMART_ISSUERS (none: no one may).
+SMART_FRAME_ANCESTORS = sorted({origin_of(url) for url in SMART_ISSUERS})
+
 # Browser CDS clients (e.g. the CDS Hooks sandbox) need CORS on the CDS endpoints only; no origin
 # is allowed unless listed.
 CORS_ALLOWED_ORIGINS = env_list("CDS_HOOKS_CORS_ORIGINS", "")
@@ -357,6 +410,9 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # Joining the browsers' HSTS preload list is hard to undo, so it is the domain owner's explicit
 # choice (SECURE_HSTS_PRELOAD=true), not a default; the check's reminder is silenced.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Django's check looks for its own XFrameOptionsMiddleware by name; ours (decisions.csp) sends the
+# same DENY unless SMART EHRs may frame the app, and decisions.W002 checks that it is installed.
+SILENCED_SYSTEM_CHECKS.append("security.W002")
 # Load balancers probe health over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
@@ -375,7 +431,9 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
         "base-uri": [NONE],
         "form-action": [SELF],
-        "frame-ancestors": [NONE],
+        # The EHRs of SMART_ISSUERS may show the app in a frame, no one else; X-Frame-Options
+        # says the same (decisions/csp.py: DENY without issuers, left out with them).
+        "frame-ancestors": SMART_FRAME_ANCESTORS or [NONE],
     }
 }
 

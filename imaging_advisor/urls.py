@@ -6,6 +6,7 @@ from django.urls import include, path
 from decisions import second_factor, views
 from decisions.api import api
 from decisions.cds_hooks import views as cds_hooks
+from decisions.smart import views as smart
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +15,8 @@ urlpatterns = [
     path("t/<slug:topic>/", views.topic_wizard, name="topic"),
     path("t/<slug:topic>/print/", views.topic_print, name="topic-print"),
     path("t/<slug:topic>/feedback/", views.feedback, name="topic-feedback"),
+    path("smart/launch", smart.launch, name="smart-launch"),
+    path("smart/callback", smart.callback, name="smart-callback"),
     path("api/v1/", api.urls),
     path("cds-services", cds_hooks.discovery, name="cds-discovery"),
     path("cds-services/<slug:service_id>", cds_hooks.service, name="cds-service"),

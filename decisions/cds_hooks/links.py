@@ -4,7 +4,8 @@ The `smart` link's `appContext` carries what the card knew (topic, release, the 
 the record, the consult id), signed with the deployment's SECRET_KEY so an app launched from it can
 trust it and nobody can forge answers into it (the Argonaut PAMA guide asks for tamper-proof
 appContext). It holds no patient identifier. `read_app_context` is the one place that reads it:
-the wizard view calls it with the launch's `appContext` to pre-fill the answers.
+the SMART callback (decisions/smart/views.py) calls it with the `appContext` of the EHR's token
+response to pre-fill the answers; the wizard reads none from its query string.
 """
 
 from __future__ import annotations
