@@ -293,6 +293,10 @@ class Recommendation(Schema):
     evidence: list[Evidence]
     trace: list[TraceStep]
     ignored_answers: list[str]
+    answers_ahead: list[str] = Field(
+        default_factory=list,
+        description="Incomplete answers only: questions further on already answered (kept for later).",
+    )
     references: list[Reference]
 
 

@@ -841,6 +841,10 @@ class Recommendation:
     trace: tuple[TraceStep, ...] = ()
     # Answers to questions this path does not use: kept out of the result, listed as not used.
     ignored_answers: tuple[str, ...] = field(default=())
+    # Incomplete path only: answers to questions still ahead of it (what a record already says,
+    # e.g. cancer history before "new neurological signs?" is answered). Kept in `answers`, so
+    # links carry them and the path uses them when it gets there; named here in question order.
+    answers_ahead: tuple[str, ...] = field(default=())
     # Routing done, patient factors pending: the ranking so far, so urgency and the likely first
     # choice show at once. Never a recommendation: the remaining answers may exclude any of it.
     provisional: tuple[RankedProcedure, ...] = ()
@@ -1154,6 +1158,10 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     factor_choices = [choice for _, chosen in factor_answers for choice in chosen]
 
     unreached = [key for key in answers if key not in asked]
+    ahead: frozenset[str] = frozenset()
+    if scenario is None and next_question is not None:
+        ahead = _questions_ahead(snapshot, node.key) & frozenset(unreached)
+        unreached = [key for key in unreached if key not in ahead]
     if strict:
         for key in unreached:
             if snapshot.questions[key].role is Role.ROUTING:
@@ -1164,6 +1172,8 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
                     valid=sorted(asked),
                 )
     used_answers = {key: snapshot.questions[key].canonical(answers[key]) for key in asked if key in answers}
+    answers_ahead = tuple(key for key in snapshot.questions if key in ahead)
+    used_answers.update({key: snapshot.questions[key].canonical(answers[key]) for key in answers_ahead})
 
     if scenario is None or next_question is not None:
         provisional: tuple[RankedProcedure, ...] = ()
@@ -1189,6 +1199,7 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             scenario=scenario,
             trace=tuple(trace),
             ignored_answers=tuple(unreached),
+            answers_ahead=answers_ahead,
             provisional=provisional,
         )
 
@@ -1243,6 +1254,27 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         trace=tuple(trace),
         ignored_answers=tuple(unreached),
     )
+
+
+def _questions_ahead(snapshot: Snapshot, node_key: str) -> frozenset[str]:
+    """Every question that can still be asked from this routing node on: the routing questions of
+    the nodes it can lead to, and the patient-factor questions of the scenarios it can reach."""
+    keys: set[str] = set()
+    seen: set[str] = set()
+    pending = [node_key]
+    while pending:
+        key = pending.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        node = snapshot.nodes[key]
+        keys.add(node.question)
+        for target in node.branches.values():
+            if target.node:
+                pending.append(target.node)
+            elif target.scenario:
+                keys.update(q.key for q in factors_asked(snapshot, snapshot.scenarios[target.scenario]))
+    return frozenset(keys)
 
 
 def _choice_references(
@@ -1605,6 +1637,7 @@ def recommendation_json(recommendation: Recommendation) -> dict[str, Any]:
             for t in recommendation.trace
         ],
         "ignored_answers": list(recommendation.ignored_answers),
+        "answers_ahead": list(recommendation.answers_ahead),
         "references": [reference_json(snapshot.references[key]) for key in recommendation.reference_keys],
     }
 

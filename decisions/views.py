@@ -371,6 +371,11 @@ def _wizard_context(
         "steps": steps,
         "step_number": len(steps) + 1,
         "hidden_answers": answers,
+        # Answers to questions further on (from an EHR link or launch): said, so nothing is hidden.
+        "known_ahead": [
+            (snapshot.questions[key].prompt, snapshot.questions[key].labels(answers[key]))
+            for key in recommendation.answers_ahead
+        ],
         "pinned": pinned,
         "canonical_url": wizard_url(topic, answers, pinned),
         "newer_release_url": (

@@ -16,6 +16,7 @@ from django.contrib.staticfiles import finders
 
 from decisions import engine
 from decisions.releases import publish, snapshot_for
+from tests.pages import text_of
 
 # --- a small HTML tree, enough to look at elements the way a reader of the page would --------
 
@@ -1219,14 +1220,32 @@ def test_an_unknown_choice_is_a_400_that_lists_the_valid_choices(client):
     assert problem_links(page)["Start this topic again"] == "/t/lumbar-metastasis/"
 
 
-def test_an_answer_to_a_question_not_reached_is_a_400(client):
+def test_an_answer_to_a_question_this_path_can_no_longer_reach_is_a_400(client):
     page = assert_helpful_problem(
-        client.get("/t/lumbar-metastasis/?age_group=adult&pain=suggestive"),
+        client.get("/t/lumbar-metastasis/?age_group=adult&neuro=no&neuro_level=cauda_equina"),
         400,
-        "question 'pain' is not asked with these answers",
+        "question 'neuro_level' is not asked with these answers",
     )
 
     assert problem_links(page)["Start this topic again"] == "/t/lumbar-metastasis/"
+
+
+def test_answers_to_questions_still_ahead_are_kept_and_used_when_the_path_gets_there(client):
+    # What an EHR link or a SMART launch knows from the record: cancer history, not yet the signs.
+    response = client.get("/t/lumbar-metastasis/?age_group=adult&cancer=known&pregnant=no")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r'<input type="hidden" name="cancer" value="known"', html)
+    assert re.search(r'<input type="hidden" name="pregnant" value="no"', html)
+    assert "Already answered, used when the questions get there:" in text_of(html)
+    assert "Known cancer" in text_of(html.split('class="known-ahead')[1])
+    # Answering the next question goes on without asking again what is known.
+    after = client.get("/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pregnant=no")
+    assert after.status_code == 200
+    asked = re.search(r'id="current-step"[^>]*>([^<]*)<', after.content.decode()).group(1)
+    assert "cancer" not in asked.lower()
+    assert 'name="neuro" value="no"' in after.content.decode()
 
 
 def test_an_answer_to_a_question_after_a_referral_outcome_is_a_400(client):
