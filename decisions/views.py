@@ -32,7 +32,7 @@ from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
 from decisions.links import BadQuery, parse_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
-from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.releases import ReleaseNotFound, TopicWithdrawn, latest_snapshots, resolve
 from decisions.warmup import warm_up
 
 
@@ -148,6 +148,8 @@ def _resolve(query: QueryDict, topic: str) -> Resolved:
         raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
     try:
         snapshot, latest_version = resolve(topic, release)
+    except TopicWithdrawn as error:
+        raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         if error.version is not None:
             raise PageProblem(
@@ -155,6 +157,17 @@ def _resolve(query: QueryDict, topic: str) -> Resolved:
             ) from error
         raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     return snapshot, engine.upgrade_answers(snapshot, answers), release, latest_version
+
+
+def withdrawn_problem(error: TopicWithdrawn) -> PageProblem:
+    """410 Gone, with the reason and the date, on every page of a withdrawn topic (permalinks too)."""
+    return PageProblem(
+        410,
+        "This topic was withdrawn",
+        f"It was withdrawn on {error.withdrawal.on}: {error.withdrawal.reason} "
+        "Its recommendations, earlier releases included, are no longer offered.",
+        topics=reverse("home"),
+    )
 
 
 def _recommend(
@@ -171,24 +184,28 @@ def _recommend(
         ) from error
 
 
-def wizard_cache_key(topic: str, latest_version: int, query_string: str) -> str:
-    """The render cache's key: the topic, its latest release and the canonical query string.
+def wizard_cache_key(topic: str, generation: str, query_string: str) -> str:
+    """The render cache's key: the topic, its generation and the canonical query string.
 
-    The latest release number fixes what an unpinned query shows, and a pinned query names its
-    release (and shows whether a newer one exists), so this is all a page depends on. Computed the
-    same way by the view, the fast path (decisions/fast_path.py) and the warm-up.
+    The generation (`releases.generation`: the latest release, the sign-offs and which are
+    overdue) fixes what an unpinned query shows, and a pinned query names its release (and shows
+    whether a newer one exists), so this is all a page depends on. Computed the same way by the
+    view, the fast path (decisions/fast_path.py) and the warm-up.
     """
-    return f"wizard:{topic}|{latest_version}|{canonical_query(query_string)}"
+    return f"wizard:{topic}|{generation}|{canonical_query(query_string)}"
 
 
-def cached_renderings(topic: str, latest_version: int, query_string: str) -> Renderings | None:
-    return _renderings.get(wizard_cache_key(topic, latest_version, query_string))
+def cached_renderings(topic: str, generation: str, query_string: str) -> Renderings | None:
+    return _renderings.get(wizard_cache_key(topic, generation, query_string))
 
 
 def render_state(topic: str, query_string: str) -> Renderings:
     """The renderings of one wizard state, from the cache or rendered now (the warm-up's entry)."""
+    generation = releases.generation(topic)
     snapshot, answers, pinned, latest_version = _resolve(QueryDict(query_string), topic)
-    return _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+    return _wizard_renderings(
+        snapshot, answers, pinned, latest_version, query_string=query_string, generation=generation
+    )
 
 
 def _wizard_renderings(
@@ -198,6 +215,7 @@ def _wizard_renderings(
     latest_version: int,
     *,
     query_string: str,
+    generation: str | None,
 ) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
@@ -206,8 +224,8 @@ def _wizard_renderings(
     compression. Neither holds anything specific to the request (no CSRF token: these pages
     only read).
     """
-    key = wizard_cache_key(snapshot.topic_key, latest_version, query_string)
-    cached = _renderings.get(key)
+    key = wizard_cache_key(snapshot.topic_key, generation, query_string) if generation else None
+    cached = _renderings.get(key) if key else None
     if cached is not None:
         return cached
     recommendation = _recommend(snapshot, answers, pinned)
@@ -235,7 +253,8 @@ def _wizard_renderings(
         page_tag=digest([page_bytes]),
         fragment_tag=digest([fragment_bytes, context["canonical_url"]]),
     )
-    _renderings.put(key, renderings)
+    if key is not None:
+        _renderings.put(key, renderings)
     return renderings
 
 
@@ -245,6 +264,8 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
 
     try:
         snapshot, _ = resolve(topic, None)
+    except TopicWithdrawn as error:
+        raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     target = wizard_url_for_app_context(request.GET.get("appContext"), snapshot)
@@ -265,6 +286,7 @@ def _launch_from_app_context(request: HttpRequest, topic: str) -> HttpResponse:
 def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if "appContext" in request.GET:
         return _launch_from_app_context(request, topic)
+    generation = releases.generation(topic)  # before the release is read: see releases.generation
     snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
     if request.GET.get("tidy"):
         return _tidied(request, snapshot, answers, pinned)
@@ -272,7 +294,9 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if change is not None:
         return _change_answer(request, snapshot, answers, change, pinned, latest_version)
     query_string = request.META.get("QUERY_STRING", "")
-    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+    renderings = _wizard_renderings(
+        snapshot, answers, pinned, latest_version, query_string=query_string, generation=generation
+    )
     return wizard_response(request, renderings)
 
 
@@ -437,6 +461,8 @@ def _feedback_recommendation(
         raise PageProblem(400, invalid, "release is required", start=wizard_url(topic, {}))
     try:
         snapshot, _ = resolve(topic, release)
+    except TopicWithdrawn as error:
+        raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
     recommendation = _recommend(snapshot, engine.upgrade_answers(snapshot, answers), release)
