@@ -1020,11 +1020,13 @@ class TopicAdmin(VersionedAdmin):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        answers = releases.preview_answers(draft, request.GET)
+        # A question with several answers repeats its parameter, as on the clinician pages.
+        given = {key: engine.ANSWER_SEPARATOR.join(values) for key, values in request.GET.lists()}
+        answers = releases.preview_answers(draft, given)
         context = self._context(
             request,
             topic,
-            f"Preview {topic.title}",
+            f"Draft preview of {topic.title} — not what clinicians see",
             questions=releases.preview_questions(draft),
             answers=answers,
             current=topic.latest_release(),
@@ -1038,8 +1040,10 @@ class TopicAdmin(VersionedAdmin):
         else:
             from decisions.views import _wizard_context  # the clinician page's own context
 
+            preview_url = reverse("admin:decisions_topic_preview", args=[topic.pk])
             context["wizard_html"] = render_to_string(
-                "decisions/topic.html#wizard", _wizard_context(recommendation, None, 0)
+                "decisions/topic.html#wizard",
+                _wizard_context(recommendation, None, 0, preview_url=preview_url),
             )
         return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
 

@@ -29,7 +29,7 @@ from decisions import engine, partial, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.http_cache import canonical_query, conditional, digest, encoded, etag_for
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
-from decisions.links import BadQuery, parse_query, wizard_url
+from decisions.links import BadQuery, parse_query, wizard_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
 from decisions.releases import ReleaseNotFound, TopicWithdrawn, latest_snapshots, resolve
@@ -384,16 +384,29 @@ def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
 
 
 def _wizard_context(
-    recommendation: engine.Recommendation, pinned: int | None, latest_version: int
+    recommendation: engine.Recommendation,
+    pinned: int | None,
+    latest_version: int,
+    *,
+    preview_url: str | None = None,
 ) -> dict[str, Any]:
+    """The wizard's template context. With `preview_url` (the admin's draft preview), every link
+    and form leads back to that preview with the draft, never to the published pages."""
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)
+    asked = [step.question for step in recommendation.trace]
+
+    def link(given: dict[str, str], *, change: str | None = None) -> str:
+        if preview_url is None:
+            return wizard_url(topic, given, pinned, change=change)
+        if change is not None:  # the preview asks it again: the answers before it are kept
+            given = {key: given[key] for key in asked[: asked.index(change)] if key in given}
+        query = wizard_query(given)
+        return preview_url + (f"?{query}" if query else "")
+
     # "Change" asks that question again and keeps the later answers that still apply.
-    steps = [
-        {"step": step, "change_url": wizard_url(topic, answers, pinned, change=step.question)}
-        for step in recommendation.trace
-    ]
+    steps = [{"step": step, "change_url": link(answers, change=step.question)} for step in recommendation.trace]
     version = snapshot.release_version
     context: dict[str, Any] = {
         "snapshot": snapshot,
@@ -402,7 +415,10 @@ def _wizard_context(
         "step_number": len(steps) + 1,
         "hidden_answers": answers,
         "pinned": pinned,
-        "canonical_url": wizard_url(topic, answers, pinned),
+        "preview": preview_url is not None,
+        "step_url": preview_url or reverse("topic", kwargs={"topic": topic}),
+        "start_url": link({}) if pinned is None else wizard_url(topic, {}, pinned),
+        "canonical_url": link(answers),
         "newer_release_url": (
             wizard_url(topic, answers) if pinned is not None and version != latest_version else None
         ),
@@ -419,7 +435,7 @@ def _wizard_context(
                 "print_url": wizard_url(topic, answers, pinned, page="topic-print"),
                 "feedback_url": wizard_url(topic, answers, version, page="topic-feedback"),
                 "what_if": [
-                    {"item": item, "url": wizard_url(topic, dict(item.answers), pinned)}
+                    {"item": item, "url": link(dict(item.answers))}
                     for item in engine.what_would_change(recommendation)
                 ],
                 "summary_text": engine.summary_text(recommendation),

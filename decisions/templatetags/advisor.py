@@ -196,3 +196,9 @@ def clinical_review(snapshot: engine.Snapshot) -> str:
     if review.is_overdue(today):
         return format_html('<strong class="clinical-review overdue">{}</strong>', review.statement(today))
     return format_html('<span class="clinical-review">{}</span>', review.statement(today))
+
+
+@register.filter
+def split_answers(value: str | None) -> list[str]:
+    """The answers of one question (several are joined, engine.ANSWER_SEPARATOR)."""
+    return value.split(engine.ANSWER_SEPARATOR) if value else []

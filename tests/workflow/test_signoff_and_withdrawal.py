@@ -209,7 +209,9 @@ def test_kb_signoff_fails_unless_the_user_is_a_clinical_reviewer(publisher_user,
 # --- withdraw and reinstate ------------------------------------------------------------------
 
 
-def test_a_withdrawn_topic_answers_410_with_the_reason_everywhere(client, publisher_client, published_shipped):
+def test_a_withdrawn_topic_answers_410_with_the_reason_everywhere(
+    client, publisher_client, published_shipped
+):
     client.get(f"{TOPIC}?{COMPLETE}")  # cached pages and answers must not outlive the withdrawal
     client.get(f"/api/v1/topics/lumbar-metastasis/recommendation?{COMPLETE}")
     topic = Topic.objects.get(key="lumbar-metastasis")
