@@ -682,7 +682,8 @@ def readiness() -> dict[str, object]:
     for snapshot in snapshots:
         _announce(snapshot)
     return {
-        "ready": bool(snapshots),
+        # With every topic withdrawn there is nothing to load, yet the process can serve (410s).
+        "ready": bool(snapshots) or AvailabilityChange.objects.exists(),
         "database": "ok",
         "releases_loaded": len(_snapshots),
         "latest_releases": {s.topic_key: s.release_version for s in snapshots},
