@@ -295,3 +295,17 @@ def test_withdrawal_records_cannot_be_changed_or_deleted(published_shipped):
         change.delete()
     with pytest.raises(RecordImmutable):
         AvailabilityChange.objects.all().delete()
+
+
+def test_only_a_publisher_can_require_sign_off_and_nobody_types_a_last_reviewed_date(
+    editor_client, publisher_client, published_shipped
+):
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    url = f"/admin/decisions/topic/{topic.pk}/change/"
+
+    as_editor = editor_client.get(url).content.decode()
+    as_publisher = publisher_client.get(url).content.decode()
+
+    assert 'name="requires_signoff"' not in as_editor
+    assert 'name="requires_signoff"' in as_publisher
+    assert 'name="last_reviewed"' not in as_editor + as_publisher
