@@ -547,12 +547,6 @@ def _read_pointers(topic_key: str) -> list[tuple[int, int]]:
     return [(pk, version) for pk, version, *_ in rows]
 
 
-def withdrawal_of(topic_key: str) -> Withdrawal | None:
-    """The topic's withdrawal in force as this process knows it (checked like the releases)."""
-    _release_pointers(topic_key)
-    return _withdrawals.get(topic_key)
-
-
 def generation(topic_key: str) -> str | None:
     """What a cached page or API answer of the topic depends on besides its query: the latest
     release, the sign-offs and which of them are overdue today. None when there is nothing to
