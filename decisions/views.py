@@ -406,7 +406,9 @@ def _wizard_context(
         return preview_url + (f"?{query}" if query else "")
 
     # "Change" asks that question again and keeps the later answers that still apply.
-    steps = [{"step": step, "change_url": link(answers, change=step.question)} for step in recommendation.trace]
+    steps = [
+        {"step": step, "change_url": link(answers, change=step.question)} for step in recommendation.trace
+    ]
     version = snapshot.release_version
     context: dict[str, Any] = {
         "snapshot": snapshot,
