@@ -841,7 +841,7 @@ class ReleaseInline(TabularInline):
             )
         url = reverse("admin:decisions_topic_signoff", args=[release.topic_id, release.version])
         held = " (not live until signed off)" if release.held_for_signoff else ""
-        return format_html('Not signed off{} — <a href="{}">Sign off…</a>', held, url)
+        return format_html('Not signed off{} — <a href="{}">Sign off…</a> (clinical reviewers)', held, url)
 
     @admin.display(description="roll back")
     def roll_back(self, release: Release) -> str:
