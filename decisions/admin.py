@@ -853,7 +853,7 @@ class ReleaseInline(TabularInline):
 
 @admin.register(Topic)
 class TopicAdmin(VersionedAdmin):
-    list_display = ["key", "title", "owner", "last_reviewed", "next_review_due", "latest_version"]
+    list_display = ["key", "title", "owner", "next_review_due", "latest_version", "clinicians_see"]
     search_fields = ["key", "title"]
     autocomplete_fields = ["start_node", "procedures", "references", "findings"]
     inlines = [ReleaseInline]
@@ -902,7 +902,21 @@ class TopicAdmin(VersionedAdmin):
     @admin.display(description="published")
     def latest_version(self, obj: Topic) -> str:
         release = obj.latest_release()
-        return f"v{release.version}" if release else "not published"
+        if release is None:
+            return "not published"
+        signed = SignOff.objects.filter(release=release).exists()
+        held = release.held_for_signoff and not signed
+        return f"v{release.version}" + (
+            " (held for sign-off)" if held else "" if signed else " (not signed off)"
+        )
+
+    @admin.display(description="clinicians see")
+    def clinicians_see(self, obj: Topic) -> str:
+        withdrawal = obj.withdrawal()
+        if withdrawal is not None:
+            return f"withdrawn {timezone.localdate(withdrawal.at).isoformat()}"
+        live = obj.releases.live().order_by("-version").first()
+        return f"release {live.version}" if live else "nothing yet"
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         wrap = self.admin_site.admin_view

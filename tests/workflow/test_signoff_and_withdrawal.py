@@ -309,3 +309,18 @@ def test_only_a_publisher_can_require_sign_off_and_nobody_types_a_last_reviewed_
     assert 'name="requires_signoff"' not in as_editor
     assert 'name="requires_signoff"' in as_publisher
     assert 'name="last_reviewed"' not in as_editor + as_publisher
+
+
+def test_the_topic_list_says_what_clinicians_see(publisher_client, published_shipped):
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    topic.requires_signoff = True
+    topic.owner = "Spine imaging group"
+    topic.save()
+    publish(topic, summary="New owner")
+
+    held = text_of(publisher_client.get("/admin/decisions/topic/"))
+    releases.withdraw(topic, reason="Checking.")
+    withdrawn = text_of(publisher_client.get("/admin/decisions/topic/"))
+
+    assert "v2 (held for sign-off) release 1" in held
+    assert f"v2 (held for sign-off) withdrawn {_today()}" in withdrawn
