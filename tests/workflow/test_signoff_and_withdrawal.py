@@ -3,6 +3,7 @@
 Personas: Rita the clinical reviewer, Pete the publisher, Edna the editor (tests/workflow/conftest.py).
 """
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -324,3 +325,36 @@ def test_the_topic_list_says_what_clinicians_see(publisher_client, published_shi
 
     assert "v2 (held for sign-off) release 1" in held
     assert f"v2 (held for sign-off) withdrawn {_today()}" in withdrawn
+
+
+def test_content_health_lists_releases_not_signed_off_held_or_overdue(
+    editor_client, reviewer_user, published_shipped
+):
+    def rows() -> dict[str, str]:
+        html = editor_client.get("/admin/").content.decode()
+        found = re.findall(r'<tr><th scope="row">([^<]+)</th><td>(.*?)</td></tr>', html, re.S)
+        return {name: _text_of(cell) for name, cell in found}
+
+    unsigned = rows()
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    topic.requires_signoff = True
+    topic.owner = "Spine imaging group"
+    topic.save()
+    publish(topic, summary="New owner")
+    SignOff.objects.create(
+        release=published_shipped,
+        reviewer=reviewer_user,
+        reviewer_name="Dr Rita Okafor",
+        reviewer_role="Consultant neuroradiologist",
+        competing_interests="None",
+        review_interval_months=6,
+        next_review_due=timezone.localdate() - timedelta(days=1),
+    )
+    later = rows()
+
+    title = topic.title
+    assert unsigned["Live release not signed off"] == f"{title} release 1"
+    assert unsigned["Held for sign-off"] == "none"
+    assert later["Live release not signed off"] == "none"
+    assert later["Held for sign-off"] == f"{title} release 2"
+    assert later["Clinical review overdue (sign-off)"].startswith(f"{title} release 1 (due ")
