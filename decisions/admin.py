@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import OperationalError, models
 from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
@@ -23,9 +24,10 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from decisions import changes, engine, integrity, kb_input, releases
-from decisions.forms import ImportForm, PublishForm, RollbackForm
+from decisions.forms import AvailabilityForm, ImportForm, PublishForm, RollbackForm, SignOffForm
 from decisions.kb_document import DocumentError, dumps, export_topic, import_document
 from decisions.models import (
+    AvailabilityChange,
     Branch,
     Caveat,
     CdsFeedback,
@@ -42,6 +44,7 @@ from decisions.models import (
     Release,
     RoutingNode,
     Scenario,
+    SignOff,
     Topic,
     UsageCount,
     name_link_rows,
@@ -807,7 +810,7 @@ class NextStepAdmin(VersionedAdmin):
 class ReleaseInline(TabularInline):
     model = Release
     extra = 0
-    fields = ["version", "published_at", "published_by", "summary", "roll_back"]
+    fields = ["version", "published_at", "published_by", "summary", "clinical_review", "roll_back"]
     readonly_fields = fields  # type: ignore[assignment]  # a list of names, as fields is
     can_delete = False
     show_change_link = True
@@ -824,6 +827,22 @@ class ReleaseInline(TabularInline):
             fields = [f for f in fields if f != "roll_back"]
         return fields
 
+    @admin.display(description="clinical review")
+    def clinical_review(self, release: Release) -> str:
+        """The sign-off, or a link for a clinical reviewer to sign the release off."""
+        if release.pk is None:
+            return ""
+        signoff = SignOff.objects.filter(release=release).first()
+        if signoff is not None:
+            return (
+                f"Signed off by {signoff.reviewer_name}, {signoff.reviewer_role}, "
+                f"{timezone.localdate(signoff.signed_at).isoformat()}; "
+                f"next review due {signoff.next_review_due.isoformat()}"
+            )
+        url = reverse("admin:decisions_topic_signoff", args=[release.topic_id, release.version])
+        held = " (not live until signed off)" if release.held_for_signoff else ""
+        return format_html('Not signed off{} — <a href="{}">Sign off…</a> (clinical reviewers)', held, url)
+
     @admin.display(description="roll back")
     def roll_back(self, release: Release) -> str:
         if release.pk is None or release.version == release.topic.releases.order_by("-version")[0].version:
@@ -834,16 +853,26 @@ class ReleaseInline(TabularInline):
 
 @admin.register(Topic)
 class TopicAdmin(VersionedAdmin):
-    list_display = ["key", "title", "owner", "last_reviewed", "next_review_due", "latest_version"]
+    list_display = ["key", "title", "owner", "next_review_due", "latest_version", "clinicians_see"]
     search_fields = ["key", "title"]
     autocomplete_fields = ["start_node", "procedures", "references", "findings"]
     inlines = [ReleaseInline]
-    actions = ["run_integrity_check"]
+    actions = ["run_integrity_check", "withdraw_topic"]
     change_form_template = "admin/decisions/topic/change_form.html"
     change_list_template = "admin/decisions/topic/change_list.html"
     fieldsets = [
         (None, {"fields": ["key", "title", "scope", "bottom_line", "start_node"]}),
-        ("Ownership and review", {"fields": ["owner", "last_reviewed", "next_review_due"]}),
+        (
+            "Ownership and review",
+            {
+                "fields": ["owner", "next_review_due", "last_reviewed", "requires_signoff"],
+                "description": (
+                    "Clinicians read who reviewed a release only from its sign-off by a clinical "
+                    "reviewer (on each release below), never from these dates: the planned review "
+                    "date is a reminder for content owners (content health, integrity warning)."
+                ),
+            },
+        ),
         (
             "Source attributes (shown to clinicians under “About this recommendation”)",
             {
@@ -863,10 +892,31 @@ class TopicAdmin(VersionedAdmin):
         ),
     ]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[str]:
+        # "Last reviewed" was free text anyone could type; sign-offs replaced it (kept, not edited).
+        readonly = [*super().get_readonly_fields(request, obj), "last_reviewed"]
+        if not request.user.has_perm("decisions.publish_topic"):
+            readonly.append("requires_signoff")
+        return readonly
+
     @admin.display(description="published")
     def latest_version(self, obj: Topic) -> str:
         release = obj.latest_release()
-        return f"v{release.version}" if release else "not published"
+        if release is None:
+            return "not published"
+        signed = SignOff.objects.filter(release=release).exists()
+        held = release.held_for_signoff and not signed
+        return f"v{release.version}" + (
+            " (held for sign-off)" if held else "" if signed else " (not signed off)"
+        )
+
+    @admin.display(description="clinicians see")
+    def clinicians_see(self, obj: Topic) -> str:
+        withdrawal = obj.withdrawal()
+        if withdrawal is not None:
+            return f"withdrawn {timezone.localdate(withdrawal.at).isoformat()}"
+        live = obj.releases.live().order_by("-version").first()
+        return f"release {live.version}" if live else "nothing yet"
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         wrap = self.admin_site.admin_view
@@ -877,6 +927,13 @@ class TopicAdmin(VersionedAdmin):
                 wrap(self.rollback_view),
                 name="decisions_topic_rollback",
             ),
+            path(
+                "<int:pk>/signoff/<int:version>/",
+                wrap(self.signoff_view),
+                name="decisions_topic_signoff",
+            ),
+            path("<int:pk>/withdraw/", wrap(self.withdraw_view), name="decisions_topic_withdraw"),
+            path("<int:pk>/reinstate/", wrap(self.reinstate_view), name="decisions_topic_reinstate"),
             path("<int:pk>/export/", wrap(self.export_view), name="decisions_topic_export"),
             path("<int:pk>/preview/", wrap(self.preview_view), name="decisions_topic_preview"),
             path("import/", wrap(self.import_view), name="decisions_topic_import"),
@@ -977,11 +1034,13 @@ class TopicAdmin(VersionedAdmin):
             raise PermissionDenied
         topic = get_object_or_404(Topic, pk=pk)
         draft = export_topic(topic)
-        answers = releases.preview_answers(draft, request.GET)
+        # A question with several answers repeats its parameter, as on the clinician pages.
+        given = {key: engine.ANSWER_SEPARATOR.join(values) for key, values in request.GET.lists()}
+        answers = releases.preview_answers(draft, given)
         context = self._context(
             request,
             topic,
-            f"Preview {topic.title}",
+            f"Draft preview of {topic.title} — not what clinicians see",
             questions=releases.preview_questions(draft),
             answers=answers,
             current=topic.latest_release(),
@@ -995,8 +1054,10 @@ class TopicAdmin(VersionedAdmin):
         else:
             from decisions.views import _wizard_context  # the clinician page's own context
 
+            preview_url = reverse("admin:decisions_topic_preview", args=[topic.pk])
             context["wizard_html"] = render_to_string(
-                "decisions/topic.html#wizard", _wizard_context(recommendation, None, 0)
+                "decisions/topic.html#wizard",
+                _wizard_context(recommendation, None, 0, preview_url=preview_url),
             )
         return TemplateResponse(request, "admin/decisions/topic/preview.html", context, status=status)
 
@@ -1064,6 +1125,83 @@ class TopicAdmin(VersionedAdmin):
         )
         return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
 
+    def signoff_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
+        """A clinical reviewer signs a release off with their own account; nobody else can."""
+        if not releases.is_clinical_reviewer(request.user):
+            raise PermissionDenied("Only a clinical reviewer can sign off a release.")
+        topic = get_object_or_404(Topic, pk=pk)
+        release = get_object_or_404(Release, topic=topic, version=version)
+        user = request.user
+        form = SignOffForm(
+            request.POST or None,
+            initial={"reviewer_name": user.get_full_name() if isinstance(user, User) else ""},
+        )
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            try:
+                releases.sign_off(
+                    release,
+                    reviewer=request.user,
+                    name=form.cleaned_data["reviewer_name"],
+                    role=form.cleaned_data["reviewer_role"],
+                    competing_interests=form.cleaned_data["competing_interests"],
+                    interval_months=form.cleaned_data["review_interval_months"],
+                )
+            except releases.SignOffRefused as refused:
+                messages.error(request, f"Not signed off: {refused}.")
+                status = 409
+            else:
+                messages.success(request, f"Signed off {topic.key} release {version}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
+        context = self._context(
+            request,
+            topic,
+            f"Sign off {topic.title} release {version}",
+            form=form,
+            release=release,
+            signed=SignOff.objects.filter(release=release).first(),
+        )
+        return TemplateResponse(request, "admin/decisions/topic/signoff.html", context, status=status)
+
+    def withdraw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._availability_view(request, pk, AvailabilityChange.Kind.WITHDRAWN)
+
+    def reinstate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._availability_view(request, pk, AvailabilityChange.Kind.REINSTATED)
+
+    def _availability_view(self, request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+        """A publisher withdraws a topic from clinicians with a reason, or reinstates it."""
+        if not request.user.has_perm("decisions.publish_topic"):
+            raise PermissionDenied
+        topic = get_object_or_404(Topic, pk=pk)
+        withdrawing = kind == AvailabilityChange.Kind.WITHDRAWN
+        form = AvailabilityForm(request.POST or None)
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            change = releases.withdraw if withdrawing else releases.reinstate
+            try:
+                change(topic, reason=form.cleaned_data["reason"], user=request.user)
+            except releases.AvailabilityRefused as refused:
+                messages.error(request, f"Nothing done: {refused}.")
+                status = 409
+            else:
+                messages.success(request, f"{topic.key} {'withdrawn' if withdrawing else 'reinstated'}.")
+                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
+        elif request.method == "POST":
+            status = 400
+        context = self._context(
+            request,
+            topic,
+            f"{'Withdraw' if withdrawing else 'Reinstate'} {topic.title}",
+            form=form,
+            withdrawing=withdrawing,
+            withdrawal=topic.withdrawal(),
+            history=topic.availability_changes.order_by("-pk"),
+        )
+        return TemplateResponse(request, "admin/decisions/topic/availability.html", context, status=status)
+
     def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -1095,6 +1233,17 @@ class TopicAdmin(VersionedAdmin):
         return TemplateResponse(request, "admin/decisions/topic/import.html", context)
 
     @admin.action(description="Run the integrity check")
+    @admin.action(description="Withdraw the selected topic…", permissions=["publish"])
+    def withdraw_topic(self, request: HttpRequest, queryset: models.QuerySet[Topic]) -> HttpResponse | None:
+        """The reason is asked on the topic's own withdraw page, one topic at a time."""
+        if queryset.count() != 1:
+            messages.error(request, "Select one topic to withdraw: each needs its own reason.")
+            return None
+        return redirect(reverse("admin:decisions_topic_withdraw", args=[queryset.get().pk]))
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("decisions.publish_topic")
+
     def run_integrity_check(self, request: HttpRequest, queryset: models.QuerySet[Topic]) -> None:
         for topic in queryset:
             problems = check_topic(topic)
@@ -1241,6 +1390,33 @@ class ReleaseAdmin(ReadOnlyAdmin):
     list_display = ["topic", "version", "published_at", "published_by", "summary"]
     list_filter = ["topic"]
     readonly_fields = ["topic", "version", "published_at", "published_by", "summary", "content"]
+
+
+@admin.register(SignOff)
+class SignOffAdmin(ReadOnlyAdmin):
+    """Sign-offs are part of the release's record: nobody edits or deletes one."""
+
+    list_display = ["release", "reviewer_name", "reviewer_role", "signed_at", "next_review_due"]
+    list_filter = ["release__topic"]
+    readonly_fields = [
+        "release",
+        "reviewer",
+        "reviewer_name",
+        "reviewer_role",
+        "signed_at",
+        "competing_interests",
+        "review_interval_months",
+        "next_review_due",
+    ]
+
+
+@admin.register(AvailabilityChange)
+class AvailabilityChangeAdmin(ReadOnlyAdmin):
+    """Withdrawals and reinstatements, kept as the topic's history."""
+
+    list_display = ["topic", "kind", "at", "by", "reason"]
+    list_filter = ["topic", "kind"]
+    readonly_fields = ["topic", "kind", "reason", "at", "by"]
 
 
 @admin.register(Feedback)

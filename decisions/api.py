@@ -19,6 +19,7 @@ from django.core.validators import slug_re
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import register_converter
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from ninja import Field, NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
@@ -26,7 +27,7 @@ from ninja.openapi.schema import OpenAPISchema
 from decisions import answer_space, engine, http_cache, partial
 from decisions.links import BadQuery, parse_query
 from decisions.problems import PROBLEM_JSON, problem_response
-from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.releases import ReleaseNotFound, TopicWithdrawn, latest_snapshots, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +66,33 @@ class Release(Schema):
     published_at: DateTimeString
 
 
+class ClinicalReview(Schema):
+    """A named clinical reviewer's sign-off of the release (null when nobody has signed it off)."""
+
+    reviewer_name: str
+    reviewer_role: str
+    signed_on: DateString
+    next_review_due: DateString
+    overdue: bool = Field(description="The next review date has passed.")
+    statement: str = Field(
+        description="As clinicians read it: `Clinically reviewed by <name>, <role>, <date>; next "
+        "review due <date>` (with `(overdue)` when it has passed)."
+    )
+
+
+REVIEWED_ON = "The date the release was signed off (null: not yet clinically reviewed)."
+REVIEW_DUE = "The next review date the sign-off set (null: not yet clinically reviewed)."
+
+
 class TopicSummary(Schema):
     key: str = Field(description="The topic's stable key, used in URLs.")
     title: str
     scope: str
     bottom_line: str
     release: Release = Field(description="The latest published release.")
-    last_reviewed: DateString | None
-    next_review_due: DateString | None
+    last_reviewed: DateString | None = Field(description=REVIEWED_ON)
+    next_review_due: DateString | None = Field(description=REVIEW_DUE)
+    clinical_review: ClinicalReview | None
 
 
 class TopicList(Schema):
@@ -132,8 +152,9 @@ class TopicDetail(Schema):
     bottom_line: str
     release: Release = Field(description="The release described (the latest unless pinned).")
     latest_version: int = Field(description="The topic's latest published release.")
-    last_reviewed: DateString | None
-    next_review_due: DateString | None
+    last_reviewed: DateString | None = Field(description=REVIEWED_ON)
+    next_review_due: DateString | None = Field(description=REVIEW_DUE)
+    clinical_review: ClinicalReview | None
     questions: list[Question] = Field(description="Every question, in the topic's order.")
     procedures: list[Procedure]
     scenarios: list[ScenarioSummary]
@@ -255,6 +276,9 @@ class Recommendation(Schema):
 
     topic: str
     release: Release
+    clinical_review: ClinicalReview | None = Field(
+        None, description="The sign-off of the release that answered (null: not yet clinically reviewed)."
+    )
     complete: bool = Field(description="False until every question on the path is answered.")
     next_question: Question | None = Field(description="The question to ask next when incomplete.")
     answers: dict[str, str | list[str]] = Field(
@@ -478,6 +502,11 @@ def _on_release_not_found(request: HttpRequest, error: ReleaseNotFound) -> HttpR
         return _problem_response(request, _unknown_topic(error.topic_key))
     problem = ProblemError(404, str(error), parameter="release", valid=_published_versions(error.topic_key))
     return _problem_response(request, problem)
+
+
+@api.exception_handler(TopicWithdrawn)
+def _on_topic_withdrawn(request: HttpRequest, error: TopicWithdrawn) -> HttpResponse:
+    return _problem_response(request, ProblemError(410, str(error), parameter="topic", valid=[]))
 
 
 @api.exception_handler(engine.AnswerError)
@@ -712,8 +741,31 @@ UNAVAILABLE = (
 )
 
 
+WITHDRAWN = "The topic was withdrawn: `detail` gives the date and the reason"
+
+
 def _release_json(snapshot: engine.Snapshot) -> dict[str, Any]:
     return {"version": snapshot.release_version, "published_at": snapshot.published_at}
+
+
+def review_json(snapshot: engine.Snapshot) -> dict[str, Any]:
+    """The release's sign-off: `last_reviewed`, `next_review_due` and `clinical_review`."""
+    review = snapshot.clinical_review
+    if review is None:
+        return {"last_reviewed": None, "next_review_due": None, "clinical_review": None}
+    today = timezone.localdate().isoformat()
+    return {
+        "last_reviewed": review.signed_on,
+        "next_review_due": review.next_review_due,
+        "clinical_review": {
+            "reviewer_name": review.reviewer_name,
+            "reviewer_role": review.reviewer_role,
+            "signed_on": review.signed_on,
+            "next_review_due": review.next_review_due,
+            "overdue": review.is_overdue(today),
+            "statement": review.statement(today),
+        },
+    }
 
 
 @_read_only(
@@ -734,8 +786,7 @@ def list_topics(request: HttpRequest) -> dict[str, Any]:
                 "scope": snapshot.scope,
                 "bottom_line": snapshot.bottom_line,
                 "release": _release_json(snapshot),
-                "last_reviewed": snapshot.last_reviewed,
-                "next_review_due": snapshot.next_review_due,
+                **review_json(snapshot),
             }
             for snapshot in latest_snapshots()
         ]
@@ -745,7 +796,12 @@ def list_topics(request: HttpRequest) -> dict[str, Any]:
 @_read_only(
     "/topics/{api_any:topic}/",
     ok=TopicDetail,
-    problems={400: "`release` is not a release number", 404: NOT_FOUND, 406: NOT_ACCEPTABLE},
+    problems={
+        400: "`release` is not a release number",
+        404: NOT_FOUND,
+        406: NOT_ACCEPTABLE,
+        410: WITHDRAWN,
+    },
     parameters=(RELEASE_PARAMETER,),
     operation_id="get_topic",
     summary="A topic's questions, procedures and scenarios",
@@ -768,8 +824,7 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
         "bottom_line": snapshot.bottom_line,
         "release": _release_json(snapshot),
         "latest_version": latest_version,
-        "last_reviewed": snapshot.last_reviewed,
-        "next_review_due": snapshot.next_review_due,
+        **review_json(snapshot),
         "questions": [engine.question_json(question) for question in snapshot.questions.values()],
         "procedures": [engine.procedure_fields(p) for p in snapshot.procedures.values()],
         "scenarios": [
@@ -786,6 +841,7 @@ def get_topic(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
         "or choice, a question these answers do not lead to, or a question answered twice)",
         404: NOT_FOUND,
         406: NOT_ACCEPTABLE,
+        410: WITHDRAWN,
     },
     parameters=(RELEASE_PARAMETER, ANSWERS_PARAMETER),
     operation_id="recommend",
@@ -805,6 +861,7 @@ def recommend(request: HttpRequest, topic: TopicKey) -> dict[str, Any]:
     snapshot, _ = resolve(topic, release)
     recommendation = engine.recommend(snapshot, engine.upgrade_answers(snapshot, answers))
     data = engine.recommendation_json(recommendation)
+    data["clinical_review"] = review_json(snapshot)["clinical_review"]
     if not recommendation.complete:
         data["partial"] = partial.partial_json(partial.analyse(snapshot, recommendation.answers))
     return data

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from decisions import answer_classes, engine
@@ -30,6 +30,7 @@ class ContentChange:
     after: str = ""
     place: str = ""  # e.g. "the rating of CT lumbar spine in the scenario “Suspected MSCC”"
     subject: Subject | None = None
+    flag: str = ""  # what the reviewer must look at twice (ACR_CATEGORY_CHANGED)
 
     @property
     def path(self) -> str:
@@ -198,6 +199,18 @@ class _Namer:
         return ""
 
 
+ACR_CATEGORY_CHANGED = "This rating cites the ACR Appropriateness Criteria; its category was changed."
+
+
+def _cites_acr(document: Mapping[str, Any], rating: Mapping[str, Any]) -> bool:
+    """Whether a rating cites an ACR Appropriateness Criteria document: the engine's own rule
+    (engine.Reference.acr_criteria) for labelling a rating "ACR"."""
+    citations = {r.get("key"): str(r.get("citation") or "") for r in document.get("references", [])}
+    return any(
+        "ACR Appropriateness Criteria" in citations.get(key, "") for key in rating.get("references") or ()
+    )
+
+
 def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[ContentChange]:
     """Field-by-field differences between two topic documents (e.g. release and draft)."""
     (old, old_items), (new, new_items) = _flatten(before), _flatten(after)
@@ -228,15 +241,18 @@ def content_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Co
                 default = _plain(FIELD_DEFAULTS.get(name, ""))
                 was, now = old[path].get(name, default), fields.get(name, default)
                 if was != now:
-                    changes.append(
-                        change(
-                            "changed",
-                            path,
-                            name,
-                            _Namer(old_items).value(name, was),
-                            _Namer(new_items).value(name, now),
-                        )
+                    row = change(
+                        "changed",
+                        path,
+                        name,
+                        _Namer(old_items).value(name, was),
+                        _Namer(new_items).value(name, now),
                     )
+                    # Changing the category of a rating that speaks for the ACR puts words in the
+                    # ACR's mouth unless its source says so: the review says it out loud.
+                    if name == "category" and ".ratings[" in path and _cites_acr(before, old_items[path]):
+                        row = replace(row, flag=ACR_CATEGORY_CHANGED)
+                    changes.append(row)
     return changes
 
 

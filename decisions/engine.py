@@ -470,6 +470,31 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class ClinicalReview:
+    """A named clinical reviewer's sign-off of the release a snapshot was built from."""
+
+    reviewer_name: str
+    reviewer_role: str
+    signed_on: str  # ISO date
+    next_review_due: str  # ISO date
+
+    def is_overdue(self, today: str) -> bool:
+        """Whether the review is overdue on `today` (an ISO date, compared as text)."""
+        return self.next_review_due < today
+
+    def statement(self, today: str) -> str:
+        """The sentence clinicians read, saying so when the next review is overdue."""
+        overdue = " (overdue)" if self.is_overdue(today) else ""
+        return (
+            f"Clinically reviewed by {self.reviewer_name}, {self.reviewer_role}, {self.signed_on}; "
+            f"next review due {self.next_review_due}{overdue}."
+        )
+
+
+NOT_REVIEWED = "Not yet clinically reviewed."
+
+
+@dataclass(frozen=True)
 class Snapshot:
     topic_key: str
     topic_title: str
@@ -493,6 +518,8 @@ class Snapshot:
     # Documents frozen before it (they lack the revision-3 members) named it "best available",
     # and their permalinks reproduce that.
     fallbacks_recommended: bool = True
+    # Set from the release's sign-off (decisions/releases.py), never from the topic document.
+    clinical_review: ClinicalReview | None = None
 
     @property
     def patient_factors(self) -> tuple[Question, ...]:

@@ -62,9 +62,9 @@ class FastPathMiddleware:
             return None
         response: HttpResponse
         if match.view_name == WIZARD:
-            latest = releases.latest_version(topic)
+            generation = releases.generation(topic)  # None when withdrawn: the full way says 410
             query = request.META.get("QUERY_STRING", "")
-            renderings = views.cached_renderings(topic, latest, query) if latest else None
+            renderings = views.cached_renderings(topic, generation, query) if generation else None
             if renderings is None:
                 return None
             request.get_host()  # CommonMiddleware's first step: a Host not allowed is a 400

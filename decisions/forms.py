@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from decisions.models import Feedback
+from decisions.models import Feedback, SignOff
 
 if TYPE_CHECKING:  # ModelForm is generic in django-stubs only, not at run time
     FeedbackModelForm = forms.ModelForm[Feedback]
@@ -99,3 +99,20 @@ class FeedbackForm(FeedbackModelForm):
             )
         }
         labels = {"comment": "Comment (optional)"}
+
+
+class SignOffForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A clinical reviewer's sign-off of one release, as clinicians will read it."""
+
+    class Meta:
+        model = SignOff
+        fields = ["reviewer_name", "reviewer_role", "competing_interests", "review_interval_months"]
+        widgets = {"competing_interests": forms.Textarea(attrs={"rows": 3})}
+
+
+class AvailabilityForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        help_text="Clinicians read this on the topic's pages.",
+    )

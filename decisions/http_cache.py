@@ -148,16 +148,17 @@ api_answers: RenderCache[ApiAnswer] = RenderCache(settings.RENDER_CACHE_ENTRIES)
 
 
 def api_key(view_name: str, topic: str, query_string: str) -> str | None:
-    """Where an API answer is kept: the operation, the topic's latest release and the canonical
-    query; None for anything not kept (another operation, a topic that is not a slug or has no
-    release, a database that cannot say which release is the latest).
+    """Where an API answer is kept: the operation, the topic's latest release with its sign-offs
+    (`releases.generation`) and the canonical query; None for anything not kept (another
+    operation, a topic that is not a slug, has no release or is withdrawn, a database that cannot
+    say which release is the latest).
 
     Taken before the API answers: releases only move forward, so an answer built from a release
     published meanwhile is kept under a key no later request asks for, never served as older.
     """
     if view_name not in API_CACHED or not slug_re.fullmatch(topic):
         return None
-    latest = releases.latest_version(topic)
-    if latest is None:
+    generation = releases.generation(topic)  # the release and its sign-offs; None when withdrawn
+    if generation is None:
         return None
-    return f"api:{view_name}|{topic}|{latest}|{canonical_query(query_string)}"
+    return f"api:{view_name}|{topic}|{generation}|{canonical_query(query_string)}"

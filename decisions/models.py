@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -354,17 +356,33 @@ class Topic(Versioned):
         related_name="topics",
         help_text="Evidence this topic shows; findings cited by its ratings are included automatically.",
     )
+    requires_signoff = models.BooleanField(
+        "require sign-off before publishing",
+        default=False,
+        help_text=(
+            "When ticked, a new release goes live only once a clinical reviewer has signed it off; "
+            "until then clinicians keep seeing the previous signed release. Only publishers can "
+            "change this."
+        ),
+    )
     history = HistoricalRecords(m2m_fields=[procedures, references, findings, bottom_line_references])
 
     class Meta:
         ordering = ["title"]
-        permissions = [("publish_topic", "Can publish a topic's draft and roll back releases")]
+        permissions = [
+            ("publish_topic", "Can publish a topic's draft, roll back, withdraw and reinstate releases")
+        ]
 
     def __str__(self) -> str:
         return self.title
 
     def latest_release(self) -> Release | None:
         return self.releases.order_by("-version").first()
+
+    def withdrawal(self) -> AvailabilityChange | None:
+        """The withdrawal in force (the topic's latest availability change, when it withdrew it)."""
+        last = self.availability_changes.order_by("-pk").first()
+        return last if last is not None and last.kind == AvailabilityChange.Kind.WITHDRAWN else None
 
 
 class Question(Versioned):
@@ -720,9 +738,42 @@ class ReleaseQuerySet(models.QuerySet["Release"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
 
+    def live(self) -> ReleaseQuerySet:
+        """Releases clinicians may be shown: not held for a sign-off, or signed off."""
+        return self.filter(Q(held_for_signoff=False) | Q(signoff__isnull=False))
+
 
 class ReleaseImmutable(Exception):
     pass
+
+
+class RecordImmutable(Exception):
+    """A sign-off or an availability change is part of the record: never edited or deleted."""
+
+
+class RecordQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> int:
+        raise RecordImmutable("This record cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RecordImmutable("This record cannot be deleted.")
+
+
+class Record(models.Model):
+    """A row written once: saving it again or deleting it is refused."""
+
+    objects = RecordQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise RecordImmutable(f"{self._meta.verbose_name} cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RecordImmutable(f"{self._meta.verbose_name} cannot be deleted.")
 
 
 class Release(models.Model):
@@ -736,6 +787,10 @@ class Release(models.Model):
     )
     summary = models.TextField(help_text="What changed in this release, for clinicians and reviewers.")
     content = models.JSONField(help_text="The full topic document at publication.")
+    held_for_signoff = models.BooleanField(
+        default=False,
+        help_text="Published while the topic required sign-off: live only once signed off.",
+    )
 
     objects = ReleaseQuerySet.as_manager()
 
@@ -757,6 +812,72 @@ class Release(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ReleaseImmutable("Releases cannot be deleted; publish a new one.")
+
+
+REVIEW_INTERVALS = [(6, "6 months"), (12, "12 months"), (24, "24 months"), (36, "36 months")]
+
+
+def months_after(day: date, months: int) -> date:
+    """The same day `months` later (the month's last day when it has no such day)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class SignOff(Record):
+    """A clinical reviewer's sign-off of one release: who, as what, when, their declared interests,
+    and when the content must be reviewed again. Written once, never edited."""
+
+    release = models.OneToOneField(Release, on_delete=models.PROTECT, related_name="signoff")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewer_name = models.CharField(
+        "name as shown", max_length=200, help_text="Your name as clinicians will read it."
+    )
+    reviewer_role = models.CharField(
+        "role as shown",
+        max_length=200,
+        help_text="Your role as clinicians will read it, e.g. consultant radiologist, and where.",
+    )
+    signed_at = models.DateTimeField(auto_now_add=True)
+    competing_interests = models.TextField(
+        "declaration of competing interests",
+        help_text="Any financial or other interest in this content; write “None” when there is none.",
+    )
+    review_interval_months = models.PositiveSmallIntegerField("review again within", choices=REVIEW_INTERVALS)
+    next_review_due = models.DateField(help_text="The sign-off date plus the review interval.")
+
+    class Meta:
+        ordering = ["-signed_at"]
+        verbose_name = "sign-off"
+        permissions = [("sign_off_release", "Can sign off a release as its clinical reviewer")]
+
+    def __str__(self) -> str:
+        return f"{self.release} signed off by {self.reviewer_name}"
+
+
+class AvailabilityChange(Record):
+    """A topic withdrawn from clinicians, or reinstated, with the reason: the topic's latest one
+    decides whether it is withdrawn; earlier ones stay as its history."""
+
+    class Kind(models.TextChoices):
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        REINSTATED = "reinstated", "Reinstated"
+
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="availability_changes")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.TextField(help_text="Why, as clinicians will read it on the topic's pages.")
+    at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["topic", "-at"]
+        verbose_name = "withdrawal or reinstatement"
+        verbose_name_plural = "withdrawals and reinstatements"
+
+    def __str__(self) -> str:
+        return f"{self.topic.key} {self.get_kind_display().lower()} {self.at:%Y-%m-%d}"
 
 
 class Feedback(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -18,7 +19,17 @@ from django.utils import timezone
 
 from decisions import engine, integrity
 from decisions.kb_document import dumps, export_topic, import_document
-from decisions.models import Finding, Procedure, Reference, Release, Topic
+from decisions.models import (
+    REVIEW_INTERVALS,
+    AvailabilityChange,
+    Finding,
+    Procedure,
+    Reference,
+    Release,
+    SignOff,
+    Topic,
+    months_after,
+)
 
 if TYPE_CHECKING:
     from decisions.changes import ContentChange
@@ -51,6 +62,32 @@ class NothingToPublish(Exception):
 
 class PublishBusy(Exception):
     """Another publish of the database held the lock for too long; nothing was released."""
+
+
+class SignOffRefused(Exception):
+    """The sign-off was not recorded; the message says why."""
+
+
+class AvailabilityRefused(Exception):
+    """The topic was not withdrawn or reinstated; the message says why."""
+
+
+class TopicWithdrawn(LookupError):
+    """The topic was withdrawn: its pages and answers are gone (410), with the reason and date."""
+
+    def __init__(self, topic_key: str, withdrawal: Withdrawal) -> None:
+        super().__init__(f"The topic {topic_key!r} was withdrawn on {withdrawal.on}: {withdrawal.reason}")
+        self.topic_key = topic_key
+        self.withdrawal = withdrawal
+
+
+@dataclasses.dataclass(frozen=True)
+class Withdrawal:
+    reason: str
+    on: str  # ISO date
+
+
+CLINICAL_REVIEWER = "clinical_reviewer"
 
 
 def draft_hash(document: Mapping[str, Any]) -> str:
@@ -160,9 +197,86 @@ def publish(
             published_by=user if isinstance(user, User) else None,
             summary=summary.strip(),
             content=document,
+            held_for_signoff=Topic.objects.get(pk=topic.pk).requires_signoff,
         )
     _forget(topic.key)
     return release
+
+
+def is_clinical_reviewer(user: User | AnonymousUser | None) -> bool:
+    """Only an active member of the clinical_reviewer group signs off (a superuser is not one by
+    being a superuser: the sign-off names a clinician who took on that role)."""
+    return isinstance(user, User) and user.is_active and user.groups.filter(name=CLINICAL_REVIEWER).exists()
+
+
+def sign_off(
+    release: Release,
+    *,
+    reviewer: User | AnonymousUser | None,
+    name: str,
+    role: str,
+    competing_interests: str,
+    interval_months: int,
+) -> SignOff:
+    """Record `reviewer`'s sign-off of `release`: once per release, never edited afterwards.
+
+    A release published while its topic required sign-off goes live with this; pages show the
+    sign-off within RELEASE_CHECK_SECONDS in every process (at once in this one).
+    """
+    if not is_clinical_reviewer(reviewer):
+        raise SignOffRefused("only a member of the clinical_reviewer group can sign off a release")
+    assert isinstance(reviewer, User)
+    fields = {"name": name, "role": role, "declaration of competing interests": competing_interests}
+    missing = [label for label, value in fields.items() if not value.strip()]
+    if missing:
+        raise SignOffRefused(f"a sign-off needs the reviewer's {' and '.join(missing)}")
+    if interval_months not in dict(REVIEW_INTERVALS):
+        allowed = ", ".join(str(months) for months, _ in REVIEW_INTERVALS)
+        raise SignOffRefused(f"the review interval must be one of {allowed} months, not {interval_months}")
+    today = timezone.localdate()
+    with transaction.atomic():
+        if SignOff.objects.filter(release=release).exists():
+            raise SignOffRefused(f"release {release.version} of {release.topic.key} is already signed off")
+        signoff = SignOff.objects.create(
+            release=release,
+            reviewer=reviewer,
+            reviewer_name=name.strip(),
+            reviewer_role=role.strip(),
+            competing_interests=competing_interests.strip(),
+            review_interval_months=interval_months,
+            next_review_due=months_after(today, interval_months),
+        )
+    _forget(release.topic.key)
+    return signoff
+
+
+def withdraw(topic: Topic, *, reason: str, user: User | AnonymousUser | None = None) -> AvailabilityChange:
+    """Take the topic away from clinicians: its pages, permalinks and API answers say 410 with
+    the reason, CDS Hooks and the topic list leave it out. Releases stay as they are."""
+    return _change_availability(topic, AvailabilityChange.Kind.WITHDRAWN, reason=reason, user=user)
+
+
+def reinstate(topic: Topic, *, reason: str, user: User | AnonymousUser | None = None) -> AvailabilityChange:
+    """Publish a withdrawn topic again: its latest live release answers as before."""
+    return _change_availability(topic, AvailabilityChange.Kind.REINSTATED, reason=reason, user=user)
+
+
+def _change_availability(
+    topic: Topic, kind: str, *, reason: str, user: User | AnonymousUser | None
+) -> AvailabilityChange:
+    if not reason.strip():
+        raise AvailabilityRefused(f"say why the topic is {kind}: clinicians read the reason")
+    with _serialised(topic):
+        withdrawn = topic.withdrawal() is not None
+        if kind == AvailabilityChange.Kind.WITHDRAWN and withdrawn:
+            raise AvailabilityRefused(f"{topic.key} is already withdrawn")
+        if kind == AvailabilityChange.Kind.REINSTATED and not withdrawn:
+            raise AvailabilityRefused(f"{topic.key} is not withdrawn")
+        change = AvailabilityChange.objects.create(
+            topic=topic, kind=kind, reason=reason.strip(), by=user if isinstance(user, User) else None
+        )
+    _forget(topic.key)
+    return change
 
 
 class ReleaseNotFound(LookupError):
@@ -178,7 +292,13 @@ class ReleaseNotFound(LookupError):
 
 _snapshots: dict[int, engine.Snapshot] = {}
 _pointers: dict[str, tuple[float, list[tuple[int, int]]]] = {}
-_latest: tuple[float, list[int]] | None = None  # (checked at, latest release id of every topic)
+# (checked at, (latest live release id, its sign-off id) of every topic not withdrawn)
+_latest: tuple[float, list[tuple[int, int | None]]] | None = None
+# Read with the pointers: each topic's sign-offs (release id -> (sign-off id, next review due))
+# and its withdrawal in force, if any.
+_reviews: dict[str, dict[int, tuple[int, str]]] = {}
+_withdrawals: dict[str, Withdrawal | None] = {}
+_signed: dict[int, engine.Snapshot] = {}  # by sign-off id
 _lock = threading.Lock()
 # Called with (topic key, version) when this process first sees a release as its topic's latest
 # (the warm-up listens, decisions/warmup.py); the last version announced per topic.
@@ -304,6 +424,25 @@ def _forget(topic_key: str) -> None:
         _latest = None
 
 
+def _signed_snapshot(release_pk: int, signoff_pk: int | None) -> engine.Snapshot:
+    """The release's snapshot with its sign-off; sign-offs never change either, so it stays valid."""
+    if signoff_pk is None:
+        return _snapshot_of(release_pk)
+    snapshot = _signed.get(signoff_pk)
+    if snapshot is None:
+        signoff = SignOff.objects.get(pk=signoff_pk)
+        review = engine.ClinicalReview(
+            reviewer_name=signoff.reviewer_name,
+            reviewer_role=signoff.reviewer_role,
+            signed_on=timezone.localdate(signoff.signed_at).isoformat(),
+            next_review_due=signoff.next_review_due.isoformat(),
+        )
+        snapshot = dataclasses.replace(_snapshot_of(release_pk), clinical_review=review)
+        with _lock:
+            _signed[signoff_pk] = snapshot
+    return snapshot
+
+
 def _snapshot_of(release_pk: int) -> engine.Snapshot:
     """Build a release's snapshot once per process; releases never change, so it stays valid."""
     snapshot = _snapshots.get(release_pk)
@@ -374,23 +513,74 @@ def latest_version(topic_key: str) -> int | None:
 
 
 def _read_pointers(topic_key: str) -> list[tuple[int, int]]:
-    return list(
-        Release.objects.filter(topic__key=topic_key).order_by("-version").values_list("pk", "version")
+    """The topic's live releases, newest first; with them, in the same query, their sign-offs
+    and whether the topic is withdrawn (kept beside the pointers, for `resolve` and `generation`)."""
+    availability = AvailabilityChange.objects.filter(topic=OuterRef("topic")).order_by("-pk")
+    rows = list(
+        Release.objects.live()
+        .filter(topic__key=topic_key)
+        .order_by("-version")
+        .annotate(
+            availability=Subquery(availability.values("kind")[:1]),
+            availability_reason=Subquery(availability.values("reason")[:1]),
+            availability_at=Subquery(availability.values("at")[:1]),
+        )
+        .values_list(
+            "pk",
+            "version",
+            "signoff__pk",
+            "signoff__next_review_due",
+            "availability",
+            "availability_reason",
+            "availability_at",
+        )
     )
+    withdrawal = None
+    if rows and rows[0][4] == AvailabilityChange.Kind.WITHDRAWN:
+        withdrawal = Withdrawal(reason=rows[0][5], on=timezone.localdate(rows[0][6]).isoformat())
+    if rows:  # like the pointers: made-up topic keys must not grow memory
+        with _lock:
+            _withdrawals[topic_key] = withdrawal
+            _reviews[topic_key] = {
+                pk: (signoff, due.isoformat()) for pk, _, signoff, due, *_ in rows if signoff is not None
+            }
+    return [(pk, version) for pk, version, *_ in rows]
+
+
+def generation(topic_key: str) -> str | None:
+    """What a cached page or API answer of the topic depends on besides its query: the latest
+    release, the sign-offs and which of them are overdue today. None when there is nothing to
+    cache (no release, the topic withdrawn, or a database that cannot say).
+
+    Read before rendering: a page built from newer pointers is then kept under an older key that
+    later requests no longer ask for, never the reverse.
+    """
+    try:
+        pointers = _release_pointers(topic_key)
+    except UNAVAILABLE:
+        return None
+    if not pointers or _withdrawals.get(topic_key) is not None:
+        return None
+    reviews = _reviews.get(topic_key)
+    if not reviews:
+        return str(pointers[0][1])
+    today = timezone.localdate().isoformat()
+    overdue = sum(1 for _, due in reviews.values() if due < today)
+    return f"{pointers[0][1]}s{max(s for s, _ in reviews.values())}.{len(reviews)}o{overdue}"
 
 
 def _refresh_all() -> None:
     """Read the latest releases and every known topic's pointers again (the outage retry)."""
     global _latest
     pks = _latest_release_ids()
-    for pk in pks:
-        _snapshot_of(pk)
+    for pk, signoff in pks:
+        _signed_snapshot(pk, signoff)
     pointers = {key: _read_pointers(key) for key in list(_pointers)}
     now = time.monotonic()
     with _lock:
         _latest = (now, pks)
         _pointers.update({key: (now, value) for key, value in pointers.items() if value})
-    for pk in pks:
+    for pk, _ in pks:
         _announce(_snapshot_of(pk))
 
 
@@ -405,11 +595,15 @@ def resolve(topic_key: str, version: int | None = None) -> tuple[engine.Snapshot
         pointers = _release_pointers(topic_key, refresh=True, hold=False)
     if not pointers:
         raise ReleaseNotFound(topic_key, None)
+    withdrawal = _withdrawals.get(topic_key)
+    if withdrawal is not None:
+        raise TopicWithdrawn(topic_key, withdrawal)
     latest_version = pointers[0][1]
     wanted = pointers[0][0] if version is None else next((pk for pk, v in pointers if v == version), None)
     if wanted is None:
         raise ReleaseNotFound(topic_key, version)
-    return _snapshot_of(wanted), latest_version
+    signoff = _reviews.get(topic_key, {}).get(wanted)
+    return _signed_snapshot(wanted, signoff[0] if signoff else None), latest_version
 
 
 def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
@@ -417,9 +611,16 @@ def snapshot_for(topic_key: str, version: int | None = None) -> engine.Snapshot:
     return resolve(topic_key, version)[0]
 
 
-def _latest_release_ids() -> list[int]:
-    latest = Release.objects.filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
-    return list(Release.objects.filter(pk=Subquery(latest)).values_list("pk", flat=True))
+def _latest_release_ids() -> list[tuple[int, int | None]]:
+    """(release id, sign-off id) of the latest live release of every topic not withdrawn."""
+    latest = Release.objects.live().filter(topic=OuterRef("topic")).order_by("-version").values("pk")[:1]
+    availability = AvailabilityChange.objects.filter(topic=OuterRef("topic")).order_by("-pk")
+    return list(
+        Release.objects.filter(pk=Subquery(latest))
+        .annotate(availability=Subquery(availability.values("kind")[:1]))
+        .filter(Q(availability__isnull=True) | ~Q(availability=AvailabilityChange.Kind.WITHDRAWN))
+        .values_list("pk", "signoff__pk")
+    )
 
 
 def latest_snapshots() -> list[engine.Snapshot]:
@@ -435,8 +636,8 @@ def latest_snapshots() -> list[engine.Snapshot]:
     elif cached is None or now - cached[0] >= settings.RELEASE_CHECK_SECONDS:
         try:
             pks = _latest_release_ids()
-            for pk in pks:
-                _snapshot_of(pk)
+            for pk, signoff in pks:
+                _signed_snapshot(pk, signoff)
         except UNAVAILABLE as error:
             outage.failed(error)
             if cached is None:
@@ -446,9 +647,9 @@ def latest_snapshots() -> list[engine.Snapshot]:
             cached = (now, pks)
             with _lock:
                 _latest = cached
-            for pk in pks:
+            for pk, _ in pks:
                 _announce(_snapshot_of(pk))
-    return sorted((_snapshot_of(pk) for pk in cached[1]), key=lambda s: s.topic_title)
+    return sorted((_signed_snapshot(pk, s) for pk, s in cached[1]), key=lambda s: s.topic_title)
 
 
 def _announce(snapshot: engine.Snapshot) -> None:
@@ -465,7 +666,7 @@ def readiness() -> dict[str, object]:
     global _latest
     try:
         pks = _latest_release_ids()
-        snapshots = [_snapshot_of(pk) for pk in pks]
+        snapshots = [_signed_snapshot(pk, signoff) for pk, signoff in pks]
     except UNAVAILABLE as error:
         outage.failed(error)
         return {"ready": False, "database": "unreachable", "releases_loaded": len(_snapshots)}
@@ -475,7 +676,8 @@ def readiness() -> dict[str, object]:
     for snapshot in snapshots:
         _announce(snapshot)
     return {
-        "ready": bool(snapshots),
+        # With every topic withdrawn there is nothing to load, yet the process can serve (410s).
+        "ready": bool(snapshots) or AvailabilityChange.objects.exists(),
         "database": "ok",
         "releases_loaded": len(_snapshots),
         "latest_releases": {s.topic_key: s.release_version for s in snapshots},
@@ -487,6 +689,9 @@ def clear_snapshot_cache() -> None:
     global _latest
     with _lock:
         _snapshots.clear()
+        _signed.clear()
+        _reviews.clear()
+        _withdrawals.clear()
         _pointers.clear()
         _announced.clear()
         _latest = None
@@ -530,6 +735,7 @@ def roll_back(
             published_by=user if isinstance(user, User) else None,
             summary=f"Roll back to release {version}: {summary.strip()}",
             content=old.content,
+            held_for_signoff=Topic.objects.get(pk=topic.pk).requires_signoff,
         )
     _forget(topic.key)
     return release

@@ -26,14 +26,14 @@ from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from decisions import engine, partial, readiness, usage
+from decisions import engine, partial, readiness, releases, usage
 from decisions.forms import NO_IDENTIFIERS, FeedbackForm
 from decisions.http_cache import canonical_query, conditional, digest, encoded, etag_for
 from decisions.inprocess import CompressedBody, RateLimiter, RenderCache
-from decisions.links import BadQuery, parse_query, wizard_url
+from decisions.links import BadQuery, parse_query, wizard_query, wizard_url
 from decisions.models import Feedback
 from decisions.problems import PageProblem, answers_page_problems, problem_page
-from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.releases import ReleaseNotFound, TopicWithdrawn, latest_snapshots, resolve
 from decisions.smart.views import launch_url
 from decisions.warmup import warm_up
 
@@ -150,6 +150,8 @@ def _resolve(query: QueryDict, topic: str) -> Resolved:
         raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
     try:
         snapshot, latest_version = resolve(topic, release)
+    except TopicWithdrawn as error:
+        raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         if error.version is not None:
             raise PageProblem(
@@ -157,6 +159,17 @@ def _resolve(query: QueryDict, topic: str) -> Resolved:
             ) from error
         raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
     return snapshot, engine.upgrade_answers(snapshot, answers), release, latest_version
+
+
+def withdrawn_problem(error: TopicWithdrawn) -> PageProblem:
+    """410 Gone, with the reason and the date, on every page of a withdrawn topic (permalinks too)."""
+    return PageProblem(
+        410,
+        "This topic was withdrawn",
+        f"It was withdrawn on {error.withdrawal.on}: {error.withdrawal.reason} "
+        "Its recommendations, earlier releases included, are no longer offered.",
+        topics=reverse("home"),
+    )
 
 
 def _recommend(
@@ -173,24 +186,28 @@ def _recommend(
         ) from error
 
 
-def wizard_cache_key(topic: str, latest_version: int, query_string: str) -> str:
-    """The render cache's key: the topic, its latest release and the canonical query string.
+def wizard_cache_key(topic: str, generation: str, query_string: str) -> str:
+    """The render cache's key: the topic, its generation and the canonical query string.
 
-    The latest release number fixes what an unpinned query shows, and a pinned query names its
-    release (and shows whether a newer one exists), so this is all a page depends on. Computed the
-    same way by the view, the fast path (decisions/fast_path.py) and the warm-up.
+    The generation (`releases.generation`: the latest release, the sign-offs and which are
+    overdue) fixes what an unpinned query shows, and a pinned query names its release (and shows
+    whether a newer one exists), so this is all a page depends on. Computed the same way by the
+    view, the fast path (decisions/fast_path.py) and the warm-up.
     """
-    return f"wizard:{topic}|{latest_version}|{canonical_query(query_string)}"
+    return f"wizard:{topic}|{generation}|{canonical_query(query_string)}"
 
 
-def cached_renderings(topic: str, latest_version: int, query_string: str) -> Renderings | None:
-    return _renderings.get(wizard_cache_key(topic, latest_version, query_string))
+def cached_renderings(topic: str, generation: str, query_string: str) -> Renderings | None:
+    return _renderings.get(wizard_cache_key(topic, generation, query_string))
 
 
 def render_state(topic: str, query_string: str) -> Renderings:
     """The renderings of one wizard state, from the cache or rendered now (the warm-up's entry)."""
+    generation = releases.generation(topic)
     snapshot, answers, pinned, latest_version = _resolve(QueryDict(query_string), topic)
-    return _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+    return _wizard_renderings(
+        snapshot, answers, pinned, latest_version, query_string=query_string, generation=generation
+    )
 
 
 def _wizard_renderings(
@@ -200,6 +217,7 @@ def _wizard_renderings(
     latest_version: int,
     *,
     query_string: str,
+    generation: str | None,
 ) -> Renderings:
     """The wizard as a full page and as an htmx fragment, with its canonical URL.
 
@@ -208,8 +226,8 @@ def _wizard_renderings(
     compression. Neither holds anything specific to the request (no CSRF token: these pages
     only read).
     """
-    key = wizard_cache_key(snapshot.topic_key, latest_version, query_string)
-    cached = _renderings.get(key)
+    key = wizard_cache_key(snapshot.topic_key, generation, query_string) if generation else None
+    cached = _renderings.get(key) if key else None
     if cached is not None:
         return cached
     recommendation = _recommend(snapshot, answers, pinned)
@@ -237,7 +255,8 @@ def _wizard_renderings(
         page_tag=digest([page_bytes]),
         fragment_tag=digest([fragment_bytes, context["canonical_url"]]),
     )
-    _renderings.put(key, renderings)
+    if key is not None:
+        _renderings.put(key, renderings)
     return renderings
 
 
@@ -259,6 +278,7 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
             "Open the app from the EHR, or start the questions here.",
             start=wizard_url(topic, {}),
         )
+    generation = releases.generation(topic)  # before the release is read: see releases.generation
     snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
     if request.GET.get("tidy"):
         return _tidied(request, snapshot, answers, pinned)
@@ -266,7 +286,9 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
     if change is not None:
         return _change_answer(request, snapshot, answers, change, pinned, latest_version)
     query_string = request.META.get("QUERY_STRING", "")
-    renderings = _wizard_renderings(snapshot, answers, pinned, latest_version, query_string=query_string)
+    renderings = _wizard_renderings(
+        snapshot, answers, pinned, latest_version, query_string=query_string, generation=generation
+    )
     return wizard_response(request, renderings)
 
 
@@ -354,15 +376,30 @@ def topic_print(request: HttpRequest, topic: str) -> HttpResponse:
 
 
 def _wizard_context(
-    recommendation: engine.Recommendation, pinned: int | None, latest_version: int
+    recommendation: engine.Recommendation,
+    pinned: int | None,
+    latest_version: int,
+    *,
+    preview_url: str | None = None,
 ) -> dict[str, Any]:
+    """The wizard's template context. With `preview_url` (the admin's draft preview), every link
+    and form leads back to that preview with the draft, never to the published pages."""
     snapshot = recommendation.snapshot
     topic = snapshot.topic_key
     answers = dict(recommendation.answers)
+    asked = [step.question for step in recommendation.trace]
+
+    def link(given: dict[str, str], *, change: str | None = None) -> str:
+        if preview_url is None:
+            return wizard_url(topic, given, pinned, change=change)
+        if change is not None:  # the preview asks it again: the answers before it are kept
+            given = {key: given[key] for key in asked[: asked.index(change)] if key in given}
+        query = wizard_query(given)
+        return preview_url + (f"?{query}" if query else "")
+
     # "Change" asks that question again and keeps the later answers that still apply.
     steps = [
-        {"step": step, "change_url": wizard_url(topic, answers, pinned, change=step.question)}
-        for step in recommendation.trace
+        {"step": step, "change_url": link(answers, change=step.question)} for step in recommendation.trace
     ]
     version = snapshot.release_version
     context: dict[str, Any] = {
@@ -377,7 +414,10 @@ def _wizard_context(
             for key in recommendation.answers_ahead
         ],
         "pinned": pinned,
-        "canonical_url": wizard_url(topic, answers, pinned),
+        "preview": preview_url is not None,
+        "step_url": preview_url or reverse("topic", kwargs={"topic": topic}),
+        "start_url": link({}) if pinned is None else wizard_url(topic, {}, pinned),
+        "canonical_url": link(answers),
         "newer_release_url": (
             wizard_url(topic, answers) if pinned is not None and version != latest_version else None
         ),
@@ -394,7 +434,7 @@ def _wizard_context(
                 "print_url": wizard_url(topic, answers, pinned, page="topic-print"),
                 "feedback_url": wizard_url(topic, answers, version, page="topic-feedback"),
                 "what_if": [
-                    {"item": item, "url": wizard_url(topic, dict(item.answers), pinned)}
+                    {"item": item, "url": link(dict(item.answers))}
                     for item in engine.what_would_change(recommendation)
                 ],
                 "summary_text": engine.summary_text(recommendation),
@@ -436,6 +476,8 @@ def _feedback_recommendation(
         raise PageProblem(400, invalid, "release is required", start=wizard_url(topic, {}))
     try:
         snapshot, _ = resolve(topic, release)
+    except TopicWithdrawn as error:
+        raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
     recommendation = _recommend(snapshot, engine.upgrade_answers(snapshot, answers), release)

@@ -179,3 +179,26 @@ def names_in_brief(ranked: Iterable[engine.RankedProcedure]) -> str:
     if len(names) <= 2:
         return " · ".join(names)
     return f"{names[0]} and {len(names) - 1} more"
+
+
+@register.simple_tag
+def clinical_review(snapshot: engine.Snapshot) -> str:
+    """Who signed the release off and when it is due again (overdue in bold), or that nobody has.
+
+    Only a sign-off speaks here, never a date typed on the topic (decisions/releases.py).
+    """
+    from django.utils import timezone
+
+    review = snapshot.clinical_review
+    if review is None:
+        return format_html('<strong class="clinical-review">{}</strong>', engine.NOT_REVIEWED)
+    today = timezone.localdate().isoformat()
+    if review.is_overdue(today):
+        return format_html('<strong class="clinical-review overdue">{}</strong>', review.statement(today))
+    return format_html('<span class="clinical-review">{}</span>', review.statement(today))
+
+
+@register.filter
+def split_answers(value: str | None) -> list[str]:
+    """The answers of one question (several are joined, engine.ANSWER_SEPARATOR)."""
+    return value.split(engine.ANSWER_SEPARATOR) if value else []

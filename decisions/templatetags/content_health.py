@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.template import Context
 from django.utils import timezone
 
-from decisions.models import Feedback, Reference, Topic
+from decisions.models import Feedback, Reference, Release, SignOff, Topic
 
 register = template.Library()
 
@@ -29,7 +29,24 @@ def content_health() -> dict[str, Any]:
         "new_feedback": Feedback.objects.filter(status=Feedback.Status.NEW).count(),
         "due_soon_days": DUE_SOON_DAYS,
         "unpublished": Topic.objects.filter(~Q(releases__isnull=False)),
+        **_signoffs(today),
     }
+
+
+def _signoffs(today: date) -> dict[str, list[Any]]:
+    """What clinicians read about review: the sign-off of each topic's live release."""
+    overdue: list[SignOff] = []
+    unsigned: list[Release] = []
+    held: list[Release] = []
+    for topic in Topic.objects.all():
+        live = topic.releases.live().order_by("-version").first()
+        signoff = SignOff.objects.filter(release=live).first() if live else None
+        if signoff is not None and signoff.next_review_due < today:
+            overdue.append(signoff)
+        elif live is not None and signoff is None:
+            unsigned.append(live)
+        held += topic.releases.filter(held_for_signoff=True, signoff__isnull=True).order_by("version")
+    return {"signoff_overdue": overdue, "not_signed_off": unsigned, "held_for_signoff": held}
 
 
 @register.inclusion_tag("admin/decisions/workspace/_topics.html", takes_context=True)

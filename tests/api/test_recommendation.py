@@ -35,8 +35,10 @@ def test_a_complete_answer_set_gives_exactly_the_engines_public_json(client, pub
         f"{SUGGESTIVE}&mri_access=available&contrast_risks=kidney&contrast_risks=gad_reaction&pregnant=yes"
     )
     expected = engine.recommendation_json(engine.recommend(snapshot_for("lumbar-metastasis"), answers))
-    # The API adds one member, `partial` (advice from what is known), null once complete.
+    # The API adds two members: `partial` (advice from what is known), null once complete, and
+    # `clinical_review`, the release's sign-off, null until a clinical reviewer signs it off.
     expected["partial"] = None
+    expected["clinical_review"] = None
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")

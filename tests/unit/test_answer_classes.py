@@ -3,10 +3,11 @@ set, where the classes must give exactly what running the engine on each set giv
 have a patient-factor question that allows several answers (an exclusive "none" and 3-4 others),
 as `contrast_risks` does in clinical revision 3."""
 
+import copy
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from decisions import answer_classes, changes, engine, integrity
@@ -319,6 +320,54 @@ def test_the_shipped_topic_gets_the_same_results_as_enumeration(shipped_snapshot
         shipped_snapshot, release_1
     )
     assert integrity.stranding_classes(shipped_snapshot) == ([], [])
+
+
+# --- a re-rating: one rating moved to another category --------------------------------------------
+
+
+@st.composite
+def re_ratings(draw: st.DrawFn) -> tuple[dict, dict, str, str]:
+    """A random topic and the same topic with one rating moved to another category."""
+    before = draw(topics())
+    after = copy.deepcopy(before)
+    rated = [s for s in after["scenarios"] if s["ratings"]]
+    assume(rated)
+    scenario = draw(st.sampled_from(rated))
+    rating = draw(st.sampled_from(scenario["ratings"]))
+    rating["category"] = draw(
+        st.sampled_from([c.value for c in engine.Category if c.value != rating["category"]])
+    )
+    return before, after, scenario["key"], rating["procedure"]
+
+
+def listing(snapshot: engine.Snapshot, scenario: str, procedure: str) -> list[dict]:
+    """The complete answer sets that reach `scenario` with `procedure` listed (not excluded)."""
+    found = []
+    for answers in engine.complete_answer_sets(snapshot):
+        recommendation = engine.recommend(snapshot, answers)
+        if recommendation.scenario is None or recommendation.scenario.key != scenario:
+            continue
+        listed = recommendation.recommended + recommendation.alternatives + recommendation.not_appropriate
+        if any(ranked.procedure.key == procedure for ranked in listed):
+            found.append(answers)
+    return found
+
+
+@SETTINGS
+@given(re_ratings())
+def test_a_re_rating_shows_in_the_impact_for_every_patient_who_sees_the_option(case):
+    before, after, scenario, procedure = case
+    old, new = engine.build_snapshot(before), engine.build_snapshot(after)
+    name = old.procedures[procedure].name
+
+    # The impact groups exactly what running every answer set on both versions finds ...
+    assert impact_by_classes(old, new) == impact_by_enumeration(old, new)
+    # ... and that includes every patient who sees the option: its new label, in words.
+    for answers in listing(old, scenario, procedure):
+        was, now = changes._summary(old, answers), changes._summary(new, answers)
+        changed = [what for what in was if was[what] != now[what]]
+        assert changed, answers
+        assert any(name in now[what] or name in was[what] for what in changed), answers
 
 
 # --- a patient factor that allows several answers --------------------------------------------------

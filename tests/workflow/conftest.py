@@ -55,3 +55,17 @@ def staff_client(staff_user) -> Client:
 @pytest.fixture
 def anonymous_client() -> Client:
     return Client()
+
+
+@pytest.fixture
+def reviewer_user(db, django_user_model):
+    """A clinician who signs releases off (group "clinical_reviewer")."""
+    user = _member_of(django_user_model, "rita-reviewer", "clinical_reviewer")
+    user.first_name, user.last_name = "Rita", "Okafor"
+    user.save()
+    return user
+
+
+@pytest.fixture
+def reviewer_client(reviewer_user) -> Client:
+    return _client_for(reviewer_user)

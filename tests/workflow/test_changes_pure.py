@@ -241,3 +241,28 @@ def test_a_caveat_change_is_one_row_for_everyone_it_reaches(before, after):
 
 def test_a_first_release_has_no_impact_to_show(after):
     assert impact(None, snap(after)) == []
+
+
+# --- a changed category on a rating that speaks for the ACR ----------------------------------
+
+
+def test_the_review_flags_a_changed_category_on_an_acr_cited_rating(shipped_document):
+    draft = copy.deepcopy(shipped_document)
+    radiography = rating(draft, "suspected-metastasis", "xr-lumbar")
+    radiography["category"] = "usually_not_appropriate"
+    radiography.pop("score", None)
+
+    [row] = [c for c in content_diff(shipped_document, draft) if c.field == "category"]
+
+    assert row.flag == ("This rating cites the ACR Appropriateness Criteria; its category was changed.")
+
+
+def test_a_changed_category_on_a_rating_without_an_acr_source_is_not_flagged(shipped_document):
+    draft = copy.deepcopy(shipped_document)
+    rating(draft, "suspected-metastasis", "mri-spine-wo")["category"] = "may_be_appropriate"  # NICE's
+    radiography = rating(draft, "suspected-metastasis", "xr-lumbar")
+    radiography["rationale"] = radiography.get("rationale", "") + " Reworded."  # ACR-cited, not re-rated
+
+    flagged = [c for c in content_diff(shipped_document, draft) if c.flag]
+
+    assert flagged == []

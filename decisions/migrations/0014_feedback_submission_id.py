@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('decisions', '0012_clinical_revision_3'),
+        ('decisions', '0013_signoff_withdrawal'),
     ]
 
     operations = [
