@@ -31,7 +31,7 @@ class AppContext:
 
 
 def wizard_link(base_url: str, topic: str, answers: Mapping[str, str], release: int | None = None) -> str:
-    """The absolute wizard URL with these answers (the wizard accepts only answers on its path)."""
+    """The absolute wizard URL with these answers (on the path, or still ahead of it)."""
     return base_url + wizard_url(topic, dict(answers), release)
 
 
@@ -68,8 +68,8 @@ def read_app_context(value: str | None, *, max_age: int = APP_CONTEXT_MAX_AGE_SE
 def wizard_url_for_app_context(value: str | None, snapshot: engine.Snapshot) -> str | None:
     """Where the wizard should send a SMART launch with this appContext (a relative URL), or None.
 
-    `snapshot` is the topic's release to answer from. Only answers on the path so far go in the
-    URL (the wizard refuses others); the rest stay in `read_app_context(value).answers`.
+    `snapshot` is the topic's release to answer from. Answers on the path so far and to questions
+    still ahead of it go in the URL; answers the path can no longer reach are left out.
     """
     context = read_app_context(value)
     if context is None or context.topic != snapshot.topic_key:

@@ -75,6 +75,19 @@ def test_a_cancer_in_remission_still_prefills_a_cancer_history(client, ehr):
     assert landed["Location"] == f"{WIZARD}?age_group=adult&neuro=yes&cancer=known"
 
 
+def test_a_cancer_history_without_neurological_signs_in_the_record_is_kept_for_later(client, ehr):
+    # The record says cancer, not whether there are new neurological signs (asked first): the
+    # wizard asks that, and already knows the answer to the cancer question after it.
+    ehr.conditions = [condition("c1", CANCER)]
+
+    landed = client.get(launch_and_sign_in(client, ehr))
+
+    assert landed["Location"] == f"{WIZARD}?age_group=adult&cancer=known"
+    page = client.get(landed["Location"])
+    assert page.status_code == 200
+    assert "Already answered, used when the questions get there" in page.content.decode()
+
+
 def test_a_callback_with_another_state_is_refused_and_exchanges_nothing(client, ehr):
     callback = launch_and_sign_in(client, ehr)
     forged = callback.replace("state=", "state=x")
