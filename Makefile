@@ -55,6 +55,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DEBUG=true $(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: install
 	DEBUG=true $(BIN)/python manage.py check
