@@ -229,8 +229,8 @@ def _standing(recommendation: engine.Recommendation, ordered: str) -> tuple[str,
     procedure = recommendation.snapshot.procedures.get(ordered)
     if procedure is not None:
         reasons = _ruled_out(recommendation, procedure)
-        if reasons:
-            return "excluded for this patient: " + "; ".join(reasons), False
+        if reasons:  # None, not False: no rating says it is not appropriate here
+            return "excluded for this patient: " + "; ".join(reasons), None
     return "not rated for this indication", None
 
 

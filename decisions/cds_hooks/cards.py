@@ -36,6 +36,8 @@ OVERRIDE_REASONS = (
     ("other", "Other reason"),
 )
 URGENT = frozenset({Urgency.IMMEDIATE, Urgency.WITHIN_24_HOURS})
+# An ordered procedure's standing (decisions/partial.py) that no rating gives, in every completion.
+UNRATED_STANDINGS = frozenset({"not rated for this indication", "outside this pathway"})
 SUMMARY_LIMIT = 140  # the spec: a summary of fewer than 140 characters
 
 
@@ -277,9 +279,11 @@ def incomplete_advice(
     summary = "More information needed to rate this imaging order"
     verdict = "more information needed"
     ordered_rating: engine.Rating | None = None
+    # No completion rates the order: PAMA's "no criteria apply", as for a complete record.
+    unrated_everywhere = advice.ordered in UNRATED_STANDINGS
     if advice.ordered is not None and not match.unrated:
         summary = summary_line(procedure.name, f"{advice.ordered}, whatever the remaining answers")
-        verdict = f"holds: {advice.ordered}"
+        verdict = advice.ordered
         lines += [f"**Holds whatever the remaining answers:** {md(advice.ordered)}.", ""]
         if not advice.ordered.startswith("excluded"):
             ordered_rating = _rating_of(settled, procedure.key)
@@ -297,11 +301,15 @@ def incomplete_advice(
     elif covers_less(procedure, first) and advice.ordered_appropriate is not True:
         verdict = "does not cover the whole spine"
         summary = summary_line(procedure.name, verdict)
-    elif first is not None and first.key == procedure.key:
+    elif first is not None and first.key == procedure.key and advice.ordered is None:
         verdict = "the first choice"
     urgent = recommendation.urgency in URGENT or advice.urgency in URGENT
-    if urgent and advice.urgency is not None and first is not None:
-        summary = emergency_summary(advice.urgency, first.name, procedure.name, verdict)
+    if urgent and advice.urgency is not None:
+        if first is not None:
+            summary = emergency_summary(advice.urgency, first.name, procedure.name, verdict)
+        elif recommendation.provisional:
+            guess = f"likely {recommendation.provisional[0].procedure.name}"
+            summary = emergency_summary(advice.urgency, guess, procedure.name, verdict)
     if advice.first_choice is not None:
         lines += [
             f"**First choice whatever the remaining answers:** {md(advice.outcomes[0][0].first_words)}.",
@@ -322,7 +330,9 @@ def incomplete_advice(
 
     # Not recommended, or not what the topic recommends: the card says so in amber.
     points_elsewhere = advice.ordered_appropriate is False or verdict.startswith(("not rated", "does not"))
-    actions, pama_line = _rating_actions(order, match, ordered_rating, options)
+    partial_cover = covers_less(procedure, first)
+    code = pama.NO_CRITERIA_APPLY if unrated_everywhere and not partial_cover else None
+    actions, pama_line = _rating_actions(order, match, ordered_rating, options, code=code)
     if pama_line:
         lines += [pama_line, ""]
     if _code_sent(actions) is None:

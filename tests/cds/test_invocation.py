@@ -503,8 +503,8 @@ def test_an_invalid_unrelated_draft_order_is_skipped_and_reported_on_the_card(cd
     assert response.status_code == 200
     (card,) = response.json()["cards"]
     assert (
-        "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4B (subject"
-        in shown(card["detail"])
+        "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4 "
+        '(Non-optional property "subject" on ServiceRequest is missing)' in shown(card["detail"])
     )
 
 
