@@ -136,8 +136,8 @@ def fhir_problem(resource: Any) -> str | None:
     """Why a resource is not valid FHIR R4 (4.0.1), or None when it is.
 
     Checked with the R4 models of fhirclient (SMART Health IT): element names and types,
-    required elements, and the formats of dates and times. fhir.resources, used elsewhere for
-    R4B, has no R4 for pydantic 2 (its 7 and 8 ship R5, R4B and STU3).
+    required elements, and the formats of dates and times. (fhir.resources, used before, has no
+    R4 for pydantic 2: its versions 7 and 8 ship R5, R4B and STU3.)
     """
     if not isinstance(resource, dict):
         return "not a JSON object"
