@@ -228,13 +228,13 @@ def _standing(recommendation: engine.Recommendation, ordered: str) -> tuple[str,
     # contraindicated): then the first choice of this completion is no alternative to it.
     procedure = recommendation.snapshot.procedures.get(ordered)
     if procedure is not None:
-        reasons = _ruled_out(recommendation, procedure)
+        reasons = ruled_out(recommendation, procedure)
         if reasons:  # None, not False: no rating says it is not appropriate here
             return "excluded for this patient: " + "; ".join(reasons), None
     return "not rated for this indication", None
 
 
-def _ruled_out(recommendation: engine.Recommendation, procedure: engine.Procedure) -> list[str]:
+def ruled_out(recommendation: engine.Recommendation, procedure: engine.Procedure) -> list[str]:
     """Why the answers of this completion exclude `procedure` (a rated one or not)."""
     reasons = []
     for key, value in recommendation.answers.items():

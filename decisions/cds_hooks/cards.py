@@ -509,6 +509,12 @@ def rated_advice(
     answers = dict(recommendation.answers)
     permalink = links.wizard_link(options.base_url, snapshot.topic_key, answers, snapshot.release_version)
     standing, entry = _standing(recommendation, procedure.key)
+    ruled_out: list[str] = []
+    if standing == "unrated" and not match.unrated:
+        # Not rated here, yet an answer rules it out (a gadolinium MRI after a reaction): say so.
+        ruled_out = partial.ruled_out(recommendation, procedure)
+        if ruled_out:
+            standing = "excluded"
     is_recommended = standing == "recommended"
     urgency = recommendation.urgency
     first = recommendation.first_ranked
@@ -558,8 +564,9 @@ def rated_advice(
         lines.append("- Rating: not rated for this indication")
     if not match.unrated:
         lines.append(f"- Radiation: {md(_radiation(procedure))}")
-    if isinstance(entry, engine.Exclusion):
-        lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in entry.reasons))
+    if isinstance(entry, engine.Exclusion) or ruled_out:
+        reasons = entry.reasons if isinstance(entry, engine.Exclusion) else ruled_out
+        lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in reasons))
     lines.append("")
     best = recommendation.best_available
     if recommendation.recommended:

@@ -243,5 +243,5 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
 def feedback(request: HttpRequest, opened: Opened) -> HttpResponse:
     """POST /cds-services/<service id>/feedback: stored once, however often it is sent."""
     items = feedback_store.parse_feedback(opened.body, leeway_seconds=settings.CDS_HOOKS_JWT_LEEWAY_SECONDS)
-    feedback_store.store_feedback(items)
+    feedback_store.store_feedback(items, opened.service_id)
     return JsonResponse({})
