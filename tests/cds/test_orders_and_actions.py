@@ -393,3 +393,48 @@ def test_everything_the_service_emits_is_valid_fhir_r4(cds, published_shipped):
         ]
     assert len(emitted) >= 10
     assert [fhir_problem(resource) for resource in emitted] == [None] * len(emitted)
+
+
+# --- ICD-10-CM under gunicorn's threads ---------------------------------------------------------
+
+
+def ancestries_read_at_once(codes: list[str]) -> list[tuple[str, ...]]:
+    """Every code's ancestry read by its own thread at the same moment, the library freshly loaded."""
+    import threading
+
+    import simple_icd_10_cm.simple_icd_10_cm as library
+
+    from decisions.cds_hooks import codes as codes_module
+
+    library._all_codes_list.clear()  # as a new worker process starts: filled on first use
+    library._all_codes_list_no_dots.clear()
+    library._code_to_index_dictionary.clear()
+    codes_module._icd10cm_ancestry.cache_clear()
+    start = threading.Barrier(len(codes))
+    results: dict[int, tuple[str, ...]] = {}
+    errors: list[BaseException] = []
+
+    def read(index: int, code: str) -> None:
+        start.wait()
+        try:
+            results[index] = codes_module._icd10cm_ancestry(code)
+        except Exception as error:  # the failure this test is about
+            errors.append(error)
+
+    threads = [threading.Thread(target=read, args=(i, code)) for i, code in enumerate(codes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return [results[i] for i in range(len(codes))]
+
+
+def test_icd10cm_codes_read_by_many_threads_at_once_all_resolve():
+    """simple-icd-10-cm fills its code list lazily without a lock; under gunicorn's threads a
+    second caller read the half-filled list and the hook call failed with a 500."""
+    codes = ["C79.51", "G95.20", "C50.911", "G83.4", "Z85.3", "C61", "M54.50", "I10"] * 3
+    ancestries = ancestries_read_at_once(codes)
+    assert ancestries[0][:2] == ("C79.51", "C79.5")
+    assert "G95.2" in ancestries[1]
+    assert all(ancestry and ancestry[0] == code for ancestry, code in zip(ancestries, codes, strict=True))
