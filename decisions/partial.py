@@ -224,7 +224,31 @@ def _standing(recommendation: engine.Recommendation, ordered: str) -> tuple[str,
             return "excluded for this patient: " + "; ".join(exclusion.reasons), False
     if recommendation.referral:
         return "outside this pathway", None
+    # Not rated here, but an answer may still rule it out (a lumbar MRI when MRI is
+    # contraindicated): then the first choice of this completion is no alternative to it.
+    procedure = recommendation.snapshot.procedures.get(ordered)
+    if procedure is not None:
+        reasons = ruled_out(recommendation, procedure)
+        if reasons:  # None, not False: no rating says it is not appropriate here
+            return "excluded for this patient: " + "; ".join(reasons), None
     return "not rated for this indication", None
+
+
+def ruled_out(recommendation: engine.Recommendation, procedure: engine.Procedure) -> list[str]:
+    """Why the answers of this completion exclude `procedure` (a rated one or not)."""
+    reasons = []
+    for key, value in recommendation.answers.items():
+        question = recommendation.snapshot.questions.get(key)
+        if question is None:
+            continue
+        for choice in question.choices:
+            if (
+                choice.key in value.split(engine.ANSWER_SEPARATOR)
+                and choice.excludes is not None
+                and choice.excludes in procedure.attributes
+            ):
+                reasons.append(choice.exclusion_reason or choice.label)
+    return reasons
 
 
 def _decide(

@@ -332,6 +332,9 @@ CDS_HOOKS_FHIR_TIMEOUT_SECONDS = env_number("CDS_HOOKS_FHIR_TIMEOUT_SECONDS", 5)
 CDS_HOOKS_FHIR_MAX_BYTES = int(os.environ.get("CDS_HOOKS_FHIR_MAX_BYTES", "2000000"))
 # A SMART client of this deployment: its launch URL makes cards carry a `smart` link.
 CDS_HOOKS_SMART_LAUNCH_URL = os.environ.get("CDS_HOOKS_SMART_LAUNCH_URL", "")
+# Argonaut PAMA ratings (pama-rating extensions as system actions and on suggested orders). CMS
+# paused the PAMA AUC programme, so a site may switch them off; the cards say the same either way.
+CDS_HOOKS_PAMA = env_bool("CDS_HOOKS_PAMA", True)
 # Days a CDS Hooks consultation record is kept (0: kept until deleted by hand).
 CDS_HOOKS_CONSULTATION_RETENTION_DAYS = int(os.environ.get("CDS_HOOKS_CONSULTATION_RETENTION_DAYS", "365"))
 

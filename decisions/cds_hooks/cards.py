@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from decisions import engine, partial
-from decisions.cds_hooks import links, pama
-from decisions.cds_hooks.codes import Coding, canonical
-from decisions.cds_hooks.common import JSON, OVERRIDE_REASONS_PATH, prune
+from decisions.cds_hooks import links, orders, pama
+from decisions.cds_hooks.common import (
+    APPROPRIATENESS_PATH,
+    JSON,
+    OVERRIDE_REASONS_PATH,
+    RATING_EXTENSION_PATH,
+    TOPICS_PATH,
+    prune,
+)
 from decisions.cds_hooks.markdown import escape as md
+from decisions.cds_hooks.orders import OrderMatch
 from decisions.cds_hooks.record import RecordAnswers, answers_from_record
 from decisions.cds_hooks.request import DraftOrder, HookRequest
 from decisions.engine import Category, Scale, Urgency
@@ -29,6 +36,8 @@ OVERRIDE_REASONS = (
     ("other", "Other reason"),
 )
 URGENT = frozenset({Urgency.IMMEDIATE, Urgency.WITHIN_24_HOURS})
+# An ordered procedure's standing (decisions/partial.py) that no rating gives, in every completion.
+UNRATED_STANDINGS = frozenset({"not rated for this indication", "outside this pathway"})
 SUMMARY_LIMIT = 140  # the spec: a summary of fewer than 140 characters
 
 
@@ -40,6 +49,7 @@ class Options:
     consult_id: str = field(default_factory=lambda: f"urn:uuid:{uuid.uuid4()}")
     smart_launch_url: str = ""
     our_consult_ids: Collection[str] = ()  # consult ids found on the orders that this service issued
+    pama: bool = True  # CDS_HOOKS_PAMA: attach Argonaut PAMA ratings to orders and suggestions
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,7 @@ class Outcome:
 class Advice:
     card: JSON
     outcome: Outcome
-    system_action: JSON | None = None
-
-
-@dataclass(frozen=True)
-class OrderMatch:
-    snapshot: engine.Snapshot
-    procedure: engine.Procedure
+    system_actions: tuple[JSON, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,34 +83,42 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-# --- matching orders to the knowledge base -----------------------------------------------------
-
-
-def procedure_codings(procedure: engine.Procedure) -> frozenset[Coding]:
-    return canonical((code.system, code.code) for code in procedure.order_codes)
-
-
-def match_order(order: DraftOrder, snapshots: Iterable[engine.Snapshot]) -> list[OrderMatch]:
-    """Per published topic, the procedure one of whose codes is among the order's codings."""
-    matches = []
-    for snapshot in snapshots:
-        for procedure in snapshot.procedures.values():
-            if procedure_codings(procedure) & order.codings:
-                matches.append(OrderMatch(snapshot, procedure))
-                break
-    return matches
-
-
 # --- wording -----------------------------------------------------------------------------------
+
+
+def _shorten(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: max(room - 1, 1)].rstrip() + "…"
 
 
 def summary_line(name: str, verdict: str) -> str:
     """The card summary "<procedure>: <verdict>", the name shortened to stay under 140 characters."""
     suffix = f": {verdict}"
-    room = SUMMARY_LIMIT - 1 - len(suffix)
-    if len(name) > room:
-        name = name[: room - 1].rstrip() + "…"
-    return name + suffix
+    return _shorten(name, SUMMARY_LIMIT - 1 - len(suffix)) + suffix
+
+
+def emergency_summary(urgency: Urgency, first: str, ordered: str, verdict: str) -> str:
+    """An emergency's summary leads with what to do and how fast ("Within 24 hours: MRI whole
+    spine …"), then the drafted order's standing; the order's name is shortened first."""
+    head = f"{urgency.label}: {first}"
+    verdict = verdict.split("; recommended:")[0]  # the head already names the recommendation
+    if ordered == first:
+        return _shorten(f"{head} — as ordered: {verdict}", SUMMARY_LIMIT - 1)
+    tail = f": {verdict}"
+    room = SUMMARY_LIMIT - 1 - len(head) - len(" — ordered ") - len(tail)
+    if room < 12:  # no room to name the order usefully: the emergency alone
+        return _shorten(head, SUMMARY_LIMIT - 1)
+    return f"{head} — ordered {_shorten(ordered, room)}{tail}"
+
+
+def covers_less(ordered: engine.Procedure, first: engine.Procedure | None) -> bool:
+    """A regional study of the modality whose whole-spine study is the first choice (a lumbar MRI
+    for suspected MSCC, where the whole spine is imaged): it misses the rest of the spine."""
+    return (
+        first is not None
+        and first.region == "whole_spine"
+        and ordered.region in ("lumbar", "levels")
+        and ordered.modality == first.modality
+    )
 
 
 def indicator(urgency: Urgency | None, ordered_is_recommended: bool) -> str:
@@ -138,10 +150,16 @@ def override_reasons(base_url: str) -> list[JSON]:
     return [{"system": system, "code": code, "display": display} for code, display in OVERRIDE_REASONS]
 
 
-def _source(snapshot: engine.Snapshot, url: str) -> JSON:
+def _source(snapshot: engine.Snapshot, url: str, base_url: str) -> JSON:
+    """The card's source, with the topic as a Coding (CDS Hooks 2.0 `Source.topic`)."""
     return {
         "label": f"Imaging Advisor — {snapshot.topic_title}, release {snapshot.release_version}",
         "url": url,
+        "topic": {
+            "system": base_url + TOPICS_PATH,
+            "code": snapshot.topic_key,
+            "display": snapshot.topic_title,
+        },
     }
 
 
@@ -211,6 +229,12 @@ def _standing(
 # --- cards -------------------------------------------------------------------------------------
 
 
+def _rating_of(scenario: engine.Scenario | None, key: str) -> engine.Rating | None:
+    if scenario is None:
+        return None
+    return next((rating for rating in scenario.ratings if rating.procedure == key), None)
+
+
 def incomplete_advice(
     order: DraftOrder,
     match: OrderMatch,
@@ -219,13 +243,19 @@ def incomplete_advice(
     options: Options,
     skipped: Sequence[str],
 ) -> Advice:
-    """No rating: the record does not answer every question. Links finish in the wizard."""
+    """The record does not answer every question: what holds whatever the unknown answers are
+    (a rating, the first choice and a suggestion to order it, the urgency), what decides the
+    rest, and links to finish in the wizard."""
     snapshot, procedure = match.snapshot, match.procedure
     known = dict(recommendation.answers)  # the wizard accepts only answers on the path so far
+    # What holds whatever the unknown answers are, and what decides the rest (decisions/partial.py).
+    advice = partial.analyse(snapshot, record.as_dict(), ordered=procedure.key)
+    settled = snapshot.scenarios.get(advice.scenario) if advice.scenario else None
+    first_key, wherever_possible = _first_choice(advice)
+    first = snapshot.procedures.get(first_key) if first_key else None
     lines = [
         f"The drafted order **{md(procedure.name)}** is covered by the Imaging Advisor topic "
-        f"“{md(snapshot.topic_title)}”, but the record does not answer every question it needs, "
-        "so the order is **not rated** and no appropriateness rating is attached to it.",
+        f"“{md(snapshot.topic_title)}”, but the record does not answer every question it needs.",
         "",
     ]
     if record.answers:
@@ -241,27 +271,54 @@ def incomplete_advice(
             "",
         ]
         if recommendation.provisional:
-            first = recommendation.provisional[0]
+            likely = recommendation.provisional[0]
             lines += [
-                f"**Likely first choice:** {md(first.procedure.name)} ({md(rating_label(first.rating))}).",
+                f"**Likely first choice:** {md(likely.procedure.name)} ({md(rating_label(likely.rating))}).",
                 "",
             ]
-    # What holds whatever the unknown answers are, and what decides the rest (decisions/partial.py).
-    advice = partial.analyse(snapshot, record.as_dict(), ordered=procedure.key)
     summary = "More information needed to rate this imaging order"
-    if advice.ordered is not None:
+    verdict = "more information needed"
+    ordered_rating: engine.Rating | None = None
+    # No completion rates the order: PAMA's "no criteria apply", as for a complete record.
+    unrated_everywhere = advice.ordered in UNRATED_STANDINGS
+    if advice.ordered is not None and not match.unrated:
         summary = summary_line(procedure.name, f"{advice.ordered}, whatever the remaining answers")
+        verdict = advice.ordered
         lines += [f"**Holds whatever the remaining answers:** {md(advice.ordered)}.", ""]
+        if not advice.ordered.startswith("excluded"):
+            ordered_rating = _rating_of(settled, procedure.key)
     elif advice.ordered_appropriate is False:
         summary = summary_line(procedure.name, "not recommended whatever the remaining answers")
+        verdict = "not recommended whatever the remaining answers"
         lines += [
             "**Holds whatever the remaining answers:** not recommended — usually not appropriate or "
             "excluded where this indication rates it, not rated for the others.",
             "",
         ]
+    if match.unrated:
+        verdict = "not rated for this indication" + (f"; recommended: {first.name}" if first else "")
+        summary = summary_line(procedure.name, verdict)
+    elif covers_less(procedure, first) and advice.ordered_appropriate is not True:
+        verdict = "does not cover the whole spine"
+        summary = summary_line(procedure.name, verdict)
+    elif first is not None and first.key == procedure.key and advice.ordered is None:
+        verdict = "the first choice"
+    urgent = recommendation.urgency in URGENT or advice.urgency in URGENT
+    if urgent and advice.urgency is not None:
+        if first is not None:
+            summary = emergency_summary(advice.urgency, first.name, procedure.name, verdict)
+        elif recommendation.provisional:
+            guess = f"likely {recommendation.provisional[0].procedure.name}"
+            summary = emergency_summary(advice.urgency, guess, procedure.name, verdict)
     if advice.first_choice is not None:
         lines += [
             f"**First choice whatever the remaining answers:** {md(advice.outcomes[0][0].first_words)}.",
+            "",
+        ]
+    elif first is not None and wherever_possible:
+        lines += [
+            f"**First choice whenever the drafted order can be done:** {md(first.name)} (where the "
+            "remaining answers rule the drafted order out, the advice below says what instead).",
             "",
         ]
     deciding = partial.describe(advice)
@@ -270,15 +327,26 @@ def incomplete_advice(
     if recommendation.next_question is not None:
         lines += [f"**Next question:** {md(recommendation.next_question.prompt)}", ""]
     lines += _notes(record, skipped)
+
+    # Not recommended, or not what the topic recommends: the card says so in amber.
+    points_elsewhere = advice.ordered_appropriate is False or verdict.startswith(("not rated", "does not"))
+    partial_cover = covers_less(procedure, first)
+    code = pama.NO_CRITERIA_APPLY if unrated_everywhere and not partial_cover else None
+    actions, pama_line = _rating_actions(order, match, ordered_rating, options, code=code)
+    if pama_line:
+        lines += [pama_line, ""]
+    if _code_sent(actions) is None:
+        lines += ["The order is **not rated** yet: no appropriateness rating is attached to it.", ""]
     lines.append("Open Imaging Advisor to answer the remaining questions and see the recommendation.")
-    urgent = recommendation.urgency in URGENT or advice.urgency in URGENT
     card: JSON = {
         "uuid": new_uuid(),
         "summary": summary,
-        "indicator": "critical" if urgent else ("warning" if advice.ordered_appropriate is False else "info"),
+        "indicator": "critical" if urgent else ("warning" if points_elsewhere else "info"),
         "detail": "\n".join(lines),
         "source": _source(
-            snapshot, links.wizard_link(options.base_url, snapshot.topic_key, {}, snapshot.release_version)
+            snapshot,
+            links.wizard_link(options.base_url, snapshot.topic_key, {}, snapshot.release_version),
+            options.base_url,
         ),
         "links": _links(
             snapshot,
@@ -289,28 +357,139 @@ def incomplete_advice(
             context_answers=record.as_dict(),
         ),
     }
+    # The first choice holds and the ordered procedure is never the recommended one: suggest it.
+    never_recommended = not any(
+        (outcome.ordered or "").startswith("recommended") for outcome, _ in advice.outcomes
+    )
+    if first is not None and first.key != procedure.key and never_recommended:
+        suggestion = _suggestion(match, first, _rating_of(settled, first.key), options)
+        if suggestion is not None:
+            card["suggestions"] = [suggestion]
+            card["selectionBehavior"] = "at-most-one"
+            card["overrideReasons"] = override_reasons(options.base_url)
     outcome = Outcome(
         card=card["uuid"],
         topic=snapshot.topic_key,
         release=snapshot.release_version,
         procedure=procedure.key,
-        scenario=None,
-        rating=None,
-        verdict=(
-            f"holds: {advice.ordered}"
-            if advice.ordered is not None
-            else "not recommended whatever the remaining answers"
-            if advice.ordered_appropriate is False
-            else "more information needed"
-        ),
+        scenario=advice.scenario,
+        rating=_code_sent(actions),
+        verdict=verdict,
         known=record.kinds(),
     )
-    return Advice(card=card, outcome=outcome)
+    return Advice(card=card, outcome=outcome, system_actions=actions)
+
+
+def _first_choice(advice: partial.PartialAdvice) -> tuple[str | None, bool]:
+    """The first choice in every completion, or else in every completion where the drafted order
+    is not excluded (MRI whole spine for cord compression, unless MRI is contraindicated — and
+    then the drafted lumbar MRI is ruled out too); with True in the second case."""
+    if advice.first_choice is not None:
+        return advice.first_choice, False
+    possible = {
+        outcome.first_choice
+        for outcome, _ in advice.outcomes
+        if not (outcome.ordered or "").startswith("excluded")
+    }
+    if len(possible) == 1 and len(possible) < len({o.first_choice for o, _ in advice.outcomes}):
+        return possible.pop(), True
+    return None, False
 
 
 def _notes(record: RecordAnswers, skipped: Sequence[str]) -> list[str]:
     lines = [f"- {md(note)}" for note in [*record.notes, *skipped]]
     return [*lines, ""] if lines else []
+
+
+def _code_sent(actions: Sequence[JSON]) -> str | None:
+    for action in actions:
+        code = pama.rating_code_on(action["resource"])
+        if code is not None:
+            return code
+    return None
+
+
+def _rating_actions(
+    order: DraftOrder,
+    match: OrderMatch,
+    rating: engine.Rating | None,
+    options: Options,
+    *,
+    code: str | None = None,
+    reason: str = "",
+) -> tuple[tuple[JSON, ...], str]:
+    """The PAMA update of every ServiceRequest the order is made of, and the card's line on it.
+
+    `code` overrides the rating's own (no-criteria-apply for an unrated procedure). Nothing is
+    attached when PAMA is switched off, when the order has no id, or when another mechanism's
+    rating is already on it (two ratings on one order would contradict each other); a rating we
+    left earlier that no longer applies is removed.
+    """
+    parts = match.parts or (order,)
+    procedure = match.procedure
+    if code is None and rating is not None:
+        code = pama.pama_code(rating)
+    others = [
+        part
+        for part in parts
+        if pama.has_other_rating(part.resource, options.base_url, options.our_consult_ids)
+    ]
+    line = ""
+    if not options.pama:
+        code, line = None, ""
+    elif code is not None and others:
+        code, line = (
+            None,
+            (
+                "**PAMA rating:** none added: the order already carries another appropriate-use mechanism's "
+                "rating, and a second one beside it would contradict it."
+            ),
+        )
+    elif code is not None and any(part.id is None for part in parts):
+        code, line = None, "**PAMA rating:** none attached: the draft order has no id to update."
+    elif code is None and reason:
+        line = f"**PAMA rating:** none attached to the order: {md(reason)}."
+    actions: list[JSON] = []
+    if code is not None:
+        for part in parts:
+            extensions = pama.rating_extensions(
+                code,
+                options.consult_id,
+                options.base_url,
+                rating if rating and pama.pama_code(rating) else None,
+            )
+            actions.append(
+                {
+                    "type": "update",
+                    "description": f"Record the appropriateness rating of {procedure.name}: {code} "
+                    f"(Imaging Advisor consult {options.consult_id})",
+                    "resource": pama.with_rating(
+                        part.resource, extensions, options.base_url, options.our_consult_ids
+                    ),
+                }
+            )
+        line = f"**PAMA rating:** `{code}` attached to the order (consult id `{options.consult_id}`)."
+        return tuple(actions), line
+    removed = False
+    for part in parts:
+        if part.id and pama.has_our_rating(part.resource, options.base_url, options.our_consult_ids):
+            # The order changed since we rated it: our old rating must not stay on it.
+            actions.append(
+                {
+                    "type": "update",
+                    "description": f"Remove the earlier Imaging Advisor rating from {procedure.name}: "
+                    "it no longer applies",
+                    "resource": pama.with_rating(
+                        part.resource, [], options.base_url, options.our_consult_ids
+                    ),
+                }
+            )
+            removed = True
+    if removed:
+        line = (line + "\n\n" if line else "") + (
+            "The earlier Imaging Advisor rating on this order no longer applies and is removed."
+        )
+    return tuple(actions), line
 
 
 def rated_advice(
@@ -323,18 +502,26 @@ def rated_advice(
     *,
     may_rate: bool = True,
 ) -> Advice:
-    """The card for a complete recommendation, and the PAMA system action when there is a rating."""
+    """The card for a complete recommendation, and the PAMA system actions when there is a rating."""
     snapshot, procedure = match.snapshot, match.procedure
     scenario = recommendation.scenario
     assert scenario is not None
     answers = dict(recommendation.answers)
     permalink = links.wizard_link(options.base_url, snapshot.topic_key, answers, snapshot.release_version)
     standing, entry = _standing(recommendation, procedure.key)
+    ruled_out: list[str] = []
+    if standing == "unrated" and not match.unrated:
+        # Not rated here, yet an answer rules it out (a gadolinium MRI after a reaction): say so.
+        ruled_out = partial.ruled_out(recommendation, procedure)
+        if ruled_out:
+            standing = "excluded"
     is_recommended = standing == "recommended"
     urgency = recommendation.urgency
+    first = recommendation.first_ranked
     # No ratings and no "not indicated": the pathway does not apply (a child is referred, an
     # emergency referral for a child's neurological signs), never "no imaging".
     outside = not scenario.ratings and scenario.urgency is not Urgency.NOT_INDICATED
+    partial_cover = standing == "unrated" and covers_less(procedure, first.procedure if first else None)
 
     if isinstance(entry, engine.RankedProcedure):
         # The summary names the rating as the engine labels it: an ACR category, or a statement.
@@ -345,8 +532,16 @@ def rated_advice(
         verdict = "outside this pathway"
     elif urgency is Urgency.NOT_INDICATED:
         verdict = "not rated; no imaging indicated now"
+    elif partial_cover:
+        verdict = "does not cover the whole spine"
+    elif first is not None:
+        verdict = f"not rated for this indication; recommended: {first.procedure.name}"
     else:
-        verdict = "not rated for this scenario"
+        verdict = "not rated for this indication"
+    if urgency in URGENT and first is not None:
+        summary = emergency_summary(urgency, first.procedure.name, procedure.name, verdict)
+    else:
+        summary = summary_line(procedure.name, verdict)
 
     lines = [f"**{md(scenario.title)}**" + (f" — {md(scenario.summary)}" if scenario.summary else ""), ""]
     if urgency is not None:
@@ -360,11 +555,18 @@ def rated_advice(
         lines.append(f"- Rating: {md(_rating_text(entry.rating))}")
     elif outside:
         lines.append("- Rating: none — this patient is outside this pathway")
+    elif partial_cover and first is not None:
+        lines.append(
+            f"- Does not cover the whole spine: {md(first.procedure.name)} is recommended "
+            f"({md(rating_label(first.rating))})"
+        )
     else:
-        lines.append("- Rating: not rated for this scenario")
-    lines.append(f"- Radiation: {md(_radiation(procedure))}")
-    if isinstance(entry, engine.Exclusion):
-        lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in entry.reasons))
+        lines.append("- Rating: not rated for this indication")
+    if not match.unrated:
+        lines.append(f"- Radiation: {md(_radiation(procedure))}")
+    if isinstance(entry, engine.Exclusion) or ruled_out:
+        reasons = entry.reasons if isinstance(entry, engine.Exclusion) else ruled_out
+        lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in reasons))
     lines.append("")
     best = recommendation.best_available
     if recommendation.recommended:
@@ -407,48 +609,24 @@ def rated_advice(
     lines.append("")
     lines += _notes(record, skipped)
 
-    code, reason = _pama_decision(order, standing, entry, may_rate)
-    system_action: JSON | None = None
-    if code is None:
-        lines.append(f"**PAMA rating:** none attached to the order: {md(reason)}.")
-    else:
-        rating = entry.rating if isinstance(entry, engine.RankedProcedure) else None
-        extensions = pama.rating_extensions(code, options.consult_id, options.base_url, rating)
-        system_action = {
-            "type": "update",
-            "description": f"Record the appropriateness rating of {procedure.name}: {code} "
-            f"(Imaging Advisor consult {options.consult_id})",
-            "resource": pama.with_rating(
-                order.resource, extensions, options.base_url, options.our_consult_ids
-            ),
-        }
-        lines.append(f"**PAMA rating:** `{code}` attached to the order (consult id `{options.consult_id}`).")
-    if (
-        system_action is None
-        and order.id
-        and pama.has_our_rating(order.resource, options.base_url, options.our_consult_ids)
-    ):
-        # The order changed since we rated it: our old rating must not stay on it.
-        system_action = {
-            "type": "update",
-            "description": f"Remove the earlier Imaging Advisor rating from {procedure.name}: "
-            "it no longer applies",
-            "resource": pama.with_rating(order.resource, [], options.base_url, options.our_consult_ids),
-        }
-        lines.append("The earlier Imaging Advisor rating on this order no longer applies and is removed.")
+    code, reason = _pama_decision(standing, entry, may_rate, partial_cover)
+    rating = entry.rating if isinstance(entry, engine.RankedProcedure) else None
+    actions, pama_line = _rating_actions(order, match, rating, options, code=code, reason=reason)
+    if pama_line:
+        lines.append(pama_line)
 
     card: JSON = {
         "uuid": new_uuid(),
-        "summary": summary_line(procedure.name, verdict),
+        "summary": summary,
         "indicator": indicator(urgency, is_recommended),
         "detail": "\n".join(lines).strip(),
-        "source": _source(snapshot, permalink),
+        "source": _source(snapshot, permalink, options.base_url),
         "links": _links(
             snapshot, answers, options, "Open this recommendation in Imaging Advisor", release=True
         ),
     }
     if not is_recommended:
-        suggestion = _suggestion(order, recommendation, options)
+        suggestion = _best_suggestion(match, recommendation, options)
         if suggestion is not None:
             card["suggestions"] = [suggestion]
             card["selectionBehavior"] = "at-most-one"
@@ -459,23 +637,29 @@ def rated_advice(
         release=snapshot.release_version,
         procedure=procedure.key,
         scenario=scenario.key,
-        rating=code,
+        rating=_code_sent(actions),
         verdict=verdict,
         known=record.kinds(),
     )
-    return Advice(card=card, outcome=outcome, system_action=system_action)
+    return Advice(card=card, outcome=outcome, system_actions=actions)
 
 
 def _pama_decision(
-    order: DraftOrder, standing: str, entry: engine.RankedProcedure | engine.Exclusion | None, may_rate: bool
+    standing: str,
+    entry: engine.RankedProcedure | engine.Exclusion | None,
+    may_rate: bool,
+    partial_cover: bool = False,
 ) -> tuple[str | None, str]:
     """The Argonaut code to attach, or None and the reason (said on the card)."""
     if not may_rate:
         return None, "it matches more than one Imaging Advisor topic, so no single rating applies"
-    if order.id is None:
-        return None, "the draft order has no id to update"
     if standing == "excluded":
         return None, "the procedure is excluded for this patient, which is not an appropriateness rating"
+    if partial_cover:
+        return None, (
+            "it images part of what the recommended whole-spine study covers; no appropriate-use "
+            "criterion rates it for this indication, and “no criteria apply” would hide that"
+        )
     if standing == "unrated":
         return pama.NO_CRITERIA_APPLY, ""
     assert isinstance(entry, engine.RankedProcedure)
@@ -493,41 +677,109 @@ def _pama_decision(
     )
 
 
-def _suggestion(order: DraftOrder, recommendation: engine.Recommendation, options: Options) -> JSON | None:
-    """Order the first recommended procedure (or the best available one) instead, with all its codes."""
-    if order.id is None:
-        return None
+def rating_extension(rating: engine.Rating, base_url: str) -> JSON:
+    """Our own statement of a suggested procedure's rating, on every suggested order: the ACR
+    category, or the guideline's statement (never an ACR label on it)."""
+    code = rating.category.value if rating.scale is Scale.ACR else "guideline-recommendation"
+    return {
+        "url": base_url + RATING_EXTENSION_PATH,
+        "valueCodeableConcept": {
+            "coding": [
+                {"system": base_url + APPROPRIATENESS_PATH, "code": code, "display": rating.attributed_label}
+            ],
+            "text": rating.attributed_label,
+        },
+    }
+
+
+def _best_suggestion(
+    match: OrderMatch, recommendation: engine.Recommendation, options: Options
+) -> JSON | None:
+    """Order the first recommended procedure (or the best available one) instead."""
     best = recommendation.best_available
     candidates = list(recommendation.recommended) or ([best] if best is not None else [])
     for ranked in candidates:
         if ranked.rating.category is Category.USUALLY_NOT_APPROPRIATE:
             continue  # never suggested
-        codings = [
-            {"system": system, "code": code} for system, code in sorted(procedure_codings(ranked.procedure))
-        ]
-        if not codings:
-            continue  # an EHR cannot place an order without a code
-        resource = dict(order.resource)
-        resource["code"] = {"coding": codings, "text": ranked.procedure.name}
-        code = pama.pama_code(ranked.rating)
-        extensions = (
-            pama.rating_extensions(code, options.consult_id, options.base_url, ranked.rating) if code else []
-        )
-        resource = pama.with_rating(resource, extensions, options.base_url, options.our_consult_ids)
-        return {
-            "uuid": new_uuid(),
-            "label": f"Order {ranked.procedure.name} instead",
-            "isRecommended": True,
-            "actions": [
+        suggestion = _suggestion(match, ranked.procedure, ranked.rating, options)
+        if suggestion is not None:
+            return suggestion
+    return None
+
+
+def _suggestion(
+    match: OrderMatch, procedure: engine.Procedure, rating: engine.Rating | None, options: Options
+) -> JSON | None:
+    """Order `procedure` instead: the drafted ServiceRequests rewritten, one per code it is ordered
+    as (a whole spine in CPT is three regional orders), each coding with our procedure name as its
+    display and each order with the rating; None when it cannot be placed (no id, no code)."""
+    parts = match.parts
+    if not parts or any(part.id is None for part in parts):
+        return None
+    if rating is not None and rating.category is Category.USUALLY_NOT_APPROPRIATE:
+        return None
+    ordered_in = {system for part in parts for system, _ in part.codings}
+    placed = orders.orderable(procedure, ordered_in)
+    if placed is None:
+        return None  # an EHR cannot place an order without one code that names it
+    extensions: list[JSON] = [rating_extension(rating, options.base_url)] if rating is not None else []
+    code = pama.pama_code(rating) if rating is not None and options.pama else None
+    if code is not None and not any(
+        pama.has_other_rating(part.resource, options.base_url, options.our_consult_ids) for part in parts
+    ):
+        extensions += pama.rating_extensions(code, options.consult_id, options.base_url, rating)
+    label = (
+        f"{procedure.name} ({rating_label(rating)} for this patient)"
+        if rating is not None
+        else procedure.name
+    )
+    actions: list[JSON] = []
+    count = len(placed.codes)
+    for index, new_code in enumerate(placed.codes):
+        template = parts[min(index, len(parts) - 1)].resource
+        resource = pama.with_rating(template, [], options.base_url, options.our_consult_ids)
+        resource["extension"] = [*resource.get("extension", []), *extensions]
+        resource["code"] = {
+            "coding": [
                 {
-                    "type": "update",
-                    "description": f"Change the drafted order to {ranked.procedure.name} "
-                    f"({rating_label(ranked.rating)} for this patient)",
-                    "resource": resource,
+                    "system": placed.system,
+                    "code": new_code,
+                    "display": orders.part_display(procedure, index, count),
                 }
             ],
+            "text": orders.part_display(procedure, index, count),
         }
-    return None
+        if index < len(parts):
+            actions.append(
+                {
+                    "type": "update",
+                    "description": f"Change the drafted order to {label}",
+                    "resource": resource,
+                }
+            )
+        else:
+            resource.pop("id", None)
+            actions.append(
+                {
+                    "type": "create",
+                    "description": f"Add the drafted order: {orders.part_display(procedure, index, count)}",
+                    "resource": resource,
+                }
+            )
+    for extra in parts[count:]:
+        actions.append(
+            {
+                "type": "delete",
+                "description": f"Remove the drafted order {extra.reference}: {procedure.name} replaces it",
+                "resourceId": [extra.reference],
+            }
+        )
+    return {
+        "uuid": new_uuid(),
+        "label": f"Order {procedure.name} instead",
+        "isRecommended": True,
+        "actions": actions,
+    }
 
 
 def advise_order(
@@ -548,13 +800,8 @@ def advise_order(
 def matched_orders(
     hook_request: HookRequest, snapshots: Sequence[engine.Snapshot]
 ) -> list[tuple[DraftOrder, list[OrderMatch]]]:
-    """The target orders that a published topic covers, with their matches."""
-    found = []
-    for order in hook_request.target_orders:
-        matches = match_order(order, snapshots)
-        if matches:
-            found.append((order, matches))
-    return found
+    """The target orders (or groups of orders: a whole spine as three) a published topic covers."""
+    return orders.matched_orders(hook_request.orders, hook_request.target_orders, snapshots)
 
 
 def advise(
@@ -578,8 +825,7 @@ def advise(
             )
             cards.append(prune(advice.card))
             outcomes.append(advice.outcome)
-            if advice.system_action is not None:
-                actions.append(prune(advice.system_action))
+            actions += [prune(action) for action in advice.system_actions]
     body: JSON = {"cards": cards}  # an empty array of cards is how "no advice" is said
     if actions:
         body["systemActions"] = actions

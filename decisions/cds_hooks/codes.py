@@ -8,6 +8,7 @@ CPT or LOINC translation after it).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -67,13 +68,20 @@ def concepts_codings(concepts: Any) -> frozenset[Coding]:
     return frozenset().union(*(concept_codings(c) for c in concepts)) if concepts else frozenset()
 
 
+# simple-icd-10-cm fills its code list lazily, on first use, without a lock: a second thread
+# arriving meanwhile reads the half-filled list and fails (a 500 seen under `make bench` with
+# gunicorn's threads). Every call into it goes through this lock.
+_ICD10CM_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=4096)
 def _icd10cm_ancestry(code: str) -> tuple[str, ...]:
     """The code (dotted) and every category, block and chapter above it; () if not ICD-10-CM."""
-    if not icd10cm.is_valid_item(code):
-        return ()
-    dotted = icd10cm.add_dot(code) if not icd10cm.is_chapter_or_block(code) else code
-    return (dotted, *icd10cm.get_ancestors(dotted))
+    with _ICD10CM_LOCK:
+        if not icd10cm.is_valid_item(code):
+            return ()
+        dotted = icd10cm.add_dot(code) if not icd10cm.is_chapter_or_block(code) else code
+        return (dotted, *icd10cm.get_ancestors(dotted))
 
 
 def with_ancestors(codings: frozenset[Coding]) -> frozenset[Coding]:

@@ -8,12 +8,19 @@ from typing import Any
 
 JSON = dict[str, Any]
 
-SERVICE_ID = "imaging-advisor"
+SERVICE_ID = "imaging-advisor"  # answers both hooks: kept for EHRs configured before the split
 HOOKS = ("order-select", "order-sign")
+# One service per hook, as discovery lists them (the CDS Hooks sandbox keeps one hook per id).
+HOOK_SERVICE_IDS = {hook: f"{SERVICE_ID}-{hook}" for hook in HOOKS}
+SERVICE_IDS = (SERVICE_ID, *HOOK_SERVICE_IDS.values())
 
 # Code systems of ours, below the deployment's CDS Hooks base URL.
 APPROPRIATENESS_PATH = "/cds-services/appropriateness"
 OVERRIDE_REASONS_PATH = "/cds-services/override-reasons"
+TOPICS_PATH = "/cds-services/topics"  # Source.topic: the Imaging Advisor topic key
+# An extension of ours on a suggested order: the suggested procedure's rating for this patient,
+# as the knowledge base labels it (with or without a PAMA rating beside it).
+RATING_EXTENSION_PATH = "/cds-services/rating"
 
 
 class BadRequest(ValueError):

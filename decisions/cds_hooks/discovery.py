@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from decisions import engine
-from decisions.cds_hooks.common import HOOKS, JSON, SERVICE_ID
+from decisions.cds_hooks.common import HOOK_SERVICE_IDS, HOOKS, JSON
 from decisions.cds_hooks.record import mapped_codes
 from decisions.cds_hooks.request import DEVICES, PREFETCH
 
@@ -47,7 +47,7 @@ def discovery_document(snapshots: Sequence[engine.Snapshot], *, verify_jwt: bool
         "services": [
             {
                 "hook": hook,
-                "id": SERVICE_ID,
+                "id": HOOK_SERVICE_IDS[hook],
                 "title": SERVICE_TITLE,
                 "description": description,
                 "prefetch": prefetch,

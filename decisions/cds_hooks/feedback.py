@@ -114,13 +114,14 @@ def parse_feedback(body: Any, *, now: datetime | None = None, leeway_seconds: in
     return parsed
 
 
-def store_feedback(items: list[FeedbackItem]) -> None:
-    """Each report once, however often it is sent, linked to its card when the record holds it."""
+def store_feedback(items: list[FeedbackItem], service_id: str = SERVICE_ID) -> None:
+    """Each report once, however often it is sent, linked to its card when the record holds it;
+    under the service id it was sent to (one per hook, or the older one for both)."""
     advice = {a.card: a for a in CdsAdvice.objects.filter(card__in=[item.card for item in items])}
     with transaction.atomic():
         for item in items:
             CdsFeedback.objects.get_or_create(
-                service_id=SERVICE_ID,
+                service_id=service_id,
                 card=item.card,
                 outcome=item.outcome,
                 outcome_timestamp=item.outcome_timestamp,

@@ -97,6 +97,26 @@ def _ours(extensions: list[Any], base_url: str, our_consult_ids: Collection[str]
     return flags
 
 
+def has_other_rating(resource: Mapping[str, Any], base_url: str, our_consult_ids: Collection[str]) -> bool:
+    """Whether another CDS mechanism's `pama-rating` is on the order (one that is not ours)."""
+    extensions = list(resource.get("extension") or [])
+    return any(
+        isinstance(item, dict) and item.get("url") == PAMA_RATING and not mine
+        for item, mine in zip(extensions, _ours(extensions, base_url, our_consult_ids), strict=True)
+    )
+
+
+def rating_code_on(resource: Mapping[str, Any]) -> str | None:
+    """The Argonaut code of the first `pama-rating` on a resource, as the sandbox reads it."""
+    for item in resource.get("extension") or []:
+        if isinstance(item, dict) and item.get("url") == PAMA_RATING:
+            codings = (item.get("valueCodeableConcept") or {}).get("coding") or []
+            if codings and isinstance(codings[0], dict) and codings[0].get("system") == PAMA_RATING_SYSTEM:
+                code = codings[0].get("code")
+                return code if isinstance(code, str) else None
+    return None
+
+
 def has_our_rating(resource: Mapping[str, Any], base_url: str, our_consult_ids: Collection[str]) -> bool:
     extensions = list(resource.get("extension") or [])
     return any(_ours(extensions, base_url, our_consult_ids))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
+from fhirclient.models.fhirabstractbase import FHIRValidationError
+from fhirclient.models.fhirelementfactory import FHIRElementFactory
+from fhirclient.models.resource import Resource
 
 from decisions.cds_hooks.codes import Coding, concept_codings, concepts_codings
 from decisions.cds_hooks.common import HOOKS, BadRequest, normalise_base
@@ -112,31 +114,46 @@ def _string(container: Mapping[str, Any], key: str, where: str = "", *, required
     return value
 
 
-def validation_problem(error: ValidationError) -> str:
-    problems = error.errors()
-    first = problems[0]
-    location = ""
-    for part in first.get("loc", ()):
-        location += f"[{part}]" if isinstance(part, int) else f".{part}"
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return f"{location.lstrip('.') or 'the resource'}: {first.get('msg', 'invalid')}{more}"
+_OBJECT = re.compile(r"<(?:class ')?(?:\w+\.)*(\w+)(?:'|\s+object at 0x[0-9a-f]+)?>")
+
+
+def _r4_errors(error: FHIRValidationError, path: str = "") -> list[str]:
+    """The messages of a fhirclient validation error, each with where it is (`subject`)."""
+    where = ".".join(part for part in (path, error.path or "") if part)
+    found = []
+    for sub in error.errors:
+        if isinstance(sub, FHIRValidationError):
+            found += _r4_errors(sub, where)
+        else:
+            # A missing element comes as a KeyError, whose str() adds quotes.
+            raw = str(sub.args[0]) if isinstance(sub, KeyError) and sub.args else str(sub)
+            text = _OBJECT.sub(lambda m: m.group(1), raw)
+            found.append(f"{where}: {text}" if where else text)
+    return found
 
 
 def fhir_problem(resource: Any) -> str | None:
-    """Why a resource is not valid FHIR R4B, or None when it is."""
+    """Why a resource is not valid FHIR R4 (4.0.1), or None when it is.
+
+    Checked with the R4 models of fhirclient (SMART Health IT): element names and types,
+    required elements, and the formats of dates and times. (fhir.resources, used before, has no
+    R4 for pydantic 2: its versions 7 and 8 ship R5, R4B and STU3.)
+    """
     if not isinstance(resource, dict):
         return "not a JSON object"
     kind = resource.get("resourceType")
-    try:
-        model = get_fhir_model_class(str(kind))
-    except (KeyError, ValueError):
+    if not isinstance(kind, str):
         return f"unknown resourceType {kind!r}"
     try:
-        model.model_validate(resource)
-    except ValidationError as error:
-        return validation_problem(error)
-    except (KeyError, TypeError, ValueError) as error:
+        instance = FHIRElementFactory.instantiate(kind, resource)
+    except FHIRValidationError as error:
+        problems = _r4_errors(error) or ["invalid"]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        return problems[0] + more
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         return str(error)
+    if not isinstance(instance, Resource) or instance.resource_type != kind:
+        return f"unknown resourceType {kind!r}"
     return None
 
 
@@ -182,7 +199,7 @@ def bundle_resources(
         if problem is not None:
             assert isinstance(resource, dict)
             name = f"{kind}/{resource['id']}" if isinstance(resource.get("id"), str) else f"a {kind}"
-            skipped.append(f"{where} ({name}) was skipped: not valid FHIR R4B ({problem}).")
+            skipped.append(f"{where} ({name}) was skipped: not valid FHIR R4 ({problem}).")
             continue
         assert isinstance(resource, dict)
         resources.append(copy.deepcopy(resource))
@@ -216,7 +233,7 @@ def _prefetch_item(prefetch: Mapping[str, Any], key: str, patient_id: str, skipp
             return None
         problem = fhir_problem(value)
         if problem is not None:
-            skipped.append(f"{field} was skipped: not a valid FHIR R4B Patient ({problem}).")
+            skipped.append(f"{field} was skipped: not a valid FHIR R4 Patient ({problem}).")
             return None
         if value.get("id") and value["id"] != patient_id:
             raise BadRequest(

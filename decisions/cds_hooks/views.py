@@ -25,7 +25,13 @@ from django.views.decorators.csrf import csrf_exempt
 from decisions.cds_hooks import auth, consultations, fetch, pama
 from decisions.cds_hooks import feedback as feedback_store
 from decisions.cds_hooks.cards import Options, advise, matched_orders
-from decisions.cds_hooks.common import SERVICE_ID, BadRequest, DataUnavailable, Unauthorized
+from decisions.cds_hooks.common import (
+    HOOK_SERVICE_IDS,
+    SERVICE_IDS,
+    BadRequest,
+    DataUnavailable,
+    Unauthorized,
+)
 from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
 from decisions.cds_hooks.request import parse_hook_request
 from decisions.problems import problem_response
@@ -82,6 +88,7 @@ class Opened:
     body: Any
     claims: dict[str, Any]
     base_url: str
+    service_id: str
 
 
 _warned_unverified = False
@@ -95,7 +102,8 @@ def _claims(request: HttpRequest, base_url: str) -> dict[str, Any]:
             logger.warning("CDS Hooks: JWT verification is OFF: calls are accepted from anyone")
         return {}
     called = base_url + request.path_info
-    service_url = base_url + f"/cds-services/{SERVICE_ID}"
+    # Feedback may name the service URL as its audience (the spec is silent on which).
+    service_url = base_url + request.path_info.removesuffix("/feedback")
     leeway = settings.CDS_HOOKS_JWT_LEEWAY_SECONDS
     try:
         claims = auth.verify_client_jwt(
@@ -123,9 +131,11 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
     @wraps(view)
     def wrapper(request: HttpRequest, service_id: str) -> HttpResponse:
         try:
-            if service_id != SERVICE_ID:
+            if service_id not in SERVICE_IDS:
                 raise Problem(
-                    404, f"there is no CDS service {service_id!r}; this server offers {SERVICE_ID!r}"
+                    404,
+                    f"there is no CDS service {service_id!r}; this server offers "
+                    + ", ".join(repr(known) for known in SERVICE_IDS),
                 )
             if request.method != "POST":
                 raise Problem(405, f"{request.method} is not accepted here; use POST.", Allow="POST")
@@ -135,7 +145,7 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
                 body = json.loads(request.body)
             except (UnicodeDecodeError, ValueError) as error:
                 raise Problem(400, f"the request body is not valid JSON: {error}", "body") from error
-            return view(request, Opened(body, claims, base_url))
+            return view(request, Opened(body, claims, base_url, service_id))
         except BadRequest as error:
             return Problem(400, error.message, error.field).response()
         except DatabaseError:
@@ -168,8 +178,19 @@ def listed_fhir_servers(claims: dict[str, Any]) -> tuple[str, ...]:
 
 @_opened
 def service(request: HttpRequest, opened: Opened) -> HttpResponse:
-    """POST /cds-services/imaging-advisor: advice on the drafted imaging orders."""
+    """POST /cds-services/<service id>: advice on the drafted imaging orders.
+
+    Each hook has its own service id (imaging-advisor-order-select, imaging-advisor-order-sign); the
+    older `imaging-advisor` answers both, for EHRs configured before the split.
+    """
     hook_request = parse_hook_request(opened.body)
+    expected = next((hook for hook, sid in HOOK_SERVICE_IDS.items() if sid == opened.service_id), None)
+    if expected is not None and hook_request.hook != expected:
+        raise BadRequest(
+            "hook",
+            f"the service {opened.service_id!r} answers {expected}; send {hook_request.hook} to "
+            f"/cds-services/{HOOK_SERVICE_IDS[hook_request.hook]}",
+        )
     snapshots = published_snapshots()
     matched = matched_orders(hook_request, snapshots)
     if hook_request.skipped:
@@ -196,11 +217,14 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
             logger.warning("CDS Hooks %s: %s", hook_request.hook_instance, error)
             raise Problem(412, str(error)) from error
         hook_request = dataclasses.replace(hook_request, record=record, skipped=tuple(skipped))
-    found = pama.consult_ids_on([order.resource for order, _ in matched])
+    found = pama.consult_ids_on(
+        [part.resource for _, matches in matched for match in matches for part in match.parts]
+    )
     options = Options(
         base_url=opened.base_url,
         smart_launch_url=settings.CDS_HOOKS_SMART_LAUNCH_URL,
         our_consult_ids=consultations.ours(found),
+        pama=settings.CDS_HOOKS_PAMA,
     )
     response = advise(hook_request, snapshots, options, timezone.localdate())
     consultations.record_consultation(
@@ -217,7 +241,7 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
 
 @_opened
 def feedback(request: HttpRequest, opened: Opened) -> HttpResponse:
-    """POST /cds-services/imaging-advisor/feedback: stored once, however often it is sent."""
+    """POST /cds-services/<service id>/feedback: stored once, however often it is sent."""
     items = feedback_store.parse_feedback(opened.body, leeway_seconds=settings.CDS_HOOKS_JWT_LEEWAY_SECONDS)
-    feedback_store.store_feedback(items)
+    feedback_store.store_feedback(items, opened.service_id)
     return JsonResponse({})

@@ -128,13 +128,14 @@ def test_feedback_needs_no_csrf_token(cds):
 # --- discovery ---------------------------------------------------------------------------------
 
 
-def test_discovery_lists_the_service_for_order_select_and_order_sign(client, signer):
+def test_discovery_lists_one_service_id_per_hook(client, signer):
+    """The CDS Hooks sandbox keeps one hook per service id: one id each, or it loses one."""
     response = client.get("/cds-services")
     assert response.status_code == 200
     services = response.json()["services"]
     assert [(s["id"], s["hook"]) for s in services] == [
-        ("imaging-advisor", "order-select"),
-        ("imaging-advisor", "order-sign"),
+        ("imaging-advisor-order-select", "order-select"),
+        ("imaging-advisor-order-sign", "order-sign"),
     ]
     for service in services:
         assert service["title"] and service["description"]

@@ -141,6 +141,12 @@ def test_the_recommended_order_is_rated_appropriate_with_a_consult_id(cds, publi
     assert card["source"] == {
         "label": "Imaging Advisor — Synthetic knee topic, release 1",
         "url": f"{BASE}/t/test-knee/?{answers}&release=1",
+        # CDS Hooks 2.0 Source.topic: a Coding naming the topic the advice comes from.
+        "topic": {
+            "system": f"{BASE}/cds-services/topics",
+            "code": "test-knee",
+            "display": "Synthetic knee topic",
+        },
     }
     assert card["links"] == [
         {
@@ -196,7 +202,7 @@ def test_an_order_that_is_not_recommended_gets_a_warning_a_suggestion_and_overri
     assert action["type"] == "update"
     assert action["resource"]["id"] == "ct-1"
     assert action["resource"]["code"] == {
-        "coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["mr-knee"]}],
+        "coding": [{"system": LOINC, "code": SYNTHETIC_LOINC["mr-knee"], "display": "MR knee"}],
         "text": "MR knee",
     }
     assert action["resource"]["subject"] == order["subject"]
@@ -254,7 +260,8 @@ def test_an_urgent_scenario_makes_the_card_critical(cds, published_synthetic):
         hook_request("order-sign", [knee_order("mr-knee")], conditions=knee_conditions(**answers))
     ).json()
     (card,) = data["cards"]
-    assert card["summary"] == "MR knee: usually appropriate"
+    # The emergency's urgency and first choice lead the summary, then the order's standing.
+    assert card["summary"] == "Immediately: MR knee — as ordered: usually appropriate"
     assert card["indicator"] == "critical"
     assert "Call the on-call team." in card["detail"]
     assert len(data["systemActions"]) == 1
@@ -290,25 +297,36 @@ def test_without_the_answers_the_synthetic_order_asks_for_more_information(cds, 
     assert "systemActions" not in data
 
 
-def test_our_earlier_rating_is_replaced_and_another_raters_rating_is_kept(cds, published_synthetic):
+def test_another_raters_rating_on_the_order_gets_no_second_rating_beside_it(cds, published_synthetic):
+    """Two pama-rating extensions on one order would contradict each other: theirs stays, alone."""
     order = knee_order("mr-knee")
     theirs = [
         {"url": PAMA_RATING, "valueCodeableConcept": {"text": "another qCDSM's rating"}},
         {"url": "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted", "valueString": "G1234"},
         {"url": PAMA_CONSULT_ID, "valueUri": "urn:uuid:00000000-0000-0000-0000-000000000000"},
-        {"url": "http://example.org/other-extension", "valueString": "kept"},
     ]
     order["extension"] = theirs
+    data = cds.invoke(hook_request("order-sign", [order], conditions=knee_conditions(**ADULT_SCAN))).json()
+    assert "systemActions" not in data and "extension" not in data
+    (card,) = data["cards"]
+    assert card["summary"] == "MR knee: usually appropriate"  # the advice itself is unchanged
+    assert "already carries another appropriate-use mechanism's rating" in card["detail"]
+
+
+def test_our_earlier_rating_is_replaced_and_other_extensions_are_kept(cds, published_synthetic):
+    order = knee_order("mr-knee")
+    other = [{"url": "http://example.org/other-extension", "valueString": "kept"}]
+    order["extension"] = other
     body = hook_request("order-sign", [order], conditions=knee_conditions(**ADULT_SCAN))
     rated = cds.invoke(body).json()["systemActions"][0]["resource"]
-    assert rated["extension"][:4] == theirs
-    assert [e["url"] for e in rated["extension"][4:]] == [PAMA_RATING, PAMA_CONSULT_ID]
+    assert rated["extension"][:1] == other
+    assert [e["url"] for e in rated["extension"][1:]] == [PAMA_RATING, PAMA_CONSULT_ID]
     again = copy.deepcopy(body)
     again["context"]["draftOrders"]["entry"][0]["resource"] = rated  # the EHR applied our rating
     rerated = cds.invoke(again).json()["systemActions"][0]["resource"]
-    assert rerated["extension"][:4] == theirs
-    assert [e["url"] for e in rerated["extension"][4:]] == [PAMA_RATING, PAMA_CONSULT_ID]  # not duplicated
-    assert rerated["extension"][5] != rated["extension"][5]  # this call's consult id
+    assert rerated["extension"][:1] == other
+    assert [e["url"] for e in rerated["extension"][1:]] == [PAMA_RATING, PAMA_CONSULT_ID]  # not duplicated
+    assert rerated["extension"][2] != rated["extension"][2]  # this call's consult id
 
 
 def test_a_rating_left_on_an_order_that_changed_is_replaced(cds, published_synthetic):
@@ -485,8 +503,8 @@ def test_an_invalid_unrelated_draft_order_is_skipped_and_reported_on_the_card(cd
     assert response.status_code == 200
     (card,) = response.json()["cards"]
     assert (
-        "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4B (subject"
-        in shown(card["detail"])
+        "context.draftOrders.entry[0] (ServiceRequest/order-0) was skipped: not valid FHIR R4 "
+        '(Non-optional property "subject" on ServiceRequest is missing)' in shown(card["detail"])
     )
 
 

@@ -239,11 +239,11 @@ def test_replacing_a_rating_keeps_another_raters_rating_g_code_and_consult_id():
     assert removed["extension"] == other
 
 
-def test_the_discovery_document_lists_one_service_id_for_both_order_hooks():
+def test_the_discovery_document_lists_a_service_id_for_each_order_hook():
     document = discovery_document([], verify_jwt=True)
     assert [(s["id"], s["hook"]) for s in document["services"]] == [
-        ("imaging-advisor", "order-select"),
-        ("imaging-advisor", "order-sign"),
+        ("imaging-advisor-order-select", "order-select"),
+        ("imaging-advisor-order-sign", "order-sign"),
     ]
     assert all("WARNING" not in s["description"] for s in document["services"])
     unverified = discovery_document([], verify_jwt=False)

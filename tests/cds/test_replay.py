@@ -130,10 +130,37 @@ def test_the_connectathon_ct_order_with_cpt_72133_is_the_lumbar_ct_without_and_w
 
 
 @pytest.mark.parametrize("code", ["72100", "72110", "72265"])
-def test_the_connectathon_shape_with_a_cpt_code_of_no_procedure_gets_no_card(cds, published_shipped, code):
-    """Radiography and CT myelography CPT codes are not shipped (not in the sandbox's PAMA list)."""
+def test_a_spine_order_the_topic_does_not_rate_still_gets_its_advice(cds, published_shipped, code):
+    """Radiography and CT myelography CPT codes are not shipped on a procedure (not in the public
+    lists), so they are never rated; but they are spine imaging, and the topic still advises."""
     order = pama_order("example-1", [{"system": CPT, "code": code}], [("279039007", "Low back pain")])
-    assert cds.invoke(connectathon_request(order)).json() == {"cards": []}
+    data = cds.invoke(connectathon_request(order)).json()
+    (card,) = data["cards"]
+    assert card["summary"] == "Imaging order: not rated for this indication"
+    assert card["indicator"] == "warning"
+    assert "**What decides:**" in card["detail"]
+    assert "systemActions" not in data  # nothing rated, so nothing attached
+
+
+def test_an_unrated_spine_order_names_the_recommendation_once_it_holds(cds, published_shipped):
+    answers = {"mri_access": "available", "pregnant": "no"}
+    add_codes(**answers)
+    conditions = [
+        *fake(**answers),
+        condition("71286001", system=SNOMED, condition_id="cc"),
+        condition("363346000", system=SNOMED, condition_id="ca"),
+    ]
+    order = pama_order("sr-1", [{"system": CPT, "code": "72100"}])
+    order["code"]["text"] = "XR lumbar spine 2 views"
+    data = cds.invoke(sandbox_request(order, conditions=conditions)).json()
+    (card,) = data["cards"]
+    assert card["summary"] == (
+        "Within 24 hours: MRI whole spine without IV contrast — ordered XR lumbar spine 2 views: "
+        "not rated for this indication"
+    )
+    assert "not rated for this indication" in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Order MRI whole spine without IV contrast instead"]
+    assert pama_codes(data) == ["no-criteria-apply"]  # PAMA: no criteria rate this order
 
 
 def test_the_connectathon_shape_with_a_lumbar_ct_code_gets_the_more_information_card(cds, published_shipped):
@@ -177,7 +204,7 @@ def test_a_sandbox_order_for_cord_compression_in_known_cancer_is_an_emergency_at
     )
 
 
-def test_with_a_complete_record_the_mscc_card_suggests_the_whole_spine_mri_order(cds, published_shipped):
+def test_with_a_complete_record_a_lumbar_mri_for_mscc_does_not_cover_the_whole_spine(cds, published_shipped):
     add_codes(mri_access="available", pregnant="no")
     order = pama_order(
         "sr-1",
@@ -187,14 +214,28 @@ def test_with_a_complete_record_the_mscc_card_suggests_the_whole_spine_mri_order
     response = cds.invoke(sandbox_request(order, conditions=fake(mri_access="available", pregnant="no")))
     card = only_card(response)
     assert card["indicator"] == "critical"
-    assert card["summary"] == "MRI lumbar spine without IV contrast: not rated for this scenario"
+    assert card["summary"] == (
+        "Within 24 hours: MRI whole spine without IV contrast — ordered MRI lumbar spine without IV "
+        "contrast: does not cover the whole spine"
+    )
+    assert len(card["summary"]) <= 140
     (suggestion,) = card["suggestions"]
     assert suggestion["label"] == "Order MRI whole spine without IV contrast instead"
-    resource = suggestion["actions"][0]["resource"]
-    assert {"system": "http://loinc.org", "code": WHOLE_SPINE_MRI} in resource["code"]["coding"]
+    # Ordered in CPT: the whole spine as the three regional CPT orders, the drafted one reused.
+    assert [(a["type"], a["resource"]["code"]["coding"][0]["code"]) for a in suggestion["actions"]] == [
+        ("update", "72141"),
+        ("create", "72146"),
+        ("create", "72148"),
+    ]
+    assert suggestion["actions"][0]["resource"]["id"] == "sr-1"
+    assert all(
+        a["resource"]["code"]["coding"][0]["display"].startswith("MRI whole spine without IV contrast")
+        for a in suggestion["actions"]
+    )
     assert "ACR" not in card["detail"].split("**Recommended:**")[1].split("\n")[1]  # a NICE statement
-    # The lumbar MRI is not rated in this scenario: no criteria apply (sent where the sandbox reads it).
-    assert pama_codes(response.json()) == ["no-criteria-apply"]
+    # Not "no criteria apply": the lumbar MRI is part of what is recommended, and the card says so.
+    assert pama_codes(response.json()) == []
+    assert "does not cover the whole spine" in card["detail"].lower()
 
 
 def test_a_bone_scan_as_initial_imaging_is_rated_not_appropriate_and_never_suggested(cds, published_shipped):
