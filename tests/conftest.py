@@ -96,9 +96,9 @@ def _transactional(item: pytest.Item) -> bool:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """A transactional test ends by emptying the database, the migrations' groups and seeded
-    regions and modalities too (Django makes permissions again, not groups). Without xdist such tests run last; with it a process
-    may run others after them, which expect the roles: made again here, as the migrations made
-    them, once the test's fixtures (the emptying) are done."""
+    regions and modalities too (Django makes permissions again, not groups). Without xdist such
+    tests run last; with it a process may run others after them, which expect the roles: made
+    again here, as the migrations made them, once the test's fixtures (the emptying) are done."""
     result = yield
     # After the last test (no next item) the test database itself is already torn down.
     if _roles and _transactional(item) and nextitem is not None:
