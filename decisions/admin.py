@@ -869,6 +869,18 @@ class RatingInline(VersionedInlineMixin, TabularInline):
         models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})},
         models.CharField: {"widget": forms.TextInput(attrs={"size": 12})},
     }
+    # Short names in the row, so that each select shows its choice whole; the rating's own page
+    # (and the column's help) says what each scale means.
+    SHORT_SCALES = {Rating.Scale.ACR.value: "ACR", Rating.Scale.GUIDELINE.value: "Guideline"}
+
+    def formfield_for_choice_field(
+        self, db_field: "models.Field[Any, Any]", request: HttpRequest, **kwargs: Any
+    ) -> "forms.TypedChoiceField | None":
+        if db_field.name == "scale":
+            kwargs["choices"] = [
+                (value, self.SHORT_SCALES.get(value, label)) for value, label in db_field.choices or []
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
 
 class NextStepInline(VersionedInlineMixin, TabularInline):
@@ -902,6 +914,18 @@ class ScenarioAdmin(VersionedAdmin):
             {"fields": ["order_rationale", "no_safe_imaging", "caveats"], "classes": ["collapse"]},
         ),
     ]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The ratings table needs the page's width to show each procedure, category and scale
+        # whole; the breadcrumbs lead back, so the navigation sidebar is left out here.
+        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Rating)
