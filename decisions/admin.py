@@ -14,6 +14,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.exceptions import DisallowedModelAdminToField
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import OperationalError, models
 from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
@@ -1383,9 +1385,27 @@ class ReleaseAdmin(ReadOnlyAdmin):
     readonly_fields = ["topic", "version", "published_at", "published_by", "summary", "content"]
 
 
+class FeedbackStatusForm(ModelForm):
+    """A row of the feedback queue: its status select is named for the report it sets (axe: a
+    select in a list row has no label of its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields and self.instance.pk:
+            when = timezone.localtime(self.instance.created_at).strftime("%Y-%m-%d %H:%M")
+            self.fields["status"].widget.attrs["aria-label"] = (
+                f"Status of the report of {when} on {self.instance.topic_key}"
+            )
+
+
 @admin.register(Feedback)
 class FeedbackAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """The clinicians' "doesn't fit my patient" queue."""
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[ModelForm]:
+        kwargs.setdefault("form", FeedbackStatusForm)
+        form: type[ModelForm] = super().get_changelist_form(request, **kwargs)
+        return form
 
     list_display = ["created_at", "topic_key", "release_version", "scenario_key", "reason", "status"]
     list_filter = ["status", "reason", "topic_key", "release_version", "scenario_key"]
@@ -1501,3 +1521,14 @@ class CdsConsultationAdmin(ReadOnlyAdmin):
     @admin.display(description="PAMA ratings sent")
     def ratings(self, obj: CdsConsultation) -> str:
         return ", ".join(a.rating for a in obj.advice.all() if a.rating) or "—"
+
+
+class AccessibleUserAdmin(UserAdmin):  # type: ignore[type-arg]
+    """Django's user admin, where README sends people to give roles. The sign-in dates are
+    recorded, not typed: shown read-only (their split date and time inputs had no labels)."""
+
+    readonly_fields = ["last_login", "date_joined"]
+
+
+admin.site.unregister(User)
+admin.site.register(User, AccessibleUserAdmin)

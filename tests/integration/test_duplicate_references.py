@@ -188,7 +188,8 @@ def test_the_integrity_check_reports_a_topic_reference_duplicated_in_the_library
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_existing_duplicates_and_reports_them(capsys):
-    before, after = [("decisions", "0012_clinical_revision_3")], [("decisions", "0013_regions_modalities_references")]
+    before = [("decisions", "0012_clinical_revision_3")]
+    after = [("decisions", "0013_regions_modalities_references")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     try:
