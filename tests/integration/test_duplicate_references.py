@@ -226,3 +226,37 @@ def test_the_migration_keeps_existing_duplicates_and_reports_them(capsys):
     # The copy cannot be saved until a content owner merges it.
     with pytest.raises(ValidationError, match="SYN-A"):
         Reference.objects.get(key="SYN-B").full_clean()
+
+
+def test_the_guided_path_points_to_the_library_reference_with_the_same_doi(editor_client):
+    from decisions.models import BodyRegion, Modality, Procedure
+    from tests.integration.test_regions_and_modalities import _guided_topic
+    from tests.integration.test_workspace import management
+
+    saved("SYN-FIRST", doi=DOI)
+    procedure = Procedure.objects.create(
+        key="test-xr-synthetic",
+        name="Synthetic test radiograph",
+        modality=Modality.objects.get(code="XR"),
+        region=BodyRegion.objects.get(key="lumbar"),
+    )
+    topic = _guided_topic(editor_client)
+    scenario = topic.scenarios.get(key="sa")
+
+    response = editor_client.post(
+        f"/admin/workspace/topic/{topic.pk}/ratings/",
+        {
+            **management("proc", 2),
+            "source-key": "SYN-COPY",
+            "source-kind": "study",
+            "source-citation": "Synthetic copy (test content).",
+            "source-doi": f"doi:{DOI.lower()}",
+            f"grid-rate_{scenario.pk}_{procedure.pk}": "usually_appropriate",
+        },
+    )
+
+    assert response.status_code == 400
+    assert "Reference “SYN-FIRST” already has this DOI: choose it above instead of adding a copy." in (
+        text_of(response.content.decode())
+    )
+    assert not Reference.objects.filter(key="SYN-COPY").exists()
