@@ -1,20 +1,25 @@
 """The content owners' workspace: every part of the knowledge base, with history."""
 
+import json
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from concurrency.exceptions import RecordModifiedError
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import DisallowedModelAdminToField
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import OperationalError, models
 from django.db.models import Case, Exists, OuterRef, Q, Subquery, Value, When
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -23,11 +28,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from decisions import changes, engine, integrity, kb_input, releases
+from decisions import changes, engine, identifiers, integrity, kb_input, releases
 from decisions.forms import AvailabilityForm, ImportForm, PublishForm, RollbackForm, SignOffForm
 from decisions.kb_document import DocumentError, dumps, export_topic, import_document
 from decisions.models import (
     AvailabilityChange,
+    BodyRegion,
     Branch,
     Caveat,
     CdsFeedback,
@@ -35,6 +41,7 @@ from decisions.models import (
     ChoiceCode,
     Feedback,
     Finding,
+    Modality,
     NextStep,
     Procedure,
     ProcedureCode,
@@ -488,15 +495,56 @@ class ReadOnlyAdmin(ModelAdmin):
         return False
 
 
-PUBMED = re.compile(
-    r"^(?:https?://(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/|pmid:\s*)", re.I
-)
-
-
 class ReferenceForm(VersionedForm):
+    # Set per request by ReferenceAdmin.get_form: in the "+" pop-up a duplicate is offered for use.
+    in_popup = False
+    to_field = ""
+
     def clean_pmid(self) -> str:
         # A PubMed link or "PMID: 123" is stored as the bare number.
-        return PUBMED.sub("", (self.cleaned_data.get("pmid") or "").strip()).strip("/ ")
+        return identifiers.PMID_LABEL.sub("", (self.cleaned_data.get("pmid") or "").strip()).strip("/ ")
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        if not self.is_bound:
+            return
+        # The model names the reference that already has the identifier; here it becomes a link.
+        for name in identifiers.FIELDS:
+            if name not in self.errors:
+                continue
+            errors = self.errors[name].as_data()
+            self.errors[name] = self.error_class(
+                [self._offer(error) if error.code == "duplicate" else error for error in errors],
+                renderer=self.renderer,
+            )
+
+    def _offer(self, error: ValidationError) -> ValidationError:
+        params = error.params or {}
+        key, label, pk = params["key"], params["label"], params["pk"]
+        if self.in_popup:
+            popup: dict[str, str] = {IS_POPUP_VAR: "1"}
+            if self.to_field:
+                popup[TO_FIELD_VAR] = self.to_field
+            query = urlencode(popup)
+            use = reverse("admin:decisions_reference_use", args=[pk]) + "?" + query
+            message = format_html(
+                'Reference “{}” already has this {}. <a href="{}" class="use-existing">Use “{}”</a> '
+                "instead of adding a copy.",
+                key,
+                label,
+                use,
+                key,
+            )
+        else:
+            message = format_html(
+                'Reference “{}” already has this {}: <a href="{}">open “{}”</a> and cite it instead of '
+                "adding a copy.",
+                key,
+                label,
+                reverse("admin:decisions_reference_change", args=[pk]),
+                key,
+            )
+        return ValidationError(message, code="duplicate")
 
 
 @admin.register(Reference)
@@ -525,6 +573,47 @@ class ReferenceAdmin(VersionedAdmin):
     @admin.display(boolean=True, description="DOI, PMID or URL")
     def has_identifier(self, obj: Reference) -> bool:
         return obj.has_identifier
+
+    def get_form(
+        self, request: HttpRequest, obj: Reference | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        popup = IS_POPUP_VAR in request.POST or IS_POPUP_VAR in request.GET
+        to_field = request.POST.get(TO_FIELD_VAR) or request.GET.get(TO_FIELD_VAR) or ""
+        return type(form.__name__, (form,), {"in_popup": popup, "to_field": to_field})
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        return [
+            path(
+                "<path:object_id>/use/",
+                self.admin_site.admin_view(self.use_view),
+                name="decisions_reference_use",
+            ),
+            *super().get_urls(),
+        ]
+
+    def use_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Hand an existing reference to the form that opened the "+" pop-up, as if just added."""
+        reference = self.get_object(request, unquote(object_id))
+        if reference is None or not self.has_view_permission(request, reference):
+            raise Http404("No such reference.")
+        if IS_POPUP_VAR not in request.GET:
+            return redirect("admin:decisions_reference_change", reference.pk)
+        to_field = request.GET.get(TO_FIELD_VAR) or ""
+        if to_field and not self.to_field_allowed(request, to_field):
+            raise DisallowedModelAdminToField(f"The field {to_field} cannot be referenced.")
+        value = reference.serializable_value(to_field or reference._meta.pk.attname)
+        opts = self.opts
+        return TemplateResponse(
+            request,
+            self.popup_response_template
+            or [
+                f"admin/{opts.app_label}/{opts.model_name}/popup_response.html",
+                f"admin/{opts.app_label}/popup_response.html",
+                "admin/popup_response.html",
+            ],
+            {"popup_response_data": json.dumps({"value": str(value), "obj": str(reference)})},
+        )
 
 
 @admin.register(Caveat)
@@ -565,6 +654,34 @@ class ProcedureCodeInline(VersionedInlineMixin, TabularInline):
     formfield_overrides = HTTPS_URLS
     verbose_name = "other order code"
     verbose_name_plural = "Other order codes (besides LOINC) that EHR orders may carry"
+
+
+class _VocabularyAdmin(VersionedAdmin):
+    """A table of names procedures are described by (regions, modalities); content owners extend it.
+
+    Its code is stored in procedures and topic files, so it is fixed once saved; one in use cannot
+    be deleted (the procedures using it are listed)."""
+
+    code_field = "key"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), *([self.code_field] if obj else [])]
+
+
+@admin.register(BodyRegion)
+class BodyRegionAdmin(_VocabularyAdmin):
+    list_display = ["name", "key", "playbook_name"]
+    search_fields = ["key", "name", "playbook_name"]
+    fields = ["name", "key", "playbook_name", "note"]
+
+
+@admin.register(Modality)
+class ModalityAdmin(_VocabularyAdmin):
+    code_field = "code"
+    list_display = ["name", "code", "ionising", "playbook_name"]
+    list_filter = ["ionising"]
+    search_fields = ["code", "name", "playbook_name"]
+    fields = ["name", "code", "ionising", "playbook_name", "note"]
 
 
 @admin.register(Procedure)
@@ -756,6 +873,18 @@ class RatingInline(VersionedInlineMixin, TabularInline):
         models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})},
         models.CharField: {"widget": forms.TextInput(attrs={"size": 12})},
     }
+    # Short names in the row, so that each select shows its choice whole; the rating's own page
+    # (and the column's help) says what each scale means.
+    SHORT_SCALES = {Rating.Scale.ACR.value: "ACR", Rating.Scale.GUIDELINE.value: "Guideline"}
+
+    def formfield_for_choice_field(
+        self, db_field: "models.Field[Any, Any]", request: HttpRequest, **kwargs: Any
+    ) -> "forms.TypedChoiceField | None":
+        if db_field.name == "scale":
+            kwargs["choices"] = [
+                (value, self.SHORT_SCALES.get(value, label)) for value, label in db_field.choices or []
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
 
 class NextStepInline(VersionedInlineMixin, TabularInline):
@@ -789,6 +918,18 @@ class ScenarioAdmin(VersionedAdmin):
             {"fields": ["order_rationale", "no_safe_imaging", "caveats"], "classes": ["collapse"]},
         ),
     ]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The ratings table needs the page's width to show each procedure, category and scale
+        # whole; the breadcrumbs lead back, so the navigation sidebar is left out here.
+        extra_context = {**(extra_context or {}), "is_nav_sidebar_enabled": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Rating)
@@ -1006,8 +1147,8 @@ class TopicAdmin(VersionedAdmin):
             status = 400
         impacts = []
         if not errors:
-            before = engine.build_snapshot(current.content) if current else None
-            impacts = changes.impact(before, engine.build_snapshot(draft))
+            before = releases.build_snapshot(current.content) if current else None
+            impacts = changes.impact(before, releases.build_snapshot(draft))
         unchanged = current is not None and current.content == draft
         context = self._context(
             request,
@@ -1120,7 +1261,7 @@ class TopicAdmin(VersionedAdmin):
             discarded=releases.own_changes(current, draft),
             shared=releases.shared_changes(topic, draft, current),
             impacts=changes.impact(
-                engine.build_snapshot(current.content), engine.build_snapshot(old.content)
+                releases.build_snapshot(current.content), releases.build_snapshot(old.content)
             ),
         )
         return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
@@ -1419,9 +1560,27 @@ class AvailabilityChangeAdmin(ReadOnlyAdmin):
     readonly_fields = ["topic", "kind", "reason", "at", "by"]
 
 
+class FeedbackStatusForm(ModelForm):
+    """A row of the feedback queue: its status select is named for the report it sets (axe: a
+    select in a list row has no label of its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields and self.instance.pk:
+            when = timezone.localtime(self.instance.created_at).strftime("%Y-%m-%d %H:%M")
+            self.fields["status"].widget.attrs["aria-label"] = (
+                f"Status of the report of {when} on {self.instance.topic_key}"
+            )
+
+
 @admin.register(Feedback)
 class FeedbackAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     """The clinicians' "doesn't fit my patient" queue."""
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[ModelForm]:
+        kwargs.setdefault("form", FeedbackStatusForm)
+        form: type[ModelForm] = super().get_changelist_form(request, **kwargs)
+        return form
 
     list_display = ["created_at", "topic_key", "release_version", "scenario_key", "reason", "status"]
     list_filter = ["status", "reason", "topic_key", "release_version", "scenario_key"]
@@ -1537,3 +1696,14 @@ class CdsConsultationAdmin(ReadOnlyAdmin):
     @admin.display(description="PAMA ratings sent")
     def ratings(self, obj: CdsConsultation) -> str:
         return ", ".join(a.rating for a in obj.advice.all() if a.rating) or "—"
+
+
+class AccessibleUserAdmin(UserAdmin):  # type: ignore[type-arg]
+    """Django's user admin, where README sends people to give roles. The sign-in dates are
+    recorded, not typed: shown read-only (their split date and time inputs had no labels)."""
+
+    readonly_fields = ["last_login", "date_joined"]
+
+
+admin.site.unregister(User)
+admin.site.register(User, AccessibleUserAdmin)

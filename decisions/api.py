@@ -133,7 +133,9 @@ class Procedure(Schema):
         description="ACR relative radiation level, 0 (none) to 5; null when not verified."
     )
     radiation: str = Field(description="The radiation level in words, e.g. 'radiation level not verified'.")
-    ionising: bool = Field(description="Follows from the modality (XR, CT, NM, PET), not from the RRL.")
+    ionising: bool = Field(
+        description="Follows from the modality (XR, CT, NM, PET, and any other marked ionising), not the RRL."
+    )
     strengths: str
     limitations: str
     codes: dict[str, str] = Field(description="Order codes by system, e.g. `loinc`.")

@@ -7,7 +7,7 @@ Pure Python, no Django. `build_snapshot` turns a topic document (the JSON a rele
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -87,7 +87,8 @@ class Attribute(StrEnum):
 
 
 # Radiography, CT, nuclear medicine and PET expose the patient to ionising radiation whatever
-# their RRL says (an unverified RRL must not make a CT look radiation-free).
+# their RRL says (an unverified RRL must not make a CT look radiation-free). Modalities content
+# owners add say so themselves: build_snapshot takes their codes (`ionising_modalities`).
 IONISING_MODALITIES = frozenset({"XR", "CT", "NM", "PET"})
 
 
@@ -205,6 +206,7 @@ class Procedure:
     rrl: int | None  # None: not verified
     codes: Mapping[str, str]
     caveats: tuple[str, ...]
+    ionising: bool  # follows from the modality, never from the RRL
     order_codes: tuple[Code, ...] = ()  # every code an EHR order may carry for it, LOINC included
     strengths: str = ""
     limitations: str = ""
@@ -223,10 +225,6 @@ class Procedure:
         if self.ionising:
             attributes.add(Attribute.IONISING)
         return frozenset(attributes)
-
-    @property
-    def ionising(self) -> bool:
-        return self.modality in IONISING_MODALITIES
 
     @property
     def radiation_label(self) -> str:
@@ -536,13 +534,17 @@ def build_snapshot(
     release_version: int | None = None,
     published_at: str | None = None,
     check_keys: bool = True,
+    ionising_modalities: Collection[str] = (),
 ) -> Snapshot:
     """Turn a topic document into a snapshot; dangling keys raise SnapshotError.
 
     `check_keys=False` is for the integrity check, which lists every dangling key itself.
+    `ionising_modalities`: codes of further ionising modalities (content owners' own), beyond
+    IONISING_MODALITIES.
     """
+    ionising = IONISING_MODALITIES | frozenset(ionising_modalities)
     try:
-        snapshot = _build_snapshot(document, release_version, published_at)
+        snapshot = _build_snapshot(document, release_version, published_at, ionising)
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, SnapshotError):
             raise
@@ -553,7 +555,10 @@ def build_snapshot(
 
 
 def _build_snapshot(
-    document: Mapping[str, Any], release_version: int | None, published_at: str | None
+    document: Mapping[str, Any],
+    release_version: int | None,
+    published_at: str | None,
+    ionising_modalities: frozenset[str],
 ) -> Snapshot:
     topic = document["topic"]
     references = {
@@ -586,6 +591,7 @@ def _build_snapshot(
             contrast=p["contrast"],
             contrast_agent=p.get("contrast_agent") or None,
             rrl=None if p.get("rrl") is None else int(p["rrl"]),
+            ionising=p["modality"] in ionising_modalities,
             codes={"loinc": p["loinc"]} if p.get("loinc") else {},
             strengths=p.get("strengths", ""),
             limitations=p.get("limitations", ""),

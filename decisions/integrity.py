@@ -13,12 +13,12 @@ Its `path` keeps the document path (e.g. ``scenarios[mscc].ratings[mri-wo]``) fo
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from decisions import answer_classes, engine
+from decisions import answer_classes, engine, identifiers
 from decisions.keys import REFERENCE_KEY, SLUG
 
 ERROR = "error"
@@ -184,13 +184,17 @@ def _problem(severity: str, place: str, message: str, path: str, subject: Subjec
     return Problem(severity, path, message, place=place, subject=subject)
 
 
-def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
-    """Every problem of the document, errors first, each naming what to change."""
+def check(
+    document: Mapping[str, Any], *, today: date, ionising_modalities: Collection[str] = ()
+) -> list[Problem]:
+    """Every problem of the document, errors first, each naming what to change.
+
+    `ionising_modalities`: as engine.build_snapshot takes them."""
     problems: list[Problem] = []
     topic_key = str(document.get("topic", {}).get("key", ""))
     _check_keys(document, problems)
     try:
-        snapshot = engine.build_snapshot(document, check_keys=False)
+        snapshot = engine.build_snapshot(document, check_keys=False, ionising_modalities=ionising_modalities)
     except engine.SnapshotError as error:
         problems.append(_problem(ERROR, "the topic document", str(error), "document", ("topic", topic_key)))
         return _sorted(problems)
@@ -214,6 +218,7 @@ def check(document: Mapping[str, Any], *, today: date) -> list[Problem]:
     _check_sources(snapshot, words, problems)
     _check_review(document, today, problems)
     _check_not_indicated(document, words, problems)
+    problems.extend(check_duplicate_references(document.get("references", [])))
     return _sorted(problems)
 
 
@@ -747,6 +752,38 @@ def check_topic_links(links: list[tuple[str, str, str]]) -> list[Problem]:
         for where, what, owner in links
         for subject in [subject_of(where)]
     ]
+
+
+def check_duplicate_references(
+    references: Iterable[Mapping[str, Any]], library: Iterable[Mapping[str, Any]] | None = None
+) -> list[Problem]:
+    """A source cited under two references is shown to clinicians twice: one reference per source.
+
+    Compares `references` (the topic's) among themselves, or with `library` given, with the
+    library's other references (ones the topic does not cite, found by the caller in the database).
+    """
+    own = [r for r in references if isinstance(r, Mapping)]
+    own_keys = {str(r.get("key", "")) for r in own}
+    others = [r for r in library or () if str(r.get("key", "")) not in own_keys]
+    problems = []
+    for name, _, keys in identifiers.duplicates([*own, *others]):
+        cited = [key for key in keys if key in own_keys]
+        if not cited or (library is not None and len(cited) == len(keys)):
+            continue  # not this topic's, or already reported among the topic's own
+        first = cited[0]
+        holders = [key for key in keys if key != first]
+        problems.append(
+            Problem(
+                WARNING,
+                f"references[{first}]",
+                f"has the same {identifiers.LABELS[name]} as "
+                + ", ".join(f"reference “{key}”" for key in holders)
+                + ": clinicians see one source cited twice; cite one reference and delete the other",
+                place=f"Reference “{first}”",
+                subject=("reference", first),
+            )
+        )
+    return problems
 
 
 _SUBJECT_NOUNS = {

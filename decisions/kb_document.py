@@ -18,11 +18,13 @@ from django.db import IntegrityError, models, transaction
 
 from decisions import engine
 from decisions.models import (
+    BodyRegion,
     Branch,
     Caveat,
     Choice,
     ChoiceCode,
     Finding,
+    Modality,
     NextStep,
     Procedure,
     ProcedureCode,
@@ -168,8 +170,8 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             {
                 "key": p.key,
                 "name": p.name,
-                "modality": p.modality,
-                "region": p.region,
+                "modality": p.modality_id,
+                "region": p.region_id,
                 "contrast": p.contrast,
                 "contrast_agent": p.contrast_agent,
                 "rrl": p.rrl,
@@ -324,6 +326,17 @@ def _lookup(model: type[M], where: str, **lookup: Any) -> M:
         raise DocumentError(f"unknown {model._meta.verbose_name} {value!r}") from None
 
 
+def _known(model: type[models.Model], field: str, value: Any) -> Any:
+    """A modality code or region key the database has; those are added in the admin, not by a file."""
+    if not model._default_manager.filter(**{field: value}).exists():
+        noun = str(model._meta.verbose_name)
+        raise DocumentError(
+            f"unknown {noun} {value!r}: add it under {str(model._meta.verbose_name_plural).capitalize()} "
+            "in the admin first, or use one that exists"
+        )
+    return value
+
+
 def _save(model: type[M], lookup: dict[str, Any], values: dict[str, Any]) -> M:
     """Create or update one row, validated like the admin validates it."""
     obj = model._default_manager.filter(**lookup).first() or model(**lookup)
@@ -468,7 +481,9 @@ def _import_procedures(document: Mapping[str, Any]) -> None:
                 Procedure,
                 {"key": item["key"]},
                 {
-                    **{f: item[f] for f in ("name", "modality", "region", "contrast", "rrl")},
+                    **{f: item[f] for f in ("name", "contrast", "rrl")},
+                    "modality_id": _known(Modality, "code", item["modality"]),
+                    "region_id": _known(BodyRegion, "key", item["region"]),
                     **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
                 },
             )

@@ -17,13 +17,12 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from decisions import engine, keys
+from decisions import engine, identifiers, keys
 from decisions.safe_text import check_plain_text
 
 slug_key = RegexValidator(keys.SLUG_PATTERN, keys.SLUG_HELP)
 reference_key = RegexValidator(keys.REFERENCE_KEY_PATTERN, keys.REFERENCE_KEY_HELP)
 
-DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)+", re.IGNORECASE)
 DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
 KEY_HELP = (
@@ -118,13 +117,32 @@ class Reference(Versioned):
     note = models.TextField(
         blank=True, help_text="For content owners: what is not verified yet and what to check."
     )
-    history = HistoricalRecords()
+    # Each identifier in the form two spellings of one source share (identifiers.py), so that the
+    # database keeps one reference per source. Empty: no identifier, or a duplicate stored before
+    # the rule (the migration and the integrity check report those).
+    doi_normalised = models.CharField(max_length=100, blank=True, editable=False)
+    pmid_normalised = models.CharField(max_length=12, blank=True, editable=False)
+    url_normalised = models.CharField(max_length=500, blank=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["doi_normalised", "pmid_normalised", "url_normalised"])
 
     class Meta:
         ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[f"{name}_normalised"],
+                condition=~Q(**{f"{name}_normalised": ""}),
+                name=f"reference_{name}_unique",
+                violation_error_message=f"Another reference already has this {label}.",
+            )
+            for name, label in identifiers.LABELS.items()
+        ]
 
     def __str__(self) -> str:
         return self.key
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._set_normalised()
+        super().save(*args, **kwargs)
 
     @property
     def has_identifier(self) -> bool:
@@ -132,12 +150,40 @@ class Reference(Versioned):
 
     def clean(self) -> None:
         # A DOI pasted as a link (https://doi.org/10...) is stored bare; links are built from it.
-        self.doi = DOI_PREFIX.sub("", self.doi.strip())
+        self.doi = identifiers.bare_doi(self.doi)
         if self.doi and not DOI.match(self.doi):
             raise ValidationError(
                 {"doi": "A DOI starts with 10. and a slash, e.g. 10.1016/j.jacr.2021.08.002."}
             )
         self.url = self.url.strip()
+        self._set_normalised()
+        errors = {
+            name: ValidationError(
+                "Reference “%(key)s” already has this %(label)s: use it instead of adding a copy.",
+                code="duplicate",
+                params={"key": other.key, "label": identifiers.LABELS[name], "pk": other.pk},
+            )
+            for name, other in self.duplicates().items()
+        }
+        if errors:
+            raise ValidationError(errors)
+
+    def _set_normalised(self) -> None:
+        for name in identifiers.FIELDS:
+            value = identifiers.KEYS[name](getattr(self, name) or "")
+            setattr(self, f"{name}_normalised", value)
+
+    def duplicates(self) -> dict[str, Reference]:
+        """{identifier field: the other reference that already has it}."""
+        others = Reference.objects.exclude(pk=self.pk) if self.pk else Reference.objects.all()
+        found: dict[str, Reference] = {}
+        for name, key in identifiers.identifier_keys(
+            {name: getattr(self, name) for name in identifiers.FIELDS}
+        ).items():
+            other = others.filter(**{f"{name}_normalised": key}).first()
+            if other is not None:
+                found[name] = other
+        return found
 
 
 class Caveat(Versioned):
@@ -178,20 +224,91 @@ class Caveat(Versioned):
         check_plain_text(self, ["text"])
 
 
+PLAYBOOK_HELP = (
+    "The name as the LOINC/RSNA Radiology Playbook writes it, only where you have seen it there; "
+    "leave empty otherwise."
+)
+
+
+class BodyRegion(Versioned):
+    """A body region procedures are done on; content owners add regions as topics need them."""
+
+    key = models.CharField(
+        max_length=20,
+        unique=True,
+        validators=[slug_key],
+        help_text="Stored in each procedure and in topic files; cannot change once saved.",
+    )
+    name = models.CharField(
+        max_length=100, unique=True, help_text="As clinicians name it, e.g. Lumbar spine."
+    )
+    playbook_name = models.CharField(
+        "Radiology Playbook name", max_length=100, blank=True, help_text=PLAYBOOK_HELP
+    )
+    note = models.TextField(blank=True, help_text="For content owners: where the name was seen.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "body region"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Modality(Versioned):
+    """An imaging modality. Whether it exposes the patient to ionising radiation is a property of
+    the modality, never of a procedure's radiation level (an unverified RRL must not make a CT
+    look radiation-free)."""
+
+    code = models.CharField(
+        max_length=10,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z]{2,10}$", "Use 2 to 10 capital letters, e.g. US.")],
+        help_text="Stored in each procedure and in topic files; cannot change once saved. MR means MRI.",
+    )
+    name = models.CharField(max_length=100, unique=True, help_text="As clinicians name it, e.g. Ultrasound.")
+    ionising = models.BooleanField(
+        help_text=(
+            "Exposes the patient to ionising radiation (radiography, CT, nuclear medicine, PET do; MRI "
+            "and ultrasound do not). Cannot change once a procedure uses the modality: published "
+            "releases read it."
+        )
+    )
+    playbook_name = models.CharField(
+        "Radiology Playbook name", max_length=100, blank=True, help_text=PLAYBOOK_HELP
+    )
+    note = models.TextField(blank=True, help_text="For content owners: where the name was seen.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "modalities"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.pk is None:
+            return
+        stored = Modality.objects.filter(pk=self.pk).values("code", "ionising").first()
+        if stored is None:
+            return
+        used = Procedure.objects.filter(modality_id=stored["code"]).exists()
+        if used and stored["ionising"] != self.ionising:
+            raise ValidationError(
+                {
+                    "ionising": "Procedures use this modality, and published releases read whether it is "
+                    "ionising: add a new modality instead."
+                }
+            )
+
+    @staticmethod
+    def ionising_codes() -> frozenset[str]:
+        return frozenset(Modality.objects.filter(ionising=True).values_list("code", flat=True))
+
+
 class Procedure(Versioned):
-    class Modality(models.TextChoices):
-        XR = "XR", "Radiography"
-        CT = "CT", "CT"
-        MR = "MR", "MRI"
-        NM = "NM", "Nuclear medicine"
-        PET = "PET", "PET"
-
-    class Region(models.TextChoices):
-        LUMBAR = "lumbar", "Lumbar spine"
-        WHOLE_SPINE = "whole_spine", "Whole spine"
-        LEVELS = "levels", "Spinal levels the examination points to"
-        WHOLE_BODY = "whole_body", "Whole body"
-
     class Contrast(models.TextChoices):
         NONE = "none", "No contrast"
         WITH = "with", "With IV contrast"
@@ -204,12 +321,18 @@ class Procedure(Versioned):
 
     key = models.CharField(max_length=80, unique=True, validators=[slug_key], help_text=KEY_HELP)
     name = models.CharField(max_length=200, help_text="As a clinician would order it.")
-    modality = models.CharField(
-        max_length=3,
-        choices=Modality.choices,
+    # Keyed by code and key, so that topic files and releases keep the plain strings they hold.
+    modality = models.ForeignKey(
+        Modality,
+        to_field="code",
+        db_column="modality",
+        on_delete=models.PROTECT,
+        related_name="procedures",
         help_text="MR procedures are excluded when MRI is not possible.",
     )
-    region = models.CharField(max_length=20, choices=Region.choices)
+    region = models.ForeignKey(
+        BodyRegion, to_field="key", db_column="region", on_delete=models.PROTECT, related_name="procedures"
+    )
     contrast = models.CharField(max_length=20, choices=Contrast.choices, default=Contrast.NONE)
     contrast_agent = models.CharField(
         max_length=12,

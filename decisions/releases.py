@@ -23,6 +23,7 @@ from decisions.models import (
     REVIEW_INTERVALS,
     AvailabilityChange,
     Finding,
+    Modality,
     Procedure,
     Reference,
     Release,
@@ -95,12 +96,28 @@ def draft_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(dumps(document).encode("utf-8")).hexdigest()
 
 
+def build_snapshot(document: Mapping[str, Any], **options: Any) -> engine.Snapshot:
+    """engine.build_snapshot, with the ionising modalities content owners added."""
+    return engine.build_snapshot(document, ionising_modalities=Modality.ionising_codes(), **options)
+
+
+def check(document: Mapping[str, Any]) -> list[integrity.Problem]:
+    """integrity.check of a document today, with the ionising modalities content owners added."""
+    return integrity.check(
+        document, today=timezone.localdate(), ionising_modalities=Modality.ionising_codes()
+    )
+
+
 def check_topic(topic: Topic, document: Mapping[str, Any] | None = None) -> list[integrity.Problem]:
     """The integrity check of the topic's draft (`document`, when the caller has just exported it)
     and of its links to other topics' rows."""
     draft = export_topic(topic) if document is None else document
-    problems = integrity.check(draft, today=timezone.localdate())
-    return integrity.check_topic_links(_cross_topic_links(topic)) + problems
+    problems = check(draft)
+    # The whole library (a few hundred rows at most): duplicates stored before the rule have no
+    # comparable form in the database, so they are compared here.
+    library = Reference.objects.values("key", "doi", "pmid", "url")
+    duplicates = integrity.check_duplicate_references(draft.get("references", []), library)
+    return integrity.check_topic_links(_cross_topic_links(topic)) + problems + duplicates
 
 
 def _cross_topic_links(topic: Topic) -> list[tuple[str, str, str]]:
@@ -448,7 +465,7 @@ def _snapshot_of(release_pk: int) -> engine.Snapshot:
     snapshot = _snapshots.get(release_pk)
     if snapshot is None:
         release = Release.objects.get(pk=release_pk)
-        snapshot = engine.build_snapshot(
+        snapshot = build_snapshot(
             release.content,
             release_version=release.version,
             published_at=release.published_at.isoformat(),
@@ -718,7 +735,7 @@ def roll_back(
     if not summary.strip():
         raise ValueError("a roll back needs a summary saying why")
     old = topic.releases.get(version=version)
-    problems = integrity.check(old.content, today=timezone.localdate())
+    problems = check(old.content)
     if integrity.has_errors(problems):
         raise PublishRefused(problems)
     with _serialised(topic):
@@ -824,7 +841,7 @@ def preview_answers(document: Mapping[str, Any], given: Mapping[str, str]) -> di
 
 def preview_recommendation(document: Mapping[str, Any], answers: Mapping[str, str]) -> engine.Recommendation:
     """What a draft recommends for `answers`; raises engine.SnapshotError or engine.AnswerError."""
-    return engine.recommend(engine.build_snapshot(document), answers)
+    return engine.recommend(build_snapshot(document), answers)
 
 
 def import_preview(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -843,5 +860,5 @@ def import_preview(document: Mapping[str, Any]) -> dict[str, Any]:
         "topic_key": key,
         "existing": existing,
         "diff": changes.content_diff(before, document) if before else None,
-        "problems": integrity.check(document, today=timezone.localdate()),
+        "problems": check(document),
     }

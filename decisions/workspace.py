@@ -23,6 +23,7 @@ from decisions.models import (
     Caveat,
     Choice,
     Finding,
+    Modality,
     NextStep,
     Procedure,
     Question,
@@ -262,7 +263,46 @@ class AlgorithmMap:
     warnings: int
 
 
-ATTRIBUTE_LABELS = {a.value: a.value.replace("_", " ") for a in engine.Attribute}
+# What an excluding answer removes, in the singular and the plural ("1 procedure that needs MRI").
+ATTRIBUTE_PHRASES = {
+    engine.Attribute.NEEDS_MRI.value: ("needs MRI", "need MRI"),
+    engine.Attribute.GADOLINIUM.value: ("uses gadolinium contrast", "use gadolinium contrast"),
+    engine.Attribute.IODINATED.value: ("uses iodinated contrast", "use iodinated contrast"),
+    engine.Attribute.IV_IODINATED.value: ("uses IV iodinated contrast", "use IV iodinated contrast"),
+    engine.Attribute.IONISING.value: ("uses ionising radiation", "use ionising radiation"),
+}
+
+
+def excluded_procedures(attribute: str, count: int) -> str:
+    """ "3 procedures that need MRI": what an answer excluding by `attribute` removes in the topic."""
+    singular, plural = ATTRIBUTE_PHRASES.get(attribute, (f"has {attribute}", f"have {attribute}"))
+    if count == 0:
+        return f"procedures that {plural} (none in this topic)"
+    if count == 1:
+        return f"1 procedure that {singular}"
+    return f"{count} procedures that {plural}"
+
+
+def _attribute_counts(document: Mapping[str, Any]) -> dict[str, int]:
+    """How many of the topic's procedures have each attribute (as the engine reads them)."""
+    ionising = engine.IONISING_MODALITIES | Modality.ionising_codes()
+    counts: dict[str, int] = {}
+    for p in document.get("procedures", []):
+        procedure = engine.Procedure(
+            key=p["key"],
+            name=p["name"],
+            modality=p["modality"],
+            region=p["region"],
+            contrast=p["contrast"],
+            contrast_agent=p.get("contrast_agent") or None,
+            rrl=None,
+            codes={},
+            caveats=(),
+            ionising=p["modality"] in ionising,
+        )
+        for attribute in procedure.attributes:
+            counts[attribute.value] = counts.get(attribute.value, 0) + 1
+    return counts
 
 
 class _Index:
@@ -345,6 +385,7 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
     scenario_titles = {s["key"]: s["title"] for s in document["scenarios"]}
     caveat_texts = {c["key"]: c["text"] for c in document["caveats"]}
     procedure_names = {p["key"]: p["name"] for p in document["procedures"]}
+    attribute_counts = _attribute_counts(document)
     drawn: set[str] = set()
 
     def caveat_pieces(keys: Iterable[str]) -> list[Piece]:
@@ -361,7 +402,11 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
             label=choice["label"],
             url=index.url(subject),
             flags=flags.take(subject),
-            excludes=ATTRIBUTE_LABELS.get(choice.get("excludes") or "", choice.get("excludes") or ""),
+            excludes=(
+                excluded_procedures(choice["excludes"], attribute_counts.get(choice["excludes"], 0))
+                if choice.get("excludes")
+                else ""
+            ),
             exclusion_reason=choice.get("exclusion_reason") or "",
             caveats=caveat_pieces(choice.get("caveats", [])),
         )

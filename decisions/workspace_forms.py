@@ -394,6 +394,8 @@ class SourceForm(forms.Form):
                         message = (
                             f"The library already has a reference {reference.key}: choose it above instead."
                         )
+                    elif "already has this" in message:  # the same source under another key
+                        message = message.replace("use it instead", "choose it above instead")
                     elif name == "citation":
                         message = "Write the new reference's citation (authors, title, journal, year)."
                     self.add_error(target, message)

@@ -467,7 +467,7 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
     if isinstance(topic, HttpResponse):
         return topic
     scenarios = list(topic.scenarios.prefetch_related("ratings__procedure"))
-    library = list(Procedure.objects.order_by("name"))
+    library = list(Procedure.objects.select_related("region").order_by("name"))
     data = request.POST if request.method == "POST" else None
     source = SourceForm(data, prefix="source")
     procedures = NewProcedureFormSet(data, prefix="proc", queryset=Procedure.objects.none())
@@ -525,13 +525,27 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _grid(data: Any, scenarios: list[Scenario], library: list[Procedure], procedures: Any) -> dict[str, Any]:
-    """A category for each (scenario, procedure) not yet rated; rows for the library and new ones."""
+    """A category for each (scenario, procedure) not yet rated. Rows come in groups: the topic's
+    own procedures (rated in one of its scenarios) and the new ones first, then the rest of the
+    shared library by body region, so a topic outside the spine does not start among spine scans."""
     form = forms.Form(data, prefix="grid")
     rated = {(r.scenario_id, r.procedure_id): r for s in scenarios for r in s.ratings.all()}
+    own = {procedure_pk for _, procedure_pk in rated}
+    groups: list[tuple[str, list[tuple[str, str]]]] = [
+        (
+            "This topic’s procedures",
+            [(str(p.pk), p.name) for p in library if p.pk in own]
+            + [(f"new{i}", f"New procedure {i + 1} (above)") for i in range(len(procedures.forms))],
+        )
+    ]
+    by_region: dict[str, list[tuple[str, str]]] = {}
+    for procedure in library:
+        if procedure.pk not in own:
+            by_region.setdefault(procedure.region.name, []).append((str(procedure.pk), procedure.name))
+    groups += [(f"Other procedures: {region}", by_region[region]) for region in sorted(by_region)]
     rows: list[dict[str, Any]] = []
-    entries: list[tuple[str, str]] = [(str(p.pk), p.name) for p in library]
-    entries += [(f"new{i}", f"New procedure {i + 1} (above)") for i in range(len(procedures.forms))]
-    for ident, name in entries:
+    entries = [(group, ident, name) for group, members in groups for ident, name in members]
+    for group, ident, name in entries:
         cells: list[dict[str, Any]] = []
         for scenario in scenarios:
             existing = rated.get((scenario.pk, int(ident))) if ident.isdigit() else None
@@ -545,12 +559,15 @@ def _grid(data: Any, scenarios: list[Scenario], library: list[Procedure], proced
                 choices=category_choices(), required=False, label=f"{name} in “{scenario.title}”"
             )
             cells.append({"field": name_})
-        rows.append({"ident": ident, "name": name, "cells": cells})
+        rows.append({"ident": ident, "name": name, "cells": cells, "group": group})
     for row in rows:
         for cell in row["cells"]:
             if "field" in cell:
                 cell["bound"] = form[cell["field"]]
-    return {"form": form, "rows": rows}
+    grouped = [
+        {"title": title, "rows": [row for row in rows if row["group"] == title]} for title, _ in groups
+    ]
+    return {"form": form, "rows": rows, "groups": [group for group in grouped if group["rows"]]}
 
 
 def _ratings_wanted(grid: dict[str, Any], procedures: Any) -> list[tuple[int, str, str]]:

@@ -64,6 +64,7 @@ def _fast_password_hashing():
 
 
 _roles: dict[str, list[tuple[str, str]]] = {}  # group -> permissions (app label, codename)
+_vocabularies: list[tuple[str, list[dict]]] = []  # (model, rows) of the regions and modalities seeded
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +75,14 @@ def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         for group in Group.objects.all():
             _roles[group.name] = list(group.permissions.values_list("content_type__app_label", "codename"))
+        for model in _vocabulary_models():
+            _vocabularies.append((model._meta.label, list(model.objects.values())))
+
+
+def _vocabulary_models() -> list:
+    from decisions.models import BodyRegion, Modality
+
+    return [BodyRegion, Modality]
 
 
 def _transactional(item: pytest.Item) -> bool:
@@ -86,10 +95,10 @@ def _transactional(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """A transactional test ends by emptying the database, the migrations' groups too (Django
-    makes permissions again, not groups). Without xdist such tests run last; with it a process
-    may run others after them, which expect the roles: made again here, as the migrations made
-    them, once the test's fixtures (the emptying) are done."""
+    """A transactional test ends by emptying the database, the migrations' groups and seeded
+    regions and modalities too (Django makes permissions again, not groups). Without xdist such
+    tests run last; with it a process may run others after them, which expect the roles: made
+    again here, as the migrations made them, once the test's fixtures (the emptying) are done."""
     result = yield
     # After the last test (no next item) the test database itself is already torn down.
     if _roles and _transactional(item) and nextitem is not None:
@@ -104,6 +113,10 @@ def pytest_runtest_teardown(item, nextitem):
                     wanted |= Q(content_type__app_label=app_label, codename=codename)
                 group, _created = Group.objects.get_or_create(name=name)
                 group.permissions.set(Permission.objects.filter(wanted))
+            # The body regions and modalities the migrations seed, which procedures need.
+            for model, (_label, rows) in zip(_vocabulary_models(), _vocabularies, strict=True):
+                if not model.objects.exists():
+                    model.objects.bulk_create(model(**row) for row in rows)
     return result
 
 

@@ -83,6 +83,9 @@ def _stand_in(snapshot: engine.Snapshot, order: DraftOrder, coding: Coding) -> e
         rrl=None,
         codes={},
         caveats=(),
+        # The unrated spine codes the topic names are radiography and CT myelography: never say
+        # "no ionising radiation" of an order we cannot place.
+        ionising=True,
     )
 
 

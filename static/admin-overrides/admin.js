@@ -91,3 +91,11 @@
         };
     }
 }
+
+// Django's two-box group and permission pickers (SelectFilter2, set up on load) put an aria-label
+// on a plain span, which ARIA does not allow; as an image the span keeps its name.
+window.addEventListener('load', () => {
+    document.querySelectorAll('.search-label-icon[aria-label]:not([role])').forEach((icon) => {
+        icon.setAttribute('role', 'img');
+    });
+});

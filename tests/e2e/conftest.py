@@ -118,7 +118,8 @@ def publisher(site, django_user_model):
     roles = importlib.import_module("decisions.migrations.0003_roles")
     group, created = Group.objects.get_or_create(name="publisher")
     if created:
-        codenames = [*roles.editor_codenames(), "publish_topic"]
+        vocabularies = importlib.import_module("decisions.migrations.0015_regions_modalities_references")
+        codenames = [*roles.editor_codenames(), "publish_topic", *vocabularies.VOCABULARY_CODENAMES]
         group.permissions.set(
             Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
         )

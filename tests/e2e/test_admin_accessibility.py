@@ -27,6 +27,8 @@ TABLES = [
     "finding",
     "reference",
     "caveat",
+    "bodyregion",
+    "modality",
 ]
 
 
@@ -58,6 +60,8 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
         "finding": models.Finding.objects.first(),
         "reference": models.Reference.objects.first(),
         "caveat": topic.caveats.first(),
+        "bodyregion": models.BodyRegion.objects.get(key="lumbar"),
+        "modality": models.Modality.objects.get(code="US"),
     }
     routing = topic.questions.filter(role="routing").first()
     open_all = _open_collapsed
@@ -86,6 +90,11 @@ def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
             open_all,
         ),
         ("scenario history", f"/admin/decisions/scenario/{first['scenario'].pk}/history/", None),
+        ("feedback list", "/admin/decisions/feedback/", None),
+        ("feedback page", f"/admin/decisions/feedback/{models.Feedback.objects.first().pk}/change/", None),
+        ("usage counts", "/admin/decisions/usagecount/", None),
+        ("new topic (guided)", "/admin/workspace/new/", None),
+        ("map of the topic", f"/admin/workspace/topic/{topic.pk}/map/", None),
         (
             "scenario change form with a rating row added",
             f"/admin/decisions/scenario/{first['scenario'].pk}/change/",
@@ -119,8 +128,23 @@ def _second_release(topic_key: str) -> None:
     publish(topic, summary="Second release for the rollback screen")
 
 
-def test_every_admin_screen_has_no_accessibility_violations(site, publisher, page: Page):
+def _feedback() -> None:
+    """Two reports in the queue: each row has its status select."""
+    from decisions.models import Feedback
+
+    for reason in ("scenario_wrong", "missing_factor"):
+        Feedback.objects.create(
+            topic_key="lumbar-metastasis",
+            release_version=1,
+            scenario_key="mscc",
+            answers={"age_group": "adult"},
+            reason=reason,
+        )
+
+
+def test_every_admin_screen_has_no_accessibility_violations(site, publisher, page: Page, django_user_model):
     _second_release("lumbar-metastasis")
+    _feedback()
     page.set_viewport_size({"width": 1280, "height": 800})
     report: dict[str, list[str]] = {}
 
@@ -145,6 +169,20 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
     page.goto(f"{site}/admin/decisions/topic/{topic.pk}/publish/")
     expect(page.locator("ul.errors a").first).to_be_visible()
     report["topic review with an integrity error"] = _violations(page)
+
+    # Roles are given on the user's page (README, "Roles"): an administrator's screens.
+    django_user_model.objects.create_superuser("a11y-admin", password="a11y-admin-pass-1234")
+    page.context.clear_cookies()  # signed out
+    log_in(page, site, "a11y-admin", "a11y-admin-pass-1234")
+    for name, url in [
+        ("user list", "/admin/auth/user/"),
+        ("user change form", f"/admin/auth/user/{publisher.pk}/change/"),
+        ("user add form", "/admin/auth/user/add/"),
+        ("group list", "/admin/auth/group/"),
+    ]:
+        response = page.goto(site + url)
+        assert response is not None and response.status == 200, f"{name}: {url}"
+        report[name] = _violations(page)
 
     lines = [
         f"{name}: {len(found)} violation(s)" + "".join(f"\n    {v}" for v in found)

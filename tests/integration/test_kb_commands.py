@@ -708,3 +708,24 @@ def test_kb_import_dry_run_lists_the_changes_and_problems_and_imports_nothing(tm
     assert "has no reference" in out
     assert out.rstrip().endswith("dry run: nothing imported")
     assert Scenario.objects.get(key=document["scenarios"][0]["key"]).title == title_before
+
+
+def test_kb_bootstrap_after_content_owners_publish_over_the_shipped_file_does_not_call_it_newer(
+    published_shipped,
+):
+    """Issue 19: the shipped file already loaded is not "a newer shipped revision" once content
+    owners publish their own release on top of it; an import would revert their edits."""
+    from decisions.releases import publish
+
+    topic = Topic.objects.get(key="lumbar-metastasis")
+    Scenario.objects.filter(topic=topic, key="mscc").update(urgency_note="Our local MSCC pathway applies.")
+    publish(Topic.objects.get(pk=topic.pk), summary="Local MSCC pathway")
+
+    out, _ = run("kb_bootstrap")
+
+    assert "newer shipped revision" not in out
+    assert "Import a topic" not in out
+    assert "shipped revision 3 was loaded as release 1" in out
+    assert "latest: release 2" in out
+    assert Release.objects.filter(topic__key="lumbar-metastasis").count() == 2
+    assert Scenario.objects.get(topic=topic, key="mscc").urgency_note == "Our local MSCC pathway applies."

@@ -670,3 +670,25 @@ def test_a_loop_is_named_from_the_question_asked_first_whatever_the_primary_keys
     from decisions.workspace_forms import _cycle
 
     assert _cycle({"9": {"10"}, "10": {"9"}}, ["9", "10"]) == ["9", "10", "9"]
+
+
+def test_the_map_says_how_many_procedures_an_answer_excludes_in_good_grammar(
+    editor_client, published_shipped, shipped_document
+):
+    """Issue 19: the map read "excludes procedures that needs mri"."""
+    topic = published_shipped.topic
+    mri = [p for p in shipped_document["procedures"] if p["modality"] == "MR"]
+    gadolinium = [p for p in shipped_document["procedures"] if p["contrast_agent"] == "gadolinium"]
+    assert (len(mri), len(gadolinium)) == (7, 4)  # counted in the shipped file
+
+    text = text_of(editor_client.get(f"/admin/workspace/topic/{topic.pk}/map/").content.decode())
+
+    assert "→ excludes 7 procedures that need MRI" in text
+    assert "→ excludes 4 procedures that use gadolinium contrast" in text
+    assert "needs mri" not in text.lower().replace("1 procedure that needs mri", "")
+
+
+def test_the_map_names_a_single_excluded_procedure_in_the_singular(editor_client, synthetic_topic):
+    text = text_of(editor_client.get(f"/admin/workspace/topic/{synthetic_topic.pk}/map/").content.decode())
+
+    assert "→ excludes 1 procedure that needs MRI" in text  # the synthetic topic's one MR procedure

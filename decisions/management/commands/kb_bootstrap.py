@@ -2,8 +2,9 @@
 
 On a database without the topic, the shipped file is imported and published. On a database whose
 latest release is an earlier shipped revision, unchanged since (release and draft alike), the new
-revision is published as a new release. Anything else is content owners' work: it is left alone,
-and the command says how to review the newer shipped revision.
+revision is published as a new release. Anything else is content owners' work: it is left alone.
+The command says how to review the shipped file only when it is really newer than what was loaded
+(no release ever held it); once it was loaded, content owners' later releases are the newer content.
 """
 
 from pathlib import Path
@@ -62,6 +63,15 @@ class Command(BaseCommand):
                 and same_content(latest.content, export_topic(topic))
             )
             revision = max(earlier, default=0) + 1
+            loaded = self._release_of(topic, document)
+            if loaded is not None and latest is not None:
+                # The shipped file is the one content owners started from: their later releases
+                # are the newer content, and importing the file would revert them.
+                self.stdout.write(
+                    f"{key}: shipped revision {revision} was loaded as release {loaded.version}; "
+                    f"content owners' releases since (latest: release {latest.version}) are kept"
+                )
+                continue
             if untouched and latest is not None:
                 release = self._publish(
                     path, document, f"Shipped knowledge base, clinical revision {revision} ({path.name})"
@@ -77,9 +87,18 @@ class Command(BaseCommand):
                     "have changed this topic, so it was left as it is. To review it: Admin → Topics → "
                     "Import a topic, choose that file, and read the preview of every change before "
                     f"importing it into the draft (or `manage.py kb_import {path}` from a shell), then "
-                    "review and publish as usual."
+                    "review and publish as usual. Importing replaces the draft: content owners' "
+                    "changes that the preview shows as removed must be made again."
                 )
             )
+
+    @staticmethod
+    def _release_of(topic: Topic, document: dict[str, Any]) -> Release | None:
+        """The newest release that holds exactly this shipped document, if any ever did."""
+        for release in topic.releases.order_by("-version"):
+            if same_content(release.content, document):
+                return release
+        return None
 
     @staticmethod
     def _publish(path: Path, document: dict[str, Any], summary: str) -> Release:
