@@ -34,7 +34,7 @@ from decisions.releases import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-# The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks.py).
+# The JSON endpoints: the API and the CDS Hooks service (decisions/api.py, decisions/cds_hooks/).
 JSON_PATH_PREFIXES = ("/api/", "/cds-services")
 # Of those, the ones that read a request body (the API only reads: it answers 405 to a POST).
 BODY_PATH_PREFIXES = ("/cds-services/",)

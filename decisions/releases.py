@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -17,7 +17,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from decisions import engine, integrity
+from decisions import changes, engine, integrity
 from decisions.kb_document import dumps, export_topic, import_document
 from decisions.models import (
     REVIEW_INTERVALS,
@@ -31,9 +31,6 @@ from decisions.models import (
     Topic,
     months_after,
 )
-
-if TYPE_CHECKING:
-    from decisions.changes import ContentChange
 
 # Sections of a topic document that are shared by all topics (the others belong to the topic).
 SHARED_SECTIONS = ("references", "procedures", "findings")
@@ -781,7 +778,6 @@ def shared_changes(
 ) -> list[dict[str, Any]]:
     """Shared rows (procedures, references, findings) whose draft differs from the topic's release,
     each with the topics whose pages that edit will change when they publish."""
-    from decisions import changes
 
     if release is None:
         return []
@@ -805,9 +801,8 @@ def shared_changes(
     return list(rows.values())
 
 
-def own_changes(release: Release | None, document: Mapping[str, Any]) -> list[ContentChange]:
+def own_changes(release: Release | None, document: Mapping[str, Any]) -> list[changes.ContentChange]:
     """The draft edits of the topic's own rows since `release` (what a reset of the draft discards)."""
-    from decisions import changes
 
     if release is None:
         return []
@@ -848,8 +843,6 @@ def import_preview(document: Mapping[str, Any]) -> dict[str, Any]:
     """Try an import in a transaction that is rolled back: what it would change, and its problems.
 
     Raises kb_document.DocumentError naming the entry that cannot be imported."""
-    from decisions import changes  # kept local: this block is appended to the module
-
     key = document.get("topic", {}).get("key", "")
     existing = Topic.objects.filter(key=key).first()
     before = export_topic(existing) if existing else None

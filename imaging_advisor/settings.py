@@ -173,8 +173,8 @@ CACHES = {
 
 # Behind a reverse proxy or load balancer, REMOTE_ADDR is the proxy's address. TRUSTED_PROXIES
 # lists the proxies' addresses (or TRUSTED_PROXY_COUNT says how many there are); the client is
-# then read from X-Forwarded-For (django-ipware). With neither set, the header is ignored, since
-# anyone can send it.
+# then read from X-Forwarded-For (decisions.views.client_address). With neither set, the header is
+# ignored, since anyone can send it.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 TRUSTED_PROXY_COUNT = int(env_number("TRUSTED_PROXY_COUNT", 0))
 

@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 from decisions import identifiers
 
-SOURCES = "shared/clinical/sources.md, Procedure codes seen"
+SOURCES = "a stored LOINC code list, as cited in the clinical sources of revision 3 (Procedure codes seen)"
 
 # The regions and modalities procedures had as fixed choices, plus the Radiology Playbook names
 # traced in the clinical sources (LOINC names seen there). Every other Playbook name is left for
