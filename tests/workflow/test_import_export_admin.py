@@ -75,7 +75,8 @@ def test_an_upload_shows_a_preview_and_leaves_the_draft_alone(editor_client, dra
         "“Suspected spinal metastasis, no neurological signs”",
         "category",
         "Usually appropriate",
-        "May be appropriate",
+        # The rating cites the ACR Appropriateness Criteria: a changed category is flagged.
+        "May be appropriate⚠ This rating cites the ACR Appropriateness Criteria; its category was changed.",
     ] in table_rows(html)
     assert "Integrity check of the file" in text_of(html)
     assert "warning the topic : has no next review date set" in text_of(html)
