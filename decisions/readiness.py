@@ -52,9 +52,18 @@ def probe() -> dict[str, Any]:
     try:
         write_probe()
     except DatabaseError as error:
+        if "database is locked" in str(error):
+            # SQLite (local use): another process is writing, e.g. a publish. Busy, not read-only.
+            return state
         logger.warning("readiness: the database refuses writes (%s)", error)
-        return {**state, "ready": False, "database": "read-only"}
+        return {**state, "ready": False, "database": "read-only" if _read_only(error) else "refuses writes"}
     return state
+
+
+def _read_only(error: DatabaseError) -> bool:
+    """PostgreSQL's read_only_sql_transaction (SQLSTATE 25006), or SQLite's read-only file."""
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) == "25006" or "readonly database" in str(error)
 
 
 class ReadinessMonitor:

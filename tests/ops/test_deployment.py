@@ -258,7 +258,10 @@ def test_a_publish_on_one_server_shows_on_the_other_within_the_release_check_and
     servers[0].manage("kb_publish", TOPIC, "--summary", "Deployment test")
     published = time.monotonic()
     seen: dict[int, float] = {}
-    while len(seen) < 2 and time.monotonic() - published < 30:
+    # The bound asserted below, measured from this machine's own first warm-up; waiting a fixed
+    # 30 s instead failed on a loaded machine where the first warm-up itself took longer.
+    bound = RELEASE_CHECK_SECONDS + 1.5 * nginx.warm_up_seconds + 2
+    while len(seen) < 2 and time.monotonic() - published < bound + 5:
         for index, server in enumerate(servers):
             if index not in seen and release_seen(server) == 2:
                 seen[index] = time.monotonic() - published
@@ -268,7 +271,7 @@ def test_a_publish_on_one_server_shows_on_the_other_within_the_release_check_and
     # Each worker keeps showing release 1 until it has rendered release 2, then shows it: never a
     # cold release 2. The warm-up now runs while both servers also answer this test's polling on
     # two cores, so it may take up to half as long again as the first one did.
-    assert max(seen.values()) <= RELEASE_CHECK_SECONDS + 1.5 * nginx.warm_up_seconds + 2, seen
+    assert max(seen.values()) <= bound, (seen, nginx.warm_up_seconds)
     assert all(server.wait_until_ready(timeout=30) for server in servers)
     deadline = time.monotonic() + 10  # nginx revalidates after HTTP_MAX_AGE_SECONDS (1 s here)
     while b"Revised in the deployment test" not in nginx.get(f"/t/{TOPIC}/")[2]:
