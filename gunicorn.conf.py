@@ -3,7 +3,7 @@
 Threaded workers, the access log's format, and the hooks that keep usage counts and warm the
 caches: each worker writes its counts on a timer (so an idle worker's counts are not held forever)
 and when it exits, and loads and renders the latest releases as soon as it starts
-(decisions/warmup.py; /readyz says when that is done).
+(decisions/clinician/warmup.py; /readyz says when that is done).
 Everything else stays on the command line or in GUNICORN_CMD_ARGS.
 """
 
@@ -11,7 +11,7 @@ import os
 
 # Threaded workers: a request stuck on a frozen database holds one thread, not the whole worker,
 # so clinician pages, the API and /healthz (served from memory) go on in the other threads; and
-# decisions/db_gate.py keeps at most DB_BOUND_CONCURRENCY threads for requests that need the
+# decisions/web/db_gate.py keeps at most DB_BOUND_CONCURRENCY threads for requests that need the
 # database. Threads rather than a separate pool of workers: the loaded releases and rendered
 # pages are shared by the threads of a process, and one server needs no routing by path in front.
 worker_class = "gthread"
@@ -26,13 +26,13 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L
 
 
 def post_worker_init(worker):
-    from decisions import usage, warmup
+    from decisions.clinician import usage, warmup
 
     usage.start_flush_timer()
     warmup.start()
 
 
 def worker_exit(server, worker):
-    from decisions import usage
+    from decisions.clinician import usage
 
     usage.flush_at_exit()

@@ -25,7 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from decisions import answer_classes, changes, engine, integrity  # noqa: E402
+from decisions import engine  # noqa: E402
+from decisions.engine import answer_classes, changes, integrity  # noqa: E402
 
 SHIPPED = ROOT / "decisions" / "data" / "lumbar-metastasis.json"
 ATTRIBUTES = [a.value for a in engine.Attribute]

@@ -129,7 +129,8 @@ def mixed_paths() -> list[tuple[str, dict[str, str]]]:
     import json
     from urllib.parse import urlencode
 
-    from decisions import answer_space, engine
+    from decisions import engine
+    from decisions.engine import answer_space
 
     document = json.loads(SHIPPED.read_text(encoding="utf-8"))
     snapshot = engine.build_snapshot(document, release_version=1, published_at="2026-01-01T00:00:00+00:00")
@@ -215,9 +216,10 @@ def cache_probe() -> None:
     django.setup()
     from django.test import Client
 
-    from decisions import answer_space, inprocess
-    from decisions.releases import latest_snapshots
-    from decisions.views import _renderings
+    from decisions.clinician.views import _renderings
+    from decisions.engine import answer_space
+    from decisions.knowledge.served import latest_snapshots
+    from decisions.web import inprocess
 
     started = time.perf_counter()
     client = Client(HTTP_HOST="127.0.0.1", HTTP_ACCEPT_ENCODING="gzip, deflate, br")

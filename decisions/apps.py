@@ -6,7 +6,7 @@ class DecisionsConfig(AppConfig):
     name = "decisions"
 
     def ready(self) -> None:
-        from decisions import (
-            checks,  # noqa: F401  (registers the system checks)
-            warmup,  # noqa: F401  (warms each release a process loads)
-        )
+        # Imported for what importing does: the system checks register themselves, and the
+        # warm-up listens for each release a process loads.
+        from decisions.clinician import warmup  # noqa: F401
+        from decisions.web import checks  # noqa: F401

@@ -73,30 +73,30 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a body: refuses oversized, too deep or malformed JSON (problem+json).
-    "decisions.guards.InputGuardMiddleware",
-    "decisions.csp.CSPMiddleware",  # django-csp, its constant header built once
+    "decisions.web.guards.InputGuardMiddleware",
+    "decisions.web.csp.CSPMiddleware",  # django-csp, its constant header built once
     # Cached wizard pages, htmx steps and API answers leave here, with the security headers and
-    # the CSP of the full stack, without sessions, CSRF, auth or messages (decisions/fast_path.py).
-    "decisions.fast_path.FastPathMiddleware",
+    # the CSP of the full stack, without sessions, CSRF, auth or messages (decisions/clinician/fast_path.py).
+    "decisions.clinician.fast_path.FastPathMiddleware",
     # Before anything touches the database (sessions): 503 at once during a known outage, or when
-    # DB_BOUND_CONCURRENCY requests already wait on the database (decisions/db_gate.py).
-    "decisions.db_gate.DatabaseGateMiddleware",
+    # DB_BOUND_CONCURRENCY requests already wait on the database (decisions/web/db_gate.py).
+    "decisions.web.db_gate.DatabaseGateMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Whether this session passed the second factor; then ask for it where needed (second_factor.py).
     "django_otp.middleware.OTPMiddleware",
-    "decisions.second_factor.SecondFactorMiddleware",
+    "decisions.workspace.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Django's X-Frame-Options, left out when SMART EHRs may frame the app (decisions/csp.py).
-    "decisions.csp.FrameOptionsMiddleware",
+    # Django's X-Frame-Options, left out when SMART EHRs may frame the app (decisions/web/csp.py).
+    "decisions.web.csp.FrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Answers a locked-out sign-in with the lock-out page (django-axes, below).
     "axes.middleware.AxesMiddleware",
-    # Innermost, so it sees the exceptions views raise (decisions/guards.py).
-    "decisions.guards.DatabaseUnavailableMiddleware",
+    # Innermost, so it sees the exceptions views raise (decisions/web/guards.py).
+    "decisions.web.guards.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "imaging_advisor.urls"
@@ -111,7 +111,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "decisions.context_processors.csp_nonce",
+                "decisions.clinician.context_processors.csp_nonce",
             ],
             # With the "template_partials" app this is all Django 6 needs removed.
             "builtins": ["template_partials.templatetags.partials"],
@@ -160,7 +160,7 @@ CACHES = {
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imaging-advisor",
             # Redis that does not answer must not hold a request either: short timeouts, and a
-            # circuit breaker in front of it (decisions/cache_breaker.py).
+            # circuit breaker in front of it (decisions/web/cache_breaker.py).
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
                 "socket_timeout": REDIS_TIMEOUT_SECONDS,
@@ -179,7 +179,7 @@ TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 TRUSTED_PROXY_COUNT = int(env_number("TRUSTED_PROXY_COUNT", 0))
 
 # JSON request bodies (CDS Hooks, and anything else posted to a JSON endpoint): larger bodies get
-# 413, deeper nesting 400, both as application/problem+json (decisions/guards.py).
+# 413, deeper nesting 400, both as application/problem+json (decisions/web/guards.py).
 JSON_MAX_BYTES = int(env_number("JSON_MAX_BYTES", 1_000_000))
 JSON_MAX_DEPTH = int(env_number("JSON_MAX_DEPTH", 32))
 
@@ -198,11 +198,11 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = int(env_number("ADMIN_LOGIN_FAILURE_LIMIT", 5))
 AXES_COOLOFF_TIME = timedelta(minutes=env_number("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_CLIENT_IP_CALLABLE = "decisions.views.client_address"
-AXES_LOCKOUT_CALLABLE = "decisions.admin_login.locked_out"
+AXES_CLIENT_IP_CALLABLE = "decisions.clinician.views.client_address"
+AXES_LOCKOUT_CALLABLE = "decisions.workspace.lockout.locked_out"
 AXES_RESET_ON_SUCCESS = True
 # Groups whose members must sign in with a second factor (an authenticator app's code), e.g.
-# "publisher,clinical_reviewer"; anyone may set one up (decisions/second_factor.py).
+# "publisher,clinical_reviewer"; anyone may set one up (decisions/workspace/second_factor.py).
 ADMIN_SECOND_FACTOR_GROUPS = env_list("ADMIN_SECOND_FACTOR_GROUPS", "")
 OTP_TOTP_ISSUER = "Imaging Advisor"
 AXES_VERBOSE = False  # no start-up banner on every manage.py command's stderr
@@ -236,7 +236,7 @@ STORAGES = {
     },
 }
 
-# Rendered wizard states kept per process, keyed by release and answers (decisions/views.py).
+# Rendered wizard states kept per process, keyed by release and answers (decisions/clinician/views.py).
 # Releases are immutable, so no process can serve a stale entry.
 RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
@@ -244,15 +244,15 @@ RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 RELEASE_CHECK_SECONDS = env_number("RELEASE_CHECK_SECONDS", 1)
 
 # /readyz answers from a result that a thread in each process refreshes this often (seconds): a read,
-# the latest releases and a rolled-back write (decisions/readiness.py). 0 asks on every call.
+# the latest releases and a rolled-back write (decisions/web/readiness.py). 0 asks on every call.
 READINESS_PROBE_SECONDS = env_number("READINESS_PROBE_SECONDS", 2)
 
 # When a process loads a topic's latest release (at start-up or after a publish), it renders every
 # reachable wizard state of it (or the RENDER_CACHE_ENTRIES most used) and its API answers in a
-# background thread; /readyz says ready once that is done (decisions/warmup.py).
+# background thread; /readyz says ready once that is done (decisions/clinician/warmup.py).
 WARM_UP = env_bool("WARM_UP", True)
 
-# HTTP caching of wizard pages and API answers (decisions/http_cache.py): browsers and CDNs keep an
+# HTTP caching of wizard pages and API answers (decisions/web/http_cache.py): browsers and CDNs keep an
 # unpinned page this long, then revalidate (304 while the release is the same); a permalink that
 # pins its release (release=N) is immutable and kept at least a day.
 HTTP_MAX_AGE_SECONDS = int(env_number("HTTP_MAX_AGE_SECONDS", 60))
@@ -435,7 +435,7 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [NONE],
         "form-action": [SELF],
         # The EHRs of SMART_ISSUERS may show the app in a frame, no one else; X-Frame-Options
-        # says the same (decisions/csp.py: DENY without issuers, left out with them).
+        # says the same (decisions/web/csp.py: DENY without issuers, left out with them).
         "frame-ancestors": SMART_FRAME_ANCESTORS or [NONE],
     }
 }

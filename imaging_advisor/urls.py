@@ -3,10 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from decisions import second_factor, views
-from decisions.api import api
+from decisions.api.endpoints import api
 from decisions.cds_hooks import views as cds_hooks
+from decisions.clinician import views
 from decisions.smart import views as smart
+from decisions.workspace import second_factor
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,9 +23,9 @@ urlpatterns = [
     path("cds-services/<slug:service_id>", cds_hooks.service, name="cds-service"),
     path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
     # The content owners' workspace (topic map, guided new topic), inside the admin's URL space.
-    path("admin/workspace/", include("decisions.workspace_views")),
+    path("admin/workspace/", include("decisions.workspace.views")),
     path("admin/second-factor/", second_factor.verify_view, name="second-factor-verify"),
     path("admin/second-factor/setup/", second_factor.setup_view, name="second-factor-setup"),
     path("admin/", admin.site.urls),
 ]
-handler500 = "decisions.guards.server_error"
+handler500 = "decisions.web.guards.server_error"

@@ -80,7 +80,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 def _vocabulary_models() -> list:
-    from decisions.models import BodyRegion, Modality
+    from decisions.knowledge.models import BodyRegion, Modality
 
     return [BodyRegion, Modality]
 
@@ -133,11 +133,11 @@ def _no_warm_up_unless_asked():
 
 @pytest.fixture(autouse=True)
 def _fresh_snapshot_cache():
-    from decisions.http_cache import api_answers
-    from decisions.releases import clear_snapshot_cache
-    from decisions.usage import buffer
-    from decisions.views import _renderings, feedback_limiter
-    from decisions.warmup import warm_up
+    from decisions.clinician.usage import buffer
+    from decisions.clinician.views import _renderings, feedback_limiter
+    from decisions.clinician.warmup import warm_up
+    from decisions.knowledge.served import clear_snapshot_cache
+    from decisions.web.http_cache import api_answers
 
     def clear():
         clear_snapshot_cache()
@@ -485,8 +485,8 @@ def editor(django_user_model):
 @pytest.fixture
 def published_shipped(db, shipped_document):
     """The shipped topic imported and published, as `make run` leaves it."""
-    from decisions.kb_document import import_document
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.publishing import publish
 
     return set_up_once(
         once_key(shipped_document, "publish: Test release"),
@@ -548,7 +548,7 @@ def set_up_once(key: str, setup: Callable[[], Model]) -> Model:
     from django.core.management.color import no_style
     from django.db import connection, transaction
 
-    from decisions.releases import clear_snapshot_cache
+    from decisions.knowledge.served import clear_snapshot_cache
 
     saved = _set_up_once.get(key)
     if saved is not None and _fingerprint([t[0] for t in saved.tables]) == saved.before:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from decisions.cds_hooks.common import JSON, Unauthorized
-from decisions.models import SeenToken
+from decisions.cds_hooks.models import SeenToken
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from decisions import engine, partial
+from decisions import engine
 from decisions.cds_hooks import links, orders, pama
 from decisions.cds_hooks.common import (
     APPROPRIATENESS_PATH,
@@ -27,7 +27,7 @@ from decisions.cds_hooks.markdown import escape as md
 from decisions.cds_hooks.orders import OrderMatch
 from decisions.cds_hooks.record import RecordAnswers, answers_from_record
 from decisions.cds_hooks.request import DraftOrder, HookRequest
-from decisions.engine import Category, Scale, Urgency
+from decisions.engine import Category, Scale, Urgency, partial
 
 OVERRIDE_REASONS = (
     ("patient-specific", "Patient-specific factors not captured by the advisor"),
@@ -36,7 +36,7 @@ OVERRIDE_REASONS = (
     ("other", "Other reason"),
 )
 URGENT = frozenset({Urgency.IMMEDIATE, Urgency.WITHIN_24_HOURS})
-# An ordered procedure's standing (decisions/partial.py) that no rating gives, in every completion.
+# An ordered procedure's standing (decisions/engine/partial.py) that no rating gives, in every completion.
 UNRATED_STANDINGS = frozenset({"not rated for this indication", "outside this pathway"})
 SUMMARY_LIMIT = 140  # the spec: a summary of fewer than 140 characters
 
@@ -248,7 +248,7 @@ def incomplete_advice(
     rest, and links to finish in the wizard."""
     snapshot, procedure = match.snapshot, match.procedure
     known = dict(recommendation.answers)  # the wizard accepts only answers on the path so far
-    # What holds whatever the unknown answers are, and what decides the rest (decisions/partial.py).
+    # What holds whatever the unknown answers are, and what decides the rest (decisions/engine/partial.py).
     advice = partial.analyse(snapshot, record.as_dict(), ordered=procedure.key)
     settled = snapshot.scenarios.get(advice.scenario) if advice.scenario else None
     first_key, wherever_possible = _first_choice(advice)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from decisions.cds_hooks.auth import Purge
 from decisions.cds_hooks.cards import Outcome
-from decisions.models import CdsAdvice, CdsConsultation
+from decisions.cds_hooks.models import CdsAdvice, CdsConsultation
 
 logger = logging.getLogger(__name__)
 

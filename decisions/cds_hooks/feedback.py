@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from decisions.cds_hooks.common import JSON, SERVICE_ID, BadRequest, prune
+from decisions.cds_hooks.models import CdsAdvice, CdsFeedback
 from decisions.cds_hooks.request import _object, _string
-from decisions.models import CdsAdvice, CdsFeedback
 
 CARD_ID_LIMIT = 80  # CdsFeedback.card
 OLDEST_FEEDBACK = timedelta(days=366)  # an outcome is reported soon after the card; older is a clock error

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.core import signing
 
 from decisions import engine
-from decisions.links import wizard_url
+from decisions.clinician.links import wizard_url
 
 APP_CONTEXT_SALT = "imaging-advisor.cds-hooks.app-context"
 APP_CONTEXT_MAX_AGE_SECONDS = 24 * 3600  # a launch follows the card; a day is generous

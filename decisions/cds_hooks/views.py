@@ -34,8 +34,8 @@ from decisions.cds_hooks.common import (
 )
 from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
 from decisions.cds_hooks.request import parse_hook_request
-from decisions.problems import problem_response
-from decisions.releases import latest_snapshots
+from decisions.knowledge.served import latest_snapshots
+from decisions.web.problems import problem_response
 
 logger = logging.getLogger("decisions.cds_hooks")
 

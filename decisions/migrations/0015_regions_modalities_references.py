@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
-from decisions import identifiers
+from decisions.engine import identifiers
 
 SOURCES = "a stored LOINC code list, as cited in the clinical sources of revision 3 (Procedure codes seen)"
 

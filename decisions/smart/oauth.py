@@ -18,7 +18,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from decisions.problems import PageProblem
+from decisions.web.problems import PageProblem
 
 logger = logging.getLogger(__name__)
 

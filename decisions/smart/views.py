@@ -32,10 +32,10 @@ from decisions.cds_hooks.common import DataUnavailable, normalise_base
 from decisions.cds_hooks.links import AppContext, read_app_context
 from decisions.cds_hooks.record import answers_from_record
 from decisions.cds_hooks.request import PREFETCH, FhirAccess, Record
-from decisions.links import wizard_url
-from decisions.problems import PageProblem, answers_page_problems, problem_page
-from decisions.releases import ReleaseNotFound, latest_snapshots, resolve
+from decisions.clinician.links import wizard_url
+from decisions.knowledge.served import ReleaseNotFound, latest_snapshots, resolve
 from decisions.smart import oauth
+from decisions.web.problems import PageProblem, answers_page_problems, problem_page
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from decisions import engine
-from decisions.models import Procedure
+from decisions.knowledge.models import Procedure
 
 register = template.Library()
 
@@ -185,7 +185,7 @@ def names_in_brief(ranked: Iterable[engine.RankedProcedure]) -> str:
 def clinical_review(snapshot: engine.Snapshot) -> str:
     """Who signed the release off and when it is due again (overdue in bold), or that nobody has.
 
-    Only a sign-off speaks here, never a date typed on the topic (decisions/releases.py).
+    Only a sign-off speaks here, never a date typed on the topic (decisions/knowledge/publishing.py).
     """
     from django.utils import timezone
 

@@ -8,7 +8,8 @@ from django.db.models import Q
 from django.template import Context
 from django.utils import timezone
 
-from decisions.models import Feedback, Reference, Release, SignOff, Topic
+from decisions.clinician.models import Feedback
+from decisions.knowledge.models import Reference, Release, SignOff, Topic
 
 register = template.Library()
 
@@ -52,8 +53,8 @@ def _signoffs(today: date) -> dict[str, list[Any]]:
 @register.inclusion_tag("admin/decisions/workspace/_topics.html", takes_context=True)
 def topic_overviews(context: Context) -> dict[str, Any]:
     """Every topic with its draft state, problems, last release and what waits for review."""
-    from decisions.workspace import overviews
-    from decisions.workspace_views import GUIDED_PERMISSIONS
+    from decisions.workspace.overview import overviews
+    from decisions.workspace.views import GUIDED_PERMISSIONS
 
     user = context["request"].user
     return {

@@ -1,3 +1,5 @@
+from decisions.api import endpoints
+
 """Every error of the API is an RFC 9457 problem (application/problem+json) naming the parameter
 at fault and its valid values: 400 bad answers or release, 404 unknown topic or release, 405 a
 method other than GET/HEAD, 406 an Accept header without JSON; never a 500.
@@ -107,7 +109,7 @@ def test_none_of_these_with_another_contrast_risk_is_a_problem_that_names_the_qu
 
 
 def test_a_topic_that_is_only_a_draft_is_not_found(client, published_shipped, synthetic):
-    from decisions.kb_document import import_document
+    from decisions.knowledge.document import import_document
 
     import_document(synthetic)
 
@@ -118,7 +120,7 @@ def test_a_topic_that_is_only_a_draft_is_not_found(client, published_shipped, sy
 
 
 def test_a_release_published_a_moment_ago_is_listed_among_the_valid_ones(client, published_shipped):
-    from decisions.releases import publish
+    from decisions.knowledge.publishing import publish
 
     publish(published_shipped.topic, summary="Same content again", allow_unchanged=True)
 
@@ -184,12 +186,11 @@ def test_an_unknown_topic_asked_for_in_html_is_a_406_first(client, published_shi
 def test_an_unexpected_failure_is_still_a_problem_document_and_is_logged(
     client, published_shipped, monkeypatch, caplog
 ):
-    from decisions import api
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(api.engine, "recommend", broken)
+    monkeypatch.setattr(endpoints.engine, "recommend", broken)
 
     body = problem("bug", client.get("/api/v1/topics/lumbar-metastasis/recommendation"), 500)
 

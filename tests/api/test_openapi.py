@@ -154,7 +154,7 @@ def test_a_document_built_for_published_topics_leaves_the_generic_answers_parame
 ):
     """The answer sets of today's releases go into this document only: a later document (after a
     topic's answer space changed, or for a database with no release) must not inherit them."""
-    from decisions.api import ANSWERS_PARAMETER
+    from decisions.api.endpoints import ANSWERS_PARAMETER
 
     operation = openapi(client)["paths"]["/api/v1/topics/{topic}/recommendation"]["get"]
     assert "oneOf" in {p["name"]: p for p in operation["parameters"]}["answers"]["schema"]

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from decisions import engine
-from decisions.releases import publish, snapshot_for
+from decisions.knowledge.publishing import publish
+from decisions.knowledge.served import snapshot_for
 
 URL = "/api/v1/topics/lumbar-metastasis/recommendation"
 SUGGESTIVE = URL + "?age_group=adult&neuro=no&cancer=known&pain=suggestive"
@@ -248,7 +249,7 @@ def test_a_single_contrast_risk_is_a_list_of_one(client, published_shipped):
 
 
 def test_a_pinned_release_keeps_its_recommendation_after_a_new_release(client, published_shipped):
-    from decisions.models import Rating
+    from decisions.knowledge.models import Rating
 
     changed = Rating.objects.filter(
         scenario__topic__key="lumbar-metastasis",

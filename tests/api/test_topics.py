@@ -4,7 +4,7 @@ Keys and values come from docs/lumbar-metastasis-contract.md (the public contrac
 revision 3).
 """
 
-from decisions.releases import publish
+from decisions.knowledge.publishing import publish
 
 JSON = "application/json"
 
@@ -31,7 +31,7 @@ def test_the_topic_list_is_empty_before_anything_is_published(client, db):
 
 
 def test_the_topic_list_leaves_out_a_topic_that_is_only_a_draft(client, published_shipped, synthetic):
-    from decisions.kb_document import import_document
+    from decisions.knowledge.document import import_document
 
     import_document(synthetic)
 
@@ -43,7 +43,7 @@ def test_the_topic_list_leaves_out_a_topic_that_is_only_a_draft(client, publishe
 def test_the_topic_list_takes_review_dates_from_a_sign_off_never_from_dates_typed_on_the_topic(
     client, published_shipped
 ):
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     Topic.objects.filter(key="lumbar-metastasis").update(
         last_reviewed="2026-01-15", next_review_due="2099-01-01"
@@ -169,7 +169,7 @@ def test_the_topic_schema_names_its_release_and_the_latest_one(client, published
 
 
 def test_the_topic_schema_of_a_pinned_release_stays_as_it_was_published(client, published_shipped):
-    from decisions.models import Question
+    from decisions.knowledge.models import Question
 
     changed = Question.objects.filter(topic__key="lumbar-metastasis", key="pregnant").update(
         prompt="Could the patient be pregnant?"

@@ -306,7 +306,7 @@ def cds(client, signer) -> CdsClient:
 
 
 def add_condition_code(topic_key: str, question: str, choice: str, code: str) -> None:
-    from decisions.models import Choice, ChoiceCode
+    from decisions.knowledge.models import Choice, ChoiceCode
 
     ChoiceCode.objects.create(
         choice=Choice.objects.get(question__topic__key=topic_key, question__key=question, key=choice),
@@ -323,8 +323,8 @@ def shipped_with_test_codes(published_shipped):
     The shipped knowledge base has no condition codes (none are verified), so tests add clearly
     fake ones. Even so the pain question and the patient factors cannot be read from a record.
     """
-    from decisions.models import Topic
-    from decisions.releases import publish
+    from decisions.knowledge.models import Topic
+    from decisions.knowledge.publishing import publish
     from tests.conftest import set_up_once
 
     def setup():
@@ -436,8 +436,8 @@ def complete_document(synthetic) -> dict:
 @pytest.fixture
 def published_synthetic(db, complete_document):
     """The complete synthetic topic imported and published (release 1)."""
-    from decisions.kb_document import import_document
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.publishing import publish
     from tests.conftest import once_key, set_up_once
 
     return set_up_once(

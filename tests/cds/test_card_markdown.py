@@ -26,9 +26,9 @@ def rendered(markdown: str) -> str:
 
 @pytest.fixture
 def hostile_topic(db, complete_document):
-    from decisions.kb_document import import_document
-    from decisions.models import Caveat, Scenario
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.models import Caveat, Scenario
+    from decisions.knowledge.publishing import publish
 
     topic = import_document(complete_document)
     # Written straight to the database (the admin and the importer refuse such text now), as

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from decisions import engine
 from decisions.cds_hooks import links
-from decisions.models import CdsAdvice, CdsConsultation, CdsFeedback
-from decisions.releases import latest_snapshots
+from decisions.cds_hooks.models import CdsAdvice, CdsConsultation, CdsFeedback
+from decisions.knowledge.served import latest_snapshots
 from tests.cds.conftest import (
     ADULT_SCAN,
     BASE,

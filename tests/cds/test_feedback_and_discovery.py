@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from decisions.models import CdsFeedback
+from decisions.cds_hooks.models import CdsFeedback
 from tests.cds.conftest import FEEDBACK_PATH
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from decisions.cds_hooks.models import CdsFeedback
 from decisions.cds_hooks.request import fhir_problem
-from decisions.models import CdsFeedback
 from tests.cds.conftest import BASE, condition, hook_request
 from tests.cds.test_replay import (
     CPT,

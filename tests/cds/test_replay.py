@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from decisions.models import Choice, ChoiceCode, Procedure, ProcedureCode, Topic
-from decisions.releases import publish
+from decisions.knowledge.models import Choice, ChoiceCode, Procedure, ProcedureCode, Topic
+from decisions.knowledge.publishing import publish
 from tests.cds.conftest import (
     BASE,
     TEST_CODES,

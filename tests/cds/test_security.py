@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
 from decisions.cds_hooks import auth
-from decisions.models import SeenToken
+from decisions.cds_hooks.models import SeenToken
 from tests.cds.conftest import (
     BASE,
     EC_ISSUER,

@@ -4,8 +4,8 @@ it is reinstated."""
 import pytest
 from django.test import override_settings
 
-from decisions import releases
-from decisions.models import Topic
+from decisions.knowledge import publishing
+from decisions.knowledge.models import Topic
 from tests.cds.conftest import MRI_LUMBAR_WO_W, condition, hook_request, service_request
 
 pytestmark = pytest.mark.django_db
@@ -20,10 +20,10 @@ def test_a_withdrawn_topic_gets_no_card_and_a_reinstated_one_gets_it_again(cds, 
     topic = Topic.objects.get(key="lumbar-metastasis")
     assert len(cds.invoke(body).json()["cards"]) == 1
 
-    releases.withdraw(topic, reason="A rating is being corrected.")
+    publishing.withdraw(topic, reason="A rating is being corrected.")
     with override_settings(RELEASE_CHECK_SECONDS=0):  # the service's own check, once it comes round
         withdrawn = cds.invoke(body).json()
-        releases.reinstate(topic, reason="Corrected.")
+        publishing.reinstate(topic, reason="Corrected.")
         reinstated = cds.invoke(body).json()
 
     assert withdrawn == {"cards": []}

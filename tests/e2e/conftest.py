@@ -74,8 +74,8 @@ def site(live_server, transactional_db, shipped_document):
 
     The live server runs in this process, so tests/conftest.py's autouse fixture empties its
     snapshot and rendering caches between tests."""
-    from decisions.kb_document import import_document
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.publishing import publish
     from tests.conftest import once_key, set_up_once
 
     set_up_once(

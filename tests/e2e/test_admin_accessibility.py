@@ -9,6 +9,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from decisions import models
 from tests.e2e.helpers import log_in
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +43,6 @@ def _violations(page: Page) -> list[str]:
 
 def _screens() -> list[tuple[str, str, Callable[[Page], None] | None]]:
     """(screen name, path, what to do on the page before checking) for every screen."""
-    from decisions import models
-    from decisions.kb_document import import_document  # noqa: F401 (the site fixture imported)
 
     topic = models.Topic.objects.get(key="lumbar-metastasis")
     first = {
@@ -119,8 +118,8 @@ def _add_a_rating_row(page: Page) -> None:
 
 def _second_release(topic_key: str) -> None:
     """A rollback needs an older release: publish a small draft change as release 2."""
-    from decisions.models import Topic
-    from decisions.releases import publish
+    from decisions.knowledge.models import Topic
+    from decisions.knowledge.publishing import publish
 
     topic = Topic.objects.get(key=topic_key)
     topic.owner = (topic.owner or "") + " (a11y test)"
@@ -130,7 +129,7 @@ def _second_release(topic_key: str) -> None:
 
 def _feedback() -> None:
     """Two reports in the queue: each row has its status select."""
-    from decisions.models import Feedback
+    from decisions.clinician.models import Feedback
 
     for reason in ("scenario_wrong", "missing_factor"):
         Feedback.objects.create(
@@ -162,7 +161,7 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
         report[name] = _violations(page)
 
     # The review listing integrity problems, each a link in a list item.
-    from decisions.models import Rating, Topic
+    from decisions.knowledge.models import Rating, Topic
 
     Rating.objects.filter(scenario__key="suspected-metastasis").first().references.clear()
     topic = Topic.objects.get(key="lumbar-metastasis")
@@ -194,7 +193,7 @@ def test_every_admin_screen_has_no_accessibility_violations(site, publisher, pag
 
 
 def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, screenshot_dir):
-    from decisions.models import Scenario
+    from decisions.knowledge.models import Scenario
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -214,7 +213,7 @@ def test_the_scenario_page_is_short_enough_to_read(site, publisher, page: Page, 
 
 
 def test_an_autocomplete_asks_only_for_the_edited_topics_rows(site, publisher, page: Page):
-    from decisions.models import Caveat, Scenario
+    from decisions.knowledge.models import Caveat, Scenario
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
     log_in(page, site)

@@ -36,7 +36,7 @@ def test_the_caveat_list_keeps_its_text_column_readable(site, publisher, page: P
 
 
 def test_rating_rows_show_every_procedure_category_and_scale_whole(site, publisher, page: Page):
-    from decisions.models import Scenario
+    from decisions.knowledge.models import Scenario
 
     scenario = Scenario.objects.get(topic__key="lumbar-metastasis", key="suspected-metastasis")
     page.set_viewport_size({"width": 1280, "height": 800})

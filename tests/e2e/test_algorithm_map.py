@@ -27,7 +27,7 @@ def editor(site, django_user_model):
 
 @pytest.fixture
 def map_url(site, editor, page: Page) -> str:
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     page.set_viewport_size({"width": 1280, "height": 800})
     log_in(page, site, "ed-map", PASSWORD)
@@ -77,7 +77,7 @@ def test_the_map_shows_every_question_answer_and_scenario_of_the_shipped_topic(
 def test_a_broken_draft_is_marked_beside_the_answer_with_a_link_to_fix_it(
     page: Page, map_url, screenshot_dir, site
 ):
-    from decisions.models import Branch, RoutingNode
+    from decisions.knowledge.models import Branch, RoutingNode
 
     Branch.objects.filter(node__key="pain", choice__key="degenerative").delete()
     node = RoutingNode.objects.get(key="pain")

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_pop_up_names_the_reference_with_the_same_doi_and_uses_it(site, publisher, page: Page):
-    from decisions.models import Caveat, Reference
+    from decisions.knowledge.models import Caveat, Reference
 
     caveat = Caveat.objects.filter(topic__key="lumbar-metastasis").first()
     existing = Reference.objects.exclude(doi="").exclude(pk__in=caveat.references.all()).first()

@@ -50,14 +50,14 @@ def logged_in(browser: Browser, site: str, username: str) -> Page:
 
 
 def caveat_url(site: str) -> str:
-    from decisions.models import Caveat
+    from decisions.knowledge.models import Caveat
 
     caveat = Caveat.objects.get(topic__key="lumbar-metastasis", key=CAVEAT)
     return f"{site}/admin/decisions/caveat/{caveat.pk}/change/"
 
 
 def review_url(site: str) -> str:
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     return f"{site}/admin/decisions/topic/{Topic.objects.get(key='lumbar-metastasis').pk}/publish/"
 
@@ -70,7 +70,7 @@ def save_caveat_text(page: Page, text: str) -> None:
 def test_two_editors_on_one_caveat_the_second_is_shown_both_versions_and_nothing_is_lost(
     people, browser: Browser
 ):
-    from decisions.models import Caveat
+    from decisions.knowledge.models import Caveat
 
     ed, eve = logged_in(browser, people, "ed"), logged_in(browser, people, "eve")
     ed.goto(caveat_url(people))
@@ -93,7 +93,7 @@ def test_two_editors_on_one_caveat_the_second_is_shown_both_versions_and_nothing
 
 
 def test_review_then_edit_then_publish_is_refused_and_the_new_draft_reviewed(people, browser: Browser):
-    from decisions.models import Release
+    from decisions.knowledge.models import Release
 
     pat, ed = logged_in(browser, people, "pat"), logged_in(browser, people, "ed")
     ed.goto(caveat_url(people))
@@ -119,7 +119,7 @@ def test_review_then_edit_then_publish_is_refused_and_the_new_draft_reviewed(peo
 
 
 def test_two_publishers_of_the_same_review_make_one_release(people, browser: Browser):
-    from decisions.models import Release
+    from decisions.knowledge.models import Release
 
     ed = logged_in(browser, people, "ed")
     ed.goto(caveat_url(people))
@@ -144,7 +144,7 @@ def test_two_publishers_of_the_same_review_make_one_release(people, browser: Bro
 def test_two_publishers_pressing_publish_at_once_get_one_release_and_no_error_page(people, browser: Browser):
     from django.db import connection
 
-    from decisions.models import Release
+    from decisions.knowledge.models import Release
 
     if connection.vendor == "sqlite":
         # The test database is in memory, and Django's live server then shares ONE connection among
@@ -176,9 +176,9 @@ def test_two_publishers_pressing_publish_at_once_get_one_release_and_no_error_pa
 def test_rolling_back_one_topic_keeps_another_topics_pending_edit_of_a_shared_procedure(
     people, browser: Browser
 ):
-    from decisions.kb_document import import_document
-    from decisions.models import Procedure, Release, Topic
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.models import Procedure, Release, Topic
+    from decisions.knowledge.publishing import publish
     from tests.conftest import synthetic_document
 
     topic = Topic.objects.get(key="lumbar-metastasis")

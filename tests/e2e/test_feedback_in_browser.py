@@ -3,7 +3,7 @@
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from decisions.models import Feedback
+from decisions.clinician.models import Feedback
 from tests.e2e.clinician import query
 
 # The public case "suspected metastasis" in revision 3's answers.

@@ -54,7 +54,7 @@ class Counter:
 def test_a_two_question_topic_is_made_published_and_answered(
     page: Page, site, publisher, screenshot_dir, capsys
 ):
-    from decisions.models import Release, Scenario, Topic
+    from decisions.knowledge.models import Release, Scenario, Topic
 
     page.set_viewport_size({"width": 1280, "height": 800})
     axe: dict[str, int] = {}
@@ -182,7 +182,7 @@ def test_a_two_question_topic_is_made_published_and_answered(
 def test_a_step_showing_errors_says_what_to_fix_and_has_no_accessibility_violations(
     page: Page, site, publisher
 ):
-    from decisions.models import Question, Topic
+    from decisions.knowledge.models import Question, Topic
 
     axe: dict[str, int] = {}
     log_in(page, site)

@@ -17,7 +17,7 @@ CASE = (
 
 
 def test_a_publisher_reviews_and_publishes_a_draft_change(site, publisher, page: Page, screenshot_dir):
-    from decisions.models import Rating, Release, Topic
+    from decisions.knowledge.models import Rating, Release, Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     # The NICE whole-spine MRI heads this case; a draft moves it out of the first tier.

@@ -31,7 +31,7 @@ def _links_stay_in_the_preview(page: Page, path: str) -> None:
 def test_tapping_an_answer_in_the_preview_of_a_published_topic_stays_in_the_preview(
     site, publisher, page: Page
 ):
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     path = _preview_path(topic)
@@ -50,7 +50,7 @@ def test_tapping_an_answer_in_the_preview_of_a_published_topic_stays_in_the_prev
 def test_tapping_an_answer_in_the_preview_of_a_topic_never_published_stays_in_the_preview(
     site, publisher, page: Page
 ):
-    from decisions.kb_document import import_document
+    from decisions.knowledge.document import import_document
     from tests.conftest import synthetic_document
 
     topic = import_document(synthetic_document())
@@ -67,7 +67,7 @@ def test_tapping_an_answer_in_the_preview_of_a_topic_never_published_stays_in_th
 
 
 def test_the_review_shows_a_re_rating_in_words_and_flags_it_as_an_acr_rating(site, publisher, page: Page):
-    from decisions.models import Rating, Topic
+    from decisions.knowledge.models import Rating, Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     radiography = Rating.objects.get(scenario__key="suspected-metastasis", procedure__key="xr-lumbar")

@@ -467,8 +467,8 @@ def revision_2_then_3(live_server, transactional_db, shipped_document):
     """Release 1 is revision 2 as it shipped; release 2 is revision 3."""
     import json
 
-    from decisions.kb_document import import_document
-    from decisions.releases import publish
+    from decisions.knowledge.document import import_document
+    from decisions.knowledge.publishing import publish
     from tests.e2e.clinician import ROOT
 
     revision_2 = ROOT / "decisions" / "data" / "previous" / "lumbar-metastasis.2.json"

@@ -45,7 +45,7 @@ def reviewer(site, django_user_model):
 
 
 def test_a_clinical_reviewer_signs_off_and_clinicians_read_it(site, reviewer, page: Page):
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     log_in(page, site, REVIEWER, REVIEWER_PASSWORD)
@@ -70,7 +70,7 @@ def test_a_clinical_reviewer_signs_off_and_clinicians_read_it(site, reviewer, pa
 
 
 def test_a_publisher_withdraws_a_topic_and_its_permalink_says_so(site, publisher, page: Page):
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     log_in(page, site)

@@ -5,8 +5,8 @@ from django.contrib.messages import constants as message_levels
 from django.contrib.messages import get_messages
 from django.db import transaction
 
-from decisions.models import Procedure, Question, Rating, Release, ReleaseImmutable, Scenario
-from decisions.releases import publish
+from decisions.knowledge.models import Procedure, Question, Rating, Release, ReleaseImmutable, Scenario
+from decisions.knowledge.publishing import publish
 from tests.pages import form_data
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from decisions.models import Caveat, Choice, Question, Rating, RoutingNode, Scenario
+from decisions.knowledge.models import Caveat, Choice, Question, Rating, RoutingNode, Scenario
 from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def autocomplete(client, model: str, field: str, term: str, **extra) -> list[str
 @pytest.fixture
 def two_topics(synthetic_topic, synthetic):
     """The synthetic topic and a copy of it under another key (its own caveats, same procedures)."""
-    from decisions.kb_document import import_document
+    from decisions.knowledge.document import import_document
 
     other = copy.deepcopy(synthetic)
     other["topic"]["key"] = "test-knee-copy"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decisions.models import Caveat, NextStep, Rating, Scenario
+from decisions.knowledge.models import Caveat, NextStep, Rating, Scenario
 from tests.pages import form_data, text_of
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_plain_text_and_https_links_are_saved(editor_client, synthetic_topic, te
 def test_an_imported_topic_file_with_markup_is_refused_naming_the_entry(synthetic, tmp_path):
     from django.core.management import CommandError, call_command
 
-    from decisions.kb_document import dumps
+    from decisions.knowledge.document import dumps
 
     synthetic["scenarios"][0]["next_steps"][0]["text"] = "[call](javascript:alert(1))"
     path = tmp_path / "topic.json"

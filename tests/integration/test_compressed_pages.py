@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from decisions.views import _renderings
+from decisions.clinician.views import _renderings
 
 RECOMMENDATION = (
     "/t/lumbar-metastasis/?age_group=adult&neuro=no&cancer=known&pain=suggestive"
@@ -82,6 +82,6 @@ def test_error_pages_are_not_cached_or_encoded(client):
     ],
 )
 def test_accept_encoding_is_read_with_its_weights(header, gzip_allowed):
-    from decisions.inprocess import accepted_encodings
+    from decisions.web.inprocess import accepted_encodings
 
     assert ("gzip" in accepted_encodings(header)) is gzip_allowed

@@ -6,7 +6,7 @@ from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 
-from decisions.csp import CSPMiddleware
+from decisions.web.csp import CSPMiddleware
 
 
 def through(middleware_class, request: HttpRequest, response: HttpResponse) -> HttpResponse:

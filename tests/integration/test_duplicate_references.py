@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from decisions import integrity
-from decisions.kb_document import DocumentError, export_topic, import_document
-from decisions.models import Reference
-from decisions.releases import check_topic
+from decisions.engine import integrity
+from decisions.knowledge.document import DocumentError, export_topic, import_document
+from decisions.knowledge.models import Reference
+from decisions.knowledge.publishing import check_topic
 from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
@@ -229,7 +229,7 @@ def test_the_migration_keeps_existing_duplicates_and_reports_them(capsys):
 
 
 def test_the_guided_path_points_to_the_library_reference_with_the_same_doi(editor_client):
-    from decisions.models import BodyRegion, Modality, Procedure
+    from decisions.knowledge.models import BodyRegion, Modality, Procedure
     from tests.integration.test_regions_and_modalities import _guided_topic
     from tests.integration.test_workspace import management
 

@@ -1,4 +1,4 @@
-"""A cached page, htmx step or API answer leaves early (decisions/fast_path.py), exactly as the full
+"""A cached page, htmx step or API answer leaves early (decisions/clinician/fast_path.py), exactly as the full
 stack would send it: the same status, the same headers in the same order (CSP included), the same
 bytes."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from decisions.usage import buffer
+from decisions.clinician.usage import buffer
 
-FAST_PATH = "decisions.fast_path.FastPathMiddleware"
+FAST_PATH = "decisions.clinician.fast_path.FastPathMiddleware"
 ANSWERS = (
     "age_group=adult&neuro=no&cancer=known&pain=suggestive&mri_access=available&gadolinium=none&pregnant=no"
 )
@@ -170,7 +170,7 @@ def test_what_the_full_stack_refuses_is_never_served_early(published_shipped, ur
 def test_two_query_strings_share_a_cache_entry_only_when_they_mean_the_same(one, other, same):
     from django.http import QueryDict
 
-    from decisions.http_cache import canonical_query
+    from decisions.web.http_cache import canonical_query
 
     assert (canonical_query(one) == canonical_query(other)) is same
     if same:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from decisions.kb_document import import_document
-from decisions.releases import publish
+from decisions.knowledge.document import import_document
+from decisions.knowledge.publishing import publish
 
 pytestmark = pytest.mark.django_db
 

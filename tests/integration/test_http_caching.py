@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decisions.releases import publish
+from decisions.knowledge.publishing import publish
 
 ANSWERS = (
     "age_group=adult&neuro=no&cancer=known&pain=suggestive&mri_access=available&gadolinium=none&pregnant=no"

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from decisions.kb_document import dumps, import_document
-from decisions.models import (
+from decisions.knowledge.document import dumps, import_document
+from decisions.knowledge.models import (
     Branch,
     Caveat,
     Finding,
@@ -493,7 +493,7 @@ def test_kb_bootstrap_never_publishes_over_a_draft_that_content_owners_changed(r
 
 
 def test_kb_bootstrap_never_publishes_over_a_release_that_content_owners_published(release_1_document):
-    from decisions.releases import publish
+    from decisions.knowledge.publishing import publish
 
     topic = install_release_1(release_1_document)
     Topic.objects.filter(pk=topic.pk).update(owner="Spine imaging group")
@@ -577,7 +577,7 @@ def test_recommend_without_answers_asks_the_first_question(published_shipped):
 
 
 def test_recommend_reads_the_latest_release_or_the_one_asked_for(published_shipped):
-    from decisions.releases import publish
+    from decisions.knowledge.publishing import publish
 
     publish(published_shipped.topic, summary="Second release", allow_unchanged=True)
 
@@ -715,7 +715,7 @@ def test_kb_bootstrap_after_content_owners_publish_over_the_shipped_file_does_no
 ):
     """Issue 19: the shipped file already loaded is not "a newer shipped revision" once content
     owners publish their own release on top of it; an import would revert their edits."""
-    from decisions.releases import publish
+    from decisions.knowledge.publishing import publish
 
     topic = Topic.objects.get(key="lumbar-metastasis")
     Scenario.objects.filter(topic=topic, key="mscc").update(urgency_note="Our local MSCC pathway applies.")

@@ -11,9 +11,10 @@ import re
 import pytest
 
 from decisions import engine
-from decisions.kb_document import DocumentError, export_topic, import_document
-from decisions.models import BodyRegion, Modality, Procedure, Topic
-from decisions.releases import build_snapshot, publish, snapshot_for
+from decisions.knowledge.document import DocumentError, export_topic, import_document
+from decisions.knowledge.models import BodyRegion, Modality, Procedure, Topic
+from decisions.knowledge.publishing import publish
+from decisions.knowledge.served import build_snapshot, snapshot_for
 from tests.integration.test_workspace import management, step1_data
 from tests.pages import form_data, text_of
 

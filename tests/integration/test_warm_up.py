@@ -7,11 +7,14 @@ import threading
 import pytest
 from django.test import Client
 
-from decisions import answer_space, engine, http_cache, views, warmup
-from decisions.links import wizard_query
-from decisions.releases import publish
-from decisions.usage import buffer
-from decisions.warmup import states_to_warm, warm_up
+from decisions import engine
+from decisions.clinician import views, warmup
+from decisions.clinician.links import wizard_query
+from decisions.clinician.usage import buffer
+from decisions.clinician.warmup import states_to_warm, warm_up
+from decisions.engine import answer_space
+from decisions.knowledge.publishing import publish
+from decisions.web import http_cache
 
 TOPIC = "lumbar-metastasis"
 

@@ -15,7 +15,8 @@ import pytest
 from django.contrib.staticfiles import finders
 
 from decisions import engine
-from decisions.releases import publish, snapshot_for
+from decisions.knowledge.publishing import publish
+from decisions.knowledge.served import snapshot_for
 from tests.pages import text_of
 
 # --- a small HTML tree, enough to look at elements the way a reader of the page would --------
@@ -1363,7 +1364,7 @@ def test_a_release_written_with_a_superscript_or_foreign_digit_is_a_400(client):
 
 
 def test_an_old_permalink_keeps_its_recommendation_after_a_new_release(client, published_shipped):
-    from decisions.models import Rating
+    from decisions.knowledge.models import Rating
 
     changed = Rating.objects.filter(
         scenario__topic__key="lumbar-metastasis",

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from decisions import integrity, workspace
-from decisions.models import (
+from decisions.engine import integrity
+from decisions.knowledge.models import (
     Branch,
     Caveat,
     Choice,
@@ -21,7 +21,8 @@ from decisions.models import (
     Scenario,
     Topic,
 )
-from decisions.releases import check_topic, publish
+from decisions.knowledge.publishing import check_topic, publish
+from decisions.workspace import overview
 from tests.pages import text_of
 
 pytestmark = pytest.mark.django_db
@@ -299,16 +300,16 @@ def test_step_2_refuses_bad_input_and_makes_nothing(editor_client, step1_topic, 
 
 
 def test_step_2_says_so_when_a_key_is_taken_while_it_saves(editor_client, step1_topic, monkeypatch):
-    from decisions import workspace_views
+    from decisions.workspace import views
 
-    original = workspace_views._saved
+    original = views._saved
 
     def taken_meanwhile(obj):
         if isinstance(obj, Scenario):  # the questions are saved; then someone takes the key
             Scenario.objects.create(topic=obj.topic, key=obj.key, title="Someone else's")
         return original(obj)
 
-    monkeypatch.setattr(workspace_views, "_saved", taken_meanwhile)
+    monkeypatch.setattr(views, "_saved", taken_meanwhile)
 
     response = editor_client.post(f"/admin/workspace/topic/{step1_topic.pk}/questions/", step2_data())
 
@@ -604,9 +605,9 @@ def test_admin_url_resolves_every_kind_of_subject(published_shipped):
         ),
     }
     for subject, url in expected.items():
-        assert workspace.admin_url(topic, subject) == url, subject
-    assert workspace.admin_url(topic, ("question", "no-such-question")) is None
-    assert workspace.admin_url(topic, ("oracle", "x")) is None
+        assert overview.admin_url(topic, subject) == url, subject
+    assert overview.admin_url(topic, ("question", "no-such-question")) is None
+    assert overview.admin_url(topic, ("oracle", "x")) is None
 
 
 @pytest.mark.parametrize(
@@ -633,7 +634,7 @@ def test_admin_url_resolves_every_kind_of_subject(published_shipped):
     ],
 )
 def test_problems_without_a_subject_are_placed_by_their_code_path(where, message, subject):
-    assert workspace.subject_of(integrity.Problem("error", where, message)) == subject
+    assert overview.subject_of(integrity.Problem("error", where, message)) == subject
 
 
 def test_a_problem_that_carries_its_subject_is_placed_by_it():
@@ -643,7 +644,7 @@ def test_a_problem_that_carries_its_subject_is_placed_by_it():
         message = "anything"
         subject = ("branch", "start/adult")
 
-    assert workspace.subject_of(WithSubject()) == ("branch", "start/adult")  # type: ignore[arg-type]
+    assert overview.subject_of(WithSubject()) == ("branch", "start/adult")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -667,7 +668,7 @@ def test_another_method_is_a_405_naming_the_allowed_ones_and_changes_nothing(
 
 def test_a_loop_is_named_from_the_question_asked_first_whatever_the_primary_keys():
     # "10" sorts before "9" as text: the loop must still start at the first question (pk 9).
-    from decisions.workspace_forms import _cycle
+    from decisions.workspace.forms import _cycle
 
     assert _cycle({"9": {"10"}, "10": {"9"}}, ["9", "10"]) == ["9", "10", "9"]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.core.cache import caches
 
-from decisions import views
+from decisions.clinician import views
 from tests.ops.outage_probe import ANSWERS
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Requests that need the database never take the threads clinicians need (decisions/db_gate.py)."""
+"""Requests that need the database never take the threads clinicians need (decisions/web/db_gate.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.db import OperationalError
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 
-from decisions import releases
-from decisions.db_gate import DatabaseGateMiddleware
+from decisions.knowledge import served
+from decisions.web.db_gate import DatabaseGateMiddleware
 from tests.ops.outage_probe import ANSWERS
 
 pytestmark = pytest.mark.django_db
@@ -27,12 +27,12 @@ def test_once_the_database_failed_admin_requests_get_a_503_at_once_and_clinician
     client.force_login(editor)
     page = f"/t/lumbar-metastasis/?{ANSWERS}"
     assert client.get(page).status_code == 200  # loaded while the database answers
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     monkeypatch.setattr(Topic.objects, "get_queryset", fail)
     assert client.get("/admin/decisions/topic/").status_code == 503  # found out the hard way
     tried: list[str] = []
-    monkeypatch.setattr(releases.outage, "retry_in_background", lambda: tried.append("retry"))
+    monkeypatch.setattr(served.outage, "retry_in_background", lambda: tried.append("retry"))
 
     response = client.get("/admin/")  # would query the database (the session, the topics)
 
@@ -42,7 +42,7 @@ def test_once_the_database_failed_admin_requests_get_a_503_at_once_and_clinician
     assert client.get(page).status_code == 200
     assert client.get("/healthz").status_code == 200
 
-    releases.outage.recovered()  # what the background probe does when the database answers
+    served.outage.recovered()  # what the background probe does when the database answers
     monkeypatch.setattr(
         Topic.objects, "get_queryset", Topic.objects.__class__.get_queryset.__get__(Topic.objects)
     )
@@ -87,8 +87,8 @@ def test_requests_that_need_the_database_beyond_the_cap_get_a_503_at_once(settin
 def test_a_verified_cds_call_is_refused_at_once_during_a_known_outage(client, settings, published_shipped):
     # With JWTs verified, the replay check needs the database (README: 503 rather than unchecked).
     settings.CDS_HOOKS_VERIFY_JWT = True
-    releases.outage.failed(OperationalError("down"))
-    releases.outage.last_attempt = time.monotonic()  # a retry just ran: none is started now
+    served.outage.failed(OperationalError("down"))
+    served.outage.last_attempt = time.monotonic()  # a retry just ran: none is started now
 
     response = Client().post("/cds-services/imaging-advisor", data=b"{}", content_type="application/json")
 

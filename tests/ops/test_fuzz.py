@@ -20,8 +20,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from decisions.kb_document import dumps, export_topic
-from decisions.models import Topic
+from decisions.knowledge.document import dumps, export_topic
+from decisions.knowledge.models import Topic
 from tests.ops.outage_probe import ANSWERS, CDS_BODY
 
 SERVICE = "/cds-services/imaging-advisor"

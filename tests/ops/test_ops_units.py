@@ -7,11 +7,13 @@ import pytest
 from django.db import OperationalError
 from django.test import RequestFactory
 
-from decisions import checks, guards, usage
-from decisions.inprocess import RateLimiter
-from decisions.models import UsageCount
-from decisions.usage import UsageBuffer
-from decisions.views import client_address
+from decisions.clinician import usage
+from decisions.clinician.models import UsageCount
+from decisions.clinician.usage import UsageBuffer
+from decisions.clinician.views import client_address
+from decisions.knowledge import json_input
+from decisions.web import checks
+from decisions.web.inprocess import RateLimiter
 
 KEY = {"topic_key": "t", "release_version": 1, "scenario_key": "s"}
 
@@ -43,7 +45,7 @@ def test_a_failed_flush_keeps_the_counts_and_the_next_one_writes_them(db, monkey
         raise OperationalError("the database is down")
 
     monkeypatch.setattr(usage, "_write", down)
-    with caplog.at_level(logging.WARNING, logger="decisions.usage"):
+    with caplog.at_level(logging.WARNING, logger="decisions.clinician.usage"):
         buffer.add(**KEY)
         buffer.add(**KEY)  # due by volume: the flush fails quietly
         buffer.add(**KEY)
@@ -80,7 +82,7 @@ def test_at_shutdown_the_counts_are_written_or_the_loss_is_logged(db, monkeypatc
 
     usage.buffer.add(**KEY)
     monkeypatch.setattr(usage, "_write", lambda key, count: (_ for _ in ()).throw(OperationalError("down")))
-    with caplog.at_level(logging.ERROR, logger="decisions.usage"):
+    with caplog.at_level(logging.ERROR, logger="decisions.clinician.usage"):
         usage.flush_at_exit()
 
     assert "usage counts lost at shutdown: 1" in caplog.text
@@ -131,8 +133,8 @@ def test_a_cache_that_is_down_neither_blocks_feedback_nor_lifts_the_limit(monkey
             tried.append("add")
             raise ConnectionError("redis is down")
 
-    monkeypatch.setattr("decisions.inprocess.caches", {"default": Down()})
-    with caplog.at_level(logging.WARNING, logger="decisions.cache_breaker"):
+    monkeypatch.setattr("decisions.web.inprocess.caches", {"default": Down()})
+    with caplog.at_level(logging.WARNING, logger="decisions.web.cache_breaker"):
         assert limiter.allow("203.0.113.1")
         assert not limiter.allow("203.0.113.1")  # counted in this process's memory meanwhile
     assert "the shared cache is unavailable" in caplog.text
@@ -157,17 +159,17 @@ def test_check_deploy_warns_when_cds_hooks_jwt_verification_is_off(settings):
     ],
 )
 def test_the_json_guard_names_the_member_with_nul_or_a_lone_surrogate(text, field):
-    with pytest.raises(guards.InvalidInput) as refused:
-        guards.check_strings(guards.loads_guarded(text, max_depth=10))
+    with pytest.raises(json_input.InvalidInput) as refused:
+        json_input.check_strings(json_input.loads_guarded(text, max_depth=10))
 
     assert refused.value.field == field
 
 
 def test_the_json_guard_measures_depth_without_recursing_and_ignores_brackets_in_strings():
-    assert guards.json_depth("[" * 100_000 + "]" * 100_000) == 100_000
-    assert guards.json_depth('{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
-    with pytest.raises(guards.InvalidInput, match="nested more than 3"):
-        guards.loads_guarded("[[[[1]]]]", max_depth=3)
+    assert json_input.json_depth("[" * 100_000 + "]" * 100_000) == 100_000
+    assert json_input.json_depth('{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
+    with pytest.raises(json_input.InvalidInput, match="nested more than 3"):
+        json_input.loads_guarded("[[[[1]]]]", max_depth=3)
 
 
 def test_a_body_over_the_limit_is_a_413_problem_before_anything_reads_it(client, settings):

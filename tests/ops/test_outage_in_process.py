@@ -6,8 +6,8 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-from decisions import releases
-from decisions.models import Feedback
+from decisions.clinician.models import Feedback
+from decisions.knowledge import served
 from tests.ops.outage_probe import ANSWERS, CDS_BODY, _stable
 
 PAGE = f"/t/lumbar-metastasis/?{ANSWERS}"
@@ -25,8 +25,8 @@ def outage(settings, monkeypatch):
     settings.DB_RETRY_SECONDS = 3600
 
     def start():
-        monkeypatch.setattr(releases, "_read_pointers", fail)
-        monkeypatch.setattr(releases, "_latest_release_ids", fail)
+        monkeypatch.setattr(served, "_read_pointers", fail)
+        monkeypatch.setattr(served, "_latest_release_ids", fail)
 
     return start
 
@@ -37,7 +37,7 @@ def test_loaded_pages_and_the_api_keep_answering_the_same_and_the_outage_is_logg
     warm = [_stable(client.get(url).content) for url in ("/", PAGE, API)]
     outage()
 
-    with caplog.at_level(logging.WARNING, logger="decisions.releases"):
+    with caplog.at_level(logging.WARNING, logger="decisions.knowledge.served"):
         for _ in range(5):
             assert [_stable(client.get(url).content) for url in ("/", PAGE, API)] == warm
 
@@ -50,10 +50,10 @@ def test_the_retry_notices_the_database_is_back(client, published_shipped, outag
     client.get(PAGE)
     monkeypatch.undo()
 
-    with caplog.at_level(logging.WARNING, logger="decisions.releases"):
-        releases.outage._retry()
+    with caplog.at_level(logging.WARNING, logger="decisions.knowledge.served"):
+        served.outage._retry()
 
-    assert releases.outage.since is None
+    assert served.outage.since is None
     assert "database reachable again" in caplog.text
 
 
@@ -102,7 +102,7 @@ def test_feedback_that_cannot_be_stored_is_a_503_and_is_not_thanked(client, publ
 
 def test_an_admin_page_is_a_503_while_the_database_is_out(client, editor, monkeypatch):
     client.force_login(editor)
-    from decisions.models import Topic
+    from decisions.knowledge.models import Topic
 
     monkeypatch.setattr(Topic.objects, "get_queryset", fail)
 
@@ -116,7 +116,7 @@ def test_readiness_follows_the_database_and_the_releases(db, client, published_s
     assert (ready.status_code, ready.json()["ready"], ready.json()["database"]) == (200, True, "ok")
     assert ready.json()["latest_releases"] == {"lumbar-metastasis": 1}
 
-    monkeypatch.setattr(releases, "_latest_release_ids", fail)
+    monkeypatch.setattr(served, "_latest_release_ids", fail)
     down = client.get("/readyz")
 
     assert (down.status_code, down.json()["database"]) == (503, "unreachable")

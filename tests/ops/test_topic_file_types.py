@@ -17,9 +17,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
-from decisions.kb_document import DocumentError, dumps, import_document
-from decisions.kb_input import read_document
-from decisions.models import Procedure, Reference, Scenario, Topic
+from decisions.knowledge.document import DocumentError, dumps, import_document
+from decisions.knowledge.document_input import read_document
+from decisions.knowledge.models import Procedure, Reference, Scenario, Topic
 
 WRONG = [None, 7, True, {"a": [1]}, ["x"], "text"]
 IMPORT = "/admin/decisions/topic/import/"

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.sessions.models import Session
 
 from decisions.cds_hooks import links
+from decisions.knowledge import served
 from decisions.smart.views import FLOW_COOKIE
 from tests.smart.conftest import (
     CLIENT_ID,
@@ -250,18 +251,16 @@ def test_with_the_database_unreachable_a_launch_gets_a_503_page_not_a_500(client
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import OperationalError
 
-    from decisions import releases
-
     def unreachable(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
     monkeypatch.setattr(SessionStore, "save", unreachable)
-    monkeypatch.setattr(releases.outage, "retry_in_background", lambda: None)
+    monkeypatch.setattr(served.outage, "retry_in_background", lambda: None)
     try:
         page = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH})
         again = client.get("/smart/launch", {"iss": ehr.iss, "launch": LAUNCH})
     finally:
-        releases.outage.recovered()
+        served.outage.recovered()
 
     assert page.status_code == 503 and again.status_code == 503
     assert len(ehr.authorize_requests) == 0

@@ -102,10 +102,10 @@ def test_a_smart_setting_that_cannot_work_stops_the_start(environment, message):
 
 
 def test_the_deploy_check_says_when_frame_options_are_not_installed(settings):
-    from decisions.checks import frame_options_installed
+    from decisions.web.checks import frame_options_installed
 
     assert frame_options_installed() == []
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "decisions.csp.FrameOptionsMiddleware"]
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "decisions.web.csp.FrameOptionsMiddleware"]
 
     (warning,) = frame_options_installed()
     assert warning.id == "decisions.W002"

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from decisions import answer_classes, changes, engine, integrity
+from decisions import engine
+from decisions.engine import answer_classes, changes, integrity
 
 ATTRIBUTES = [None, *[a.value for a in engine.Attribute]]
 PROCEDURES = [

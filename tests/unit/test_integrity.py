@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from decisions import integrity
+from decisions.engine import integrity
 from tests.conftest import TEST_CITATION
 
 TODAY = date(2026, 6, 1)

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from decisions import engine
-from decisions.changes import ContentChange, Impact, content_diff, impact
+from decisions.engine.changes import ContentChange, Impact, content_diff, impact
 
 SCAN = {"claustrophobia": "no", "needle_phobia": "no"}
 

@@ -7,10 +7,11 @@ import pytest
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from decisions import integrity
-from decisions.kb_document import export_topic, import_document
-from decisions.models import Feedback, Rating, Topic
-from decisions.releases import publish
+from decisions.clinician.models import Feedback
+from decisions.engine import integrity
+from decisions.knowledge.document import export_topic, import_document
+from decisions.knowledge.models import Rating, Topic
+from decisions.knowledge.publishing import publish
 from tests.pages import PUBLIC_QUERY, form_data, table_rows, text_of
 
 pytestmark = pytest.mark.django_db

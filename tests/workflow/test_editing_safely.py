@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from decisions import integrity
-from decisions.kb_document import export_topic, import_document
-from decisions.models import (
+from decisions.engine import integrity
+from decisions.knowledge.document import export_topic, import_document
+from decisions.knowledge.models import (
     Branch,
     Caveat,
     Choice,
@@ -25,7 +25,7 @@ from decisions.models import (
     Scenario,
     Topic,
 )
-from decisions.releases import check_topic, publish
+from decisions.knowledge.publishing import check_topic, publish
 from tests.conftest import synthetic_document
 from tests.pages import form_data, has_form, text_of
 
@@ -219,7 +219,7 @@ def test_an_unchanged_draft_offers_no_publish_button_and_a_forged_post_is_refuse
     assert "The draft is identical to release 1: there is nothing to publish." in text_of(page)
     assert not has_form(page, "publish-form")
 
-    from decisions.releases import draft_hash
+    from decisions.knowledge.publishing import draft_hash
 
     response = publisher_client.post(
         publish_url(topic),
@@ -266,7 +266,7 @@ def test_an_editor_sees_the_whole_review_and_the_preview_but_no_publish_button(
 
 
 def open_review_data_for_editor(topic) -> dict[str, str]:
-    from decisions.releases import draft_hash
+    from decisions.knowledge.publishing import draft_hash
 
     return {"summary": "x", "acknowledge_warnings": "on", "draft_hash": draft_hash(export_topic(topic))}
 

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from decisions.models import Feedback
-from decisions.releases import publish
-from decisions.views import feedback_limiter
+from decisions.clinician.models import Feedback
+from decisions.clinician.views import feedback_limiter
+from decisions.knowledge.publishing import publish
 from tests.pages import PUBLIC_CASE, PUBLIC_QUERY, form_data, text_of
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from decisions.changes import content_diff
-from decisions.kb_document import dumps, export_topic
-from decisions.models import Rating, Release, Topic
+from decisions.engine.changes import content_diff
+from decisions.knowledge.document import dumps, export_topic
+from decisions.knowledge.models import Rating, Release, Topic
 from tests.pages import form_data, table_rows, text_of
 
 pytestmark = pytest.mark.django_db

@@ -2,9 +2,9 @@
 
 import pytest
 
-from decisions.changes import content_diff
-from decisions.kb_document import export_topic
-from decisions.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
+from decisions.engine.changes import content_diff
+from decisions.knowledge.document import export_topic
+from decisions.knowledge.models import Finding, Procedure, Rating, Reference, Release, Scenario, Topic
 from tests.pages import (
     MRI_WHOLE_SPINE,
     MRI_WITH_AND_WITHOUT,

@@ -3,8 +3,9 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from decisions.models import Feedback, Rating, Release
-from decisions.releases import publish
+from decisions.clinician.models import Feedback
+from decisions.knowledge.models import Rating, Release
+from decisions.knowledge.publishing import publish
 from tests.pages import form_data
 
 pytestmark = pytest.mark.django_db

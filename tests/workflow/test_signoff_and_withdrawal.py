@@ -12,9 +12,10 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
-from decisions import releases
-from decisions.models import AvailabilityChange, RecordImmutable, Release, SignOff, Topic
-from decisions.releases import latest_snapshots, publish
+from decisions.knowledge import publishing
+from decisions.knowledge.models import AvailabilityChange, RecordImmutable, Release, SignOff, Topic
+from decisions.knowledge.publishing import publish
+from decisions.knowledge.served import latest_snapshots
 from tests.pages import text_of as _text_of
 
 TOPIC = "/t/lumbar-metastasis/"
@@ -155,7 +156,7 @@ def test_with_sign_off_required_a_release_goes_live_only_when_signed(
 
     before = client.get(f"{TOPIC}?{COMPLETE}")
     pinned = client.get(f"{TOPIC}?{COMPLETE}&release={held.version}")
-    releases.sign_off(
+    publishing.sign_off(
         held,
         reviewer=reviewer_user,
         name="Dr Rita Okafor",
@@ -290,7 +291,7 @@ def test_kb_withdraw_and_kb_reinstate(client, published_shipped):
 
 
 def test_withdrawal_records_cannot_be_changed_or_deleted(published_shipped):
-    change = releases.withdraw(Topic.objects.get(key="lumbar-metastasis"), reason="x")
+    change = publishing.withdraw(Topic.objects.get(key="lumbar-metastasis"), reason="x")
 
     with pytest.raises(RecordImmutable):
         change.delete()
@@ -320,7 +321,7 @@ def test_the_topic_list_says_what_clinicians_see(publisher_client, published_shi
     publish(topic, summary="New owner")
 
     held = text_of(publisher_client.get("/admin/decisions/topic/"))
-    releases.withdraw(topic, reason="Checking.")
+    publishing.withdraw(topic, reason="Checking.")
     withdrawn = text_of(publisher_client.get("/admin/decisions/topic/"))
 
     assert "v2 (held for sign-off) release 1" in held

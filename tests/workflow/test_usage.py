@@ -5,10 +5,10 @@ from urllib.parse import urlencode
 import pytest
 from django.utils import timezone
 
-from decisions import usage
-from decisions.models import UsageCount
-from decisions.releases import publish
-from decisions.usage import UsageBuffer
+from decisions.clinician import usage
+from decisions.clinician.models import UsageCount
+from decisions.clinician.usage import UsageBuffer
+from decisions.knowledge.publishing import publish
 from tests.pages import PUBLIC_CASE, PUBLIC_QUERY, text_of
 
 pytestmark = pytest.mark.django_db

@@ -13,10 +13,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from decisions.changes import content_diff
-from decisions.kb_document import DocumentError, export_topic, import_document, loads
-from decisions.models import Release, Topic
-from decisions.releases import PublishRefused, publish
+from decisions.engine.changes import content_diff
+from decisions.knowledge.document import DocumentError, export_topic, import_document, loads
+from decisions.knowledge.models import Release, Topic
+from decisions.knowledge.publishing import PublishRefused, publish
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data"
 # Earlier shipped revisions, `<topic key>.<revision>.json`, kept to recognise an untouched install.

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions import integrity
-from decisions.models import Topic
-from decisions.releases import check_topic
+from decisions.engine import integrity
+from decisions.knowledge.models import Topic
+from decisions.knowledge.publishing import check_topic
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions.kb_document import dumps, export_topic
-from decisions.models import Topic
+from decisions.knowledge.document import dumps, export_topic
+from decisions.knowledge.models import Topic
 
 
 class Command(BaseCommand):

@@ -5,10 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions import integrity
-from decisions.kb_document import DocumentError, import_document
-from decisions.kb_input import read_document
-from decisions.releases import import_preview
+from decisions.engine import integrity
+from decisions.knowledge.document import DocumentError, import_document
+from decisions.knowledge.document_input import read_document
+from decisions.knowledge.previews import import_preview
 
 
 class Command(BaseCommand):

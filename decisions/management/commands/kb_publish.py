@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions.models import Topic
-from decisions.releases import NothingToPublish, PublishBusy, PublishRefused, publish
+from decisions.knowledge.models import Topic
+from decisions.knowledge.publishing import NothingToPublish, PublishBusy, PublishRefused, publish
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions.models import REVIEW_INTERVALS, Topic
-from decisions.releases import SignOffRefused, sign_off
+from decisions.knowledge.models import REVIEW_INTERVALS, Topic
+from decisions.knowledge.publishing import SignOffRefused, sign_off
 
 
 class Command(BaseCommand):

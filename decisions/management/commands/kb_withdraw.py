@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from decisions.models import Topic
-from decisions.releases import AvailabilityRefused, PublishBusy, reinstate, withdraw
+from decisions.knowledge.models import Topic
+from decisions.knowledge.publishing import AvailabilityRefused, PublishBusy, reinstate, withdraw
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from decisions import engine
-from decisions.releases import ReleaseNotFound, snapshot_for
+from decisions.knowledge.served import ReleaseNotFound, snapshot_for
 
 
 class Command(BaseCommand):

@@ -1,0 +1,812 @@
+"""Convert a topic between database rows and its text document (see data/FORMAT.md).
+
+Export is deterministic (sorted keys, content-owner order) so export → import → export is
+byte-identical. Import is atomic: any bad entry rolls the whole file back and is named.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from functools import partial
+from typing import Any, TypeVar, cast
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import IntegrityError, models, transaction
+
+from decisions import engine
+from decisions.knowledge.models import (
+    BodyRegion,
+    Branch,
+    Caveat,
+    Choice,
+    ChoiceCode,
+    Finding,
+    Modality,
+    NextStep,
+    Procedure,
+    ProcedureCode,
+    Question,
+    Rating,
+    Reference,
+    RoutingNode,
+    Scenario,
+    Topic,
+)
+
+# HTI-1 source attributes: which data elements the algorithm uses.
+SOURCE_ATTRIBUTE_FLAGS = tuple(engine.SOURCE_ATTRIBUTE_LABELS)
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+class DocumentError(ValueError):
+    """A topic document that cannot be imported; the message names the entry."""
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def loads(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DocumentError(f"not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise DocumentError("a topic document is a JSON object")
+    if document.get("format") != engine.DOCUMENT_FORMAT:
+        raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}, found {document.get('format')!r}")
+    if not isinstance(document.get("topic"), dict):
+        raise DocumentError("topic: missing or not an object")
+    return document
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def _keys(related: Any) -> list[str]:
+    return sorted(obj.key for obj in related.all())
+
+
+def export_topic(topic: Topic) -> dict[str, Any]:
+    questions = list(topic.questions.prefetch_related("choices__caveats", "choices__codes"))
+    scenarios = list(
+        topic.scenarios.prefetch_related(
+            "urgency_references",
+            "caveats",
+            "ratings__procedure",
+            "ratings__references",
+            "ratings__findings",
+            "next_steps__references",
+            "next_steps__when_choice__question",
+        )
+    )
+    nodes = list(
+        topic.routing_nodes.select_related("question").prefetch_related(
+            "branches__choice", "branches__next_node", "branches__scenario"
+        )
+    )
+
+    procedures = {p.key: p for p in topic.procedures.all()}
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            procedures.setdefault(rating.procedure.key, rating.procedure)
+
+    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("codes"):
+        procedures[procedure.key] = procedure
+    # Caveats belong to the topic: another topic's caveat is never exported here.
+    caveats = list(topic.caveats.prefetch_related("references", "procedures"))
+    procedure_caveats: dict[str, list[str]] = {}
+    for caveat in caveats:
+        for procedure in caveat.procedures.all():
+            procedure_caveats.setdefault(procedure.key, []).append(caveat.key)
+
+    reference_keys = {r.key for r in topic.references.all()}
+    reference_keys.update(r.key for r in topic.bottom_line_references.all())
+    for caveat in caveats:
+        reference_keys.update(r.key for r in caveat.references.all())
+    for scenario in scenarios:
+        reference_keys.update(r.key for r in scenario.urgency_references.all())
+        for rating in scenario.ratings.all():
+            reference_keys.update(r.key for r in rating.references.all())
+        for step in scenario.next_steps.all():
+            reference_keys.update(r.key for r in step.references.all())
+
+    finding_keys = {f.key for f in topic.findings.all()}
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            finding_keys.update(f.key for f in rating.findings.all())
+    findings = list(Finding.objects.filter(key__in=finding_keys).select_related("reference", "procedure"))
+    reference_keys.update(f.reference.key for f in findings)
+    references = Reference.objects.filter(key__in=reference_keys)
+
+    return {
+        "format": engine.DOCUMENT_FORMAT,
+        "topic": {
+            "key": topic.key,
+            "title": topic.title,
+            "scope": topic.scope,
+            "bottom_line": topic.bottom_line,
+            "bottom_line_references": _keys(topic.bottom_line_references),
+            "owner": topic.owner,
+            "last_reviewed": _iso(topic.last_reviewed),
+            "next_review_due": _iso(topic.next_review_due),
+            "start_node": topic.start_node.key if topic.start_node else "",
+            "developer": topic.developer,
+            "funding_source": topic.funding_source,
+            **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
+        },
+        "references": [
+            {
+                "key": r.key,
+                "kind": r.kind,
+                "citation": r.citation,
+                "authors": r.authors,
+                "title": r.title,
+                "journal": r.journal,
+                "year": r.year,
+                "doi": r.doi,
+                "pmid": r.pmid,
+                "url": r.url,
+                "note": r.note,
+            }
+            for r in sorted(references, key=lambda r: r.key)
+        ],
+        "caveats": [
+            {
+                "key": c.key,
+                "severity": c.severity,
+                "text": c.text,
+                "applies_to": c.applies_to,
+                "references": _keys(c.references),
+            }
+            for c in sorted(caveats, key=lambda c: c.key)
+        ],
+        "procedures": [
+            {
+                "key": p.key,
+                "name": p.name,
+                "modality": p.modality_id,
+                "region": p.region_id,
+                "contrast": p.contrast,
+                "contrast_agent": p.contrast_agent,
+                "rrl": p.rrl,
+                "loinc": p.loinc,
+                "strengths": p.strengths,
+                "limitations": p.limitations,
+                "caveats": sorted(procedure_caveats.get(p.key, [])),
+                "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
+            }
+            for p in sorted(procedures.values(), key=lambda p: p.key)
+        ],
+        "findings": [
+            {
+                "key": f.key,
+                "procedure": f.procedure.key if f.procedure else "",
+                "reference": f.reference.key,
+                "text": f.text,
+                "order": f.order,
+            }
+            for f in sorted(findings, key=lambda f: f.key)
+        ],
+        "questions": [
+            {
+                "key": q.key,
+                "role": q.role,
+                "prompt": q.prompt,
+                "help_text": q.help_text,
+                "multiple": q.multiple,
+                "replaces": q.replaces,
+                "choices": [
+                    {
+                        "key": c.key,
+                        "label": c.label,
+                        "excludes": c.excludes,
+                        "exclusion_reason": c.exclusion_reason,
+                        "caveats": _keys(c.caveats),
+                        "age_min": c.age_min,
+                        "age_max": c.age_max,
+                        "exclusive": c.exclusive,
+                        "retired": c.retired,
+                        "replaces": c.replaces,
+                        "from_history": c.from_history,
+                        "codes": [
+                            {"resource": code.resource, "system": code.system, "code": code.code}
+                            for code in c.codes.all()
+                        ],
+                    }
+                    for c in q.choices.all()
+                ],
+            }
+            for q in questions
+        ],
+        "routing": [
+            {
+                "key": n.key,
+                "question": n.question.key,
+                "branches": {b.choice.key: _branch_target(b) for b in n.branches.all()},
+            }
+            for n in nodes
+        ],
+        "scenarios": [
+            {
+                "key": s.key,
+                "title": s.title,
+                "summary": s.summary,
+                "urgency": s.urgency,
+                "urgency_note": s.urgency_note,
+                "urgency_note_without_mri": s.urgency_note_without_mri,
+                "urgency_references": _keys(s.urgency_references),
+                "order_rationale": s.order_rationale,
+                "no_safe_imaging": s.no_safe_imaging,
+                "caveats": _keys(s.caveats),
+                "ratings": [
+                    {
+                        "procedure": r.procedure.key,
+                        "scale": r.scale,
+                        "statement": r.statement,
+                        "fallback_for": r.fallback_for,
+                        "category": r.category,
+                        "score": r.score,
+                        "rationale": r.rationale,
+                        "references": _keys(r.references),
+                        "findings": _keys(r.findings),
+                        "needs_verification": r.needs_verification,
+                        "strengths": r.strengths,
+                        "limitations": r.limitations,
+                    }
+                    for r in s.ratings.all()
+                ],
+                "next_steps": [
+                    {
+                        "text": n.text,
+                        "references": _keys(n.references),
+                        "when": (
+                            {"question": n.when_choice.question.key, "choice": n.when_choice.key}
+                            if n.when_choice
+                            else None
+                        ),
+                        "applies_to": n.applies_to,
+                        "unless": n.unless,
+                        "critical": n.critical,
+                    }
+                    for n in s.next_steps.all()
+                ],
+            }
+            for s in scenarios
+        ],
+    }
+
+
+def _branch_target(branch: Branch) -> dict[str, str]:
+    if branch.next_node is not None:
+        return {"node": branch.next_node.key}
+    assert branch.scenario is not None  # the database allows exactly one of the two
+    return {"scenario": branch.scenario.key}
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _entry(where: str) -> Iterator[None]:
+    """Name the entry in any error raised while importing it."""
+    try:
+        yield
+    except DocumentError as error:
+        raise DocumentError(f"{where}: {error}") from error
+    except ValidationError as error:
+        details = (
+            "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+            if hasattr(error, "error_dict")
+            else " ".join(error.messages)
+        )
+        raise DocumentError(f"{where}: {details}") from error
+    except KeyError as error:
+        raise DocumentError(f"{where}: missing field {error.args[0]!r}") from error
+    except (TypeError, AttributeError) as error:
+        raise DocumentError(f"{where}: wrong type of value ({error})") from error
+    except IntegrityError as error:
+        raise DocumentError(f"{where}: {error}") from error
+
+
+def _lookup(model: type[M], where: str, **lookup: Any) -> M:
+    try:
+        return model._default_manager.get(**lookup)
+    except ObjectDoesNotExist:
+        value = next(iter(lookup.values()))
+        raise DocumentError(f"unknown {model._meta.verbose_name} {value!r}") from None
+
+
+def _known(model: type[models.Model], field: str, value: Any) -> Any:
+    """A modality code or region key the database has; those are added in the admin, not by a file."""
+    if not model._default_manager.filter(**{field: value}).exists():
+        noun = str(model._meta.verbose_name)
+        raise DocumentError(
+            f"unknown {noun} {value!r}: add it under {str(model._meta.verbose_name_plural).capitalize()} "
+            "in the admin first, or use one that exists"
+        )
+    return value
+
+
+def _save(model: type[M], lookup: dict[str, Any], values: dict[str, Any]) -> M:
+    """Create or update one row, validated like the admin validates it."""
+    obj = model._default_manager.filter(**lookup).first() or model(**lookup)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    obj.full_clean(validate_unique=False, validate_constraints=True)
+    obj.save()
+    return obj
+
+
+def _list(document: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    items = document.get(name, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise DocumentError(f"{name} must be a list of objects")
+    return items
+
+
+def _text(item: Mapping[str, Any], name: str) -> str:
+    value = item.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DocumentError(f"{name} must be text")
+    return value
+
+
+def _refs(model: type[M], keys: Any, kind: str) -> list[M]:
+    if not isinstance(keys, list):
+        raise DocumentError(f"{kind} must be a list of keys")
+    objects = {cast(Any, o).key: o for o in model._default_manager.filter(key__in=keys)}
+    for key in keys:
+        if key not in objects:
+            raise DocumentError(f"unknown {kind[:-1] if kind.endswith('s') else kind} {key!r}")
+    return [objects[key] for key in keys]
+
+
+def _flag(item: Mapping[str, Any], name: str) -> bool:
+    value = item.get(name, False)
+    if not isinstance(value, bool):
+        raise DocumentError(f"{name} must be true or false")
+    return value
+
+
+def _date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise DocumentError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _when_choice(when: Any, choices: Mapping[tuple[str, str], Choice]) -> Choice | None:
+    """The answer a next step is tied to, from {"question": ..., "choice": ...} or null."""
+    if when in (None, {}):
+        return None
+    if not isinstance(when, dict):
+        raise DocumentError("when must be an object with question and choice, or null")
+    choice = choices.get((str(when.get("question")), str(when.get("choice"))))
+    if choice is None:
+        raise DocumentError(f"when: no answer {when.get('question')!r}={when.get('choice')!r} in this topic")
+    return choice
+
+
+def import_document(document: Mapping[str, Any]) -> Topic:
+    """Load a topic document into the draft, all or nothing."""
+    if document.get("format") != engine.DOCUMENT_FORMAT:
+        raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}")
+    with transaction.atomic():
+        return _import(document)
+
+
+def _import(document: Mapping[str, Any]) -> Topic:
+    # Shared content first (a topic points at it), then the topic and its own content in the
+    # order each part refers to the one before; last, what the file no longer lists is removed.
+    _import_references(document)
+    _import_procedures(document)
+    _import_findings(document)
+    topic, meta = _import_topic(document)
+    caveats = _import_caveats(document, topic)
+    questions, choices = _import_questions(document, topic, caveats)
+    scenarios = _import_scenarios(document, topic, caveats, choices)
+    nodes = _import_routing(document, topic, questions, choices, scenarios)
+    with _entry(f"topic[{topic.key}]"):
+        start = meta.get("start_node")
+        if start and start not in nodes:
+            raise DocumentError(f"start_node {start!r} is not a routing node")
+        topic.start_node = nodes.get(start) if start else None
+        topic.save()
+    _remove_unlisted(topic, nodes, scenarios, questions, caveats)
+    return topic
+
+
+Item = TypeVar("Item")
+
+
+def _sync_children(
+    related: Any,
+    items: Iterable[Item],
+    *,
+    where: Callable[[Item], str],
+    save: Callable[[Item], M],
+    before_delete: Callable[[Any], object] | None = None,
+) -> list[M]:
+    """Save each child the file lists (an error names it), then delete the others of `related`.
+
+    `before_delete` gets the queryset of children about to go, to clear what protects them.
+    """
+    saved = []
+    for item in items:
+        with _entry(where(item)):
+            saved.append(save(item))
+    stale = related.exclude(pk__in=[obj.pk for obj in saved])
+    if before_delete is not None:
+        before_delete(stale)
+    stale.delete()
+    return saved
+
+
+def _import_references(document: Mapping[str, Any]) -> None:
+    for item in _list(document, "references"):
+        with _entry(f"references[{item.get('key')}]"):
+            _save(
+                Reference,
+                {"key": item["key"]},
+                {
+                    "kind": item["kind"],
+                    "citation": item["citation"],
+                    **{
+                        f: _text(item, f)
+                        for f in ("authors", "title", "journal", "doi", "pmid", "url", "note")
+                    },
+                    "year": item.get("year"),
+                },
+            )
+
+
+def _import_procedures(document: Mapping[str, Any]) -> None:
+    for item in _list(document, "procedures"):
+        with _entry(f"procedures[{item.get('key')}]"):
+            procedure = _save(
+                Procedure,
+                {"key": item["key"]},
+                {
+                    **{f: item[f] for f in ("name", "contrast", "rrl")},
+                    "modality_id": _known(Modality, "code", item["modality"]),
+                    "region_id": _known(BodyRegion, "key", item["region"]),
+                    **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
+                },
+            )
+            _sync_children(
+                procedure.codes,
+                item.get("codes", []),
+                where=lambda code: f"codes[{code.get('code')}]",
+                save=partial(_procedure_code, procedure),
+            )
+
+
+def _procedure_code(procedure: Procedure, code: Mapping[str, Any]) -> ProcedureCode:
+    return _save(ProcedureCode, {"procedure": procedure, "system": code["system"], "code": code["code"]}, {})
+
+
+def _import_findings(document: Mapping[str, Any]) -> None:
+    for item in _list(document, "findings"):
+        with _entry(f"findings[{item.get('key')}]"):
+            procedure_key = _text(item, "procedure")
+            _save(
+                Finding,
+                {"key": item["key"]},
+                {
+                    "text": item["text"],
+                    "reference": _lookup(Reference, "reference", key=item["reference"]),
+                    "procedure": _lookup(Procedure, "procedure", key=procedure_key)
+                    if procedure_key
+                    else None,
+                    "order": _order(item),
+                },
+            )
+
+
+def _order(item: Mapping[str, Any]) -> int:
+    value = item.get("order", 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DocumentError("order must be a whole number, 0 or more")
+    return value
+
+
+def _import_topic(document: Mapping[str, Any]) -> tuple[Topic, dict[str, Any]]:
+    meta = document.get("topic")
+    if not isinstance(meta, dict):
+        raise DocumentError("topic: missing or not an object")
+    with _entry(f"topic[{meta.get('key')}]"):
+        topic = _save(
+            Topic,
+            {"key": meta["key"]},
+            {
+                **{
+                    f: _text(meta, f)
+                    for f in ("title", "scope", "bottom_line", "owner", "developer", "funding_source")
+                },
+                **{name: _flag(meta, name) for name in SOURCE_ATTRIBUTE_FLAGS},
+                "last_reviewed": _date(meta.get("last_reviewed")),
+                "next_review_due": _date(meta.get("next_review_due")),
+            },
+        )
+        topic.references.set(
+            _refs(Reference, [r["key"] for r in _list(document, "references")], "references")
+        )
+        topic.bottom_line_references.set(
+            _refs(Reference, meta.get("bottom_line_references", []), "references")
+        )
+        topic.procedures.set(
+            _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
+        )
+        topic.findings.set(_refs(Finding, [f["key"] for f in _list(document, "findings")], "findings"))
+    return topic, meta
+
+
+def _import_caveats(document: Mapping[str, Any], topic: Topic) -> dict[str, Caveat]:
+    """The topic's own caveats (another topic may use the same key for its own caveat)."""
+    caveat_procedures: dict[str, list[Procedure]] = {}
+    for item in _list(document, "procedures"):
+        for key in item.get("caveats", []):
+            caveat_procedures.setdefault(key, []).append(_lookup(Procedure, "procedure", key=item["key"]))
+    caveats: dict[str, Caveat] = {}
+    for item in _list(document, "caveats"):
+        with _entry(f"caveats[{item.get('key')}]"):
+            caveat = _save(
+                Caveat,
+                {"topic": topic, "key": item["key"]},
+                {"severity": item["severity"], "text": item["text"], "applies_to": _text(item, "applies_to")},
+            )
+            caveat.references.set(_refs(Reference, item.get("references", []), "references"))
+            caveat.procedures.set(caveat_procedures.pop(caveat.key, []))
+            caveats[caveat.key] = caveat
+    for key in caveat_procedures:
+        raise DocumentError(f"procedures: unknown caveat {key!r}")
+    return caveats
+
+
+def _topic_caveats(caveats: Mapping[str, Caveat], keys: Any) -> list[Caveat]:
+    if not isinstance(keys, list):
+        raise DocumentError("caveats must be a list of keys")
+    for key in keys:
+        if key not in caveats:
+            raise DocumentError(f"unknown caveat {key!r}")
+    return [caveats[key] for key in keys]
+
+
+def _import_questions(
+    document: Mapping[str, Any], topic: Topic, caveats: Mapping[str, Caveat]
+) -> tuple[dict[str, Question], dict[tuple[str, str], Choice]]:
+    questions: dict[str, Question] = {}
+    choices: dict[tuple[str, str], Choice] = {}
+    for order, item in enumerate(_list(document, "questions")):
+        with _entry(f"questions[{item.get('key')}]"):
+            question = _save(
+                Question,
+                {"topic": topic, "key": item["key"]},
+                {
+                    "role": item["role"],
+                    "prompt": item["prompt"],
+                    "help_text": _text(item, "help_text"),
+                    "order": order,
+                    "multiple": _flag(item, "multiple"),
+                    "replaces": _text(item, "replaces"),
+                },
+            )
+            questions[question.key] = question
+            saved = _sync_children(
+                question.choices,
+                enumerate(item["choices"]),
+                where=lambda entry: f"choices[{entry[1].get('key')}]",
+                save=partial(_import_choice, question, caveats=caveats),
+                # Routing protects the choices it uses; the file's routing replaces those branches.
+                before_delete=lambda stale: Branch.objects.filter(choice__in=stale).delete(),
+            )
+            choices.update({(question.key, choice.key): choice for choice in saved})
+    return questions, choices
+
+
+def _import_choice(
+    question: Question, entry: tuple[int, dict[str, Any]], *, caveats: Mapping[str, Caveat]
+) -> Choice:
+    order, item = entry
+    choice = _save(
+        Choice,
+        {"question": question, "key": item["key"]},
+        {
+            "label": item["label"],
+            "order": order,
+            "excludes": _text(item, "excludes"),
+            "exclusion_reason": _text(item, "exclusion_reason"),
+            "age_min": item.get("age_min"),
+            "age_max": item.get("age_max"),
+            "exclusive": _flag(item, "exclusive"),
+            "retired": _flag(item, "retired"),
+            "replaces": _text(item, "replaces"),
+            "from_history": _flag(item, "from_history"),
+        },
+    )
+    choice.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
+    _sync_children(
+        choice.codes,
+        item.get("codes", []),
+        where=lambda code: f"codes[{code.get('code')}]",
+        save=lambda code: _save(
+            ChoiceCode,
+            {"choice": choice, "resource": code["resource"], "system": code["system"], "code": code["code"]},
+            {},
+        ),
+    )
+    return choice
+
+
+def _import_scenarios(
+    document: Mapping[str, Any],
+    topic: Topic,
+    caveats: Mapping[str, Caveat],
+    choices: Mapping[tuple[str, str], Choice],
+) -> dict[str, Scenario]:
+    scenarios: dict[str, Scenario] = {}
+    for order, item in enumerate(_list(document, "scenarios")):
+        with _entry(f"scenarios[{item.get('key')}]"):
+            scenario = _save(
+                Scenario,
+                {"topic": topic, "key": item["key"]},
+                {
+                    "title": item["title"],
+                    **{
+                        f: _text(item, f)
+                        for f in (
+                            "summary",
+                            "urgency",
+                            "urgency_note",
+                            "urgency_note_without_mri",
+                            "order_rationale",
+                            "no_safe_imaging",
+                        )
+                    },
+                    "order": order,
+                },
+            )
+            scenario.urgency_references.set(
+                _refs(Reference, item.get("urgency_references", []), "references")
+            )
+            scenario.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
+            scenarios[scenario.key] = scenario
+            _sync_children(
+                scenario.ratings,
+                enumerate(item.get("ratings", [])),
+                where=lambda entry: f"ratings[{entry[1].get('procedure')}]",
+                save=partial(_import_rating, scenario),
+            )
+            # Next steps have no key of their own: the list in the file replaces the old one.
+            scenario.next_steps.all().delete()
+            for step_order, step_item in enumerate(item.get("next_steps", [])):
+                with _entry(f"next_steps[{step_order}]"):
+                    step = _save(
+                        NextStep,
+                        {"scenario": scenario, "order": step_order},
+                        {
+                            "text": step_item["text"],
+                            "applies_to": _text(step_item, "applies_to"),
+                            "unless": _text(step_item, "unless"),
+                            "critical": _flag(step_item, "critical"),
+                            "when_choice": _when_choice(step_item.get("when"), choices),
+                        },
+                    )
+                    step.references.set(_refs(Reference, step_item.get("references", []), "references"))
+    return scenarios
+
+
+def _import_rating(scenario: Scenario, entry: tuple[int, dict[str, Any]]) -> Rating:
+    order, item = entry
+    rating = _save(
+        Rating,
+        {"scenario": scenario, "procedure": _lookup(Procedure, "procedure", key=item["procedure"])},
+        {
+            "scale": _text(item, "scale") or Rating.Scale.ACR,
+            "statement": _text(item, "statement"),
+            "fallback_for": _text(item, "fallback_for"),
+            "category": item["category"],
+            "score": item.get("score"),
+            "order": order,
+            "rationale": _text(item, "rationale"),
+            "needs_verification": bool(item.get("needs_verification", False)),
+            "strengths": _text(item, "strengths"),
+            "limitations": _text(item, "limitations"),
+        },
+    )
+    rating.references.set(_refs(Reference, item.get("references", []), "references"))
+    rating.findings.set(_refs(Finding, item.get("findings", []), "findings"))
+    return rating
+
+
+def _import_routing(
+    document: Mapping[str, Any],
+    topic: Topic,
+    questions: Mapping[str, Question],
+    choices: Mapping[tuple[str, str], Choice],
+    scenarios: Mapping[str, Scenario],
+) -> dict[str, RoutingNode]:
+    """The routing nodes first (a branch may lead to any of them), then each node's branches."""
+    nodes: dict[str, RoutingNode] = {}
+    routing = _list(document, "routing")
+    for order, item in enumerate(routing):
+        with _entry(f"routing[{item.get('key')}]"):
+            if item.get("question") not in questions:
+                raise DocumentError(f"unknown question {item.get('question')!r}")
+            nodes[item["key"]] = _save(
+                RoutingNode,
+                {"topic": topic, "key": item["key"]},
+                {"question": questions[item["question"]], "order": order},
+            )
+    for item in routing:
+        with _entry(f"routing[{item['key']}]"):
+            node = nodes[item["key"]]
+            if not isinstance(item.get("branches"), dict):
+                raise DocumentError("branches must be an object keyed by choice")
+            _sync_children(
+                node.branches,
+                item["branches"].items(),
+                where=lambda entry: f"branches[{entry[0]}]",
+                save=partial(_import_branch, node, choices=choices, nodes=nodes, scenarios=scenarios),
+            )
+    return nodes
+
+
+def _import_branch(
+    node: RoutingNode,
+    entry: tuple[str, Any],
+    *,
+    choices: Mapping[tuple[str, str], Choice],
+    nodes: Mapping[str, RoutingNode],
+    scenarios: Mapping[str, Scenario],
+) -> Branch:
+    choice_key, target = entry
+    choice = choices.get((node.question.key, choice_key))
+    if choice is None:
+        raise DocumentError(f"question {node.question.key!r} has no choice {choice_key!r}")
+    next_key, scenario_key = target.get("node"), target.get("scenario")
+    if next_key and next_key not in nodes:
+        raise DocumentError(f"unknown routing node {next_key!r}")
+    if scenario_key and scenario_key not in scenarios:
+        raise DocumentError(f"unknown scenario {scenario_key!r}")
+    return _save(
+        Branch,
+        {"node": node, "choice": choice},
+        {
+            "next_node": nodes[next_key] if next_key else None,
+            "scenario": scenarios[scenario_key] if scenario_key else None,
+        },
+    )
+
+
+def _remove_unlisted(
+    topic: Topic,
+    nodes: Mapping[str, RoutingNode],
+    scenarios: Mapping[str, Scenario],
+    questions: Mapping[str, Question],
+    caveats: Mapping[str, Caveat],
+) -> None:
+    """Whatever the file no longer lists leaves the draft (shared procedures and references stay)."""
+    Branch.objects.filter(node__topic=topic).exclude(node__in=nodes.values()).delete()
+    Branch.objects.filter(next_node__topic=topic).exclude(next_node__in=nodes.values()).delete()
+    topic.routing_nodes.exclude(pk__in=[n.pk for n in nodes.values()]).delete()
+    Branch.objects.filter(scenario__topic=topic).exclude(scenario__in=scenarios.values()).delete()
+    topic.scenarios.exclude(pk__in=[s.pk for s in scenarios.values()]).delete()
+    topic.questions.exclude(pk__in=[q.pk for q in questions.values()]).delete()
+    topic.caveats.exclude(pk__in=[c.pk for c in caveats.values()]).delete()

@@ -1,0 +1,1 @@
+"""The knowledge base's admin pages, registered on the decisions admin site."""
