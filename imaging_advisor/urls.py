@@ -1,13 +1,12 @@
 """URL configuration."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 
 from decisions.api.endpoints import api
 from decisions.cds_hooks import views as cds_hooks
 from decisions.clinician import views
 from decisions.smart import views as smart
-from decisions.workspace import second_factor
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,10 +21,7 @@ urlpatterns = [
     path("cds-services", cds_hooks.discovery, name="cds-discovery"),
     path("cds-services/<slug:service_id>", cds_hooks.service, name="cds-service"),
     path("cds-services/<slug:service_id>/feedback", cds_hooks.feedback, name="cds-feedback"),
-    # The content owners' workspace (topic map, guided new topic), inside the admin's URL space.
-    path("admin/workspace/", include("decisions.workspace.views")),
-    path("admin/second-factor/", second_factor.verify_view, name="second-factor-verify"),
-    path("admin/second-factor/setup/", second_factor.setup_view, name="second-factor-setup"),
+    # The admin and the content owners' workspace inside it (decisions/workspace/site.py).
     path("admin/", admin.site.urls),
 ]
 handler500 = "decisions.web.guards.server_error"

@@ -182,7 +182,7 @@ def topic_overview(topic: Topic) -> TopicOverview:
         released_by=(user.get_username() if user else "the system") if release else "",
         unpublished=release is None or release.content != document,
         changes=changes,
-        map_url=reverse("workspace:map", args=[topic.pk]),
+        map_url=reverse("admin:workspace:map", args=[topic.pk]),
         review_url=reverse("admin:decisions_topic_publish", args=[topic.pk]),
         change_url=reverse("admin:decisions_topic_change", args=[topic.pk]),
     )

@@ -52,9 +52,9 @@ class SecondFactorMiddleware:
             and not user.is_verified()  # type: ignore[attr-defined]
         ):
             if user_has_device(user, confirmed=True):
-                return _to("second-factor-verify", request)
+                return _to("admin:second-factor-verify", request)
             if required_for(user):
-                return _to("second-factor-setup", request)
+                return _to("admin:second-factor-setup", request)
         return self.get_response(request)
 
 
@@ -95,7 +95,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     """The second step of signing in, for an account with an authenticator app set up."""
     device = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
     if device is None:
-        return HttpResponseRedirect(reverse("second-factor-setup"))
+        return HttpResponseRedirect(reverse("admin:second-factor-setup"))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and _checked(device, form):
         otp_login(request, device)
@@ -107,7 +107,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     """Set up an authenticator app: the key to enter (or the otpauth link), then one code from it."""
     if user_has_device(request.user, confirmed=True):
         if not request.user.is_verified():  # type: ignore[union-attr]
-            return HttpResponseRedirect(reverse("second-factor-verify"))
+            return HttpResponseRedirect(reverse("admin:second-factor-verify"))
         return _page(request, "done", CodeForm())
     device, _ = TOTPDevice.objects.get_or_create(
         user=request.user, confirmed=False, defaults={"name": DEVICE_NAME}

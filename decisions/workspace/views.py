@@ -98,10 +98,10 @@ def _context(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
 
 def _steps(current: str, topic: Topic | None) -> list[dict[str, Any]]:
     urls = {
-        "topic": reverse("workspace:new"),
-        "questions": reverse("workspace:questions", args=[topic.pk]) if topic else "",
-        "routing": reverse("workspace:routing", args=[topic.pk]) if topic else "",
-        "ratings": reverse("workspace:ratings", args=[topic.pk]) if topic else "",
+        "topic": reverse("admin:workspace:new"),
+        "questions": reverse("admin:workspace:questions", args=[topic.pk]) if topic else "",
+        "routing": reverse("admin:workspace:routing", args=[topic.pk]) if topic else "",
+        "ratings": reverse("admin:workspace:ratings", args=[topic.pk]) if topic else "",
     }
     names = [name for name, _ in STEPS]
     return [
@@ -142,7 +142,7 @@ def _guided_topic(request: HttpRequest, pk: int) -> Topic | HttpResponse:
             request,
             f"{topic.title} is published",
             topic=topic,
-            map_url=reverse("workspace:map", args=[topic.pk]),
+            map_url=reverse("admin:workspace:map", args=[topic.pk]),
         )
         return TemplateResponse(request, "admin/decisions/workspace/published.html", context, status=409)
     return topic
@@ -191,7 +191,7 @@ def new_topic(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, SAME_MOMENT)
                 return _step_page(request, "topic", None, status=409, form=form)
             messages.success(request, f"Created the topic “{topic.title}”. Now its questions and scenarios.")
-            return redirect("workspace:questions", topic.pk)
+            return redirect("admin:workspace:questions", topic.pk)
         return _step_page(request, "topic", None, status=400, form=form)
     return _step_page(request, "topic", None, form=form)
 
@@ -246,8 +246,8 @@ def questions_step(request: HttpRequest, pk: int) -> HttpResponse:
                     f"Added {len(new_questions)} question(s) and {len(new_scenarios)} scenario(s).",
                 )
                 if "more" in request.POST:
-                    return redirect("workspace:questions", topic.pk)
-                return redirect("workspace:routing", topic.pk)
+                    return redirect("admin:workspace:questions", topic.pk)
+                return redirect("admin:workspace:routing", topic.pk)
         return _step_page(
             request,
             "questions",
@@ -347,7 +347,7 @@ def routing_step(request: HttpRequest, pk: int) -> HttpResponse:
     routing = [q for q in questions if q.role == Question.Role.ROUTING]
     factors = [q for q in questions if q.role == Question.Role.PATIENT_FACTOR]
     scenarios = list(topic.scenarios.all())
-    map_url = reverse("workspace:map", args=[topic.pk])
+    map_url = reverse("admin:workspace:map", args=[topic.pk])
     blocked = ""
     if _hand_built(topic):
         blocked = "hand-built"
@@ -396,7 +396,7 @@ def routing_step(request: HttpRequest, pk: int) -> HttpResponse:
                     )
                 else:
                     messages.success(request, "Saved where each answer leads. Now the ratings.")
-                    return redirect("workspace:ratings", topic.pk)
+                    return redirect("admin:workspace:ratings", topic.pk)
     return _step_page(request, "routing", topic, status=status, form=form, map_url=map_url)
 
 
@@ -481,7 +481,7 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
         "caveat": caveat,
         "grid": grid,
         "scenarios": scenarios,
-        "map_url": reverse("workspace:map", args=[topic.pk]),
+        "map_url": reverse("admin:workspace:map", args=[topic.pk]),
     }
     if request.method != "POST":
         return _step_page(request, "ratings", topic, **context)
@@ -521,7 +521,7 @@ def ratings_step(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request, f"Saved {created}. Here is the map of the topic: check it, then review and publish."
     )
-    return HttpResponseRedirect(reverse("workspace:map", args=[topic.pk]))
+    return HttpResponseRedirect(reverse("admin:workspace:map", args=[topic.pk]))
 
 
 def _grid(data: Any, scenarios: list[Scenario], library: list[Procedure], procedures: Any) -> dict[str, Any]:

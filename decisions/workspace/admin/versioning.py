@@ -53,10 +53,6 @@ HTTPS_URLS: "dict[type[models.Field[Any, Any]], dict[str, Any]]" = {
     models.URLField: {"assume_scheme": "https"}
 }
 
-admin.site.site_header = "Imaging Advisor — knowledge base"
-admin.site.site_title = "Imaging Advisor admin"
-admin.site.index_title = "Content"
-
 
 # --- Optimistic locking ---------------------------------------------------------------------
 #

@@ -1,22 +1,27 @@
-"""The admin dashboard's "content health" panel: what content owners should look at next."""
+"""The admin home's panels: every topic's state, and "content health" (what to look at next).
+
+Computed by `DecisionsAdminSite.index` (decisions/workspace/site.py) for the admin home only.
+"""
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from django import template
 from django.db.models import Q
-from django.template import Context
 from django.utils import timezone
 
 from decisions.clinician.models import Feedback
 from decisions.knowledge.models import Reference, Release, SignOff, Topic
-
-register = template.Library()
+from decisions.workspace.overview import overviews
+from decisions.workspace.views import GUIDED_PERMISSIONS
 
 DUE_SOON_DAYS = 30
 
 
-@register.inclusion_tag("admin/decisions/_content_health.html")
+class _Person(Protocol):
+    def has_perm(self, perm: str, obj: Any = None) -> bool: ...
+    def has_perms(self, perm_list: Any, obj: Any = None) -> bool: ...
+
+
 def content_health() -> dict[str, Any]:
     today: date = timezone.localdate()
     return {
@@ -50,13 +55,8 @@ def _signoffs(today: date) -> dict[str, list[Any]]:
     return {"signoff_overdue": overdue, "not_signed_off": unsigned, "held_for_signoff": held}
 
 
-@register.inclusion_tag("admin/decisions/workspace/_topics.html", takes_context=True)
-def topic_overviews(context: Context) -> dict[str, Any]:
+def topic_overviews(user: _Person) -> dict[str, Any]:
     """Every topic with its draft state, problems, last release and what waits for review."""
-    from decisions.workspace.overview import overviews
-    from decisions.workspace.views import GUIDED_PERMISSIONS
-
-    user = context["request"].user
     return {
         "overviews": overviews(),
         "can_create": user.has_perms(GUIDED_PERMISSIONS),
