@@ -127,9 +127,9 @@ def mixed_paths() -> list[tuple[str, dict[str, str]]]:
     """Every wizard state a clinician can reach in the shipped topic, as a page, an htmx step and
     an API call (the engine walks the questions; no database needed)."""
     import json
-    from urllib.parse import urlencode
 
     from decisions import engine
+    from decisions.clinician.links import wizard_query
     from decisions.engine import answer_space
 
     document = json.loads(SHIPPED.read_text(encoding="utf-8"))
@@ -137,7 +137,7 @@ def mixed_paths() -> list[tuple[str, dict[str, str]]]:
     key = snapshot.topic_key
     paths: list[tuple[str, dict[str, str]]] = []
     for answers in answer_space.reachable_states(snapshot) or []:
-        query = urlencode(answers)
+        query = wizard_query(answers)  # as the app's links and its form send them
         paths.append((f"/t/{key}/?{query}", BROWSER))
         paths.append((f"/t/{key}/?{query}", {**BROWSER, "HX-Request": "true"}))
         paths.append((f"/api/v1/topics/{key}/recommendation?{query}", BROWSER))
@@ -208,7 +208,6 @@ def to_ms(text: str) -> float:
 def cache_probe() -> None:
     """Run in a fresh process: cold and warm passes over every reachable state; prints JSON."""
     import json
-    from urllib.parse import urlencode
 
     import django
 
@@ -216,6 +215,7 @@ def cache_probe() -> None:
     django.setup()
     from django.test import Client
 
+    from decisions.clinician.links import wizard_query
     from decisions.clinician.views import _renderings
     from decisions.engine import answer_space
     from decisions.knowledge.served import latest_snapshots
@@ -228,7 +228,9 @@ def cache_probe() -> None:
     ready_seconds = time.perf_counter() - started
     snapshot = next(s for s in latest_snapshots() if s.topic_key == "lumbar-metastasis")
     states = answer_space.reachable_states(snapshot) or []
-    urls = [f"/t/{snapshot.topic_key}/?{urlencode(answers)}" for answers in states]
+    # As the app's own links and its form send them: a choice of several answers is the parameter
+    # repeated (`contrast_risks=kidney&contrast_risks=dialysis`), which is what the warm-up renders.
+    urls = [f"/t/{snapshot.topic_key}/?{wizard_query(answers)}" for answers in states]
     requests = [(url, headers) for url in urls for headers in ({}, {"HX-Request": "true"})]
 
     def one_pass(extra: dict[str, str]) -> float:
