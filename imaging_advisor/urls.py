@@ -1,5 +1,6 @@
 """URL configuration."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -25,6 +26,8 @@ urlpatterns = [
     path("admin/workspace/", include("decisions.workspace_views")),
     path("admin/second-factor/", second_factor.verify_view, name="second-factor-verify"),
     path("admin/second-factor/setup/", second_factor.setup_view, name="second-factor-setup"),
+    # Sign-in through the hospital's SSO, only when configured (decisions/sign_in.py).
+    *([path("admin/sso/", include("decisions.sign_in"))] if settings.OIDC_ENABLED else []),
     path("admin/", admin.site.urls),
 ]
 handler500 = "decisions.guards.server_error"
