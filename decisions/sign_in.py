@@ -20,6 +20,7 @@ import requests
 from django import template
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -70,6 +71,11 @@ class StaffByEmailBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         except (SuspiciousOperation, jwt.PyJWTError) as error:
             raise unverifiable(error) from error
         return user
+
+    def get_user(self, user_id: int) -> AbstractBaseUser | None:
+        # ModelBackend's, which the library's replaces: a session of an account switched off
+        # since it signed in ends at its next request.
+        return ModelBackend.get_user(self, user_id)
 
     def get_or_create_user(
         self, access_token: str, id_token: str, payload: dict[str, Any]

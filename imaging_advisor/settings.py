@@ -438,6 +438,9 @@ OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "the hospital's SSO")
 OIDC_REQUIRE_VERIFIED_EMAIL = env_bool("OIDC_REQUIRE_VERIFIED_EMAIL", True)
 # Seconds each call to the provider may take (the library waits forever otherwise).
 OIDC_TIMEOUT = env_number("OIDC_TIMEOUT_SECONDS", 5)
+# How the client secret goes to the token endpoint: in the form (client_secret_post) or, when
+# true, as HTTP Basic (client_secret_basic), whichever the provider's registration says.
+OIDC_TOKEN_USE_BASIC_AUTH = env_bool("OIDC_TOKEN_USE_BASIC_AUTH", False)
 OIDC_RP_SCOPES = "openid email"
 OIDC_CREATE_USER = False
 OIDC_USE_NONCE = True

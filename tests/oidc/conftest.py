@@ -57,6 +57,7 @@ class StandInProvider:
     token_refusals: list[str] = field(default_factory=list)
     access_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> what it was issued for
+    basic_auth_used: bool = False
 
     def __post_init__(self) -> None:
         provider = self
@@ -104,13 +105,18 @@ class StandInProvider:
                     self.answer(404, {"error": "not found"})
                     return
                 provider.token_requests.append(form)
+                credentials = (form.get("client_id"), form.get("client_secret"))
+                basic = self.headers.get("Authorization", "")
+                if basic.startswith("Basic "):  # client_secret_basic (RFC 6749 2.3.1)
+                    credentials = tuple(base64.b64decode(basic[6:]).decode().split(":", 1))
+                    provider.basic_auth_used = True
                 issued = provider.codes.pop(form.get("code", ""), None)  # a code is used once
                 why = None
                 if form.get("grant_type") != "authorization_code":
                     why = "grant_type"
                 elif issued is None:
                     why = "unknown or used code"
-                elif (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
+                elif credentials != (CLIENT_ID, CLIENT_SECRET):
                     why = "client credentials"
                 elif form.get("redirect_uri") != issued["redirect_uri"]:
                     why = "redirect_uri"

@@ -67,6 +67,16 @@ def test_a_staff_member_signs_in_through_the_sso_and_the_admin_opens(client, pro
     assert provider.token_refusals == []
 
 
+def test_the_client_secret_goes_as_http_basic_when_the_provider_wants_it(client, provider, staff, settings):
+    settings.OIDC_TOKEN_USE_BASIC_AUTH = True
+
+    client.get(start(client, provider))
+
+    assert signed_in(client)
+    assert provider.basic_auth_used
+    assert "client_secret" not in provider.token_requests[0]
+
+
 def test_the_sso_sign_in_lands_on_the_admin_page_asked_for(client, provider, staff):
     landed = client.get(start(client, provider, next_page="/admin/decisions/topic/"))
 
@@ -86,6 +96,18 @@ def test_admin_log_out_ends_an_sso_session(client, provider, staff):
     client.post("/admin/logout/")
 
     assert not signed_in(client)
+
+
+def test_an_account_switched_off_after_signing_in_is_signed_out(client, provider, staff):
+    client.get(start(client, provider))
+    assert signed_in(client)
+
+    staff.is_active = False
+    staff.save()
+
+    page = client.get(LOGIN)
+    assert not page.wsgi_request.user.is_authenticated
+    assert "You are authenticated as" not in text_of(page.content.decode())
 
 
 def test_the_second_factor_is_still_asked_for_after_the_sso(client, provider, staff, settings):
