@@ -115,6 +115,8 @@ TEMPLATES = [
             ],
             # With the "template_partials" app this is all Django 6 needs removed.
             "builtins": ["template_partials.templatetags.partials"],
+            # The admin login page's "Sign in with …" button (decisions/workspace/sign_in.py).
+            "libraries": {"sign_in": "decisions.workspace.sign_in"},
         },
     },
 ]
@@ -388,6 +390,64 @@ SMART_REDIRECT_URI = os.environ.get("SMART_REDIRECT_URI", "")
 SMART_TIMEOUT_SECONDS = env_number("SMART_TIMEOUT_SECONDS", 5)
 # The EHRs that may frame the app: the origins of SMART_ISSUERS (none: no one may).
 SMART_FRAME_ANCESTORS = sorted({origin_of(url) for url in SMART_ISSUERS})
+
+
+# Optional admin sign-in through the hospital's SSO (OpenID Connect; decisions/workspace/sign_in.py,
+# docs/oidc.md). Off unless OIDC_RP_CLIENT_ID is set; then the secret and every endpoint must be
+# too (https unless DEBUG), and the URLs under /admin/sso/ are mounted. Only an existing, active
+# staff account with the provider's verified email is signed in; none is ever created.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+_OIDC_REQUIRED = {
+    "OIDC_RP_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET,
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": OIDC_OP_AUTHORIZATION_ENDPOINT,
+    "OIDC_OP_TOKEN_ENDPOINT": OIDC_OP_TOKEN_ENDPOINT,
+    "OIDC_OP_USER_ENDPOINT": OIDC_OP_USER_ENDPOINT,
+    "OIDC_OP_JWKS_ENDPOINT": OIDC_OP_JWKS_ENDPOINT,
+}
+if OIDC_ENABLED:
+    _missing = [name for name, value in _OIDC_REQUIRED.items() if not value]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"OIDC_RP_CLIENT_ID is set (sign-in through the SSO), so {', '.join(_missing)} must be "
+            "set too: see docs/oidc.md"
+        )
+    for _name, _url in _OIDC_REQUIRED.items():
+        if _name.startswith("OIDC_OP_"):
+            _https_unless_debug(_name, _url)
+elif any(_OIDC_REQUIRED.values()):
+    raise ImproperlyConfigured(
+        "OIDC_* endpoints or secret are set without OIDC_RP_CLIENT_ID: set it to turn on sign-in "
+        "through the SSO (docs/oidc.md), or remove them"
+    )
+# The id_token's signature algorithm: the provider's keys come from its JWKS, so an asymmetric one.
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+_OIDC_SIGN_ALGOS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+if OIDC_RP_SIGN_ALGO not in _OIDC_SIGN_ALGOS:
+    raise ImproperlyConfigured(
+        f"OIDC_RP_SIGN_ALGO must be one of {', '.join(_OIDC_SIGN_ALGOS)}, not {OIDC_RP_SIGN_ALGO!r}"
+    )
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "the hospital's SSO")
+# Providers whose directory sets people's email (e.g. Microsoft Entra ID) may not send
+# email_verified; only then may a deployment set this false (docs/oidc.md).
+OIDC_REQUIRE_VERIFIED_EMAIL = env_bool("OIDC_REQUIRE_VERIFIED_EMAIL", True)
+# Seconds each call to the provider may take (the library waits forever otherwise).
+OIDC_TIMEOUT = env_number("OIDC_TIMEOUT_SECONDS", 5)
+# How the client secret goes to the token endpoint: in the form (client_secret_post) or, when
+# true, as HTTP Basic (client_secret_basic), whichever the provider's registration says.
+OIDC_TOKEN_USE_BASIC_AUTH = env_bool("OIDC_TOKEN_USE_BASIC_AUTH", False)
+OIDC_RP_SCOPES = "openid email"
+OIDC_CREATE_USER = False
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "admin:sso-callback"
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("decisions.workspace.sign_in.StaffByEmailBackend")  # after axes
 
 # Browser CDS clients (e.g. the CDS Hooks sandbox) need CORS on the CDS endpoints only; no origin
 # is allowed unless listed.

@@ -2,14 +2,16 @@
 
 Everything a content owner reaches under /admin/ mounts here: the model pages (registered in
 decisions/workspace/admin/), the workspace (topic map, guided new topic), the second-factor pages,
-and the admin home with every topic's state and the content-health panel. A new admin screen is a
-URL in `get_urls` or a view on a model admin; nothing is mounted in the project's urls.py.
+sign-in through the hospital's SSO when configured, and the admin home with every topic's state and
+the content-health panel. A new admin screen is a URL in `get_urls` or a view on a model admin;
+nothing is mounted in the project's urls.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -31,6 +33,8 @@ class DecisionsAdminSite(admin.AdminSite):
             path("second-factor/", second_factor.verify_view, name="second-factor-verify"),
             path("second-factor/setup/", second_factor.setup_view, name="second-factor-setup"),
         ]
+        if settings.OIDC_ENABLED:  # sign-in through the hospital's SSO (decisions/workspace/sign_in.py)
+            own.append(path("sso/", include("decisions.workspace.sign_in")))
         return own + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
