@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -216,39 +217,37 @@ class TopicAdmin(VersionedAdmin):
         current = topic.latest_release()
         shown_hash = publishing.draft_hash(draft)
         form = PublishForm(request.POST or None, warnings=len(warnings), initial={"draft_hash": shown_hash})
-        status = 200
-        if request.method == "POST" and form.is_valid() and not errors:
-            try:
-                release = publishing.publish(
-                    topic,
-                    summary=form.cleaned_data["summary"],
-                    user=request.user,
-                    expected_hash=form.cleaned_data["draft_hash"],
-                )
-            except publishing.DraftChanged:
-                messages.error(
-                    request,
-                    "Not published: the draft changed after this review was opened. "
-                    "Below is the review of the draft as it is now; check it, then publish again.",
-                )
-                form = PublishForm(
-                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]},
-                    warnings=len(warnings),
-                )
-                status = 409
-            except publishing.NothingToPublish as refused:
-                messages.error(request, f"Not published: nothing changed — {refused}.")
-                status = 409
-            except publishing.PublishRefused:
-                messages.error(
-                    request, "The draft changed and now has integrity errors; nothing was published."
-                )
-                status = 409
-            else:
-                messages.success(request, f"Published {topic.key} release {release.version}.")
-                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
-        elif request.method == "POST":
-            status = 400
+
+        def publish(data: dict[str, Any]) -> str:
+            release = publishing.publish(
+                topic, summary=data["summary"], user=request.user, expected_hash=data["draft_hash"]
+            )
+            return f"Published {topic.key} release {release.version}."
+
+        outcome = _act(
+            request,
+            form,
+            topic,
+            publish,
+            refusals=(publishing.DraftChanged, publishing.NothingToPublish, publishing.PublishRefused),
+            ready=not errors,
+        )
+        if outcome.done is not None:
+            return outcome.done
+        if isinstance(outcome.refused, publishing.DraftChanged):
+            messages.error(
+                request,
+                "Not published: the draft changed after this review was opened. "
+                "Below is the review of the draft as it is now; check it, then publish again.",
+            )
+            form = PublishForm(
+                initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]},
+                warnings=len(warnings),
+            )
+        elif isinstance(outcome.refused, publishing.NothingToPublish):
+            messages.error(request, f"Not published: nothing changed — {outcome.refused}.")
+        elif isinstance(outcome.refused, publishing.PublishRefused):
+            messages.error(request, "The draft changed and now has integrity errors; nothing was published.")
         impacts = []
         if not errors:
             before = served.build_snapshot(current.content) if current else None
@@ -271,7 +270,7 @@ class TopicAdmin(VersionedAdmin):
             preview_questions=previews.preview_questions(draft),
             next_version=(current.version + 1) if current else 1,
         )
-        return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=status)
+        return TemplateResponse(request, "admin/decisions/topic/publish.html", context, status=outcome.status)
 
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The clinician page for any answers, built from the draft (first release included)."""
@@ -319,41 +318,39 @@ class TopicAdmin(VersionedAdmin):
         draft = export_topic(topic)
         shown_hash = publishing.draft_hash(draft)
         form = RollbackForm(request.POST or None, initial={"draft_hash": shown_hash})
-        status = 200
-        if request.method == "POST" and form.is_valid():
-            try:
-                release = publishing.roll_back(
-                    topic,
-                    version=version,
-                    summary=form.cleaned_data["summary"],
-                    user=request.user,
-                    reset_draft=form.cleaned_data["reset_draft"],
-                    expected_hash=form.cleaned_data["draft_hash"]
-                    if form.cleaned_data["reset_draft"]
-                    else None,
-                )
-            except publishing.PublishRefused as refused:
-                for problem in refused.problems:
-                    messages.error(request, str(problem_in_words(problem, topic)))
-                status = 409
-            except publishing.DraftChanged:
-                messages.error(
-                    request,
-                    "Not rolled back: the draft changed after this page was opened. "
-                    "The draft edits a reset would discard are listed again below.",
-                )
-                form = RollbackForm(
-                    initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]}
-                )
-                status = 409
-            except publishing.NothingToPublish as refused:
-                messages.error(request, f"Not rolled back: {refused}.")
-                status = 409
-            else:
-                messages.success(request, f"Release {version} is live again as release {release.version}.")
-                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
-        elif request.method == "POST":
-            status = 400
+
+        def roll_back(data: dict[str, Any]) -> str:
+            release = publishing.roll_back(
+                topic,
+                version=version,
+                summary=data["summary"],
+                user=request.user,
+                reset_draft=data["reset_draft"],
+                expected_hash=data["draft_hash"] if data["reset_draft"] else None,
+            )
+            return f"Release {version} is live again as release {release.version}."
+
+        outcome = _act(
+            request,
+            form,
+            topic,
+            roll_back,
+            refusals=(publishing.PublishRefused, publishing.DraftChanged, publishing.NothingToPublish),
+        )
+        if outcome.done is not None:
+            return outcome.done
+        if isinstance(outcome.refused, publishing.PublishRefused):
+            for problem in outcome.refused.problems:
+                messages.error(request, str(problem_in_words(problem, topic)))
+        elif isinstance(outcome.refused, publishing.DraftChanged):
+            messages.error(
+                request,
+                "Not rolled back: the draft changed after this page was opened. "
+                "The draft edits a reset would discard are listed again below.",
+            )
+            form = RollbackForm(initial={"draft_hash": shown_hash, "summary": form.cleaned_data["summary"]})
+        elif isinstance(outcome.refused, publishing.NothingToPublish):
+            messages.error(request, f"Not rolled back: {outcome.refused}.")
         context = self._context(
             request,
             topic,
@@ -368,7 +365,9 @@ class TopicAdmin(VersionedAdmin):
                 served.build_snapshot(current.content), served.build_snapshot(old.content)
             ),
         )
-        return TemplateResponse(request, "admin/decisions/topic/rollback.html", context, status=status)
+        return TemplateResponse(
+            request, "admin/decisions/topic/rollback.html", context, status=outcome.status
+        )
 
     def signoff_view(self, request: HttpRequest, pk: int, version: int) -> HttpResponse:
         """A clinical reviewer signs a release off with their own account; nobody else can."""
@@ -381,25 +380,23 @@ class TopicAdmin(VersionedAdmin):
             request.POST or None,
             initial={"reviewer_name": user.get_full_name() if isinstance(user, User) else ""},
         )
-        status = 200
-        if request.method == "POST" and form.is_valid():
-            try:
-                publishing.sign_off(
-                    release,
-                    reviewer=request.user,
-                    name=form.cleaned_data["reviewer_name"],
-                    role=form.cleaned_data["reviewer_role"],
-                    competing_interests=form.cleaned_data["competing_interests"],
-                    interval_months=form.cleaned_data["review_interval_months"],
-                )
-            except publishing.SignOffRefused as refused:
-                messages.error(request, f"Not signed off: {refused}.")
-                status = 409
-            else:
-                messages.success(request, f"Signed off {topic.key} release {version}.")
-                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
-        elif request.method == "POST":
-            status = 400
+
+        def sign_off(data: dict[str, Any]) -> str:
+            publishing.sign_off(
+                release,
+                reviewer=request.user,
+                name=data["reviewer_name"],
+                role=data["reviewer_role"],
+                competing_interests=data["competing_interests"],
+                interval_months=data["review_interval_months"],
+            )
+            return f"Signed off {topic.key} release {version}."
+
+        outcome = _act(request, form, topic, sign_off, refusals=(publishing.SignOffRefused,))
+        if outcome.done is not None:
+            return outcome.done
+        if outcome.refused is not None:
+            messages.error(request, f"Not signed off: {outcome.refused}.")
         context = self._context(
             request,
             topic,
@@ -408,7 +405,7 @@ class TopicAdmin(VersionedAdmin):
             release=release,
             signed=SignOff.objects.filter(release=release).first(),
         )
-        return TemplateResponse(request, "admin/decisions/topic/signoff.html", context, status=status)
+        return TemplateResponse(request, "admin/decisions/topic/signoff.html", context, status=outcome.status)
 
     def withdraw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._availability_view(request, pk, AvailabilityChange.Kind.WITHDRAWN)
@@ -423,19 +420,18 @@ class TopicAdmin(VersionedAdmin):
         topic = get_object_or_404(Topic, pk=pk)
         withdrawing = kind == AvailabilityChange.Kind.WITHDRAWN
         form = AvailabilityForm(request.POST or None)
-        status = 200
-        if request.method == "POST" and form.is_valid():
-            change = publishing.withdraw if withdrawing else publishing.reinstate
-            try:
-                change(topic, reason=form.cleaned_data["reason"], user=request.user)
-            except publishing.AvailabilityRefused as refused:
-                messages.error(request, f"Nothing done: {refused}.")
-                status = 409
-            else:
-                messages.success(request, f"{topic.key} {'withdrawn' if withdrawing else 'reinstated'}.")
-                return redirect(reverse("admin:decisions_topic_change", args=[topic.pk]))
-        elif request.method == "POST":
-            status = 400
+
+        def change(data: dict[str, Any]) -> str:
+            (publishing.withdraw if withdrawing else publishing.reinstate)(
+                topic, reason=data["reason"], user=request.user
+            )
+            return f"{topic.key} {'withdrawn' if withdrawing else 'reinstated'}."
+
+        outcome = _act(request, form, topic, change, refusals=(publishing.AvailabilityRefused,))
+        if outcome.done is not None:
+            return outcome.done
+        if outcome.refused is not None:
+            messages.error(request, f"Nothing done: {outcome.refused}.")
         context = self._context(
             request,
             topic,
@@ -445,7 +441,9 @@ class TopicAdmin(VersionedAdmin):
             withdrawal=topic.withdrawal(),
             history=topic.availability_changes.order_by("-pk"),
         )
-        return TemplateResponse(request, "admin/decisions/topic/availability.html", context, status=status)
+        return TemplateResponse(
+            request, "admin/decisions/topic/availability.html", context, status=outcome.status
+        )
 
     def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
@@ -604,6 +602,40 @@ def _problem_row(parts: dict[str, str | None], topic: Topic) -> models.Model | N
         if parts.get(name):
             return model._base_manager.filter(key=parts[name]).first()
     return topic if "topic" in parts or "routing" in parts else None
+
+
+@dataclass
+class _Outcome:
+    """What an action page's POST came to: `done` (back to the topic), or the page again with
+    `status`, and the action's refusal, if it was refused."""
+
+    status: int = 200
+    done: HttpResponse | None = None
+    refused: Exception | None = None
+
+
+def _act(
+    request: HttpRequest,
+    form: forms.BaseForm,
+    topic: Topic,
+    act: Callable[[dict[str, Any]], str],
+    *,
+    refusals: tuple[type[Exception], ...],
+    ready: bool = True,
+) -> _Outcome:
+    """What the topic's action pages (publish, roll back, sign off, withdraw, reinstate) do with a
+    POST: a valid form (and a `ready` page) acts and goes back to the topic, saying what was done;
+    a refusal is the page again with 409 (the page words it); an invalid form is the page with 400."""
+    if request.method != "POST":
+        return _Outcome()
+    if not (form.is_valid() and ready):
+        return _Outcome(400)
+    try:
+        done = act(form.cleaned_data)
+    except refusals as refused:
+        return _Outcome(409, refused=refused)
+    messages.success(request, done)
+    return _Outcome(done=redirect(reverse("admin:decisions_topic_change", args=[topic.pk])))
 
 
 def _retry_when_locked(request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
