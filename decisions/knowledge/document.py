@@ -73,6 +73,7 @@ def _keys(related: Any) -> list[str]:
 
 
 def export_topic(topic: Topic) -> dict[str, Any]:
+    """The topic's draft as its document, with every shared procedure, finding and reference it cites."""
     questions = list(topic.questions.prefetch_related("choices__caveats", "choices__codes"))
     scenarios = list(
         topic.scenarios.prefetch_related(
@@ -90,195 +91,218 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "branches__choice", "branches__next_node", "branches__scenario"
         )
     )
-
-    procedures = {p.key: p for p in topic.procedures.all()}
-    for scenario in scenarios:
-        for rating in scenario.ratings.all():
-            procedures.setdefault(rating.procedure.key, rating.procedure)
-
-    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("codes"):
-        procedures[procedure.key] = procedure
     # Caveats belong to the topic: another topic's caveat is never exported here.
     caveats = list(topic.caveats.prefetch_related("references", "procedures"))
-    procedure_caveats: dict[str, list[str]] = {}
-    for caveat in caveats:
-        for procedure in caveat.procedures.all():
-            procedure_caveats.setdefault(procedure.key, []).append(caveat.key)
-
-    reference_keys = {r.key for r in topic.references.all()}
-    reference_keys.update(r.key for r in topic.bottom_line_references.all())
-    for caveat in caveats:
-        reference_keys.update(r.key for r in caveat.references.all())
-    for scenario in scenarios:
-        reference_keys.update(r.key for r in scenario.urgency_references.all())
-        for rating in scenario.ratings.all():
-            reference_keys.update(r.key for r in rating.references.all())
-        for step in scenario.next_steps.all():
-            reference_keys.update(r.key for r in step.references.all())
-
-    finding_keys = {f.key for f in topic.findings.all()}
-    for scenario in scenarios:
-        for rating in scenario.ratings.all():
-            finding_keys.update(f.key for f in rating.findings.all())
-    findings = list(Finding.objects.filter(key__in=finding_keys).select_related("reference", "procedure"))
-    reference_keys.update(f.reference.key for f in findings)
-    references = Reference.objects.filter(key__in=reference_keys)
-
+    findings = _findings_cited(topic, scenarios)
+    references = _references_cited(topic, caveats, scenarios, findings)
     return {
         "format": engine.DOCUMENT_FORMAT,
-        "topic": {
-            "key": topic.key,
-            "title": topic.title,
-            "scope": topic.scope,
-            "bottom_line": topic.bottom_line,
-            "bottom_line_references": _keys(topic.bottom_line_references),
-            "owner": topic.owner,
-            "last_reviewed": _iso(topic.last_reviewed),
-            "next_review_due": _iso(topic.next_review_due),
-            "start_node": topic.start_node.key if topic.start_node else "",
-            "developer": topic.developer,
-            "funding_source": topic.funding_source,
-            **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
-        },
-        "references": [
-            {
-                "key": r.key,
-                "kind": r.kind,
-                "citation": r.citation,
-                "authors": r.authors,
-                "title": r.title,
-                "journal": r.journal,
-                "year": r.year,
-                "doi": r.doi,
-                "pmid": r.pmid,
-                "url": r.url,
-                "note": r.note,
-            }
-            for r in sorted(references, key=lambda r: r.key)
+        "topic": _export_topic_meta(topic),
+        "references": [_export_reference(r) for r in sorted(references, key=lambda r: r.key)],
+        "caveats": [_export_caveat(c) for c in sorted(caveats, key=lambda c: c.key)],
+        "procedures": _export_procedures(_procedures_rated(topic, scenarios), caveats),
+        "findings": [_export_finding(f) for f in sorted(findings, key=lambda f: f.key)],
+        "questions": [_export_question(q) for q in questions],
+        "routing": [_export_routing_node(n) for n in nodes],
+        "scenarios": [_export_scenario(s) for s in scenarios],
+    }
+
+
+def _procedures_rated(topic: Topic, scenarios: Iterable[Scenario]) -> list[Procedure]:
+    """The topic's procedures and those its ratings name (shared rows), by key, with their codes."""
+    keys = {p.key for p in topic.procedures.all()}
+    for scenario in scenarios:
+        keys.update(rating.procedure.key for rating in scenario.ratings.all())
+    return sorted(Procedure.objects.filter(key__in=keys).prefetch_related("codes"), key=lambda p: p.key)
+
+
+def _findings_cited(topic: Topic, scenarios: Iterable[Scenario]) -> list[Finding]:
+    keys = {f.key for f in topic.findings.all()}
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            keys.update(f.key for f in rating.findings.all())
+    return list(Finding.objects.filter(key__in=keys).select_related("reference", "procedure"))
+
+
+def _references_cited(
+    topic: Topic, caveats: Iterable[Caveat], scenarios: Iterable[Scenario], findings: Iterable[Finding]
+) -> list[Reference]:
+    """The topic's references and every one its content cites (a reference may be shared)."""
+    keys = {r.key for r in topic.references.all()}
+    keys.update(r.key for r in topic.bottom_line_references.all())
+    for caveat in caveats:
+        keys.update(r.key for r in caveat.references.all())
+    for scenario in scenarios:
+        keys.update(r.key for r in scenario.urgency_references.all())
+        for rating in scenario.ratings.all():
+            keys.update(r.key for r in rating.references.all())
+        for step in scenario.next_steps.all():
+            keys.update(r.key for r in step.references.all())
+    keys.update(f.reference.key for f in findings)
+    return list(Reference.objects.filter(key__in=keys))
+
+
+def _export_topic_meta(topic: Topic) -> dict[str, Any]:
+    return {
+        "key": topic.key,
+        "title": topic.title,
+        "scope": topic.scope,
+        "bottom_line": topic.bottom_line,
+        "bottom_line_references": _keys(topic.bottom_line_references),
+        "owner": topic.owner,
+        "last_reviewed": _iso(topic.last_reviewed),
+        "next_review_due": _iso(topic.next_review_due),
+        "start_node": topic.start_node.key if topic.start_node else "",
+        "developer": topic.developer,
+        "funding_source": topic.funding_source,
+        **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
+    }
+
+
+def _export_reference(reference: Reference) -> dict[str, Any]:
+    return {
+        "key": reference.key,
+        "kind": reference.kind,
+        "citation": reference.citation,
+        "authors": reference.authors,
+        "title": reference.title,
+        "journal": reference.journal,
+        "year": reference.year,
+        "doi": reference.doi,
+        "pmid": reference.pmid,
+        "url": reference.url,
+        "note": reference.note,
+    }
+
+
+def _export_caveat(caveat: Caveat) -> dict[str, Any]:
+    return {
+        "key": caveat.key,
+        "severity": caveat.severity,
+        "text": caveat.text,
+        "applies_to": caveat.applies_to,
+        "references": _keys(caveat.references),
+    }
+
+
+def _export_procedures(procedures: Iterable[Procedure], caveats: Iterable[Caveat]) -> list[dict[str, Any]]:
+    # The file lists a procedure's caveats on the procedure; the database holds them on the caveat.
+    caveat_keys: dict[str, list[str]] = {}
+    for caveat in caveats:
+        for procedure in caveat.procedures.all():
+            caveat_keys.setdefault(procedure.key, []).append(caveat.key)
+    return [
+        {
+            "key": p.key,
+            "name": p.name,
+            "modality": p.modality_id,
+            "region": p.region_id,
+            "contrast": p.contrast,
+            "contrast_agent": p.contrast_agent,
+            "rrl": p.rrl,
+            "loinc": p.loinc,
+            "strengths": p.strengths,
+            "limitations": p.limitations,
+            "caveats": sorted(caveat_keys.get(p.key, [])),
+            "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
+        }
+        for p in procedures
+    ]
+
+
+def _export_finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "key": finding.key,
+        "procedure": finding.procedure.key if finding.procedure else "",
+        "reference": finding.reference.key,
+        "text": finding.text,
+        "order": finding.order,
+    }
+
+
+def _export_question(question: Question) -> dict[str, Any]:
+    return {
+        "key": question.key,
+        "role": question.role,
+        "prompt": question.prompt,
+        "help_text": question.help_text,
+        "multiple": question.multiple,
+        "replaces": question.replaces,
+        "choices": [_export_choice(c) for c in question.choices.all()],
+    }
+
+
+def _export_choice(choice: Choice) -> dict[str, Any]:
+    return {
+        "key": choice.key,
+        "label": choice.label,
+        "excludes": choice.excludes,
+        "exclusion_reason": choice.exclusion_reason,
+        "caveats": _keys(choice.caveats),
+        "age_min": choice.age_min,
+        "age_max": choice.age_max,
+        "exclusive": choice.exclusive,
+        "retired": choice.retired,
+        "replaces": choice.replaces,
+        "from_history": choice.from_history,
+        "codes": [
+            {"resource": code.resource, "system": code.system, "code": code.code}
+            for code in choice.codes.all()
         ],
-        "caveats": [
-            {
-                "key": c.key,
-                "severity": c.severity,
-                "text": c.text,
-                "applies_to": c.applies_to,
-                "references": _keys(c.references),
-            }
-            for c in sorted(caveats, key=lambda c: c.key)
-        ],
-        "procedures": [
-            {
-                "key": p.key,
-                "name": p.name,
-                "modality": p.modality_id,
-                "region": p.region_id,
-                "contrast": p.contrast,
-                "contrast_agent": p.contrast_agent,
-                "rrl": p.rrl,
-                "loinc": p.loinc,
-                "strengths": p.strengths,
-                "limitations": p.limitations,
-                "caveats": sorted(procedure_caveats.get(p.key, [])),
-                "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
-            }
-            for p in sorted(procedures.values(), key=lambda p: p.key)
-        ],
-        "findings": [
-            {
-                "key": f.key,
-                "procedure": f.procedure.key if f.procedure else "",
-                "reference": f.reference.key,
-                "text": f.text,
-                "order": f.order,
-            }
-            for f in sorted(findings, key=lambda f: f.key)
-        ],
-        "questions": [
-            {
-                "key": q.key,
-                "role": q.role,
-                "prompt": q.prompt,
-                "help_text": q.help_text,
-                "multiple": q.multiple,
-                "replaces": q.replaces,
-                "choices": [
-                    {
-                        "key": c.key,
-                        "label": c.label,
-                        "excludes": c.excludes,
-                        "exclusion_reason": c.exclusion_reason,
-                        "caveats": _keys(c.caveats),
-                        "age_min": c.age_min,
-                        "age_max": c.age_max,
-                        "exclusive": c.exclusive,
-                        "retired": c.retired,
-                        "replaces": c.replaces,
-                        "from_history": c.from_history,
-                        "codes": [
-                            {"resource": code.resource, "system": code.system, "code": code.code}
-                            for code in c.codes.all()
-                        ],
-                    }
-                    for c in q.choices.all()
-                ],
-            }
-            for q in questions
-        ],
-        "routing": [
-            {
-                "key": n.key,
-                "question": n.question.key,
-                "branches": {b.choice.key: _branch_target(b) for b in n.branches.all()},
-            }
-            for n in nodes
-        ],
-        "scenarios": [
-            {
-                "key": s.key,
-                "title": s.title,
-                "summary": s.summary,
-                "urgency": s.urgency,
-                "urgency_note": s.urgency_note,
-                "urgency_note_without_mri": s.urgency_note_without_mri,
-                "urgency_references": _keys(s.urgency_references),
-                "order_rationale": s.order_rationale,
-                "no_safe_imaging": s.no_safe_imaging,
-                "caveats": _keys(s.caveats),
-                "ratings": [
-                    {
-                        "procedure": r.procedure.key,
-                        "scale": r.scale,
-                        "statement": r.statement,
-                        "fallback_for": r.fallback_for,
-                        "category": r.category,
-                        "score": r.score,
-                        "rationale": r.rationale,
-                        "references": _keys(r.references),
-                        "findings": _keys(r.findings),
-                        "needs_verification": r.needs_verification,
-                        "strengths": r.strengths,
-                        "limitations": r.limitations,
-                    }
-                    for r in s.ratings.all()
-                ],
-                "next_steps": [
-                    {
-                        "text": n.text,
-                        "references": _keys(n.references),
-                        "when": (
-                            {"question": n.when_choice.question.key, "choice": n.when_choice.key}
-                            if n.when_choice
-                            else None
-                        ),
-                        "applies_to": n.applies_to,
-                        "unless": n.unless,
-                        "critical": n.critical,
-                    }
-                    for n in s.next_steps.all()
-                ],
-            }
-            for s in scenarios
-        ],
+    }
+
+
+def _export_routing_node(node: RoutingNode) -> dict[str, Any]:
+    return {
+        "key": node.key,
+        "question": node.question.key,
+        "branches": {b.choice.key: _branch_target(b) for b in node.branches.all()},
+    }
+
+
+def _export_scenario(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "key": scenario.key,
+        "title": scenario.title,
+        "summary": scenario.summary,
+        "urgency": scenario.urgency,
+        "urgency_note": scenario.urgency_note,
+        "urgency_note_without_mri": scenario.urgency_note_without_mri,
+        "urgency_references": _keys(scenario.urgency_references),
+        "order_rationale": scenario.order_rationale,
+        "no_safe_imaging": scenario.no_safe_imaging,
+        "caveats": _keys(scenario.caveats),
+        "ratings": [_export_rating(r) for r in scenario.ratings.all()],
+        "next_steps": [_export_next_step(n) for n in scenario.next_steps.all()],
+    }
+
+
+def _export_rating(rating: Rating) -> dict[str, Any]:
+    return {
+        "procedure": rating.procedure.key,
+        "scale": rating.scale,
+        "statement": rating.statement,
+        "fallback_for": rating.fallback_for,
+        "category": rating.category,
+        "score": rating.score,
+        "rationale": rating.rationale,
+        "references": _keys(rating.references),
+        "findings": _keys(rating.findings),
+        "needs_verification": rating.needs_verification,
+        "strengths": rating.strengths,
+        "limitations": rating.limitations,
+    }
+
+
+def _export_next_step(step: NextStep) -> dict[str, Any]:
+    when = step.when_choice
+    return {
+        "text": step.text,
+        "references": _keys(step.references),
+        "when": {"question": when.question.key, "choice": when.key} if when else None,
+        "applies_to": step.applies_to,
+        "unless": step.unless,
+        "critical": step.critical,
     }
 
 
