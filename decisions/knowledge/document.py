@@ -1,4 +1,4 @@
-"""Convert a topic between database rows and its text document (see data/FORMAT.md).
+"""Convert a topic between database rows and its text document (the format: docs/topic-format.md).
 
 Export is deterministic (sorted keys, content-owner order) so export → import → export is
 byte-identical. Import is atomic: any bad entry rolls the whole file back and is named.
@@ -13,10 +13,21 @@ from datetime import date
 from functools import partial
 from typing import Any, TypeVar, cast
 
+import pydantic
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import IntegrityError, models, transaction
 
 from decisions import engine
+from decisions.knowledge.document_schema import (
+    BranchTarget,
+    ChoiceEntry,
+    OrderCode,
+    RatingEntry,
+    TopicDocument,
+    TopicMeta,
+    When,
+    type_problem,
+)
 from decisions.knowledge.models import (
     BodyRegion,
     Branch,
@@ -73,6 +84,7 @@ def _keys(related: Any) -> list[str]:
 
 
 def export_topic(topic: Topic) -> dict[str, Any]:
+    """The topic's draft as its document, with every shared procedure, finding and reference it cites."""
     questions = list(topic.questions.prefetch_related("choices__caveats", "choices__codes"))
     scenarios = list(
         topic.scenarios.prefetch_related(
@@ -90,195 +102,218 @@ def export_topic(topic: Topic) -> dict[str, Any]:
             "branches__choice", "branches__next_node", "branches__scenario"
         )
     )
-
-    procedures = {p.key: p for p in topic.procedures.all()}
-    for scenario in scenarios:
-        for rating in scenario.ratings.all():
-            procedures.setdefault(rating.procedure.key, rating.procedure)
-
-    for procedure in Procedure.objects.filter(key__in=procedures).prefetch_related("codes"):
-        procedures[procedure.key] = procedure
     # Caveats belong to the topic: another topic's caveat is never exported here.
     caveats = list(topic.caveats.prefetch_related("references", "procedures"))
-    procedure_caveats: dict[str, list[str]] = {}
-    for caveat in caveats:
-        for procedure in caveat.procedures.all():
-            procedure_caveats.setdefault(procedure.key, []).append(caveat.key)
-
-    reference_keys = {r.key for r in topic.references.all()}
-    reference_keys.update(r.key for r in topic.bottom_line_references.all())
-    for caveat in caveats:
-        reference_keys.update(r.key for r in caveat.references.all())
-    for scenario in scenarios:
-        reference_keys.update(r.key for r in scenario.urgency_references.all())
-        for rating in scenario.ratings.all():
-            reference_keys.update(r.key for r in rating.references.all())
-        for step in scenario.next_steps.all():
-            reference_keys.update(r.key for r in step.references.all())
-
-    finding_keys = {f.key for f in topic.findings.all()}
-    for scenario in scenarios:
-        for rating in scenario.ratings.all():
-            finding_keys.update(f.key for f in rating.findings.all())
-    findings = list(Finding.objects.filter(key__in=finding_keys).select_related("reference", "procedure"))
-    reference_keys.update(f.reference.key for f in findings)
-    references = Reference.objects.filter(key__in=reference_keys)
-
+    findings = _findings_cited(topic, scenarios)
+    references = _references_cited(topic, caveats, scenarios, findings)
     return {
         "format": engine.DOCUMENT_FORMAT,
-        "topic": {
-            "key": topic.key,
-            "title": topic.title,
-            "scope": topic.scope,
-            "bottom_line": topic.bottom_line,
-            "bottom_line_references": _keys(topic.bottom_line_references),
-            "owner": topic.owner,
-            "last_reviewed": _iso(topic.last_reviewed),
-            "next_review_due": _iso(topic.next_review_due),
-            "start_node": topic.start_node.key if topic.start_node else "",
-            "developer": topic.developer,
-            "funding_source": topic.funding_source,
-            **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
-        },
-        "references": [
-            {
-                "key": r.key,
-                "kind": r.kind,
-                "citation": r.citation,
-                "authors": r.authors,
-                "title": r.title,
-                "journal": r.journal,
-                "year": r.year,
-                "doi": r.doi,
-                "pmid": r.pmid,
-                "url": r.url,
-                "note": r.note,
-            }
-            for r in sorted(references, key=lambda r: r.key)
+        "topic": _export_topic_meta(topic),
+        "references": [_export_reference(r) for r in sorted(references, key=lambda r: r.key)],
+        "caveats": [_export_caveat(c) for c in sorted(caveats, key=lambda c: c.key)],
+        "procedures": _export_procedures(_procedures_rated(topic, scenarios), caveats),
+        "findings": [_export_finding(f) for f in sorted(findings, key=lambda f: f.key)],
+        "questions": [_export_question(q) for q in questions],
+        "routing": [_export_routing_node(n) for n in nodes],
+        "scenarios": [_export_scenario(s) for s in scenarios],
+    }
+
+
+def _procedures_rated(topic: Topic, scenarios: Iterable[Scenario]) -> list[Procedure]:
+    """The topic's procedures and those its ratings name (shared rows), by key, with their codes."""
+    keys = {p.key for p in topic.procedures.all()}
+    for scenario in scenarios:
+        keys.update(rating.procedure.key for rating in scenario.ratings.all())
+    return sorted(Procedure.objects.filter(key__in=keys).prefetch_related("codes"), key=lambda p: p.key)
+
+
+def _findings_cited(topic: Topic, scenarios: Iterable[Scenario]) -> list[Finding]:
+    keys = {f.key for f in topic.findings.all()}
+    for scenario in scenarios:
+        for rating in scenario.ratings.all():
+            keys.update(f.key for f in rating.findings.all())
+    return list(Finding.objects.filter(key__in=keys).select_related("reference", "procedure"))
+
+
+def _references_cited(
+    topic: Topic, caveats: Iterable[Caveat], scenarios: Iterable[Scenario], findings: Iterable[Finding]
+) -> list[Reference]:
+    """The topic's references and every one its content cites (a reference may be shared)."""
+    keys = {r.key for r in topic.references.all()}
+    keys.update(r.key for r in topic.bottom_line_references.all())
+    for caveat in caveats:
+        keys.update(r.key for r in caveat.references.all())
+    for scenario in scenarios:
+        keys.update(r.key for r in scenario.urgency_references.all())
+        for rating in scenario.ratings.all():
+            keys.update(r.key for r in rating.references.all())
+        for step in scenario.next_steps.all():
+            keys.update(r.key for r in step.references.all())
+    keys.update(f.reference.key for f in findings)
+    return list(Reference.objects.filter(key__in=keys))
+
+
+def _export_topic_meta(topic: Topic) -> dict[str, Any]:
+    return {
+        "key": topic.key,
+        "title": topic.title,
+        "scope": topic.scope,
+        "bottom_line": topic.bottom_line,
+        "bottom_line_references": _keys(topic.bottom_line_references),
+        "owner": topic.owner,
+        "last_reviewed": _iso(topic.last_reviewed),
+        "next_review_due": _iso(topic.next_review_due),
+        "start_node": topic.start_node.key if topic.start_node else "",
+        "developer": topic.developer,
+        "funding_source": topic.funding_source,
+        **{name: getattr(topic, name) for name in SOURCE_ATTRIBUTE_FLAGS},
+    }
+
+
+def _export_reference(reference: Reference) -> dict[str, Any]:
+    return {
+        "key": reference.key,
+        "kind": reference.kind,
+        "citation": reference.citation,
+        "authors": reference.authors,
+        "title": reference.title,
+        "journal": reference.journal,
+        "year": reference.year,
+        "doi": reference.doi,
+        "pmid": reference.pmid,
+        "url": reference.url,
+        "note": reference.note,
+    }
+
+
+def _export_caveat(caveat: Caveat) -> dict[str, Any]:
+    return {
+        "key": caveat.key,
+        "severity": caveat.severity,
+        "text": caveat.text,
+        "applies_to": caveat.applies_to,
+        "references": _keys(caveat.references),
+    }
+
+
+def _export_procedures(procedures: Iterable[Procedure], caveats: Iterable[Caveat]) -> list[dict[str, Any]]:
+    # The file lists a procedure's caveats on the procedure; the database holds them on the caveat.
+    caveat_keys: dict[str, list[str]] = {}
+    for caveat in caveats:
+        for procedure in caveat.procedures.all():
+            caveat_keys.setdefault(procedure.key, []).append(caveat.key)
+    return [
+        {
+            "key": p.key,
+            "name": p.name,
+            "modality": p.modality_id,
+            "region": p.region_id,
+            "contrast": p.contrast,
+            "contrast_agent": p.contrast_agent,
+            "rrl": p.rrl,
+            "loinc": p.loinc,
+            "strengths": p.strengths,
+            "limitations": p.limitations,
+            "caveats": sorted(caveat_keys.get(p.key, [])),
+            "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
+        }
+        for p in procedures
+    ]
+
+
+def _export_finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "key": finding.key,
+        "procedure": finding.procedure.key if finding.procedure else "",
+        "reference": finding.reference.key,
+        "text": finding.text,
+        "order": finding.order,
+    }
+
+
+def _export_question(question: Question) -> dict[str, Any]:
+    return {
+        "key": question.key,
+        "role": question.role,
+        "prompt": question.prompt,
+        "help_text": question.help_text,
+        "multiple": question.multiple,
+        "replaces": question.replaces,
+        "choices": [_export_choice(c) for c in question.choices.all()],
+    }
+
+
+def _export_choice(choice: Choice) -> dict[str, Any]:
+    return {
+        "key": choice.key,
+        "label": choice.label,
+        "excludes": choice.excludes,
+        "exclusion_reason": choice.exclusion_reason,
+        "caveats": _keys(choice.caveats),
+        "age_min": choice.age_min,
+        "age_max": choice.age_max,
+        "exclusive": choice.exclusive,
+        "retired": choice.retired,
+        "replaces": choice.replaces,
+        "from_history": choice.from_history,
+        "codes": [
+            {"resource": code.resource, "system": code.system, "code": code.code}
+            for code in choice.codes.all()
         ],
-        "caveats": [
-            {
-                "key": c.key,
-                "severity": c.severity,
-                "text": c.text,
-                "applies_to": c.applies_to,
-                "references": _keys(c.references),
-            }
-            for c in sorted(caveats, key=lambda c: c.key)
-        ],
-        "procedures": [
-            {
-                "key": p.key,
-                "name": p.name,
-                "modality": p.modality_id,
-                "region": p.region_id,
-                "contrast": p.contrast,
-                "contrast_agent": p.contrast_agent,
-                "rrl": p.rrl,
-                "loinc": p.loinc,
-                "strengths": p.strengths,
-                "limitations": p.limitations,
-                "caveats": sorted(procedure_caveats.get(p.key, [])),
-                "codes": [{"system": c.system, "code": c.code} for c in p.codes.all()],
-            }
-            for p in sorted(procedures.values(), key=lambda p: p.key)
-        ],
-        "findings": [
-            {
-                "key": f.key,
-                "procedure": f.procedure.key if f.procedure else "",
-                "reference": f.reference.key,
-                "text": f.text,
-                "order": f.order,
-            }
-            for f in sorted(findings, key=lambda f: f.key)
-        ],
-        "questions": [
-            {
-                "key": q.key,
-                "role": q.role,
-                "prompt": q.prompt,
-                "help_text": q.help_text,
-                "multiple": q.multiple,
-                "replaces": q.replaces,
-                "choices": [
-                    {
-                        "key": c.key,
-                        "label": c.label,
-                        "excludes": c.excludes,
-                        "exclusion_reason": c.exclusion_reason,
-                        "caveats": _keys(c.caveats),
-                        "age_min": c.age_min,
-                        "age_max": c.age_max,
-                        "exclusive": c.exclusive,
-                        "retired": c.retired,
-                        "replaces": c.replaces,
-                        "from_history": c.from_history,
-                        "codes": [
-                            {"resource": code.resource, "system": code.system, "code": code.code}
-                            for code in c.codes.all()
-                        ],
-                    }
-                    for c in q.choices.all()
-                ],
-            }
-            for q in questions
-        ],
-        "routing": [
-            {
-                "key": n.key,
-                "question": n.question.key,
-                "branches": {b.choice.key: _branch_target(b) for b in n.branches.all()},
-            }
-            for n in nodes
-        ],
-        "scenarios": [
-            {
-                "key": s.key,
-                "title": s.title,
-                "summary": s.summary,
-                "urgency": s.urgency,
-                "urgency_note": s.urgency_note,
-                "urgency_note_without_mri": s.urgency_note_without_mri,
-                "urgency_references": _keys(s.urgency_references),
-                "order_rationale": s.order_rationale,
-                "no_safe_imaging": s.no_safe_imaging,
-                "caveats": _keys(s.caveats),
-                "ratings": [
-                    {
-                        "procedure": r.procedure.key,
-                        "scale": r.scale,
-                        "statement": r.statement,
-                        "fallback_for": r.fallback_for,
-                        "category": r.category,
-                        "score": r.score,
-                        "rationale": r.rationale,
-                        "references": _keys(r.references),
-                        "findings": _keys(r.findings),
-                        "needs_verification": r.needs_verification,
-                        "strengths": r.strengths,
-                        "limitations": r.limitations,
-                    }
-                    for r in s.ratings.all()
-                ],
-                "next_steps": [
-                    {
-                        "text": n.text,
-                        "references": _keys(n.references),
-                        "when": (
-                            {"question": n.when_choice.question.key, "choice": n.when_choice.key}
-                            if n.when_choice
-                            else None
-                        ),
-                        "applies_to": n.applies_to,
-                        "unless": n.unless,
-                        "critical": n.critical,
-                    }
-                    for n in s.next_steps.all()
-                ],
-            }
-            for s in scenarios
-        ],
+    }
+
+
+def _export_routing_node(node: RoutingNode) -> dict[str, Any]:
+    return {
+        "key": node.key,
+        "question": node.question.key,
+        "branches": {b.choice.key: _branch_target(b) for b in node.branches.all()},
+    }
+
+
+def _export_scenario(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "key": scenario.key,
+        "title": scenario.title,
+        "summary": scenario.summary,
+        "urgency": scenario.urgency,
+        "urgency_note": scenario.urgency_note,
+        "urgency_note_without_mri": scenario.urgency_note_without_mri,
+        "urgency_references": _keys(scenario.urgency_references),
+        "order_rationale": scenario.order_rationale,
+        "no_safe_imaging": scenario.no_safe_imaging,
+        "caveats": _keys(scenario.caveats),
+        "ratings": [_export_rating(r) for r in scenario.ratings.all()],
+        "next_steps": [_export_next_step(n) for n in scenario.next_steps.all()],
+    }
+
+
+def _export_rating(rating: Rating) -> dict[str, Any]:
+    return {
+        "procedure": rating.procedure.key,
+        "scale": rating.scale,
+        "statement": rating.statement,
+        "fallback_for": rating.fallback_for,
+        "category": rating.category,
+        "score": rating.score,
+        "rationale": rating.rationale,
+        "references": _keys(rating.references),
+        "findings": _keys(rating.findings),
+        "needs_verification": rating.needs_verification,
+        "strengths": rating.strengths,
+        "limitations": rating.limitations,
+    }
+
+
+def _export_next_step(step: NextStep) -> dict[str, Any]:
+    when = step.when_choice
+    return {
+        "text": step.text,
+        "references": _keys(step.references),
+        "when": {"question": when.question.key, "choice": when.key} if when else None,
+        "applies_to": step.applies_to,
+        "unless": step.unless,
+        "critical": step.critical,
     }
 
 
@@ -296,6 +331,14 @@ def _iso(value: date | None) -> str | None:
 # --- import -----------------------------------------------------------------------------------
 
 
+def parse_document(document: Mapping[str, Any]) -> TopicDocument:
+    """The document's members as typed entries, or DocumentError naming the first of the wrong type."""
+    try:
+        return TopicDocument.model_validate(document)
+    except pydantic.ValidationError as error:
+        raise DocumentError(type_problem(error)) from None
+
+
 @contextmanager
 def _entry(where: str) -> Iterator[None]:
     """Name the entry in any error raised while importing it."""
@@ -310,10 +353,6 @@ def _entry(where: str) -> Iterator[None]:
             else " ".join(error.messages)
         )
         raise DocumentError(f"{where}: {details}") from error
-    except KeyError as error:
-        raise DocumentError(f"{where}: missing field {error.args[0]!r}") from error
-    except (TypeError, AttributeError) as error:
-        raise DocumentError(f"{where}: wrong type of value ({error})") from error
     except IntegrityError as error:
         raise DocumentError(f"{where}: {error}") from error
 
@@ -326,7 +365,7 @@ def _lookup(model: type[M], where: str, **lookup: Any) -> M:
         raise DocumentError(f"unknown {model._meta.verbose_name} {value!r}") from None
 
 
-def _known(model: type[models.Model], field: str, value: Any) -> Any:
+def _known(model: type[models.Model], field: str, value: str) -> str:
     """A modality code or region key the database has; those are added in the admin, not by a file."""
     if not model._default_manager.filter(**{field: value}).exists():
         noun = str(model._meta.verbose_name)
@@ -347,25 +386,7 @@ def _save(model: type[M], lookup: dict[str, Any], values: dict[str, Any]) -> M:
     return obj
 
 
-def _list(document: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
-    items = document.get(name, [])
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise DocumentError(f"{name} must be a list of objects")
-    return items
-
-
-def _text(item: Mapping[str, Any], name: str) -> str:
-    value = item.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise DocumentError(f"{name} must be text")
-    return value
-
-
-def _refs(model: type[M], keys: Any, kind: str) -> list[M]:
-    if not isinstance(keys, list):
-        raise DocumentError(f"{kind} must be a list of keys")
+def _refs(model: type[M], keys: list[str], kind: str) -> list[M]:
     objects = {cast(Any, o).key: o for o in model._default_manager.filter(key__in=keys)}
     for key in keys:
         if key not in objects:
@@ -373,31 +394,22 @@ def _refs(model: type[M], keys: Any, kind: str) -> list[M]:
     return [objects[key] for key in keys]
 
 
-def _flag(item: Mapping[str, Any], name: str) -> bool:
-    value = item.get(name, False)
-    if not isinstance(value, bool):
-        raise DocumentError(f"{name} must be true or false")
-    return value
-
-
-def _date(value: Any) -> date | None:
-    if value in (None, ""):
+def _date(value: str) -> date | None:
+    if not value:
         return None
     try:
         return date.fromisoformat(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise DocumentError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _when_choice(when: Any, choices: Mapping[tuple[str, str], Choice]) -> Choice | None:
-    """The answer a next step is tied to, from {"question": ..., "choice": ...} or null."""
-    if when in (None, {}):
+def _when_choice(when: When | None, choices: Mapping[tuple[str, str], Choice]) -> Choice | None:
+    """The answer a next step is tied to; none for null or {}."""
+    if when is None or not when.model_fields_set:
         return None
-    if not isinstance(when, dict):
-        raise DocumentError("when must be an object with question and choice, or null")
-    choice = choices.get((str(when.get("question")), str(when.get("choice"))))
+    choice = choices.get((when.question, when.choice))
     if choice is None:
-        raise DocumentError(f"when: no answer {when.get('question')!r}={when.get('choice')!r} in this topic")
+        raise DocumentError(f"when: no answer {when.question!r}={when.choice!r} in this topic")
     return choice
 
 
@@ -405,11 +417,12 @@ def import_document(document: Mapping[str, Any]) -> Topic:
     """Load a topic document into the draft, all or nothing."""
     if document.get("format") != engine.DOCUMENT_FORMAT:
         raise DocumentError(f"format must be {engine.DOCUMENT_FORMAT!r}")
+    parsed = parse_document(document)
     with transaction.atomic():
-        return _import(document)
+        return _import(parsed)
 
 
-def _import(document: Mapping[str, Any]) -> Topic:
+def _import(document: TopicDocument) -> Topic:
     # Shared content first (a topic points at it), then the topic and its own content in the
     # order each part refers to the one before; last, what the file no longer lists is removed.
     _import_references(document)
@@ -421,7 +434,7 @@ def _import(document: Mapping[str, Any]) -> Topic:
     scenarios = _import_scenarios(document, topic, caveats, choices)
     nodes = _import_routing(document, topic, questions, choices, scenarios)
     with _entry(f"topic[{topic.key}]"):
-        start = meta.get("start_node")
+        start = meta.start_node
         if start and start not in nodes:
             raise DocumentError(f"start_node {start!r} is not a routing node")
         topic.start_node = nodes.get(start) if start else None
@@ -456,122 +469,119 @@ def _sync_children(
     return saved
 
 
-def _import_references(document: Mapping[str, Any]) -> None:
-    for item in _list(document, "references"):
-        with _entry(f"references[{item.get('key')}]"):
+def _import_references(document: TopicDocument) -> None:
+    for item in document.references:
+        with _entry(f"references[{item.key}]"):
             _save(
                 Reference,
-                {"key": item["key"]},
-                {
-                    "kind": item["kind"],
-                    "citation": item["citation"],
-                    **{
-                        f: _text(item, f)
-                        for f in ("authors", "title", "journal", "doi", "pmid", "url", "note")
-                    },
-                    "year": item.get("year"),
-                },
+                {"key": item.key},
+                item.model_dump(
+                    include={
+                        "kind",
+                        "citation",
+                        "authors",
+                        "title",
+                        "journal",
+                        "year",
+                        "doi",
+                        "pmid",
+                        "url",
+                        "note",
+                    }
+                ),
             )
 
 
-def _import_procedures(document: Mapping[str, Any]) -> None:
-    for item in _list(document, "procedures"):
-        with _entry(f"procedures[{item.get('key')}]"):
+def _import_procedures(document: TopicDocument) -> None:
+    for item in document.procedures:
+        with _entry(f"procedures[{item.key}]"):
             procedure = _save(
                 Procedure,
-                {"key": item["key"]},
+                {"key": item.key},
                 {
-                    **{f: item[f] for f in ("name", "contrast", "rrl")},
-                    "modality_id": _known(Modality, "code", item["modality"]),
-                    "region_id": _known(BodyRegion, "key", item["region"]),
-                    **{f: _text(item, f) for f in ("contrast_agent", "loinc", "strengths", "limitations")},
+                    **item.model_dump(
+                        include={
+                            "name",
+                            "contrast",
+                            "rrl",
+                            "contrast_agent",
+                            "loinc",
+                            "strengths",
+                            "limitations",
+                        }
+                    ),
+                    "modality_id": _known(Modality, "code", item.modality),
+                    "region_id": _known(BodyRegion, "key", item.region),
                 },
             )
             _sync_children(
                 procedure.codes,
-                item.get("codes", []),
-                where=lambda code: f"codes[{code.get('code')}]",
+                item.codes,
+                where=lambda code: f"codes[{code.code}]",
                 save=partial(_procedure_code, procedure),
             )
 
 
-def _procedure_code(procedure: Procedure, code: Mapping[str, Any]) -> ProcedureCode:
-    return _save(ProcedureCode, {"procedure": procedure, "system": code["system"], "code": code["code"]}, {})
+def _procedure_code(procedure: Procedure, code: OrderCode) -> ProcedureCode:
+    return _save(ProcedureCode, {"procedure": procedure, "system": code.system, "code": code.code}, {})
 
 
-def _import_findings(document: Mapping[str, Any]) -> None:
-    for item in _list(document, "findings"):
-        with _entry(f"findings[{item.get('key')}]"):
-            procedure_key = _text(item, "procedure")
+def _import_findings(document: TopicDocument) -> None:
+    for item in document.findings:
+        with _entry(f"findings[{item.key}]"):
             _save(
                 Finding,
-                {"key": item["key"]},
+                {"key": item.key},
                 {
-                    "text": item["text"],
-                    "reference": _lookup(Reference, "reference", key=item["reference"]),
-                    "procedure": _lookup(Procedure, "procedure", key=procedure_key)
-                    if procedure_key
+                    "text": item.text,
+                    "reference": _lookup(Reference, "reference", key=item.reference),
+                    "procedure": _lookup(Procedure, "procedure", key=item.procedure)
+                    if item.procedure
                     else None,
-                    "order": _order(item),
+                    "order": item.order or 0,
                 },
             )
 
 
-def _order(item: Mapping[str, Any]) -> int:
-    value = item.get("order", 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DocumentError("order must be a whole number, 0 or more")
-    return value
-
-
-def _import_topic(document: Mapping[str, Any]) -> tuple[Topic, dict[str, Any]]:
-    meta = document.get("topic")
-    if not isinstance(meta, dict):
+def _import_topic(document: TopicDocument) -> tuple[Topic, TopicMeta]:
+    if "topic" not in document.model_fields_set:
         raise DocumentError("topic: missing or not an object")
-    with _entry(f"topic[{meta.get('key')}]"):
+    meta = document.topic
+    with _entry(f"topic[{meta.key}]"):
         topic = _save(
             Topic,
-            {"key": meta["key"]},
+            {"key": meta.key},
             {
-                **{
-                    f: _text(meta, f)
-                    for f in ("title", "scope", "bottom_line", "owner", "developer", "funding_source")
-                },
-                **{name: _flag(meta, name) for name in SOURCE_ATTRIBUTE_FLAGS},
-                "last_reviewed": _date(meta.get("last_reviewed")),
-                "next_review_due": _date(meta.get("next_review_due")),
+                **meta.model_dump(
+                    include={"title", "scope", "bottom_line", "owner", "developer", "funding_source"}
+                ),
+                **meta.model_dump(include=set(SOURCE_ATTRIBUTE_FLAGS)),
+                "last_reviewed": _date(meta.last_reviewed),
+                "next_review_due": _date(meta.next_review_due),
             },
         )
-        topic.references.set(
-            _refs(Reference, [r["key"] for r in _list(document, "references")], "references")
-        )
-        topic.bottom_line_references.set(
-            _refs(Reference, meta.get("bottom_line_references", []), "references")
-        )
-        topic.procedures.set(
-            _refs(Procedure, [p["key"] for p in _list(document, "procedures")], "procedures")
-        )
-        topic.findings.set(_refs(Finding, [f["key"] for f in _list(document, "findings")], "findings"))
+        topic.references.set(_refs(Reference, [r.key for r in document.references], "references"))
+        topic.bottom_line_references.set(_refs(Reference, meta.bottom_line_references, "references"))
+        topic.procedures.set(_refs(Procedure, [p.key for p in document.procedures], "procedures"))
+        topic.findings.set(_refs(Finding, [f.key for f in document.findings], "findings"))
     return topic, meta
 
 
-def _import_caveats(document: Mapping[str, Any], topic: Topic) -> dict[str, Caveat]:
+def _import_caveats(document: TopicDocument, topic: Topic) -> dict[str, Caveat]:
     """The topic's own caveats (another topic may use the same key for its own caveat)."""
     caveat_procedures: dict[str, list[Procedure]] = {}
-    for item in _list(document, "procedures"):
-        for key in item.get("caveats", []):
-            caveat_procedures.setdefault(key, []).append(_lookup(Procedure, "procedure", key=item["key"]))
+    for procedure in document.procedures:
+        for key in procedure.caveats:
+            caveat_procedures.setdefault(key, []).append(_lookup(Procedure, "procedure", key=procedure.key))
     caveats: dict[str, Caveat] = {}
-    for item in _list(document, "caveats"):
-        with _entry(f"caveats[{item.get('key')}]"):
+    for item in document.caveats:
+        with _entry(f"caveats[{item.key}]"):
             caveat = _save(
                 Caveat,
-                {"topic": topic, "key": item["key"]},
-                {"severity": item["severity"], "text": item["text"], "applies_to": _text(item, "applies_to")},
+                {"topic": topic, "key": item.key},
+                item.model_dump(include={"severity", "text", "applies_to"}),
             )
-            caveat.references.set(_refs(Reference, item.get("references", []), "references"))
+            caveat.references.set(_refs(Reference, item.references, "references"))
             caveat.procedures.set(caveat_procedures.pop(caveat.key, []))
             caveats[caveat.key] = caveat
     for key in caveat_procedures:
@@ -579,9 +589,7 @@ def _import_caveats(document: Mapping[str, Any], topic: Topic) -> dict[str, Cave
     return caveats
 
 
-def _topic_caveats(caveats: Mapping[str, Caveat], keys: Any) -> list[Caveat]:
-    if not isinstance(keys, list):
-        raise DocumentError("caveats must be a list of keys")
+def _topic_caveats(caveats: Mapping[str, Caveat], keys: list[str]) -> list[Caveat]:
     for key in keys:
         if key not in caveats:
             raise DocumentError(f"unknown caveat {key!r}")
@@ -589,29 +597,25 @@ def _topic_caveats(caveats: Mapping[str, Caveat], keys: Any) -> list[Caveat]:
 
 
 def _import_questions(
-    document: Mapping[str, Any], topic: Topic, caveats: Mapping[str, Caveat]
+    document: TopicDocument, topic: Topic, caveats: Mapping[str, Caveat]
 ) -> tuple[dict[str, Question], dict[tuple[str, str], Choice]]:
     questions: dict[str, Question] = {}
     choices: dict[tuple[str, str], Choice] = {}
-    for order, item in enumerate(_list(document, "questions")):
-        with _entry(f"questions[{item.get('key')}]"):
+    for order, item in enumerate(document.questions):
+        with _entry(f"questions[{item.key}]"):
             question = _save(
                 Question,
-                {"topic": topic, "key": item["key"]},
+                {"topic": topic, "key": item.key},
                 {
-                    "role": item["role"],
-                    "prompt": item["prompt"],
-                    "help_text": _text(item, "help_text"),
+                    **item.model_dump(include={"role", "prompt", "help_text", "multiple", "replaces"}),
                     "order": order,
-                    "multiple": _flag(item, "multiple"),
-                    "replaces": _text(item, "replaces"),
                 },
             )
             questions[question.key] = question
             saved = _sync_children(
                 question.choices,
-                enumerate(item["choices"]),
-                where=lambda entry: f"choices[{entry[1].get('key')}]",
+                enumerate(item.choices),
+                where=lambda entry: f"choices[{entry[1].key}]",
                 save=partial(_import_choice, question, caveats=caveats),
                 # Routing protects the choices it uses; the file's routing replaces those branches.
                 before_delete=lambda stale: Branch.objects.filter(choice__in=stale).delete(),
@@ -621,122 +625,94 @@ def _import_questions(
 
 
 def _import_choice(
-    question: Question, entry: tuple[int, dict[str, Any]], *, caveats: Mapping[str, Caveat]
+    question: Question, entry: tuple[int, ChoiceEntry], *, caveats: Mapping[str, Caveat]
 ) -> Choice:
     order, item = entry
     choice = _save(
         Choice,
-        {"question": question, "key": item["key"]},
-        {
-            "label": item["label"],
-            "order": order,
-            "excludes": _text(item, "excludes"),
-            "exclusion_reason": _text(item, "exclusion_reason"),
-            "age_min": item.get("age_min"),
-            "age_max": item.get("age_max"),
-            "exclusive": _flag(item, "exclusive"),
-            "retired": _flag(item, "retired"),
-            "replaces": _text(item, "replaces"),
-            "from_history": _flag(item, "from_history"),
-        },
+        {"question": question, "key": item.key},
+        {**item.model_dump(exclude={"key", "caveats", "codes"}), "order": order},
     )
-    choice.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
+    choice.caveats.set(_topic_caveats(caveats, item.caveats))
     _sync_children(
         choice.codes,
-        item.get("codes", []),
-        where=lambda code: f"codes[{code.get('code')}]",
-        save=lambda code: _save(
-            ChoiceCode,
-            {"choice": choice, "resource": code["resource"], "system": code["system"], "code": code["code"]},
-            {},
-        ),
+        item.codes,
+        where=lambda code: f"codes[{code.code}]",
+        save=lambda code: _save(ChoiceCode, {"choice": choice, **code.model_dump()}, {}),
     )
     return choice
 
 
 def _import_scenarios(
-    document: Mapping[str, Any],
+    document: TopicDocument,
     topic: Topic,
     caveats: Mapping[str, Caveat],
     choices: Mapping[tuple[str, str], Choice],
 ) -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
-    for order, item in enumerate(_list(document, "scenarios")):
-        with _entry(f"scenarios[{item.get('key')}]"):
+    for order, item in enumerate(document.scenarios):
+        with _entry(f"scenarios[{item.key}]"):
             scenario = _save(
                 Scenario,
-                {"topic": topic, "key": item["key"]},
+                {"topic": topic, "key": item.key},
                 {
-                    "title": item["title"],
-                    **{
-                        f: _text(item, f)
-                        for f in (
+                    **item.model_dump(
+                        include={
+                            "title",
                             "summary",
                             "urgency",
                             "urgency_note",
                             "urgency_note_without_mri",
                             "order_rationale",
                             "no_safe_imaging",
-                        )
-                    },
+                        }
+                    ),
                     "order": order,
                 },
             )
-            scenario.urgency_references.set(
-                _refs(Reference, item.get("urgency_references", []), "references")
-            )
-            scenario.caveats.set(_topic_caveats(caveats, item.get("caveats", [])))
+            scenario.urgency_references.set(_refs(Reference, item.urgency_references, "references"))
+            scenario.caveats.set(_topic_caveats(caveats, item.caveats))
             scenarios[scenario.key] = scenario
             _sync_children(
                 scenario.ratings,
-                enumerate(item.get("ratings", [])),
-                where=lambda entry: f"ratings[{entry[1].get('procedure')}]",
+                enumerate(item.ratings),
+                where=lambda entry: f"ratings[{entry[1].procedure}]",
                 save=partial(_import_rating, scenario),
             )
             # Next steps have no key of their own: the list in the file replaces the old one.
             scenario.next_steps.all().delete()
-            for step_order, step_item in enumerate(item.get("next_steps", [])):
+            for step_order, step_item in enumerate(item.next_steps):
                 with _entry(f"next_steps[{step_order}]"):
                     step = _save(
                         NextStep,
                         {"scenario": scenario, "order": step_order},
                         {
-                            "text": step_item["text"],
-                            "applies_to": _text(step_item, "applies_to"),
-                            "unless": _text(step_item, "unless"),
-                            "critical": _flag(step_item, "critical"),
-                            "when_choice": _when_choice(step_item.get("when"), choices),
+                            **step_item.model_dump(include={"text", "applies_to", "unless", "critical"}),
+                            "when_choice": _when_choice(step_item.when, choices),
                         },
                     )
-                    step.references.set(_refs(Reference, step_item.get("references", []), "references"))
+                    step.references.set(_refs(Reference, step_item.references, "references"))
     return scenarios
 
 
-def _import_rating(scenario: Scenario, entry: tuple[int, dict[str, Any]]) -> Rating:
+def _import_rating(scenario: Scenario, entry: tuple[int, RatingEntry]) -> Rating:
     order, item = entry
     rating = _save(
         Rating,
-        {"scenario": scenario, "procedure": _lookup(Procedure, "procedure", key=item["procedure"])},
+        {"scenario": scenario, "procedure": _lookup(Procedure, "procedure", key=item.procedure)},
         {
-            "scale": _text(item, "scale") or Rating.Scale.ACR,
-            "statement": _text(item, "statement"),
-            "fallback_for": _text(item, "fallback_for"),
-            "category": item["category"],
-            "score": item.get("score"),
+            **item.model_dump(exclude={"procedure", "references", "findings"}),
+            "scale": item.scale or Rating.Scale.ACR,
             "order": order,
-            "rationale": _text(item, "rationale"),
-            "needs_verification": bool(item.get("needs_verification", False)),
-            "strengths": _text(item, "strengths"),
-            "limitations": _text(item, "limitations"),
         },
     )
-    rating.references.set(_refs(Reference, item.get("references", []), "references"))
-    rating.findings.set(_refs(Finding, item.get("findings", []), "findings"))
+    rating.references.set(_refs(Reference, item.references, "references"))
+    rating.findings.set(_refs(Finding, item.findings, "findings"))
     return rating
 
 
 def _import_routing(
-    document: Mapping[str, Any],
+    document: TopicDocument,
     topic: Topic,
     questions: Mapping[str, Question],
     choices: Mapping[tuple[str, str], Choice],
@@ -744,24 +720,21 @@ def _import_routing(
 ) -> dict[str, RoutingNode]:
     """The routing nodes first (a branch may lead to any of them), then each node's branches."""
     nodes: dict[str, RoutingNode] = {}
-    routing = _list(document, "routing")
-    for order, item in enumerate(routing):
-        with _entry(f"routing[{item.get('key')}]"):
-            if item.get("question") not in questions:
-                raise DocumentError(f"unknown question {item.get('question')!r}")
-            nodes[item["key"]] = _save(
+    for order, item in enumerate(document.routing):
+        with _entry(f"routing[{item.key}]"):
+            if item.question not in questions:
+                raise DocumentError(f"unknown question {item.question!r}")
+            nodes[item.key] = _save(
                 RoutingNode,
-                {"topic": topic, "key": item["key"]},
-                {"question": questions[item["question"]], "order": order},
+                {"topic": topic, "key": item.key},
+                {"question": questions[item.question], "order": order},
             )
-    for item in routing:
-        with _entry(f"routing[{item['key']}]"):
-            node = nodes[item["key"]]
-            if not isinstance(item.get("branches"), dict):
-                raise DocumentError("branches must be an object keyed by choice")
+    for item in document.routing:
+        with _entry(f"routing[{item.key}]"):
+            node = nodes[item.key]
             _sync_children(
                 node.branches,
-                item["branches"].items(),
+                item.branches.items(),
                 where=lambda entry: f"branches[{entry[0]}]",
                 save=partial(_import_branch, node, choices=choices, nodes=nodes, scenarios=scenarios),
             )
@@ -770,7 +743,7 @@ def _import_routing(
 
 def _import_branch(
     node: RoutingNode,
-    entry: tuple[str, Any],
+    entry: tuple[str, BranchTarget],
     *,
     choices: Mapping[tuple[str, str], Choice],
     nodes: Mapping[str, RoutingNode],
@@ -780,17 +753,16 @@ def _import_branch(
     choice = choices.get((node.question.key, choice_key))
     if choice is None:
         raise DocumentError(f"question {node.question.key!r} has no choice {choice_key!r}")
-    next_key, scenario_key = target.get("node"), target.get("scenario")
-    if next_key and next_key not in nodes:
-        raise DocumentError(f"unknown routing node {next_key!r}")
-    if scenario_key and scenario_key not in scenarios:
-        raise DocumentError(f"unknown scenario {scenario_key!r}")
+    if target.node and target.node not in nodes:
+        raise DocumentError(f"unknown routing node {target.node!r}")
+    if target.scenario and target.scenario not in scenarios:
+        raise DocumentError(f"unknown scenario {target.scenario!r}")
     return _save(
         Branch,
         {"node": node, "choice": choice},
         {
-            "next_node": nodes[next_key] if next_key else None,
-            "scenario": scenarios[scenario_key] if scenario_key else None,
+            "next_node": nodes[target.node] if target.node else None,
+            "scenario": scenarios[target.scenario] if target.scenario else None,
         },
     )
 

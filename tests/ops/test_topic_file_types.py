@@ -1,9 +1,9 @@
 """Every member of a topic file given a value of the wrong type: refused naming its path, never coerced.
 
-For each member FORMAT.md names (its first occurrence in the shipped topic), each of null, a
+For each member docs/topic-format.md names (its first occurrence in the shipped topic), each of null, a
 number, a boolean, an object, a list and text is put in its place. The file check must refuse the
 value naming the member's path, or the value must be of the member's type; and what it lets
-through (other than text, or null where FORMAT.md reads null as "") must import or be refused
+through (other than text, or null where the format reads null as "") must import or be refused
 with a message, never raise anything else, and never be stored as the text of a value of another
 type ("True", "{'a': [1]}").
 """
@@ -64,7 +64,7 @@ def test_every_wrong_type_is_refused_naming_its_path_or_imports_without_coercion
                     failures.append(f"{shown(path)} = {value!r}: the message names another place: {error}")
                 continue
             if value is None or isinstance(value, str):
-                continue  # text, or null read as "" (FORMAT.md): importing each would take minutes
+                continue  # text, or null read as "" (docs/topic-format.md): importing each would take minutes
             try:
                 with transaction.atomic():
                     topic = import_document(checked)
