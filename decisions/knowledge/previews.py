@@ -45,7 +45,7 @@ def preview_recommendation(document: Mapping[str, Any], answers: Mapping[str, st
 def import_preview(document: Mapping[str, Any]) -> dict[str, Any]:
     """Try an import in a transaction that is rolled back: what it would change, and its problems.
 
-    Raises kb_document.DocumentError naming the entry that cannot be imported."""
+    Raises document.DocumentError naming the entry that cannot be imported."""
     key = document.get("topic", {}).get("key", "")
     existing = Topic.objects.filter(key=key).first()
     before = export_topic(existing) if existing else None

@@ -4,7 +4,7 @@ The same text is shown on clinician pages (escaped by Django's templates) and pu
 card markdown (escaped by cds_hooks/markdown.py), so markup in it never runs. It is refused
 anyway, when it is saved: what a content owner wrote as a link or as HTML would show as stray
 characters, and a `javascript:` link is never what they meant. Used by the models' clean() (every
-admin form and the guided path) and by the topic file check (kb_input.py).
+admin form and the guided path) and by the topic file check (document_input.py).
 """
 
 from __future__ import annotations
