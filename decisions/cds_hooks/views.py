@@ -35,21 +35,9 @@ from decisions.cds_hooks.common import (
 from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
 from decisions.cds_hooks.request import parse_hook_request
 from decisions.knowledge.served import latest_snapshots
-from decisions.web.problems import problem_response
+from decisions.web.problems import Problem, problem_response
 
 logger = logging.getLogger("decisions.cds_hooks")
-
-
-class Problem(Exception):
-    """A refusal, answered as an RFC 9457 problem; `field` names the member at fault."""
-
-    def __init__(self, status: int, detail: str, field: str | None = None, **headers: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.field, self.headers = status, detail, field, headers
-
-    def response(self) -> HttpResponse:
-        members = {"field": self.field} if self.field else None
-        return problem_response(self.status, self.detail, members=members, headers=self.headers)
 
 
 def public_base_url(request: HttpRequest) -> str:
@@ -120,7 +108,7 @@ def _claims(request: HttpRequest, base_url: str) -> dict[str, Any]:
     except Unauthorized as error:
         logger.info("CDS Hooks: refused a call to %s: %s", request.path, error)
         challenge = 'Bearer error="invalid_token"' if "Authorization" in request.headers else "Bearer"
-        raise Problem(401, str(error), WWW_Authenticate=challenge) from error
+        raise Problem(401, str(error), headers={"WWW-Authenticate": challenge}) from error
     return claims
 
 
@@ -138,22 +126,24 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
                     + ", ".join(repr(known) for known in SERVICE_IDS),
                 )
             if request.method != "POST":
-                raise Problem(405, f"{request.method} is not accepted here; use POST.", Allow="POST")
+                raise Problem(
+                    405, f"{request.method} is not accepted here; use POST.", headers={"Allow": "POST"}
+                )
             base_url = public_base_url(request)
             claims = _claims(request, base_url)
             try:
                 body = json.loads(request.body)
             except (UnicodeDecodeError, ValueError) as error:
-                raise Problem(400, f"the request body is not valid JSON: {error}", "body") from error
+                raise Problem(400, f"the request body is not valid JSON: {error}", field="body") from error
             return view(request, Opened(body, claims, base_url, service_id))
         except BadRequest as error:
-            return Problem(400, error.message, error.field).response()
+            return problem_response(Problem(400, error.message, field=error.field or None))
         except DatabaseError:
             # The replay check and feedback need the database: say so, never a 500.
             logger.exception("CDS Hooks: the database is unreachable")
-            return Problem(503, "the service cannot reach its database; try again shortly").response()
-        except Problem as problem:
-            return problem.response()
+            return problem_response(Problem(503, "the service cannot reach its database; try again shortly"))
+        except Problem as problem:  # no `instance`: the EHR knows which service it called
+            return problem_response(problem)
 
     return wrapper
 
@@ -162,7 +152,9 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
 def discovery(request: HttpRequest) -> HttpResponse:
     """GET /cds-services: the service list (no JWT needed)."""
     if request.method not in ("GET", "HEAD"):
-        return Problem(405, f"{request.method} is not accepted here; use GET.", Allow="GET").response()
+        return problem_response(
+            Problem(405, f"{request.method} is not accepted here; use GET.", headers={"Allow": "GET"})
+        )
     verify = bool(settings.CDS_HOOKS_VERIFY_JWT)
     if not verify:
         logger.warning("CDS Hooks discovery: JWT verification is OFF (CDS_HOOKS_VERIFY_JWT=false)")
