@@ -3,6 +3,10 @@
 Every POST endpoint goes through one opening (`_opened`): the service id, the method, the JWT and
 the JSON body, each refused with its own RFC 9457 problem. CORS headers for browser clients such
 as the CDS Hooks sandbox come from django-cors-headers (CDS_HOOKS_CORS_ORIGINS).
+
+The topics come from `served.latest_snapshots`, as the pages' and the API's do: a hook call costs
+no release query (one per RELEASE_CHECK_SECONDS per process), and while the database is out the
+releases already loaded keep answering.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -44,31 +47,6 @@ def public_base_url(request: HttpRequest) -> str:
     """The CDS Hooks base URL: CDS_HOOKS_PUBLIC_BASE_URL, or built from the request."""
     configured = getattr(settings, "CDS_HOOKS_PUBLIC_BASE_URL", "") or ""
     return configured.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
-
-
-_published: tuple[float, list[Any]] | None = None
-
-
-def published_snapshots() -> list[Any]:
-    """The latest release of every topic, checked at most every RELEASE_CHECK_SECONDS.
-
-    A hook call must not cost a release query each time; and when the database is unreachable
-    the last known releases keep answering (they are immutable), as the design asks.
-    """
-    global _published
-    now = time.monotonic()
-    cached = _published
-    if cached is not None and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
-        return cached[1]
-    try:
-        snapshots = latest_snapshots()
-    except DatabaseError:
-        if cached is None:
-            raise
-        logger.warning("CDS Hooks: the release check failed; answering from the releases already loaded")
-        return cached[1]
-    _published = (now, snapshots)
-    return snapshots
 
 
 @dataclass(frozen=True)
@@ -158,7 +136,7 @@ def discovery(request: HttpRequest) -> HttpResponse:
     verify = bool(settings.CDS_HOOKS_VERIFY_JWT)
     if not verify:
         logger.warning("CDS Hooks discovery: JWT verification is OFF (CDS_HOOKS_VERIFY_JWT=false)")
-    return JsonResponse(discovery_document(published_snapshots(), verify_jwt=verify))
+    return JsonResponse(discovery_document(latest_snapshots(), verify_jwt=verify))
 
 
 def listed_fhir_servers(claims: dict[str, Any]) -> tuple[str, ...]:
@@ -183,7 +161,7 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
             f"the service {opened.service_id!r} answers {expected}; send {hook_request.hook} to "
             f"/cds-services/{HOOK_SERVICE_IDS[hook_request.hook]}",
         )
-    snapshots = published_snapshots()
+    snapshots = latest_snapshots()
     matched = matched_orders(hook_request, snapshots)
     if hook_request.skipped:
         logger.info("CDS Hooks %s: skipped %s", hook_request.hook_instance, " | ".join(hook_request.skipped))
