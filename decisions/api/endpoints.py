@@ -25,12 +25,13 @@ from ninja import NinjaAPI, Path, Schema
 from ninja.openapi.schema import OpenAPISchema
 
 from decisions import engine
-from decisions.api.schemas import Problem, Recommendation, TopicDetail, TopicList
+from decisions.api.schemas import Problem as ProblemDocument
+from decisions.api.schemas import Recommendation, TopicDetail, TopicList
 from decisions.clinician.links import BadQuery, parse_query
 from decisions.engine import answer_space, partial
 from decisions.knowledge.served import ReleaseNotFound, TopicWithdrawn, latest_snapshots, resolve
 from decisions.web import http_cache
-from decisions.web.problems import PROBLEM_JSON, problem_response
+from decisions.web.problems import PROBLEM_JSON, Problem, problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -154,38 +155,13 @@ api = ImagingAdvisorAPI(
 # --- problems --------------------------------------------------------------------------------
 
 
-class ProblemError(Exception):
-    """An error the API answers with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        parameter: str,
-        valid: list[str],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.parameter = parameter
-        self.valid = valid
-        self.headers = headers or {}
+def _problem_response(request: HttpRequest, problem: Problem) -> HttpResponse:
+    """The API's problems name the request they answer (`instance`: its path and query)."""
+    return problem_response(problem, instance=request.get_full_path())
 
 
-def _problem_response(request: HttpRequest, error: ProblemError) -> HttpResponse:
-    return problem_response(
-        error.status,
-        error.detail,
-        instance=request.get_full_path(),
-        members={"parameter": error.parameter, "valid": error.valid},
-        headers=error.headers,
-    )
-
-
-def _method_not_allowed(request: HttpRequest) -> ProblemError:
-    return ProblemError(
+def _method_not_allowed(request: HttpRequest) -> Problem:
+    return Problem(
         405,
         f"{request.method} is not accepted here: this API only reads (GET or HEAD).",
         parameter="method",
@@ -200,8 +176,8 @@ def _published_versions(topic_key: str) -> list[str]:
     return [str(version) for version in range(1, latest_version + 1)]
 
 
-def _unknown_topic(topic_key: str) -> ProblemError:
-    return ProblemError(
+def _unknown_topic(topic_key: str) -> Problem:
+    return Problem(
         404,
         f"there is no published topic {topic_key!r}",
         parameter="topic",
@@ -209,8 +185,8 @@ def _unknown_topic(topic_key: str) -> ProblemError:
     )
 
 
-@api.exception_handler(ProblemError)
-def _on_problem(request: HttpRequest, error: ProblemError) -> HttpResponse:
+@api.exception_handler(Problem)
+def _on_problem(request: HttpRequest, error: Problem) -> HttpResponse:
     return _problem_response(request, error)
 
 
@@ -218,18 +194,18 @@ def _on_problem(request: HttpRequest, error: ProblemError) -> HttpResponse:
 def _on_release_not_found(request: HttpRequest, error: ReleaseNotFound) -> HttpResponse:
     if error.version is None:
         return _problem_response(request, _unknown_topic(error.topic_key))
-    problem = ProblemError(404, str(error), parameter="release", valid=_published_versions(error.topic_key))
+    problem = Problem(404, str(error), parameter="release", valid=_published_versions(error.topic_key))
     return _problem_response(request, problem)
 
 
 @api.exception_handler(TopicWithdrawn)
 def _on_topic_withdrawn(request: HttpRequest, error: TopicWithdrawn) -> HttpResponse:
-    return _problem_response(request, ProblemError(410, str(error), parameter="topic", valid=[]))
+    return _problem_response(request, Problem(410, str(error), parameter="topic", valid=[]))
 
 
 @api.exception_handler(engine.AnswerError)
 def _on_answer_error(request: HttpRequest, error: engine.AnswerError) -> HttpResponse:
-    problem = ProblemError(400, str(error), parameter=error.key, valid=list(error.valid))
+    problem = Problem(400, str(error), parameter=error.key, valid=list(error.valid))
     return _problem_response(request, problem)
 
 
@@ -238,7 +214,7 @@ def _on_answer_error(request: HttpRequest, error: engine.AnswerError) -> HttpRes
 def _on_database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
     """The database is out and this process has not loaded what was asked: try again shortly."""
     logger.warning("API: database unavailable: %s", request.get_full_path())
-    problem = ProblemError(
+    problem = Problem(
         503,
         "the database cannot be reached just now and this server has not loaded what was asked; "
         "try again in a minute",
@@ -253,7 +229,7 @@ def _on_database_unavailable(request: HttpRequest, error: Exception) -> HttpResp
 def _on_unexpected_error(request: HttpRequest, error: Exception) -> HttpResponse:
     """A bug still answers in the API's format (logged with its traceback, not shown)."""
     logger.exception("API request failed: %s", request.get_full_path())
-    problem = ProblemError(500, "the server could not answer this request", parameter="", valid=[])
+    problem = Problem(500, "the server could not answer this request", parameter="", valid=[])
     return _problem_response(request, problem)
 
 
@@ -278,7 +254,7 @@ def _http_semantics(run: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         if request.method not in READ_METHODS:
             return _problem_response(request, _method_not_allowed(request))
         if not accepts_json(request):
-            problem = ProblemError(
+            problem = Problem(
                 406,
                 "this API answers in JSON only: accept application/json or application/problem+json",
                 parameter="Accept",
@@ -342,7 +318,8 @@ def _read_only(
     and `_http_semantics` answers them with a problem.
     """
     problems = {**problems, 503: UNAVAILABLE}
-    response = {200: ok, **dict.fromkeys(problems, Problem)}
+    # The error body's schema: the OpenAPI document calls it `Problem` (after the class).
+    response = {200: ok, **dict.fromkeys(problems, ProblemDocument)}
     openapi_extra = {
         "parameters": list(parameters),
         "responses": {status: {"description": text} for status, text in problems.items()},
@@ -428,7 +405,7 @@ def _release_only(query: QueryDict) -> QueryDict:
     return selected
 
 
-def _bad_query(error: BadQuery, query: QueryDict, topic: str) -> ProblemError:
+def _bad_query(error: BadQuery, query: QueryDict, topic: str) -> Problem:
     """The 400 for parse_query's BadQuery: a malformed release or an answer given twice."""
     parameter = error.key
     if parameter == "release":
@@ -436,7 +413,7 @@ def _bad_query(error: BadQuery, query: QueryDict, topic: str) -> ProblemError:
     else:
         question = resolve(topic)[0].questions.get(parameter)
         valid = list(question.choice_keys) if question else []
-    return ProblemError(400, str(error), parameter=parameter, valid=valid)
+    return Problem(400, str(error), parameter=parameter, valid=valid)
 
 
 def _parse(request: HttpRequest, topic: str, *, answers: bool) -> tuple[int | None, dict[str, str]]:

@@ -3,6 +3,10 @@
 Every POST endpoint goes through one opening (`_opened`): the service id, the method, the JWT and
 the JSON body, each refused with its own RFC 9457 problem. CORS headers for browser clients such
 as the CDS Hooks sandbox come from django-cors-headers (CDS_HOOKS_CORS_ORIGINS).
+
+The topics come from `served.latest_snapshots`, as the pages' and the API's do: a hook call costs
+no release query (one per RELEASE_CHECK_SECONDS per process), and while the database is out the
+releases already loaded keep answering.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -35,52 +38,15 @@ from decisions.cds_hooks.common import (
 from decisions.cds_hooks.discovery import discovery_document, prefetch_templates
 from decisions.cds_hooks.request import parse_hook_request
 from decisions.knowledge.served import latest_snapshots
-from decisions.web.problems import problem_response
+from decisions.web.problems import Problem, problem_response
 
 logger = logging.getLogger("decisions.cds_hooks")
-
-
-class Problem(Exception):
-    """A refusal, answered as an RFC 9457 problem; `field` names the member at fault."""
-
-    def __init__(self, status: int, detail: str, field: str | None = None, **headers: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.field, self.headers = status, detail, field, headers
-
-    def response(self) -> HttpResponse:
-        members = {"field": self.field} if self.field else None
-        return problem_response(self.status, self.detail, members=members, headers=self.headers)
 
 
 def public_base_url(request: HttpRequest) -> str:
     """The CDS Hooks base URL: CDS_HOOKS_PUBLIC_BASE_URL, or built from the request."""
     configured = getattr(settings, "CDS_HOOKS_PUBLIC_BASE_URL", "") or ""
     return configured.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
-
-
-_published: tuple[float, list[Any]] | None = None
-
-
-def published_snapshots() -> list[Any]:
-    """The latest release of every topic, checked at most every RELEASE_CHECK_SECONDS.
-
-    A hook call must not cost a release query each time; and when the database is unreachable
-    the last known releases keep answering (they are immutable), as the design asks.
-    """
-    global _published
-    now = time.monotonic()
-    cached = _published
-    if cached is not None and now - cached[0] < settings.RELEASE_CHECK_SECONDS:
-        return cached[1]
-    try:
-        snapshots = latest_snapshots()
-    except DatabaseError:
-        if cached is None:
-            raise
-        logger.warning("CDS Hooks: the release check failed; answering from the releases already loaded")
-        return cached[1]
-    _published = (now, snapshots)
-    return snapshots
 
 
 @dataclass(frozen=True)
@@ -120,7 +86,7 @@ def _claims(request: HttpRequest, base_url: str) -> dict[str, Any]:
     except Unauthorized as error:
         logger.info("CDS Hooks: refused a call to %s: %s", request.path, error)
         challenge = 'Bearer error="invalid_token"' if "Authorization" in request.headers else "Bearer"
-        raise Problem(401, str(error), WWW_Authenticate=challenge) from error
+        raise Problem(401, str(error), headers={"WWW-Authenticate": challenge}) from error
     return claims
 
 
@@ -138,22 +104,24 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
                     + ", ".join(repr(known) for known in SERVICE_IDS),
                 )
             if request.method != "POST":
-                raise Problem(405, f"{request.method} is not accepted here; use POST.", Allow="POST")
+                raise Problem(
+                    405, f"{request.method} is not accepted here; use POST.", headers={"Allow": "POST"}
+                )
             base_url = public_base_url(request)
             claims = _claims(request, base_url)
             try:
                 body = json.loads(request.body)
             except (UnicodeDecodeError, ValueError) as error:
-                raise Problem(400, f"the request body is not valid JSON: {error}", "body") from error
+                raise Problem(400, f"the request body is not valid JSON: {error}", field="body") from error
             return view(request, Opened(body, claims, base_url, service_id))
         except BadRequest as error:
-            return Problem(400, error.message, error.field).response()
+            return problem_response(Problem(400, error.message, field=error.field or None))
         except DatabaseError:
             # The replay check and feedback need the database: say so, never a 500.
             logger.exception("CDS Hooks: the database is unreachable")
-            return Problem(503, "the service cannot reach its database; try again shortly").response()
-        except Problem as problem:
-            return problem.response()
+            return problem_response(Problem(503, "the service cannot reach its database; try again shortly"))
+        except Problem as problem:  # no `instance`: the EHR knows which service it called
+            return problem_response(problem)
 
     return wrapper
 
@@ -162,11 +130,13 @@ def _opened(view: Callable[[HttpRequest, Opened], HttpResponse]) -> Callable[...
 def discovery(request: HttpRequest) -> HttpResponse:
     """GET /cds-services: the service list (no JWT needed)."""
     if request.method not in ("GET", "HEAD"):
-        return Problem(405, f"{request.method} is not accepted here; use GET.", Allow="GET").response()
+        return problem_response(
+            Problem(405, f"{request.method} is not accepted here; use GET.", headers={"Allow": "GET"})
+        )
     verify = bool(settings.CDS_HOOKS_VERIFY_JWT)
     if not verify:
         logger.warning("CDS Hooks discovery: JWT verification is OFF (CDS_HOOKS_VERIFY_JWT=false)")
-    return JsonResponse(discovery_document(published_snapshots(), verify_jwt=verify))
+    return JsonResponse(discovery_document(latest_snapshots(), verify_jwt=verify))
 
 
 def listed_fhir_servers(claims: dict[str, Any]) -> tuple[str, ...]:
@@ -191,7 +161,7 @@ def service(request: HttpRequest, opened: Opened) -> HttpResponse:
             f"the service {opened.service_id!r} answers {expected}; send {hook_request.hook} to "
             f"/cds-services/{HOOK_SERVICE_IDS[hook_request.hook]}",
         )
-    snapshots = published_snapshots()
+    snapshots = latest_snapshots()
     matched = matched_orders(hook_request, snapshots)
     if hook_request.skipped:
         logger.info("CDS Hooks %s: skipped %s", hook_request.hook_instance, " | ".join(hook_request.skipped))

@@ -39,7 +39,7 @@ from decisions.smart.views import launch_url
 from decisions.web import readiness
 from decisions.web.http_cache import canonical_query, conditional, digest, encoded, etag_for
 from decisions.web.inprocess import CompressedBody, RateLimiter, RenderCache
-from decisions.web.problems import PageProblem, answers_page_problems, problem_page
+from decisions.web.problems import Problem, answers_page_problems, problem_page
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,12 @@ def get_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
-            problem = PageProblem(
+            problem = Problem(
                 405,
-                "This page only reads",
                 f"{request.method} is not accepted here: open the page with a normal link.",
+                title="This page only reads",
                 headers={"Allow": "GET, HEAD"},
-                start=request.path,
+                links={"start": request.path},
             )
             return problem_page(request, problem)
         return view(request, *args, **kwargs)
@@ -151,28 +151,30 @@ def _resolve(query: QueryDict, topic: str) -> Resolved:
     try:
         release, answers = parse_query(query)
     except BadQuery as error:
-        raise PageProblem(400, "This link is not valid", str(error), start=wizard_url(topic, {})) from error
+        raise Problem(
+            400, str(error), title="This link is not valid", links={"start": wizard_url(topic, {})}
+        ) from error
     try:
         snapshot, latest_version = resolve(topic, release)
     except TopicWithdrawn as error:
         raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
         if error.version is not None:
-            raise PageProblem(
-                404, "Release not found", str(error), latest=wizard_url(topic, answers)
+            raise Problem(
+                404, str(error), title="Release not found", links={"latest": wizard_url(topic, answers)}
             ) from error
-        raise PageProblem(404, "Topic not found", str(error), topics=reverse("home")) from error
+        raise Problem(404, str(error), title="Topic not found", links={"topics": reverse("home")}) from error
     return snapshot, engine.upgrade_answers(snapshot, answers), release, latest_version
 
 
-def withdrawn_problem(error: TopicWithdrawn) -> PageProblem:
+def withdrawn_problem(error: TopicWithdrawn) -> Problem:
     """410 Gone, with the reason and the date, on every page of a withdrawn topic (permalinks too)."""
-    return PageProblem(
+    return Problem(
         410,
-        "This topic was withdrawn",
         f"It was withdrawn on {error.withdrawal.on}: {error.withdrawal.reason} "
         "Its recommendations, earlier releases included, are no longer offered.",
-        topics=reverse("home"),
+        title="This topic was withdrawn",
+        links={"topics": reverse("home")},
     )
 
 
@@ -182,11 +184,11 @@ def _recommend(
     try:
         return engine.recommend(snapshot, answers)
     except engine.AnswerError as error:
-        raise PageProblem(
+        raise Problem(
             400,
-            "These answers cannot be used",
             str(error),
-            start=wizard_url(snapshot.topic_key, {}, pinned),
+            title="These answers cannot be used",
+            links={"start": wizard_url(snapshot.topic_key, {}, pinned)},
         ) from error
 
 
@@ -275,12 +277,12 @@ def topic_wizard(request: HttpRequest, topic: str) -> HttpResponse:
         return launched
     if "appContext" in request.GET:
         # Never from a link, which anyone can write: only from the EHR's token response.
-        raise PageProblem(
+        raise Problem(
             400,
-            "This launch link cannot be used",
             "appContext is read only from the EHR during a SMART launch, never from a link. "
             "Open the app from the EHR, or start the questions here.",
-            start=wizard_url(topic, {}),
+            title="This launch link cannot be used",
+            links={"start": wizard_url(topic, {})},
         )
     generation = served.generation(topic)  # before the release is read: see served.generation
     snapshot, answers, pinned, latest_version = _resolve(request.GET, topic)
@@ -327,11 +329,11 @@ def _tidied(
     try:
         recommendation = engine.recommend(snapshot, answers, strict=False)
     except engine.AnswerError as error:
-        raise PageProblem(
+        raise Problem(
             400,
-            "These answers cannot be used",
             str(error),
-            start=wizard_url(snapshot.topic_key, {}, pinned),
+            title="These answers cannot be used",
+            links={"start": wizard_url(snapshot.topic_key, {}, pinned)},
         ) from error
     return redirect(wizard_url(snapshot.topic_key, dict(recommendation.answers), pinned))
 
@@ -475,22 +477,24 @@ def _feedback_recommendation(
     try:
         release, answers = parse_query(data)
     except BadQuery as error:
-        raise PageProblem(400, invalid, str(error), start=wizard_url(topic, {})) from error
+        raise Problem(400, str(error), title=invalid, links={"start": wizard_url(topic, {})}) from error
     if release is None:
-        raise PageProblem(400, invalid, "release is required", start=wizard_url(topic, {}))
+        raise Problem(400, "release is required", title=invalid, links={"start": wizard_url(topic, {})})
     try:
         snapshot, _ = resolve(topic, release)
     except TopicWithdrawn as error:
         raise withdrawn_problem(error) from error
     except ReleaseNotFound as error:
-        raise PageProblem(404, "Release not found", str(error), start=wizard_url(topic, {})) from error
+        raise Problem(
+            404, str(error), title="Release not found", links={"start": wizard_url(topic, {})}
+        ) from error
     recommendation = _recommend(snapshot, engine.upgrade_answers(snapshot, answers), release)
     if not recommendation.complete or recommendation.scenario is None:
-        raise PageProblem(
+        raise Problem(
             400,
-            "Feedback needs a complete recommendation",
             "Answer every question first, then tell us what does not fit.",
-            start=wizard_url(topic, answers, release),
+            title="Feedback needs a complete recommendation",
+            links={"start": wizard_url(topic, answers, release)},
         )
     return snapshot, recommendation, release
 
@@ -509,11 +513,11 @@ def _save_feedback(
         if earlier is not None:
             return earlier
     if not feedback_limiter.allow(client_address(request)):
-        raise PageProblem(
+        raise Problem(
             429,
-            "Too much feedback at once",
             "Please try again in a few minutes.",
-            start=wizard_url(recommendation.snapshot.topic_key, answers, release),
+            title="Too much feedback at once",
+            links={"start": wizard_url(recommendation.snapshot.topic_key, answers, release)},
         )
     assert recommendation.scenario is not None
     report = Feedback(
@@ -543,12 +547,12 @@ def _save_feedback(
 def feedback(request: HttpRequest, topic: str) -> HttpResponse:
     """ "Doesn't fit my patient?": a short form stored with the answers and release, not the person."""
     if request.method not in FEEDBACK_METHODS:
-        raise PageProblem(
+        raise Problem(
             405,
-            "Not allowed",
             f"{request.method} is not accepted here.",
+            title="Not allowed",
             headers={"Allow": ", ".join(FEEDBACK_METHODS)},
-            start=wizard_url(topic, {}),
+            links={"start": wizard_url(topic, {})},
         )
     snapshot, recommendation, release = _feedback_recommendation(request, topic)
     answers = dict(recommendation.answers)

@@ -1,7 +1,7 @@
 """The EHR's authorization server: discovery, the authorization URL, the code exchange (Authlib).
 
 Every call has connect and read timeouts (SMART_TIMEOUT_SECONDS) and follows no redirect. What
-goes wrong becomes a `PageProblem`: 502 when the EHR cannot be reached or answers something
+goes wrong becomes a `Problem`: 502 when the EHR cannot be reached or answers something
 unusable, 403 when it refuses (an OAuth error). Causes go to the log; tokens never do.
 """
 
@@ -18,7 +18,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from decisions.web.problems import PageProblem
+from decisions.web.problems import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -69,27 +69,27 @@ def discover(iss: str, *, timeout: float, allow_http: bool) -> SmartConfiguratio
         if document is None:
             logger.warning("SMART: discovery at %s answered %s", url, response.status_code)
     if not isinstance(document, dict):
-        raise PageProblem(
+        raise Problem(
             502,
-            UNREACHABLE,
             f"Its SMART configuration ({url}) could not be read, so the app cannot sign in. {TRY_AGAIN}",
+            title=UNREACHABLE,
         )
     authorize = _endpoint(document.get("authorization_endpoint"), allow_http=allow_http)
     token = _endpoint(document.get("token_endpoint"), allow_http=allow_http)
     if authorize is None or token is None:
-        raise PageProblem(
+        raise Problem(
             502,
-            "The EHR's SMART configuration cannot be used",
             f"{url} does not give an https authorization_endpoint and token_endpoint.",
+            title="The EHR's SMART configuration cannot be used",
         )
     methods = document.get("code_challenge_methods_supported")
     if not isinstance(methods, list) or "S256" not in methods:
-        raise PageProblem(
+        raise Problem(
             502,
-            "The EHR does not support a secure sign-in",
             f"{url} does not list S256 in code_challenge_methods_supported: this app signs in only "
             "with PKCE S256 (SMART App Launch 2), so the launch was stopped. Ask the EHR's "
             "administrators to enable it.",
+            title="The EHR does not support a secure sign-in",
         )
     return SmartConfiguration(authorize, token)
 
@@ -132,25 +132,27 @@ def exchange_code(
             )
         except OAuthError as error:
             logger.warning("SMART: the token endpoint refused the code: %s", error.error)
-            raise PageProblem(
+            raise Problem(
                 403,
-                "The EHR did not grant access",
                 f"The EHR refused the sign-in ({error.error}). Open the app again from the patient's "
                 "chart in the EHR.",
+                title="The EHR did not grant access",
             ) from None
         except (requests.RequestException, ValueError) as error:
             logger.warning("SMART: the token request to %s failed: %s", token_endpoint, type(error).__name__)
-            raise PageProblem(502, UNREACHABLE, f"The sign-in could not be completed. {TRY_AGAIN}") from None
+            raise Problem(
+                502, f"The sign-in could not be completed. {TRY_AGAIN}", title=UNREACHABLE
+            ) from None
     access_token, patient = token.get("access_token"), token.get("patient")
     token_type = token.get("token_type")
     if not isinstance(access_token, str) or not access_token or str(token_type).lower() != "bearer":
         logger.warning("SMART: the token response holds no bearer access token")
-        raise PageProblem(502, "The EHR's answer cannot be used", f"It gave no access token. {TRY_AGAIN}")
+        raise Problem(502, f"It gave no access token. {TRY_AGAIN}", title="The EHR's answer cannot be used")
     if not isinstance(patient, str) or not patient:
-        raise PageProblem(
+        raise Problem(
             400,
-            "No patient was chosen",
             "The EHR did not say which patient the app is opened for. Open it from a patient's chart.",
+            title="No patient was chosen",
         )
     app_context = token.get("appContext")
     return TokenResponse(access_token, patient, app_context if isinstance(app_context, str) else None)

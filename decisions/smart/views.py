@@ -35,7 +35,7 @@ from decisions.cds_hooks.request import PREFETCH, FhirAccess, Record
 from decisions.clinician.links import wizard_url
 from decisions.knowledge.served import ReleaseNotFound, latest_snapshots, resolve
 from decisions.smart import oauth
-from decisions.web.problems import PageProblem, answers_page_problems, problem_page
+from decisions.web.problems import Problem, answers_page_problems, problem_page
 
 logger = logging.getLogger(__name__)
 
@@ -96,23 +96,23 @@ def launch(request: HttpRequest) -> HttpResponse:
     """GET /smart/launch?iss=…&launch=…: check the EHR, discover its endpoints, go and sign in."""
     iss, launch_token = request.GET.get("iss", ""), request.GET.get("launch", "")
     if not iss or not launch_token:
-        raise PageProblem(
+        raise Problem(
             400,
-            "This page opens from the EHR",
             "A SMART launch needs the EHR's iss and launch parameters. Open Imaging Advisor from a "
             "patient's chart in the EHR, or answer the questions yourself.",
+            title="This page opens from the EHR",
         )
     issuer = _listed_issuer(iss)
     if issuer is None:
-        raise PageProblem(
+        raise Problem(
             403,
-            "This EHR is not allowed to launch the app",
             f"{iss[:200]} is not one of the EHRs this deployment accepts launches from (SMART_ISSUERS). "
             "Ask the app's administrators to add it.",
+            title="This EHR is not allowed to launch the app",
         )
     topic = request.GET.get("topic") or None
     if topic is not None and topic not in {snapshot.topic_key for snapshot in latest_snapshots()}:
-        raise PageProblem(404, "Topic not found", f"There is no published topic {topic[:100]!r}.")
+        raise Problem(404, f"There is no published topic {topic[:100]!r}.", title="Topic not found")
     configuration = oauth.discover(issuer, timeout=settings.SMART_TIMEOUT_SECONDS, allow_http=settings.DEBUG)
     state, verifier = secrets.token_urlsafe(32), oauth.new_verifier()
     redirect_uri = _redirect_uri(request)
@@ -157,11 +157,11 @@ def callback(request: HttpRequest) -> HttpResponse:
         # used, and a pending launch stays for its own callback.
         return problem_page(
             request,
-            PageProblem(
+            Problem(
                 400,
-                "This sign-in cannot be used",
                 "It does not answer a launch made from this browser in the last ten minutes. Open "
                 "Imaging Advisor again from the patient's chart in the EHR.",
+                title="This sign-in cannot be used",
             ),
         )
     assert store is not None
@@ -169,25 +169,25 @@ def callback(request: HttpRequest) -> HttpResponse:
     response: HttpResponse
     try:
         response = redirect(_landing(request, flow))
-    except PageProblem as problem:
+    except Problem as problem:
         response = problem_page(request, problem)
     response["Set-Cookie"] = _flow_cookie("", 0)
     return response
 
 
 def _landing(request: HttpRequest, flow: dict[str, Any]) -> str:
-    """The wizard URL with what the EHR told us; raises PageProblem."""
+    """The wizard URL with what the EHR told us; raises Problem."""
     error = request.GET.get("error")
     if error:
-        raise PageProblem(
+        raise Problem(
             403,
-            "The EHR did not grant access",
             f"The EHR answered “{error[:100]}”. Open the app again from the patient's chart, or "
             "answer the questions yourself.",
+            title="The EHR did not grant access",
         )
     code = request.GET.get("code")
     if not code:
-        raise PageProblem(400, "This sign-in cannot be used", "The EHR sent no authorization code.")
+        raise Problem(400, "The EHR sent no authorization code.", title="This sign-in cannot be used")
     token = oauth.exchange_code(
         token_endpoint=flow["token_endpoint"],
         code=code,
@@ -207,7 +207,7 @@ def _landing(request: HttpRequest, flow: dict[str, Any]) -> str:
         snapshot, _ = resolve(topic, release)
     except ReleaseNotFound:
         if release is None:
-            raise PageProblem(404, "Topic not found", f"There is no published topic {topic!r}.") from None
+            raise Problem(404, f"There is no published topic {topic!r}.", title="Topic not found") from None
         snapshot, release = resolve(topic, None)[0], None  # the card's release is gone: the latest
     from_record = _answers_from_record(snapshot, flow["iss"], token)
     from_card = dict(context.answers) if context is not None else {}
@@ -244,10 +244,10 @@ def _answers_from_record(snapshot: engine.Snapshot, iss: str, token: oauth.Token
             allow_http=settings.DEBUG,
         )
     except DataUnavailable:
-        raise PageProblem(
+        raise Problem(
             502,
-            oauth.UNREACHABLE,
             f"The patient's record could not be read from the EHR's FHIR server. {oauth.TRY_AGAIN}",
+            title=oauth.UNREACHABLE,
         ) from None
     # `notes` (searches not read, Conditions not used) name the patient's resources: not logged.
     return answers_from_record(snapshot, record, token.patient, date.today()).as_dict()

@@ -28,7 +28,7 @@ from django.views import defaults
 from decisions.knowledge import served
 from decisions.knowledge.json_input import InvalidInput, bad_text, check_strings, loads_guarded
 from decisions.knowledge.served import UNAVAILABLE
-from decisions.web.problems import PageProblem, problem_page, problem_response
+from decisions.web.problems import Problem, problem_page, problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +45,6 @@ MAX_QUERY_VALUE = 1000
 
 def is_json_endpoint(request: HttpRequest) -> bool:
     return request.path_info.startswith(JSON_PATH_PREFIXES)
-
-
-def problem(status: int, detail: str, *, field: str | None = None, **headers: str) -> HttpResponse:
-    """The guards' problem document: `field` names the input at fault (as CDS Hooks does)."""
-    return problem_response(
-        status, detail, members={"field": field} if field is not None else None, headers=headers
-    )
 
 
 def check_json_body(request: HttpRequest) -> None:
@@ -97,7 +90,8 @@ class InputGuardMiddleware:
             try:
                 check_json_body(request)
             except InvalidInput as error:
-                return problem(error.status, error.message, field=error.field)
+                # `field` names the input at fault, as CDS Hooks does.
+                return problem_response(Problem(error.status, error.message, field=error.field))
         return self.get_response(request)
 
 
@@ -112,9 +106,10 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     if is_json_endpoint(request) or request.get_preferred_type(["text/html", "application/json"]) == (
         "application/json"
     ):
-        return problem(503, detail, Retry_After=str(RETRY_AFTER_SECONDS))
+        return problem_response(Problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))
     try:
-        response = problem_page(request, PageProblem(503, "Temporarily unavailable", detail, start="/"))
+        unavailable = Problem(503, detail, title="Temporarily unavailable", links={"start": "/"})
+        response = problem_page(request, unavailable)
     except Exception:  # rendering must not turn the 503 into a 500
         logger.exception("could not render the 503 page")
         response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
@@ -169,16 +164,13 @@ class DatabaseUnavailableMiddleware:
     def _refuse(request: HttpRequest, key: str, reason: str) -> HttpResponse:
         name = key[:40] + ("…" if len(key) > 40 else "")
         if request.path_info.startswith("/api/"):  # the API names the parameter, as its own errors do
-            return problem_response(
-                400,
-                f"the parameter {name!r} {reason}",
-                instance=request.get_full_path(),
-                members={"parameter": name, "valid": []},
-            )
+            problem = Problem(400, f"the parameter {name!r} {reason}", parameter=name, valid=[])
+            return problem_response(problem, instance=request.get_full_path())
         if is_json_endpoint(request):
-            return problem(400, f"the parameter {name!r} {reason}", field=name)
+            return problem_response(Problem(400, f"the parameter {name!r} {reason}", field=name))
         message = f"The field {name!r} {reason}: remove it and try again."
-        return problem_page(request, PageProblem(400, "This input cannot be used", message, start="/"))
+        refused = Problem(400, message, title="This input cannot be used", links={"start": "/"})
+        return problem_page(request, refused)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, UNAVAILABLE):

@@ -35,14 +35,6 @@ SYNTHETIC_LOINC = {"mr-knee": "99901-1", "ct-knee-w": "99902-2", "xr-knee": "999
 MRI_LUMBAR_WO_W = "24967-2"  # shipped: MRI lumbar spine without and with IV contrast
 
 
-@pytest.fixture(autouse=True)
-def fresh_release_check(monkeypatch):
-    """Each test sees the releases it publishes (the service checks for new ones once a second)."""
-    from decisions.cds_hooks import views
-
-    monkeypatch.setattr(views, "_published", None)
-
-
 # --- keys and tokens ---------------------------------------------------------------------------
 
 

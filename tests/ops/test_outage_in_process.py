@@ -44,6 +44,22 @@ def test_loaded_pages_and_the_api_keep_answering_the_same_and_the_outage_is_logg
     assert [r.getMessage()[:22] for r in caplog.records] == ["database unavailable ("]
 
 
+def test_cds_hooks_keeps_its_topics_and_cards_through_an_outage(client, settings, published_shipped, outage):
+    settings.CDS_HOOKS_VERIFY_JWT = False  # with verification on, the replay check needs the database
+
+    def answers() -> list[tuple[int, bytes]]:
+        discovery = client.get("/cds-services")
+        hook = client.post("/cds-services/imaging-advisor", CDS_BODY, content_type="application/json")
+        return [(r.status_code, _stable(r.content)) for r in (discovery, hook)]
+
+    warm = answers()
+    outage()
+
+    assert [answers() for _ in range(3)] == [warm] * 3
+    hook = client.post("/cds-services/imaging-advisor", CDS_BODY, content_type="application/json")
+    assert len(hook.json()["cards"]) == 1  # the shipped topic's card, answered from memory
+
+
 def test_the_retry_notices_the_database_is_back(client, published_shipped, outage, monkeypatch, caplog):
     client.get(PAGE)
     outage()
@@ -77,10 +93,9 @@ def test_the_api_answers_a_503_problem_when_it_has_nothing_loaded(client, publis
 
 
 def test_cds_hooks_answers_a_503_problem_when_it_has_nothing_loaded(
-    client, settings, published_shipped, outage, monkeypatch
+    client, settings, published_shipped, outage
 ):
     settings.CDS_HOOKS_VERIFY_JWT = False
-    monkeypatch.setattr("decisions.cds_hooks.views._published", None)  # its own cache: nothing loaded
     outage()
 
     response = client.post("/cds-services/imaging-advisor", CDS_BODY, content_type="application/json")
