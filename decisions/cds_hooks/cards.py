@@ -492,6 +492,17 @@ def _rating_actions(
     return tuple(actions), line
 
 
+@dataclass(frozen=True)
+class _OrderedStanding:
+    """Where the drafted order stands in a complete recommendation, and what follows from it."""
+
+    standing: str  # "recommended", "alternative", "excluded" or "unrated"
+    entry: engine.RankedProcedure | engine.Exclusion | None
+    ruled_out: list[str]  # why the answers rule out an unrated procedure (empty when they do not)
+    outside: bool  # the patient is outside this pathway
+    partial_cover: bool  # unrated, and covers less than the first choice
+
+
 def rated_advice(
     order: DraftOrder,
     match: OrderMatch,
@@ -506,8 +517,39 @@ def rated_advice(
     snapshot, procedure = match.snapshot, match.procedure
     scenario = recommendation.scenario
     assert scenario is not None
-    answers = dict(recommendation.answers)
-    permalink = links.wizard_link(options.base_url, snapshot.topic_key, answers, snapshot.release_version)
+    ordered = _ordered_standing(recommendation, match)
+    verdict = _verdict(recommendation, ordered)
+    lines = [
+        *_scenario_lines(recommendation, scenario),
+        *_ordered_lines(recommendation, match, ordered),
+        *_choice_lines(recommendation, scenario, ordered.outside),
+        *_caveat_lines(recommendation, match),
+        *_input_lines(recommendation, record),
+        *_notes(record, skipped),
+    ]
+    code, reason = _pama_decision(ordered.standing, ordered.entry, may_rate, ordered.partial_cover)
+    rating = ordered.entry.rating if isinstance(ordered.entry, engine.RankedProcedure) else None
+    actions, pama_line = _rating_actions(order, match, rating, options, code=code, reason=reason)
+    if pama_line:
+        lines.append(pama_line)
+    card = _rated_card(recommendation, match, options, ordered, verdict, lines)
+    outcome = Outcome(
+        card=card["uuid"],
+        topic=snapshot.topic_key,
+        release=snapshot.release_version,
+        procedure=procedure.key,
+        scenario=scenario.key,
+        rating=_code_sent(actions),
+        verdict=verdict,
+        known=record.kinds(),
+    )
+    return Advice(card=card, outcome=outcome, system_actions=actions)
+
+
+def _ordered_standing(recommendation: engine.Recommendation, match: OrderMatch) -> _OrderedStanding:
+    procedure = match.procedure
+    scenario = recommendation.scenario
+    assert scenario is not None
     standing, entry = _standing(recommendation, procedure.key)
     ruled_out: list[str] = []
     if standing == "unrated" and not match.unrated:
@@ -515,47 +557,60 @@ def rated_advice(
         ruled_out = partial.ruled_out(recommendation, procedure)
         if ruled_out:
             standing = "excluded"
-    is_recommended = standing == "recommended"
-    urgency = recommendation.urgency
     first = recommendation.first_ranked
-    # No ratings and no "not indicated": the pathway does not apply (a child is referred, an
-    # emergency referral for a child's neurological signs), never "no imaging".
-    outside = not scenario.ratings and scenario.urgency is not Urgency.NOT_INDICATED
-    partial_cover = standing == "unrated" and covers_less(procedure, first.procedure if first else None)
+    return _OrderedStanding(
+        standing=standing,
+        entry=entry,
+        ruled_out=ruled_out,
+        # No ratings and no "not indicated": the pathway does not apply (a child is referred, an
+        # emergency referral for a child's neurological signs), never "no imaging".
+        outside=not scenario.ratings and scenario.urgency is not Urgency.NOT_INDICATED,
+        partial_cover=standing == "unrated" and covers_less(procedure, first.procedure if first else None),
+    )
 
+
+def _verdict(recommendation: engine.Recommendation, ordered: _OrderedStanding) -> str:
+    """What the card says of the drafted order, in the summary and the recorded outcome."""
+    entry, first = ordered.entry, recommendation.first_ranked
     if isinstance(entry, engine.RankedProcedure):
         # The summary names the rating as the engine labels it: an ACR category, or a statement.
-        verdict = entry.rating.label.lower() if entry.rating.scale is Scale.ACR else entry.rating.label
-    elif standing == "excluded":
-        verdict = "excluded for this patient"
-    elif outside:
-        verdict = "outside this pathway"
-    elif urgency is Urgency.NOT_INDICATED:
-        verdict = "not rated; no imaging indicated now"
-    elif partial_cover:
-        verdict = "does not cover the whole spine"
-    elif first is not None:
-        verdict = f"not rated for this indication; recommended: {first.procedure.name}"
-    else:
-        verdict = "not rated for this indication"
-    if urgency in URGENT and first is not None:
-        summary = emergency_summary(urgency, first.procedure.name, procedure.name, verdict)
-    else:
-        summary = summary_line(procedure.name, verdict)
+        return entry.rating.label.lower() if entry.rating.scale is Scale.ACR else entry.rating.label
+    if ordered.standing == "excluded":
+        return "excluded for this patient"
+    if ordered.outside:
+        return "outside this pathway"
+    if recommendation.urgency is Urgency.NOT_INDICATED:
+        return "not rated; no imaging indicated now"
+    if ordered.partial_cover:
+        return "does not cover the whole spine"
+    if first is not None:
+        return f"not rated for this indication; recommended: {first.procedure.name}"
+    return "not rated for this indication"
 
+
+def _scenario_lines(recommendation: engine.Recommendation, scenario: engine.Scenario) -> list[str]:
     lines = [f"**{md(scenario.title)}**" + (f" — {md(scenario.summary)}" if scenario.summary else ""), ""]
+    urgency = recommendation.urgency
     if urgency is not None:
         lines += [
             f"**Urgency:** {md(urgency.label)}."
             + (f" {md(recommendation.urgency_note)}" if recommendation.urgency_note else ""),
             "",
         ]
-    lines.append(f"**Drafted order:** {md(procedure.name)}")
+    return lines
+
+
+def _ordered_lines(
+    recommendation: engine.Recommendation, match: OrderMatch, ordered: _OrderedStanding
+) -> list[str]:
+    """The drafted order: its rating (or why it has none), radiation and what excludes it."""
+    procedure, entry, first = match.procedure, ordered.entry, recommendation.first_ranked
+    lines = [f"**Drafted order:** {md(procedure.name)}"]
     if isinstance(entry, engine.RankedProcedure | engine.Exclusion):
         lines.append(f"- Rating: {md(_rating_text(entry.rating))}")
-    elif outside:
+    elif ordered.outside:
         lines.append("- Rating: none — this patient is outside this pathway")
-    elif partial_cover and first is not None:
+    elif ordered.partial_cover and first is not None:
         lines.append(
             f"- Does not cover the whole spine: {md(first.procedure.name)} is recommended "
             f"({md(rating_label(first.rating))})"
@@ -564,11 +619,19 @@ def rated_advice(
         lines.append("- Rating: not rated for this indication")
     if not match.unrated:
         lines.append(f"- Radiation: {md(_radiation(procedure))}")
-    if isinstance(entry, engine.Exclusion) or ruled_out:
-        reasons = entry.reasons if isinstance(entry, engine.Exclusion) else ruled_out
+    if isinstance(entry, engine.Exclusion) or ordered.ruled_out:
+        reasons = entry.reasons if isinstance(entry, engine.Exclusion) else ordered.ruled_out
         lines.append("- Excluded for this patient: " + "; ".join(md(reason) for reason in reasons))
     lines.append("")
+    return lines
+
+
+def _choice_lines(
+    recommendation: engine.Recommendation, scenario: engine.Scenario, outside: bool
+) -> list[str]:
+    """What the page recommends instead, or why nothing is (never "no imaging" for a referral)."""
     best = recommendation.best_available
+    lines: list[str] = []
     if recommendation.recommended:
         lines.append("**Recommended:**")
         lines += [
@@ -587,8 +650,13 @@ def rated_advice(
     else:
         lines.append("**Imaging is not indicated now** in this scenario.")
     lines.append("")
+    return lines
+
+
+def _caveat_lines(recommendation: engine.Recommendation, match: OrderMatch) -> list[str]:
     # The page's general caveats, then those of the first choice and of the ordered procedure
     # (on their cards on the page: "CT without visible compression does not rule it out").
+    snapshot, procedure = match.snapshot, match.procedure
     own: list[engine.Caveat] = [
         snapshot.caveats[key]
         for ranked in recommendation.listed
@@ -597,24 +665,45 @@ def rated_advice(
     ]
     shown = [(c.severity, c.text) for c in recommendation.caveats]
     shown += [(c.severity, c.text) for c in dict.fromkeys(own)]
-    if shown:
-        lines.append("**Caveats:**")
-        lines += [f"- *{md(severity.value.capitalize())}:* {md(text)}" for severity, text in shown]
-        lines.append("")
-    lines.append("**Inputs used** (all read from the record):")
-    for step in recommendation.trace:
-        lines.append(
+    if not shown:
+        return []
+    return [
+        "**Caveats:**",
+        *(f"- *{md(severity.value.capitalize())}:* {md(text)}" for severity, text in shown),
+        "",
+    ]
+
+
+def _input_lines(recommendation: engine.Recommendation, record: RecordAnswers) -> list[str]:
+    """Every answer the engine used, with the part of the record it was read from."""
+    return [
+        "**Inputs used** (all read from the record):",
+        *(
             f"- {md(step.prompt)} **{md(step.answer_label)}** — from {md(record.source_of(step.question))}"
-        )
-    lines.append("")
-    lines += _notes(record, skipped)
+            for step in recommendation.trace
+        ),
+        "",
+    ]
 
-    code, reason = _pama_decision(standing, entry, may_rate, partial_cover)
-    rating = entry.rating if isinstance(entry, engine.RankedProcedure) else None
-    actions, pama_line = _rating_actions(order, match, rating, options, code=code, reason=reason)
-    if pama_line:
-        lines.append(pama_line)
 
+def _rated_card(
+    recommendation: engine.Recommendation,
+    match: OrderMatch,
+    options: Options,
+    ordered: _OrderedStanding,
+    verdict: str,
+    lines: list[str],
+) -> JSON:
+    """The CDS Hooks card; an order that is not recommended gets a suggestion and override reasons."""
+    snapshot, procedure = match.snapshot, match.procedure
+    answers = dict(recommendation.answers)
+    permalink = links.wizard_link(options.base_url, snapshot.topic_key, answers, snapshot.release_version)
+    urgency, first = recommendation.urgency, recommendation.first_ranked
+    is_recommended = ordered.standing == "recommended"
+    if urgency in URGENT and first is not None:
+        summary = emergency_summary(urgency, first.procedure.name, procedure.name, verdict)
+    else:
+        summary = summary_line(procedure.name, verdict)
     card: JSON = {
         "uuid": new_uuid(),
         "summary": summary,
@@ -631,17 +720,7 @@ def rated_advice(
             card["suggestions"] = [suggestion]
             card["selectionBehavior"] = "at-most-one"
         card["overrideReasons"] = override_reasons(options.base_url)
-    outcome = Outcome(
-        card=card["uuid"],
-        topic=snapshot.topic_key,
-        release=snapshot.release_version,
-        procedure=procedure.key,
-        scenario=scenario.key,
-        rating=_code_sent(actions),
-        verdict=verdict,
-        known=record.kinds(),
-    )
-    return Advice(card=card, outcome=outcome, system_actions=actions)
+    return card
 
 
 def _pama_decision(

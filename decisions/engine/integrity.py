@@ -338,7 +338,6 @@ def _check_keys(document: Mapping[str, Any], problems: list[Problem]) -> None:
 
 
 def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Problem]) -> None:
-    topic = ("topic", snapshot.topic_key)
     if not snapshot.start_node:
         problems.append(
             _problem(
@@ -346,30 +345,31 @@ def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                 "the topic",
                 "has no first routing step: the wizard has no first question",
                 "topic",
-                topic,
+                ("topic", snapshot.topic_key),
             )
         )
         return
+    reachable_nodes, reachable_scenarios = _walk_routing(snapshot, words, problems)
+    _check_unreachable_nodes(snapshot, words, reachable_nodes, problems)
+    _check_question_use(snapshot, words, reachable_nodes, problems)
+    _check_unreachable_scenarios(snapshot, words, reachable_scenarios, problems)
+    _check_imaging_reachable(snapshot, words, reachable_scenarios, problems)
+
+
+def _walk_routing(
+    snapshot: engine.Snapshot, words: _Words, problems: list[Problem]
+) -> tuple[set[str], set[str]]:
+    """The routing steps and scenarios reachable from the first question, reporting each step's
+    problems on the way (depth first, in answer order, so problems read in the wizard's order)."""
     reachable_nodes: set[str] = set()
     reachable_scenarios: set[str] = set()
 
     def visit(node_key: str, path: tuple[str, ...]) -> None:
         node = snapshot.nodes[node_key]
-        where = f"routing[{node_key}]"
+        # `path` holds the steps above this one: meeting one again is a cycle, which would
+        # ask the same questions for ever, so it is reported rather than followed.
         if node_key in path:
-            cycle = " → ".join(
-                words.prompt(snapshot.nodes[k].question) for k in (*path[path.index(node_key) :], node_key)
-            )
-            problems.append(
-                _problem(
-                    ERROR,
-                    words.node(node_key),
-                    f"the questions go round in a circle: {cycle}; "
-                    "make one of these answers lead to a scenario",
-                    where,
-                    ("node", node_key),
-                )
-            )
+            problems.append(_cycle_problem(snapshot, words, node_key, path))
             return
         if node_key in reachable_nodes:
             return
@@ -382,53 +382,83 @@ def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                     words.node(node_key),
                     f"asks {words.prompt(question.key)}, "
                     "which is a patient-factor question, not a routing one",
-                    where,
+                    f"routing[{node_key}]",
                     ("node", node_key),
                 )
             )
         for choice in question.choices:
             target = node.branches.get(choice.key)
-            branch = ("branch", f"{node_key}/{choice.key}")
-            if target is None:
-                problems.append(
-                    _problem(
-                        ERROR,
-                        words.choice(question.key, choice.key),
-                        "leads nowhere: set where it leads (another question or a scenario)",
-                        where,
-                        branch,
-                    )
-                )
-            elif bool(target.node) == bool(target.scenario):
-                problems.append(
-                    _problem(
-                        ERROR,
-                        f"where {words.choice(question.key, choice.key)} leads",
-                        "must be exactly one next question or one scenario",
-                        f"{where}.branches[{choice.key}]",
-                        branch,
-                    )
-                )
-            elif target.scenario:
+            branch_problem = _branch_problem(words, node_key, question.key, choice.key, target)
+            if branch_problem is not None:
+                problems.append(branch_problem)
+            elif target is not None and target.scenario:
                 reachable_scenarios.add(target.scenario)
             else:
-                assert target.node is not None
+                assert target is not None and target.node is not None
                 visit(target.node, (*path, node_key))
-        for choice_key in node.branches:
-            if choice_key not in question.choice_keys:
-                problems.append(
-                    _problem(
-                        ERROR,
-                        words.node(node_key),
-                        f"has a branch for the answer {choice_key!r}, which {words.prompt(question.key)} "
-                        "does not offer: delete the branch or add the answer",
-                        f"{where}.branches[{choice_key}]",
-                        ("branch", f"{node_key}/{choice_key}"),
-                    )
-                )
+        problems.extend(_stray_branch_problems(words, node, question))
 
     visit(snapshot.start_node, ())
+    return reachable_nodes, reachable_scenarios
 
+
+def _cycle_problem(snapshot: engine.Snapshot, words: _Words, node_key: str, path: tuple[str, ...]) -> Problem:
+    """The circle of questions that leads back to `node_key`, in the words of their prompts."""
+    cycle = " → ".join(
+        words.prompt(snapshot.nodes[k].question) for k in (*path[path.index(node_key) :], node_key)
+    )
+    return _problem(
+        ERROR,
+        words.node(node_key),
+        f"the questions go round in a circle: {cycle}; make one of these answers lead to a scenario",
+        f"routing[{node_key}]",
+        ("node", node_key),
+    )
+
+
+def _branch_problem(
+    words: _Words, node_key: str, question_key: str, choice_key: str, target: engine.Target | None
+) -> Problem | None:
+    """What is wrong with where one answer leads, or None when it leads to exactly one place."""
+    branch = ("branch", f"{node_key}/{choice_key}")
+    if target is None:
+        return _problem(
+            ERROR,
+            words.choice(question_key, choice_key),
+            "leads nowhere: set where it leads (another question or a scenario)",
+            f"routing[{node_key}]",
+            branch,
+        )
+    if bool(target.node) == bool(target.scenario):
+        return _problem(
+            ERROR,
+            f"where {words.choice(question_key, choice_key)} leads",
+            "must be exactly one next question or one scenario",
+            f"routing[{node_key}].branches[{choice_key}]",
+            branch,
+        )
+    return None
+
+
+def _stray_branch_problems(words: _Words, node: engine.Node, question: engine.Question) -> list[Problem]:
+    """Branches for answers the step's question does not offer: no clinician can take them."""
+    return [
+        _problem(
+            ERROR,
+            words.node(node.key),
+            f"has a branch for the answer {choice_key!r}, which {words.prompt(question.key)} "
+            "does not offer: delete the branch or add the answer",
+            f"routing[{node.key}].branches[{choice_key}]",
+            ("branch", f"{node.key}/{choice_key}"),
+        )
+        for choice_key in node.branches
+        if choice_key not in question.choice_keys
+    ]
+
+
+def _check_unreachable_nodes(
+    snapshot: engine.Snapshot, words: _Words, reachable_nodes: set[str], problems: list[Problem]
+) -> None:
     for node_key in snapshot.nodes:
         if node_key not in reachable_nodes:
             problems.append(
@@ -440,6 +470,12 @@ def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                     ("node", node_key),
                 )
             )
+
+
+def _check_question_use(
+    snapshot: engine.Snapshot, words: _Words, reachable_nodes: set[str], problems: list[Problem]
+) -> None:
+    """Each routing question is asked by a reachable step, and every question offers a choice."""
     asked = {snapshot.nodes[n].question for n in reachable_nodes}
     for question in snapshot.questions.values():
         where = f"questions[{question.key}]"
@@ -463,6 +499,11 @@ def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                     ("question", question.key),
                 )
             )
+
+
+def _check_unreachable_scenarios(
+    snapshot: engine.Snapshot, words: _Words, reachable_scenarios: set[str], problems: list[Problem]
+) -> None:
     for scenario in snapshot.scenarios.values():
         if scenario.key not in reachable_scenarios:
             problems.append(
@@ -474,6 +515,13 @@ def _check_routing(snapshot: engine.Snapshot, words: _Words, problems: list[Prob
                     ("scenario", scenario.key),
                 )
             )
+
+
+def _check_imaging_reachable(
+    snapshot: engine.Snapshot, words: _Words, reachable_scenarios: set[str], problems: list[Problem]
+) -> None:
+    # Patient factors are asked only on the way to a scenario that recommends imaging: without
+    # one, none of them is ever asked, and each is reported where its content owner looks.
     imaging = [snapshot.scenarios[k] for k in reachable_scenarios if snapshot.scenarios[k].recommends_imaging]
     if not imaging:
         for question in snapshot.patient_factors:

@@ -15,6 +15,7 @@ from decisions.engine.snapshot import (
     Choice,
     Finding,
     NextStep,
+    Node,
     Procedure,
     Question,
     QuestionNotReached,
@@ -369,6 +370,23 @@ def factors_asked(snapshot: Snapshot, scenario: Scenario) -> tuple[Question, ...
     return tuple(q for q in snapshot.patient_factors if any(matters(q, c) for c in q.choices))
 
 
+_FactorAnswers = list[tuple[Question, tuple[Choice, ...]]]
+"""Each patient-factor question answered on this path, with the choices selected, in order."""
+
+
+@dataclass
+class _Route:
+    """How far the routing answers lead: to a scenario, or to the routing question still to answer."""
+
+    node: Node  # the last routing step reached
+    scenario: Scenario | None = None
+    next_question: Question | None = None
+    choices: list[Choice] = field(default_factory=list)
+    trace: list[TraceStep] = field(default_factory=list)
+    # Every question asked so far, in the order asked, so answers come back in question order.
+    asked: dict[str, None] = field(default_factory=dict)
+
+
 def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = True) -> Recommendation:
     """Walk the routing tree with `answers`, then apply the patient factors to the scenario.
 
@@ -380,25 +398,36 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     keep working; the engine itself takes today's keys only.
     """
     _validate(snapshot, answers)
-    trace: list[TraceStep] = []
-    asked: dict[str, None] = {}  # in the order asked, so answers come back in question order
-    scenario: Scenario | None = None
-    next_question: Question | None = None
+    route = _follow_routing(snapshot, answers)
+    factor_answers = _answer_factors(snapshot, route, answers)
+    unreached, ahead = _unreached_answers(snapshot, route, answers)
+    if strict:
+        _refuse_unreached_routing(snapshot, unreached, route.asked)
+    used_answers = {
+        key: snapshot.questions[key].canonical(answers[key]) for key in route.asked if key in answers
+    }
+    answers_ahead = tuple(key for key in snapshot.questions if key in ahead)
+    used_answers.update({key: snapshot.questions[key].canonical(answers[key]) for key in answers_ahead})
+    if route.scenario is None or route.next_question is not None:
+        return _incomplete(snapshot, route, factor_answers, used_answers, unreached, answers_ahead)
+    return _complete(snapshot, route.scenario, route, factor_answers, used_answers, unreached)
 
-    routing_choices: list[Choice] = []
-    node = snapshot.nodes[snapshot.start_node]
+
+def _follow_routing(snapshot: Snapshot, answers: Mapping[str, str]) -> _Route:
+    """Answer the routing questions from the first one, until a scenario or an unanswered question."""
+    route = _Route(node=snapshot.nodes[snapshot.start_node])
     for _ in range(len(snapshot.nodes) + 1):  # bounded: a cycle cannot hang a request
-        question = snapshot.questions[node.question]
-        asked[question.key] = None
+        question = snapshot.questions[route.node.question]
+        route.asked[question.key] = None
         if question.key not in answers:
-            next_question = question
-            break
+            route.next_question = question
+            return route
         choice = question.choice(answers[question.key])
-        target = node.branches.get(choice.key)
+        target = route.node.branches.get(choice.key)
         if target is None or bool(target.node) == bool(target.scenario):
-            raise SnapshotError(f"routing node {node.key} has no single target for {choice.key!r}")
-        routing_choices.append(choice)
-        trace.append(
+            raise SnapshotError(f"routing node {route.node.key} has no single target for {choice.key!r}")
+        route.choices.append(choice)
+        route.trace.append(
             TraceStep(
                 question=question.key,
                 prompt=question.prompt,
@@ -409,70 +438,96 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
             )
         )
         if target.scenario:
-            scenario = snapshot.scenarios[target.scenario]
-            break
+            route.scenario = snapshot.scenarios[target.scenario]
+            return route
         assert target.node is not None
-        node = snapshot.nodes[target.node]
-    else:
-        raise SnapshotError("the routing has a cycle")
+        route.node = snapshot.nodes[target.node]
+    raise SnapshotError("the routing has a cycle")
 
-    factor_answers: list[tuple[Question, tuple[Choice, ...]]] = []
-    if scenario is not None:
-        for question in factors_asked(snapshot, scenario):
-            asked[question.key] = None
-            if question.key not in answers:
-                if next_question is None:
-                    next_question = question
-                continue
-            factor_answers.append((question, question.selected(answers[question.key])))
-    factor_choices = [choice for _, chosen in factor_answers for choice in chosen]
 
-    unreached = [key for key in answers if key not in asked]
+def _answer_factors(snapshot: Snapshot, route: _Route, answers: Mapping[str, str]) -> _FactorAnswers:
+    """The scenario's patient-factor questions that are answered; the first unanswered one becomes
+    the next question when routing left none."""
+    factor_answers: _FactorAnswers = []
+    if route.scenario is None:
+        return factor_answers
+    for question in factors_asked(snapshot, route.scenario):
+        route.asked[question.key] = None
+        if question.key not in answers:
+            if route.next_question is None:
+                route.next_question = question
+            continue
+        factor_answers.append((question, question.selected(answers[question.key])))
+    return factor_answers
+
+
+def _unreached_answers(
+    snapshot: Snapshot, route: _Route, answers: Mapping[str, str]
+) -> tuple[list[str], frozenset[str]]:
+    """The answers to questions this path did not ask, and those of them a later routing step
+    may still ask (kept, so a link answered ahead of the wizard loses nothing)."""
+    unreached = [key for key in answers if key not in route.asked]
     ahead: frozenset[str] = frozenset()
-    if scenario is None and next_question is not None:
-        ahead = _questions_ahead(snapshot, node.key) & frozenset(unreached)
+    if route.scenario is None and route.next_question is not None:
+        ahead = _questions_ahead(snapshot, route.node.key) & frozenset(unreached)
         unreached = [key for key in unreached if key not in ahead]
-    if strict:
-        for key in unreached:
-            if snapshot.questions[key].role is Role.ROUTING:
-                raise QuestionNotReached(
-                    f"question {key!r} is not asked with these answers; questions on this path: "
-                    + ", ".join(sorted(asked)),
-                    key=key,
-                    valid=sorted(asked),
-                )
-    used_answers = {key: snapshot.questions[key].canonical(answers[key]) for key in asked if key in answers}
-    answers_ahead = tuple(key for key in snapshot.questions if key in ahead)
-    used_answers.update({key: snapshot.questions[key].canonical(answers[key]) for key in answers_ahead})
+    return unreached, ahead
 
-    if scenario is None or next_question is not None:
-        provisional: tuple[RankedProcedure, ...] = ()
-        if scenario is not None:
-            remaining = _apply_factors(snapshot, scenario, factor_choices)[0]
-            provisional = tuple(r for r in remaining if not r.rating.not_appropriate)
-            # The factor answers given so far are part of the trace ("your answers", "change").
-            for question, chosen in factor_answers:
-                trace.append(
-                    TraceStep(
-                        question=question.key,
-                        prompt=question.prompt,
-                        answer=ANSWER_SEPARATOR.join(c.key for c in chosen),
-                        answer_label="; ".join(c.label for c in chosen),
-                        effect=_describe_factor(snapshot, chosen, scenario, set()),
-                    )
-                )
-        return Recommendation(
-            snapshot=snapshot,
-            answers=used_answers,
-            complete=False,
-            next_question=next_question,
-            scenario=scenario,
-            trace=tuple(trace),
-            ignored_answers=tuple(unreached),
-            answers_ahead=answers_ahead,
-            provisional=provisional,
-        )
 
+def _refuse_unreached_routing(snapshot: Snapshot, unreached: list[str], asked: Mapping[str, None]) -> None:
+    for key in unreached:
+        if snapshot.questions[key].role is Role.ROUTING:
+            raise QuestionNotReached(
+                f"question {key!r} is not asked with these answers; questions on this path: "
+                + ", ".join(sorted(asked)),
+                key=key,
+                valid=sorted(asked),
+            )
+
+
+def _incomplete(
+    snapshot: Snapshot,
+    route: _Route,
+    factor_answers: _FactorAnswers,
+    used_answers: dict[str, str],
+    unreached: list[str],
+    answers_ahead: tuple[str, ...],
+) -> Recommendation:
+    """The recommendation while questions remain: with the scenario known, what is listed so far."""
+    trace = list(route.trace)
+    provisional: tuple[RankedProcedure, ...] = ()
+    if route.scenario is not None:
+        factor_choices = [choice for _, chosen in factor_answers for choice in chosen]
+        remaining = _apply_factors(snapshot, route.scenario, factor_choices)[0]
+        provisional = tuple(r for r in remaining if not r.rating.not_appropriate)
+        # The factor answers given so far are part of the trace ("your answers", "change").
+        trace += [
+            _factor_step(snapshot, route.scenario, question, chosen, set())
+            for question, chosen in factor_answers
+        ]
+    return Recommendation(
+        snapshot=snapshot,
+        answers=used_answers,
+        complete=False,
+        next_question=route.next_question,
+        scenario=route.scenario,
+        trace=tuple(trace),
+        ignored_answers=tuple(unreached),
+        answers_ahead=answers_ahead,
+        provisional=provisional,
+    )
+
+
+def _complete(
+    snapshot: Snapshot,
+    scenario: Scenario,
+    route: _Route,
+    factor_answers: _FactorAnswers,
+    used_answers: dict[str, str],
+    unreached: list[str],
+) -> Recommendation:
+    """The recommendation once every question the path asks is answered."""
+    factor_choices = [choice for _, chosen in factor_answers for choice in chosen]
     remaining, excluded = _apply_factors(snapshot, scenario, factor_choices)
     excluded_attributes = frozenset(c.excludes for c in factor_choices if c.excludes is not None)
     promoted = excluded_attributes if snapshot.fallbacks_recommended else frozenset()
@@ -481,34 +536,11 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
     alternatives = tuple(r for r in remaining if r not in recommended and r not in not_appropriate)
     listed = recommended + alternatives + not_appropriate
     listed_attributes = frozenset().union(*(r.procedure.attributes for r in listed))
-    all_choices = routing_choices + factor_choices
-    caveats = _collect_caveats(snapshot, scenario, all_choices, listed, excluded)
+    caveats = _collect_caveats(snapshot, scenario, route.choices + factor_choices, listed, excluded)
     answered = {(q.key, c.key) for q, chosen in factor_answers for c in chosen} | {
-        (step.question, step.answer) for step in trace
+        (step.question, step.answer) for step in route.trace
     }
     next_steps = tuple(step for step in scenario.next_steps if step.shows(answered, listed_attributes))
-
-    shown_caveats = {shown.key for shown in caveats}
-    # A routing answer cites the sources of its caveats only where those caveats are shown.
-    trace = [
-        replace(step, references=_choice_references(snapshot, choice, shown_caveats))
-        for step, choice in zip(trace, routing_choices, strict=True)
-    ]
-    for question, chosen in factor_answers:
-        references: dict[str, None] = {}
-        for choice in chosen:
-            references.update(dict.fromkeys(_choice_references(snapshot, choice, shown_caveats)))
-        trace.append(
-            TraceStep(
-                question=question.key,
-                prompt=question.prompt,
-                answer=ANSWER_SEPARATOR.join(c.key for c in chosen),
-                answer_label="; ".join(c.label for c in chosen),
-                effect=_describe_factor(snapshot, chosen, scenario, shown_caveats),
-                references=tuple(references),
-            )
-        )
-
     return Recommendation(
         snapshot=snapshot,
         answers=used_answers,
@@ -521,8 +553,47 @@ def recommend(snapshot: Snapshot, answers: Mapping[str, str], *, strict: bool = 
         excluded=tuple(excluded),
         caveats=caveats,
         next_steps=next_steps,
-        trace=tuple(trace),
+        trace=_cited_trace(snapshot, scenario, route, factor_answers, {shown.key for shown in caveats}),
         ignored_answers=tuple(unreached),
+    )
+
+
+def _cited_trace(
+    snapshot: Snapshot,
+    scenario: Scenario,
+    route: _Route,
+    factor_answers: _FactorAnswers,
+    shown_caveats: set[str],
+) -> tuple[TraceStep, ...]:
+    """Every answer and what it did, citing the sources of its caveats only where they are shown."""
+    trace = [
+        replace(step, references=_choice_references(snapshot, choice, shown_caveats))
+        for step, choice in zip(route.trace, route.choices, strict=True)
+    ]
+    for question, chosen in factor_answers:
+        references: dict[str, None] = {}
+        for choice in chosen:
+            references.update(dict.fromkeys(_choice_references(snapshot, choice, shown_caveats)))
+        trace.append(_factor_step(snapshot, scenario, question, chosen, shown_caveats, tuple(references)))
+    return tuple(trace)
+
+
+def _factor_step(
+    snapshot: Snapshot,
+    scenario: Scenario,
+    question: Question,
+    chosen: tuple[Choice, ...],
+    shown_caveats: set[str],
+    references: tuple[str, ...] = (),
+) -> TraceStep:
+    """One patient-factor answer in the trace (several choices of one question read as one answer)."""
+    return TraceStep(
+        question=question.key,
+        prompt=question.prompt,
+        answer=ANSWER_SEPARATOR.join(c.key for c in chosen),
+        answer_label="; ".join(c.label for c in chosen),
+        effect=_describe_factor(snapshot, chosen, scenario, shown_caveats),
+        references=references,
     )
 
 

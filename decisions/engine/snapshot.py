@@ -560,149 +560,16 @@ def _build_snapshot(
     published_at: str | None,
     ionising_modalities: frozenset[str],
 ) -> Snapshot:
+    # Sections are read in this order (topic first, its fields last) so that a malformed document
+    # names the same first missing field in SnapshotError as it always has.
     topic = document["topic"]
-    references = {
-        r["key"]: Reference(
-            key=r["key"],
-            kind=r.get("kind", ""),
-            citation=r["citation"],
-            doi=r.get("doi", ""),
-            pmid=r.get("pmid", ""),
-            url=r.get("url", ""),
-        )
-        for r in document.get("references", [])
-    }
-    caveats = {
-        c["key"]: Caveat(
-            key=c["key"],
-            severity=Severity(c["severity"]),
-            text=c["text"],
-            applies_to=Attribute(c["applies_to"]) if c.get("applies_to") else None,
-            references=_keys(c.get("references")),
-        )
-        for c in document.get("caveats", [])
-    }
-    procedures = {
-        p["key"]: Procedure(
-            key=p["key"],
-            name=p["name"],
-            modality=p["modality"],
-            region=p["region"],
-            contrast=p["contrast"],
-            contrast_agent=p.get("contrast_agent") or None,
-            rrl=None if p.get("rrl") is None else int(p["rrl"]),
-            ionising=p["modality"] in ionising_modalities,
-            codes={"loinc": p["loinc"]} if p.get("loinc") else {},
-            strengths=p.get("strengths", ""),
-            limitations=p.get("limitations", ""),
-            caveats=_keys(p.get("caveats")),
-            order_codes=tuple(
-                ([Code("", LOINC, p["loinc"])] if p.get("loinc") else [])
-                + [Code("", c["system"], c["code"]) for c in p.get("codes", [])]
-            ),
-        )
-        for p in document.get("procedures", [])
-    }
-    findings = {
-        f["key"]: Finding(
-            key=f["key"],
-            text=f["text"],
-            reference=f["reference"],
-            procedure=f.get("procedure") or None,
-            order=int(f.get("order") or 0),
-        )
-        for f in document.get("findings", [])
-    }
-    questions = {
-        q["key"]: Question(
-            key=q["key"],
-            role=Role(q["role"]),
-            prompt=q["prompt"],
-            help_text=q.get("help_text", ""),
-            choices=tuple(
-                Choice(
-                    key=c["key"],
-                    label=c["label"],
-                    excludes=Attribute(c["excludes"]) if c.get("excludes") else None,
-                    exclusion_reason=c.get("exclusion_reason", ""),
-                    caveats=_keys(c.get("caveats")),
-                    age_min=c.get("age_min"),
-                    age_max=c.get("age_max"),
-                    codes=tuple(Code(x["resource"], x["system"], x["code"]) for x in c.get("codes", [])),
-                    exclusive=bool(c.get("exclusive")),
-                    retired=bool(c.get("retired")),
-                    replaces=c.get("replaces") or "",
-                    from_history=bool(c.get("from_history")),
-                )
-                for c in q["choices"]
-            ),
-            multiple=bool(q.get("multiple")),
-            replaces=q.get("replaces") or "",
-        )
-        for q in document.get("questions", [])
-    }
-    nodes = {
-        n["key"]: Node(
-            key=n["key"],
-            question=n["question"],
-            branches={
-                choice: Target(node=t.get("node") or None, scenario=t.get("scenario") or None)
-                for choice, t in n["branches"].items()
-            },
-        )
-        for n in document.get("routing", [])
-    }
-    scenarios = {
-        s["key"]: Scenario(
-            key=s["key"],
-            title=s["title"],
-            summary=s.get("summary", ""),
-            urgency=Urgency(s["urgency"]) if s.get("urgency") else None,
-            urgency_note=s.get("urgency_note", ""),
-            urgency_references=_keys(s.get("urgency_references")),
-            order_rationale=s.get("order_rationale", ""),
-            no_safe_imaging=s.get("no_safe_imaging", ""),
-            caveats=_keys(s.get("caveats")),
-            ratings=tuple(
-                Rating(
-                    procedure=r["procedure"],
-                    category=Category(r["category"]),
-                    score=r.get("score"),
-                    rationale=r.get("rationale", ""),
-                    references=_keys(r.get("references")),
-                    findings=_keys(r.get("findings")),
-                    needs_verification=bool(r.get("needs_verification")),
-                    scale=Scale(r.get("scale") or "acr"),
-                    statement=r.get("statement", ""),
-                    fallback_for=Attribute(r["fallback_for"]) if r.get("fallback_for") else None,
-                    strengths=r.get("strengths") or "",
-                    limitations=r.get("limitations") or "",
-                    rater=(
-                        ACR_RATER
-                        if any(
-                            key in references and references[key].acr_criteria
-                            for key in r.get("references") or ()
-                        )
-                        else LOCAL_RATER
-                    ),
-                )
-                for r in s.get("ratings", [])
-            ),
-            next_steps=tuple(
-                NextStep(
-                    text=n["text"],
-                    references=_keys(n.get("references")),
-                    when=(n["when"]["question"], n["when"]["choice"]) if n.get("when") else None,
-                    applies_to=Attribute(n["applies_to"]) if n.get("applies_to") else None,
-                    unless=Attribute(n["unless"]) if n.get("unless") else None,
-                    critical=bool(n.get("critical")),
-                )
-                for n in s.get("next_steps", [])
-            ),
-            urgency_note_without_mri=s.get("urgency_note_without_mri") or "",
-        )
-        for s in document.get("scenarios", [])
-    }
+    references = {r["key"]: _reference(r) for r in document.get("references", [])}
+    caveats = {c["key"]: _caveat(c) for c in document.get("caveats", [])}
+    procedures = {p["key"]: _procedure(p, ionising_modalities) for p in document.get("procedures", [])}
+    findings = {f["key"]: _finding(f) for f in document.get("findings", [])}
+    questions = {q["key"]: _question(q) for q in document.get("questions", [])}
+    nodes = {n["key"]: _node(n) for n in document.get("routing", [])}
+    scenarios = {s["key"]: _scenario(s, references) for s in document.get("scenarios", [])}
     return Snapshot(
         topic_key=topic["key"],
         topic_title=topic["title"],
@@ -728,6 +595,151 @@ def _build_snapshot(
         findings=findings,
         fallbacks_recommended=not document.get("scenarios")
         or any("urgency_note_without_mri" in s for s in document["scenarios"]),
+    )
+
+
+def _reference(r: Mapping[str, Any]) -> Reference:
+    return Reference(
+        key=r["key"],
+        kind=r.get("kind", ""),
+        citation=r["citation"],
+        doi=r.get("doi", ""),
+        pmid=r.get("pmid", ""),
+        url=r.get("url", ""),
+    )
+
+
+def _caveat(c: Mapping[str, Any]) -> Caveat:
+    return Caveat(
+        key=c["key"],
+        severity=Severity(c["severity"]),
+        text=c["text"],
+        applies_to=Attribute(c["applies_to"]) if c.get("applies_to") else None,
+        references=_keys(c.get("references")),
+    )
+
+
+def _procedure(p: Mapping[str, Any], ionising_modalities: frozenset[str]) -> Procedure:
+    return Procedure(
+        key=p["key"],
+        name=p["name"],
+        modality=p["modality"],
+        region=p["region"],
+        contrast=p["contrast"],
+        contrast_agent=p.get("contrast_agent") or None,
+        rrl=None if p.get("rrl") is None else int(p["rrl"]),
+        ionising=p["modality"] in ionising_modalities,
+        codes={"loinc": p["loinc"]} if p.get("loinc") else {},
+        strengths=p.get("strengths", ""),
+        limitations=p.get("limitations", ""),
+        caveats=_keys(p.get("caveats")),
+        order_codes=tuple(
+            ([Code("", LOINC, p["loinc"])] if p.get("loinc") else [])
+            + [Code("", c["system"], c["code"]) for c in p.get("codes", [])]
+        ),
+    )
+
+
+def _finding(f: Mapping[str, Any]) -> Finding:
+    return Finding(
+        key=f["key"],
+        text=f["text"],
+        reference=f["reference"],
+        procedure=f.get("procedure") or None,
+        order=int(f.get("order") or 0),
+    )
+
+
+def _question(q: Mapping[str, Any]) -> Question:
+    return Question(
+        key=q["key"],
+        role=Role(q["role"]),
+        prompt=q["prompt"],
+        help_text=q.get("help_text", ""),
+        choices=tuple(_choice(c) for c in q["choices"]),
+        multiple=bool(q.get("multiple")),
+        replaces=q.get("replaces") or "",
+    )
+
+
+def _choice(c: Mapping[str, Any]) -> Choice:
+    return Choice(
+        key=c["key"],
+        label=c["label"],
+        excludes=Attribute(c["excludes"]) if c.get("excludes") else None,
+        exclusion_reason=c.get("exclusion_reason", ""),
+        caveats=_keys(c.get("caveats")),
+        age_min=c.get("age_min"),
+        age_max=c.get("age_max"),
+        codes=tuple(Code(x["resource"], x["system"], x["code"]) for x in c.get("codes", [])),
+        exclusive=bool(c.get("exclusive")),
+        retired=bool(c.get("retired")),
+        replaces=c.get("replaces") or "",
+        from_history=bool(c.get("from_history")),
+    )
+
+
+def _node(n: Mapping[str, Any]) -> Node:
+    return Node(
+        key=n["key"],
+        question=n["question"],
+        branches={
+            choice: Target(node=t.get("node") or None, scenario=t.get("scenario") or None)
+            for choice, t in n["branches"].items()
+        },
+    )
+
+
+def _scenario(s: Mapping[str, Any], references: Mapping[str, Reference]) -> Scenario:
+    return Scenario(
+        key=s["key"],
+        title=s["title"],
+        summary=s.get("summary", ""),
+        urgency=Urgency(s["urgency"]) if s.get("urgency") else None,
+        urgency_note=s.get("urgency_note", ""),
+        urgency_references=_keys(s.get("urgency_references")),
+        order_rationale=s.get("order_rationale", ""),
+        no_safe_imaging=s.get("no_safe_imaging", ""),
+        caveats=_keys(s.get("caveats")),
+        ratings=tuple(_rating(r, references) for r in s.get("ratings", [])),
+        next_steps=tuple(_next_step(n) for n in s.get("next_steps", [])),
+        urgency_note_without_mri=s.get("urgency_note_without_mri") or "",
+    )
+
+
+def _rating(r: Mapping[str, Any], references: Mapping[str, Reference]) -> Rating:
+    return Rating(
+        procedure=r["procedure"],
+        category=Category(r["category"]),
+        score=r.get("score"),
+        rationale=r.get("rationale", ""),
+        references=_keys(r.get("references")),
+        findings=_keys(r.get("findings")),
+        needs_verification=bool(r.get("needs_verification")),
+        scale=Scale(r.get("scale") or "acr"),
+        statement=r.get("statement", ""),
+        fallback_for=Attribute(r["fallback_for"]) if r.get("fallback_for") else None,
+        strengths=r.get("strengths") or "",
+        limitations=r.get("limitations") or "",
+        rater=_rater(r, references),
+    )
+
+
+def _rater(r: Mapping[str, Any], references: Mapping[str, Reference]) -> str:
+    # A rating is the ACR's only when it cites an ACR Appropriateness Criteria document; any
+    # other rating is the local panel's, so a clinician never reads an ACR label it did not earn.
+    cites_acr = any(key in references and references[key].acr_criteria for key in r.get("references") or ())
+    return ACR_RATER if cites_acr else LOCAL_RATER
+
+
+def _next_step(n: Mapping[str, Any]) -> NextStep:
+    return NextStep(
+        text=n["text"],
+        references=_keys(n.get("references")),
+        when=(n["when"]["question"], n["when"]["choice"]) if n.get("when") else None,
+        applies_to=Attribute(n["applies_to"]) if n.get("applies_to") else None,
+        unless=Attribute(n["unless"]) if n.get("unless") else None,
+        critical=bool(n.get("critical")),
     )
 
 

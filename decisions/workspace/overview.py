@@ -383,112 +383,19 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
     problems = publishing.check_topic(topic, document)
     index = _Index(topic)
     flags = _Flags(problems, index)
-    questions: dict[str, Mapping[str, Any]] = {q["key"]: q for q in document["questions"]}
-    nodes: dict[str, Mapping[str, Any]] = {n["key"]: n for n in document["routing"]}
-    scenario_titles = {s["key"]: s["title"] for s in document["scenarios"]}
-    caveat_texts = {c["key"]: c["text"] for c in document["caveats"]}
-    procedure_names = {p["key"]: p["name"] for p in document["procedures"]}
-    attribute_counts = _attribute_counts(document)
-    drawn: set[str] = set()
-
-    def caveat_pieces(keys: Iterable[str]) -> list[Piece]:
-        return [
-            # A caveat's problems are shown once, in the list of the topic's caveats.
-            Piece(key, caveat_texts.get(key, key), index.url(("caveat", key)))
-            for key in keys
-        ]
-
-    def choice_answer(question: Mapping[str, Any], choice: Mapping[str, Any]) -> Answer:
-        subject = ("choice", f"{question['key']}/{choice['key']}")
-        return Answer(
-            key=choice["key"],
-            label=choice["label"],
-            url=index.url(subject),
-            flags=flags.take(subject),
-            excludes=(
-                excluded_procedures(choice["excludes"], attribute_counts.get(choice["excludes"], 0))
-                if choice.get("excludes")
-                else ""
-            ),
-            exclusion_reason=choice.get("exclusion_reason") or "",
-            caveats=caveat_pieces(choice.get("caveats", [])),
-        )
-
-    def step(node_key: str) -> Step:
-        drawn.add(node_key)
-        node = nodes[node_key]
-        question = questions.get(node["question"], {"key": node["question"], "prompt": "", "choices": []})
-        result = Step(
-            key=node_key,
-            label=question.get("prompt") or node["question"],
-            url=index.url(("node", node_key)),
-            flags=flags.take(("node", node_key), ("question", question["key"])),
-            question_key=question["key"],
-            question_url=index.url(("question", question["key"])),
-        )
-        branches: Mapping[str, Mapping[str, str]] = node.get("branches", {})
-        for choice in question.get("choices", []):
-            answer = choice_answer(question, choice)
-            answer.flags += flags.take(("branch", f"{node_key}/{choice['key']}"))
-            target = branches.get(choice["key"], {})
-            if target.get("scenario"):
-                key = target["scenario"]
-                answer.scenario = Piece(key, scenario_titles.get(key, key), index.url(("scenario", key)))
-            elif target.get("node") in nodes:
-                if target["node"] in drawn:
-                    seen = nodes[target["node"]]
-                    prompt = questions.get(seen["question"], {}).get("prompt", seen["question"])
-                    answer.seen_node = Piece(target["node"], prompt, index.url(("node", target["node"])))
-                else:
-                    answer.next_node = step(target["node"])
-            result.answers.append(answer)
-        for choice_key in branches:
-            if choice_key not in {c["key"] for c in question.get("choices", [])}:
-                result.flags += flags.take(("branch", f"{node_key}/{choice_key}"))
-        return result
-
+    drawer = _MapDrawer(document, index, flags)
+    # Each problem is handed out once, to the first piece that takes it: the tree is drawn first,
+    # then the questions, scenarios, caveats and the topic, and whatever is left goes "elsewhere".
     start_key = document["topic"].get("start_node") or ""
-    start = step(start_key) if start_key in nodes else None
-    unreached = [step(key) for key in nodes if key not in drawn]
-
-    factors = []
-    for question in document["questions"]:
-        if question["role"] != engine.Role.PATIENT_FACTOR.value:
-            continue
-        factors.append(
-            FactorQuestion(
-                key=question["key"],
-                label=question["prompt"],
-                url=index.url(("question", question["key"])),
-                flags=flags.take(("question", question["key"])),
-                answers=[choice_answer(question, c) for c in question["choices"]],
-            )
-        )
-    # A routing question no step asks still has its answers' problems: show them on the question.
-    for question in document["questions"]:
-        if question["role"] == engine.Role.ROUTING.value and not any(
-            n["question"] == question["key"] for n in document["routing"]
-        ):
-            factors.append(
-                FactorQuestion(
-                    key=question["key"],
-                    label=f"{question['prompt']} (routing question no step asks)",
-                    url=index.url(("question", question["key"])),
-                    flags=flags.take(("question", question["key"])),
-                    answers=[choice_answer(question, c) for c in question["choices"]],
-                )
-            )
-
+    start = drawer.step(start_key) if start_key in drawer.nodes else None
+    unreached = [drawer.step(key) for key in drawer.nodes if key not in drawer.drawn]
+    factors = drawer.factor_questions() + drawer.unasked_routing_questions()
     scenarios = [
-        _scenario_piece(s, index, flags, procedure_names, caveat_pieces) for s in document["scenarios"]
+        _scenario_piece(s, index, flags, drawer.procedure_names, drawer.caveat_pieces)
+        for s in document["scenarios"]
     ]
     caveats = [
-        Piece(
-            c["key"],
-            c["text"],
-            index.url(("caveat", c["key"])),
-            flags.take(("caveat", c["key"])),
-        )
+        Piece(c["key"], c["text"], index.url(("caveat", c["key"])), flags.take(("caveat", c["key"])))
         for c in document["caveats"]
     ]
     return AlgorithmMap(
@@ -503,6 +410,120 @@ def algorithm_map(topic: Topic) -> AlgorithmMap:
         errors=sum(1 for p in problems if p.severity == integrity.ERROR),
         warnings=sum(1 for p in problems if p.severity != integrity.ERROR),
     )
+
+
+class _MapDrawer:
+    """Draws the pieces of one topic's map from its exported document, taking their problems."""
+
+    def __init__(self, document: Mapping[str, Any], index: _Index, flags: _Flags) -> None:
+        self.document = document
+        self.index = index
+        self.flags = flags
+        self.questions: dict[str, Mapping[str, Any]] = {q["key"]: q for q in document["questions"]}
+        self.nodes: dict[str, Mapping[str, Any]] = {n["key"]: n for n in document["routing"]}
+        self.scenario_titles = {s["key"]: s["title"] for s in document["scenarios"]}
+        self.caveat_texts = {c["key"]: c["text"] for c in document["caveats"]}
+        self.procedure_names = {p["key"]: p["name"] for p in document["procedures"]}
+        self.attribute_counts = _attribute_counts(document)
+        # Routing steps already drawn: a step reached twice is drawn once and pointed at after.
+        self.drawn: set[str] = set()
+
+    def caveat_pieces(self, keys: Iterable[str]) -> list[Piece]:
+        return [
+            # A caveat's problems are shown once, in the list of the topic's caveats.
+            Piece(key, self.caveat_texts.get(key, key), self.index.url(("caveat", key)))
+            for key in keys
+        ]
+
+    def choice_answer(self, question: Mapping[str, Any], choice: Mapping[str, Any]) -> Answer:
+        subject = ("choice", f"{question['key']}/{choice['key']}")
+        excludes = choice.get("excludes")
+        return Answer(
+            key=choice["key"],
+            label=choice["label"],
+            url=self.index.url(subject),
+            flags=self.flags.take(subject),
+            excludes=excluded_procedures(excludes, self.attribute_counts.get(excludes, 0))
+            if excludes
+            else "",
+            exclusion_reason=choice.get("exclusion_reason") or "",
+            caveats=self.caveat_pieces(choice.get("caveats", [])),
+        )
+
+    def step(self, node_key: str) -> Step:
+        """A routing step and, depth first, every step its answers lead to that is not drawn yet."""
+        self.drawn.add(node_key)
+        node = self.nodes[node_key]
+        # A step whose question is missing is still drawn (the integrity check reports it).
+        question = self.questions.get(
+            node["question"], {"key": node["question"], "prompt": "", "choices": []}
+        )
+        result = Step(
+            key=node_key,
+            label=question.get("prompt") or node["question"],
+            url=self.index.url(("node", node_key)),
+            flags=self.flags.take(("node", node_key), ("question", question["key"])),
+            question_key=question["key"],
+            question_url=self.index.url(("question", question["key"])),
+        )
+        branches: Mapping[str, Mapping[str, str]] = node.get("branches", {})
+        for choice in question.get("choices", []):
+            result.answers.append(self.branch_answer(node_key, question, choice, branches))
+        # Branches for answers the question does not offer have no answer to sit on: the step shows them.
+        for choice_key in branches:
+            if choice_key not in {c["key"] for c in question.get("choices", [])}:
+                result.flags += self.flags.take(("branch", f"{node_key}/{choice_key}"))
+        return result
+
+    def branch_answer(
+        self,
+        node_key: str,
+        question: Mapping[str, Any],
+        choice: Mapping[str, Any],
+        branches: Mapping[str, Mapping[str, str]],
+    ) -> Answer:
+        """One answer of a step and where it leads: a scenario, a step drawn before, or a new step."""
+        answer = self.choice_answer(question, choice)
+        answer.flags += self.flags.take(("branch", f"{node_key}/{choice['key']}"))
+        target = branches.get(choice["key"], {})
+        if target.get("scenario"):
+            key = target["scenario"]
+            answer.scenario = Piece(
+                key, self.scenario_titles.get(key, key), self.index.url(("scenario", key))
+            )
+        elif target.get("node") in self.nodes:
+            if target["node"] in self.drawn:
+                seen = self.nodes[target["node"]]
+                prompt = self.questions.get(seen["question"], {}).get("prompt", seen["question"])
+                answer.seen_node = Piece(target["node"], prompt, self.index.url(("node", target["node"])))
+            else:
+                answer.next_node = self.step(target["node"])
+        return answer
+
+    def factor_questions(self) -> list[FactorQuestion]:
+        return [
+            self._question_piece(question, question["prompt"])
+            for question in self.document["questions"]
+            if question["role"] == engine.Role.PATIENT_FACTOR.value
+        ]
+
+    def unasked_routing_questions(self) -> list[FactorQuestion]:
+        # A routing question no step asks still has its answers' problems: show them on the question.
+        return [
+            self._question_piece(question, f"{question['prompt']} (routing question no step asks)")
+            for question in self.document["questions"]
+            if question["role"] == engine.Role.ROUTING.value
+            and not any(n["question"] == question["key"] for n in self.document["routing"])
+        ]
+
+    def _question_piece(self, question: Mapping[str, Any], label: str) -> FactorQuestion:
+        return FactorQuestion(
+            key=question["key"],
+            label=label,
+            url=self.index.url(("question", question["key"])),
+            flags=self.flags.take(("question", question["key"])),
+            answers=[self.choice_answer(question, c) for c in question["choices"]],
+        )
 
 
 def _label(labels: Mapping[Any, str], enum: type[StrEnum], value: str) -> str:
