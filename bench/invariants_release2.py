@@ -22,7 +22,7 @@ RELEASE_2_ENGINE_COMMIT = "d100c66"  # main just before clinical revision 3
 
 def old_engine(commit: str):  # type: ignore[no-untyped-def]
     source = subprocess.run(
-        ["git", "show", f"{commit}:decisions/engine/"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "show", f"{commit}:decisions/engine.py"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
     path = Path(tempfile.mkdtemp()) / "engine_release2.py"
     path.write_text(source, encoding="utf-8")
