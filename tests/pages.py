@@ -8,6 +8,7 @@ from soupsieve.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 from bs4 import BeautifulSoup, Tag
@@ -81,7 +82,10 @@ class Element:
                 yield Element(found)
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Element]:
-        wanted = {("class" if name == "class_" else name): value for name, value in attrs.items()}
+        # Matched as BeautifulSoup matches them: a class among several, other attributes exactly.
+        wanted: dict[str, Any] = {
+            ("class" if name == "class_" else name): value for name, value in attrs.items()
+        }
         return [Element(found) for found in self._tag.find_all(tag, attrs=wanted) if isinstance(found, Tag)]
 
     def find(self, tag: str | None = None, **attrs: str) -> Element:
