@@ -63,18 +63,16 @@ def _fast_password_hashing():
         yield
 
 
-_roles: dict[str, list[tuple[str, str]]] = {}  # group -> permissions (app label, codename)
 _vocabularies: list[tuple[str, list[dict]]] = []  # (model, rows) of the regions and modalities seeded
 
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """The test database as the migrations leave it; notes the roles they create (groups)."""
-    from django.contrib.auth.models import Group
+    """The test database as the migrations leave it; notes the roles they create (tests/roles.py)."""
+    from tests import roles
 
     with django_db_blocker.unblock():
-        for group in Group.objects.all():
-            _roles[group.name] = list(group.permissions.values_list("content_type__app_label", "codename"))
+        roles.remember()
         for model in _vocabulary_models():
             _vocabularies.append((model._meta.label, list(model.objects.values())))
 
@@ -100,19 +98,15 @@ def pytest_runtest_teardown(item, nextitem):
     tests run last; with it a process may run others after them, which expect the roles: made
     again here, as the migrations made them, once the test's fixtures (the emptying) are done."""
     result = yield
-    # After the last test (no next item) the test database itself is already torn down.
-    if _roles and _transactional(item) and nextitem is not None:
-        from django.contrib.auth.models import Group, Permission
-        from django.db.models import Q
+    # After the last test (no next item) the test database itself is already torn down; nothing
+    # noted means no test of this process set up the database.
+    if _vocabularies and _transactional(item) and nextitem is not None:
         from pytest_django.plugin import blocking_manager_key
 
+        from tests import roles
+
         with item.config.stash[blocking_manager_key].unblock():
-            for name, permissions in _roles.items():
-                wanted = Q(pk__in=[])
-                for app_label, codename in permissions:
-                    wanted |= Q(content_type__app_label=app_label, codename=codename)
-                group, _created = Group.objects.get_or_create(name=name)
-                group.permissions.set(Permission.objects.filter(wanted))
+            roles.restore_all()
             # The body regions and modalities the migrations seed, which procedures need.
             for model, (_label, rows) in zip(_vocabulary_models(), _vocabularies, strict=True):
                 if not model.objects.exists():

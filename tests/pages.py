@@ -1,13 +1,24 @@
-"""Reading the pages content owners and clinicians see: forms, headlines, plain text."""
+"""Reading the pages content owners and clinicians see: elements, forms, headlines, plain text.
 
-import re
-from html import unescape
-from html.parser import HTMLParser
+Pages are parsed with BeautifulSoup (Python's own html.parser underneath, so a <textarea> keeps
+the newline Django's widget writes after its tag, as the page source has it); CSS selectors come
+from soupsieve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode
 
-TOPIC = "lumbar-metastasis"
+from bs4 import BeautifulSoup, Tag
+from django.http import HttpResponse
 
-# The public case "suspected metastasis": release 1 recommends MRI with and without contrast first.
+# The public example case "suspected metastasis" (docs/lumbar-metastasis-contract.md) in the
+# answers of release 1's questions: its `gadolinium` question became `contrast_risks` in clinical
+# revision 3, which reads this old answer as "none". The shipped topic recommends MRI whole spine
+# without IV contrast first; a draft that rates that "May be appropriate" puts MRI lumbar spine
+# without and with IV contrast first (tests/workflow/test_publish_flow.py).
 PUBLIC_CASE = {
     "age_group": "adult",
     "neuro": "no",
@@ -24,52 +35,132 @@ MRI_WITHOUT = "MRI lumbar spine without IV contrast"
 MRI_WHOLE_SPINE = "MRI whole spine without IV contrast"
 
 
-class _Forms(HTMLParser):
-    """Every form of a page, with the name/value pairs a browser would submit for it."""
+class Element:
+    """One element of a page, read as a person reads it: `text` collapses white space.
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[tuple[str, list[tuple[str, str]]]] = []
-        self._fields: list[tuple[str, str]] | None = None
-        self._select: str | None = None
-        self._textarea: str | None = None
-        self._text: list[str] = []
+    `find` and `find_all` take a tag name and attributes (`class_` matches one class among
+    several); `select` and `select_one` take a CSS selector. `find` and `select_one` fail the test
+    when nothing matches, naming what was looked for.
+    """
 
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "form":
-            self._fields = []
-            self.forms.append((attrs.get("id") or "", self._fields))
-        if self._fields is None or "disabled" in attrs:
-            return
-        name = attrs.get("name")
-        if tag == "input" and name:
-            kind = attrs.get("type", "text")
-            if kind in {"submit", "button", "image", "reset", "file"}:
-                return
-            if kind in {"checkbox", "radio"} and "checked" not in attrs:
-                return
-            self._fields.append((name, attrs.get("value") or ("on" if kind == "checkbox" else "")))
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and "selected" in attrs:
-            self._fields.append((self._select, attrs.get("value", "")))
-        elif tag == "textarea" and name:
-            self._textarea, self._text = name, []
+    def __init__(self, tag: Tag) -> None:
+        self._tag = tag
 
-    def handle_data(self, data):
-        if self._textarea:
-            self._text.append(data)
+    def __repr__(self) -> str:
+        return f"<{self.tag} {self.attrs}>"
 
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._fields = None
-        elif tag == "select":
-            self._select = None
-        elif tag == "textarea" and self._textarea and self._fields is not None:
+    @property
+    def tag(self) -> str:
+        return self._tag.name
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        """Attribute values as written (a class list joined by spaces); "" for a bare attribute."""
+        return {
+            name: " ".join(value) if isinstance(value, list) else str(value)
+            for name, value in self._tag.attrs.items()
+        }
+
+    @property
+    def parent(self) -> Element | None:
+        return Element(self._tag.parent) if self._tag.parent is not None else None
+
+    @property
+    def raw_text(self) -> str:
+        """The text below this element as written, white space and all (a script's or style's own
+        text only when asked of that element itself: the text of a page or section leaves them out)."""
+        return self._tag.get_text()
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.raw_text.split())
+
+    def iter(self) -> Iterator[Element]:
+        """Every element below this one, in the order of the page."""
+        for found in self._tag.descendants:
+            if isinstance(found, Tag):
+                yield Element(found)
+
+    def find_all(self, tag: str | None = None, **attrs: str) -> list[Element]:
+        # Matched as BeautifulSoup matches them: a class among several, other attributes exactly.
+        wanted: dict[str, Any] = {
+            ("class" if name == "class_" else name): value for name, value in attrs.items()
+        }
+        return [Element(found) for found in self._tag.find_all(tag, attrs=wanted) if isinstance(found, Tag)]
+
+    def find(self, tag: str | None = None, **attrs: str) -> Element:
+        found = self.find_all(tag, **attrs)
+        assert found, f"no <{tag or '*'}> with {attrs} on the page"
+        return found[0]
+
+    def select(self, selector: str) -> list[Element]:
+        return [Element(found) for found in self._tag.select(selector)]
+
+    def select_one(self, selector: str) -> Element:
+        found = self._tag.select_one(selector)
+        assert found is not None, f"nothing matches {selector!r} on the page"
+        return Element(found)
+
+    def by_id(self, element_id: str) -> Element:
+        return self.find(id=element_id)
+
+    def links(self) -> dict[str, str]:
+        """Link text -> href, for every link below this element."""
+        return {a.text: a.attrs.get("href", "") for a in self.find_all("a")}
+
+
+def parse(page: str | HttpResponse) -> Element:
+    """The page as a tree of elements, from its HTML or from the response that carries it."""
+    html = page if isinstance(page, str) else page.content.decode()
+    return Element(BeautifulSoup(html, "html.parser"))
+
+
+def text_of(html: str) -> str:
+    """The page's visible text (no tags, scripts or styles), white space collapsed."""
+    return " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
+
+
+def headline(html: str) -> str:
+    """The recommendation's first choice as the clinician reads it (the headline's bold text)."""
+    found = BeautifulSoup(html, "html.parser").select_one("#headline strong")
+    assert found is not None, "the page shows no recommendation headline"
+    return found.get_text().strip()
+
+
+# --- forms ----------------------------------------------------------------------------------------
+
+# Buttons are sent only when pressed, files are not read here.
+_NOT_SENT = {"submit", "button", "image", "reset", "file"}
+
+
+def _submitted(form: Tag) -> list[tuple[str, str]]:
+    """The name/value pairs a browser sends for the form, in the order of its fields."""
+    fields: list[tuple[str, str]] = []
+    for field in form.find_all(["input", "select", "textarea"]):
+        if not isinstance(field, Tag):
+            continue
+        name = field.get("name")
+        if not isinstance(name, str) or not name or field.has_attr("disabled"):
+            continue
+        value = field.get("value")
+        value = value if isinstance(value, str) else ""
+        if field.name == "input":
+            kind = str(field.get("type", "text")).lower()
+            if kind in _NOT_SENT or (kind in {"checkbox", "radio"} and not field.has_attr("checked")):
+                continue
+            fields.append((name, value or ("on" if kind == "checkbox" else "")))
+        elif field.name == "select":
+            options = [o for o in field.find_all("option") if isinstance(o, Tag)]
+            chosen = [o for o in options if o.has_attr("selected")]
+            if not chosen and options and not field.has_attr("multiple"):
+                chosen = options[:1]  # a single select with nothing marked sends its first option
+            for option in chosen:
+                option_value = option.get("value")
+                fields.append((name, option_value if isinstance(option_value, str) else option.get_text()))
+        else:
             # Browsers drop the newline that follows <textarea>, as Django's widget adds one.
-            self._fields.append((self._textarea, "".join(self._text).removeprefix("\n")))
-            self._textarea = None
+            fields.append((name, field.get_text().removeprefix("\n")))
+    return fields
 
 
 def form_data(html: str, form_id: str = "", *, containing: str = "") -> dict[str, list[str]]:
@@ -77,11 +168,11 @@ def form_data(html: str, form_id: str = "", *, containing: str = "") -> dict[str
 
     The form is found by its id, or as the first form with a field named `containing`.
     """
-    parser = _Forms()
-    parser.feed(html)
-    for found_id, fields in parser.forms:
-        names = {name for name, _ in fields}
-        if (form_id and found_id == form_id) or (containing and containing in names):
+    for form in BeautifulSoup(html, "html.parser").find_all("form"):
+        if not isinstance(form, Tag):
+            continue
+        fields = _submitted(form)
+        if (form_id and form.get("id") == form_id) or (containing and containing in dict(fields)):
             data: dict[str, list[str]] = {}
             for name, value in fields:
                 data.setdefault(name, []).append(value)
@@ -90,86 +181,22 @@ def form_data(html: str, form_id: str = "", *, containing: str = "") -> dict[str
 
 
 def has_form(html: str, form_id: str) -> bool:
-    parser = _Forms()
-    parser.feed(html)
-    return any(found_id == form_id for found_id, _ in parser.forms)
+    return BeautifulSoup(html, "html.parser").find("form", id=form_id) is not None
 
 
-class _Tables(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tables: list[list[list[str]]] = []
-        self._stack: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self._stack.append([])
-        elif tag == "tr" and self._stack:
-            self._stack[-1].append([])
-        elif tag in ("td", "th") and self._stack:
-            self._cell = []
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None and self._stack and self._stack[-1]:
-            self._stack[-1][-1].append(re.sub(r"\s+", " ", "".join(self._cell)).strip())
-            self._cell = None
-        elif tag == "table" and self._stack:
-            self.tables.append(self._stack.pop())
+# --- tables ---------------------------------------------------------------------------------------
 
 
 def table_rows(html: str) -> list[list[str]]:
-    """The text of every table row of the page, cell by cell."""
-    parser = _Tables()
-    parser.feed(html)
-    return [row for table in parser.tables for row in table]
-
-
-def answers_text(answers: dict[str, str]) -> str:
-    """Answers as the impact table shows them: key=value, comma separated."""
-    return ", ".join(f"{key}={value}" for key, value in answers.items())
-
-
-def headline(html: str) -> str:
-    """The recommendation's first choice as the clinician reads it (the headline's bold text)."""
-    match = re.search(r'id="headline">.*?<strong>(.*?)</strong>', html, re.S)
-    assert match, "the page shows no recommendation headline"
-    return unescape(match.group(1)).strip()
-
-
-def text_of(html: str) -> str:
-    """The page's visible text with tags removed and white space collapsed."""
-    without_tags = re.sub(r"<[^>]+>", " ", html)
-    return re.sub(r"\s+", " ", unescape(without_tags)).strip()
-
-
-# The shipped topic's questions and answers as the clinician reads them (for clicking through).
-PROMPTS = {
-    "age_group": "How old is the patient?",
-    "neuro": "Does the patient have new neurological symptoms or signs?",
-    "cancer": "Does the patient have a cancer history?",
-    "pain": "Does the spinal pain have features that suggest metastasis?",
-    "mri_access": "Can the patient have MRI?",
-    "gadolinium": "Any concern about contrast and kidney function, or a previous reaction to gadolinium?",
-    "pregnant": "Is the patient pregnant?",
-}
-LABELS = {
-    ("age_group", "adult"): "18 or older",
-    ("age_group", "child"): "Under 18",
-    ("neuro", "yes"): "Yes: new neurological symptoms or signs",
-    ("neuro", "no"): "No",
-    ("cancer", "known"): "Known cancer: current or past diagnosis",
-    ("cancer", "none"): "No: no cancer diagnosis and no suspicion of it",
-    ("pain", "suggestive"): "Suggests metastasis: one or more of these features",
-    ("mri_access", "available"): "Yes: MRI is available and there is no contraindication",
-    ("mri_access", "not_possible"): (
-        "No: absolute contraindication, cannot tolerate it, or not available in the time required"
-    ),
-    ("gadolinium", "none"): "No concern",
-    ("gadolinium", "prior_reaction"): "Previous moderate or severe allergic-like reaction to gadolinium",
-    ("pregnant", "no"): "No",
-}
+    """The text of every table row of the page, cell by cell (a nested table's rows are its own)."""
+    rows = []
+    for table in BeautifulSoup(html, "html.parser").find_all("table"):
+        if not isinstance(table, Tag):
+            continue
+        for row in table.find_all("tr"):
+            if isinstance(row, Tag) and row.find_parent("table") is table:
+                cells = [cell for cell in row.find_all(["td", "th"]) if isinstance(cell, Tag)]
+                rows.append(
+                    [" ".join(cell.get_text().split()) for cell in cells if cell.find_parent("tr") is row]
+                )
+    return rows

@@ -44,7 +44,18 @@ def test_a_complete_answer_set_gives_exactly_the_engines_public_json(client, pub
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == json.loads(json.dumps(expected))
-    assert response.json()["answers"]["contrast_risks"] == ["kidney", "gad_reaction"]
+    # What a program reading it relies on, not taken from the engine (the public contract's case of
+    # kidney and gadolinium reaction): an MRI without contrast first, every gadolinium procedure
+    # excluded with the reaction as a reason, none left among the options listed.
+    body = response.json()
+    assert body["answers"]["contrast_risks"] == ["kidney", "gad_reaction"]
+    assert (body["recommended"][0]["modality"], body["recommended"][0]["contrast"]) == ("MR", "none")
+    assert body["excluded"]
+    for excluded in body["excluded"]:
+        assert excluded["procedure"]["contrast_agent"] == "gadolinium"
+        assert any("reaction to gadolinium" in reason for reason in excluded["reasons"])
+    listed = body["recommended"] + body["alternatives"] + body["usually_not_appropriate"]
+    assert not [p["name"] for p in listed if p["contrast_agent"] == "gadolinium"]
 
 
 def test_suspected_metastasis_with_mri_available_recommends_mri_within_a_week(client, published_shipped):

@@ -4,11 +4,12 @@ Never downloads a browser: Playwright launches /usr/bin/chromium. Without it the
 skipped loudly on a developer's machine, and fails in CI (CI=true), where these tests are required.
 """
 
-import importlib
 import os
 from pathlib import Path
 
 import pytest
+
+from tests import roles
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run
 # there unless told that this is deliberate.
@@ -108,21 +109,11 @@ def csp_violations(page):
 def publisher(site, django_user_model):
     """A user in the "publisher" group, in the live server's database (log in with `log_in`).
 
-    Transactional tests empty the database between tests, which removes the groups the roles
-    migration created; they are recreated here with the migration's own permission list.
+    Transactional tests empty the database between tests, which removes the groups the migrations
+    created; the group is made again with the permissions they gave it (tests/roles.py).
     """
-    from django.contrib.auth.models import Group, Permission
-
     from tests.e2e.helpers import PUBLISHER, PUBLISHER_PASSWORD
 
-    roles = importlib.import_module("decisions.migrations.0003_roles")
-    group, created = Group.objects.get_or_create(name="publisher")
-    if created:
-        vocabularies = importlib.import_module("decisions.migrations.0015_regions_modalities_references")
-        codenames = [*roles.editor_codenames(), "publish_topic", *vocabularies.VOCABULARY_CODENAMES]
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
     user = django_user_model.objects.create_user(PUBLISHER, password=PUBLISHER_PASSWORD, is_staff=True)
-    user.groups.add(group)
+    user.groups.add(roles.group("publisher"))
     return user

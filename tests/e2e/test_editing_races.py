@@ -5,10 +5,10 @@ publishes, then the other) and checks what each person sees and what is stored. 
 and on PostgreSQL (DATABASE_URL), like the rest of the suite.
 """
 
-import importlib
-
 import pytest
 from playwright.sync_api import Browser, Page, expect
+
+from tests import roles
 
 pytestmark = pytest.mark.e2e
 
@@ -16,25 +16,11 @@ PASSWORD = "editing-races-pass-1234"
 CAVEAT = "nice-no-plain-radiographs"
 
 
-def _role(name: str):
-    """The roles migration's groups (a transactional test empties the database between tests)."""
-    from django.contrib.auth.models import Group, Permission
-
-    roles = importlib.import_module("decisions.migrations.0003_roles")
-    group, created = Group.objects.get_or_create(name=name)
-    if created:
-        codenames = roles.editor_codenames() + (["publish_topic"] if name == "publisher" else [])
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
-    return group
-
-
 @pytest.fixture
 def people(site, django_user_model):
     for username, role in [("ed", "editor"), ("eve", "editor"), ("pat", "publisher"), ("pia", "publisher")]:
         user = django_user_model.objects.create_user(username, password=PASSWORD, is_staff=True)
-        user.groups.add(_role(role))
+        user.groups.add(roles.group(role))
     return site
 
 

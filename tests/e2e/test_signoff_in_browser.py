@@ -2,13 +2,12 @@
 own account, clinicians read it, a publisher withdraws the topic and clinicians get 410 with the
 reason. The new admin screens pass axe with no violation."""
 
-import importlib
-
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from tests import roles
 from tests.e2e.clinician import SUSPECTED, TOPIC, query
 from tests.e2e.helpers import log_in
 
@@ -26,21 +25,11 @@ def _violations(page: Page) -> list[str]:
 
 @pytest.fixture
 def reviewer(site, django_user_model):
-    """A user in the "clinical_reviewer" group, made again as the migration makes it when a
-    transactional test has emptied the groups."""
-    from django.contrib.auth.models import Group, Permission
-
-    migration = importlib.import_module("decisions.migrations.0013_signoff_withdrawal")
-    group, created = Group.objects.get_or_create(name="clinical_reviewer")
-    if created:
-        codenames = [f"view_{model}" for model in migration.REVIEWER_MODELS] + ["sign_off_release"]
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="decisions", codename__in=codenames)
-        )
+    """A user in the "clinical_reviewer" group, as the migrations make it (tests/roles.py)."""
     user = django_user_model.objects.create_user(
         REVIEWER, password=REVIEWER_PASSWORD, is_staff=True, first_name="Rita", last_name="Okafor"
     )
-    user.groups.add(group)
+    user.groups.add(roles.group("clinical_reviewer"))
     return user
 
 

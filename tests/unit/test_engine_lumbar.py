@@ -513,11 +513,19 @@ def test_a_patient_factor_caveat_shows_only_with_a_listed_procedure_it_concerns(
 ):
     recommendation = engine.recommend(shipped_snapshot, {**route, **FACTORS, question: choice}, strict=False)
 
-    if question in recommendation.ignored_answers:
-        return  # not asked on this path (see the test of skipped questions below)
     choice_obj = shipped_snapshot.questions[question].choice(choice)
     assert choice_obj.caveats, f"{question}={choice} should carry a caveat"
     shown_caveats = {c.key: c for c in recommendation.caveats}
+    if question in recommendation.ignored_answers:
+        # Not asked on this path (the MSCC path asks no contrast risks), as an old link may still
+        # answer it: none of its caveats shows and the page is the one without the answer.
+        unasked = {key: value for key, value in FACTORS.items() if key != question}
+        without = engine.recommend(shipped_snapshot, {**route, **unasked})
+        assert not set(choice_obj.caveats) & set(shown_caveats)
+        assert [c.key for c in recommendation.caveats] == [c.key for c in without.caveats]
+        assert [r.procedure.key for r in shown(recommendation)] == [r.procedure.key for r in shown(without)]
+        assert recommendation.excluded == without.excluded == ()
+        return
     for key in choice_obj.caveats:
         applies_to = shipped_snapshot.caveats[key].applies_to
         if applies_to is None:

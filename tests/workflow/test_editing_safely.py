@@ -26,6 +26,7 @@ from decisions.knowledge.models import (
     Topic,
 )
 from decisions.knowledge.publishing import check_topic, publish
+from tests import roles
 from tests.conftest import synthetic_document
 from tests.pages import form_data, has_form, text_of
 
@@ -562,15 +563,7 @@ def test_two_simultaneous_publishes_make_one_release_and_no_server_error(shipped
 
     from django.db import connection
 
-    roles = __import__("importlib").import_module("decisions.migrations.0003_roles")
-    from django.contrib.auth.models import Permission
-
-    group, _ = Group.objects.get_or_create(name="publisher")
-    group.permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="decisions", codename__in=[*roles.editor_codenames(), "publish_topic"]
-        )
-    )
+    group = roles.group("publisher")
     topic = import_document(shipped_document)
     publish(topic, summary="Release 1")
     edit_caveat_text("A change published twice at once.")
