@@ -10,25 +10,22 @@ The userinfo endpoint wants the access token it issued.
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib
-import json
-import secrets
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client, override_settings
 from django.urls import clear_url_caches
+
+from tests.stand_in_oauth import AuthorizationHandler, StandInAuthorizationServer
 
 CLIENT_ID = "imaging-advisor-admin"
 CLIENT_SECRET = "stand-in-client-secret"
@@ -40,135 +37,18 @@ def rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-
-
 @dataclass
-class StandInProvider:
+class StandInProvider(StandInAuthorizationServer):
     email: str = "editor@hospital.example"
     email_verified: bool | None = True
     subject: str = "0f3c-editor"
     # The key that signs id_tokens; the JWKS publishes the public half of `published_key`.
     published_key: rsa.RSAPrivateKey = field(default_factory=rsa_key)
     signing_key: rsa.RSAPrivateKey | None = None  # None: the published one
-    authorize_requests: list[dict[str, str]] = field(default_factory=list)
-    token_requests: list[dict[str, str]] = field(default_factory=list)
-    token_refusals: list[str] = field(default_factory=list)
-    access_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    codes: dict[str, dict[str, str]] = field(default_factory=dict)  # code -> what it was issued for
     basic_auth_used: bool = False
 
     def __post_init__(self) -> None:
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-                if parts.path == "/authorize":
-                    self.authorize(query)
-                elif parts.path == "/jwks":
-                    public = jwt.algorithms.RSAAlgorithm.to_jwk(
-                        provider.published_key.public_key(), as_dict=True
-                    )
-                    self.answer(200, {"keys": [{**public, "kid": KEY_ID, "alg": "RS256", "use": "sig"}]})
-                elif parts.path == "/userinfo":
-                    if self.headers.get("Authorization") != f"Bearer {provider.access_token}":
-                        self.answer(401, {"error": "invalid_token"})
-                        return
-                    claims: dict[str, Any] = {"sub": provider.subject, "email": provider.email}
-                    if provider.email_verified is not None:
-                        claims["email_verified"] = provider.email_verified
-                    self.answer(200, claims)
-                else:
-                    self.answer(404, {"error": "not found"})
-
-            def authorize(self, query: dict[str, str]) -> None:
-                provider.authorize_requests.append(query)
-                code = secrets.token_urlsafe(16)
-                provider.codes[code] = {
-                    "challenge": query.get("code_challenge", ""),
-                    "client_id": query.get("client_id", ""),
-                    "redirect_uri": query.get("redirect_uri", ""),
-                    "nonce": query.get("nonce", ""),
-                }
-                target = query["redirect_uri"] + "?" + urlencode({"code": code, "state": query["state"]})
-                self.send_response(302)
-                self.send_header("Location", target)
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                if urlsplit(self.path).path != "/token":
-                    self.answer(404, {"error": "not found"})
-                    return
-                provider.token_requests.append(form)
-                credentials = (form.get("client_id"), form.get("client_secret"))
-                basic = self.headers.get("Authorization", "")
-                if basic.startswith("Basic "):  # client_secret_basic (RFC 6749 2.3.1)
-                    credentials = tuple(base64.b64decode(basic[6:]).decode().split(":", 1))
-                    provider.basic_auth_used = True
-                issued = provider.codes.pop(form.get("code", ""), None)  # a code is used once
-                why = None
-                if form.get("grant_type") != "authorization_code":
-                    why = "grant_type"
-                elif issued is None:
-                    why = "unknown or used code"
-                elif credentials != (CLIENT_ID, CLIENT_SECRET):
-                    why = "client credentials"
-                elif form.get("redirect_uri") != issued["redirect_uri"]:
-                    why = "redirect_uri"
-                elif s256(form.get("code_verifier", "")) != issued["challenge"]:
-                    why = "code_verifier does not match the code_challenge"
-                if why is not None:
-                    provider.token_refusals.append(why)
-                    self.answer(400, {"error": "invalid_grant", "error_description": why})
-                    return
-                now = int(time.time())
-                claims = {
-                    "iss": provider.base,
-                    "sub": provider.subject,
-                    "aud": CLIENT_ID,
-                    "iat": now,
-                    "exp": now + 300,
-                    "nonce": issued["nonce"],
-                    "email": provider.email,
-                }
-                id_token = jwt.encode(
-                    claims, provider.signing_key or provider.published_key, "RS256", {"kid": KEY_ID}
-                )
-                self.answer(
-                    200,
-                    {
-                        "access_token": provider.access_token,
-                        "token_type": "Bearer",
-                        "expires_in": 300,
-                        "id_token": id_token,
-                    },
-                )
-
-            def answer(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.start(ProviderHandler)
 
     def settings(self) -> dict[str, Any]:
         """What a deployment sets (the environment variables of docs/oidc.md), for this provider."""
@@ -198,6 +78,69 @@ class StandInProvider:
             assert answer.code == 302, answer.read()
             return str(answer.headers["Location"])
         raise AssertionError("the authorize endpoint did not redirect")
+
+
+class ProviderHandler(AuthorizationHandler):
+    """OpenID Connect's authorize, token (a confidential client), JWKS and userinfo."""
+
+    stand_in: StandInProvider
+
+    def do_GET(self) -> None:
+        provider = self.stand_in
+        path, query = self.query()
+        if path == "/authorize":
+            self.authorize(query)
+        elif path == "/jwks":
+            public = jwt.algorithms.RSAAlgorithm.to_jwk(provider.published_key.public_key(), as_dict=True)
+            self.answer(200, {"keys": [{**public, "kid": KEY_ID, "alg": "RS256", "use": "sig"}]})
+        elif path == "/userinfo":
+            if self.headers.get("Authorization") != f"Bearer {provider.access_token}":
+                self.answer(401, {"error": "invalid_token"})
+                return
+            claims: dict[str, Any] = {"sub": provider.subject, "email": provider.email}
+            if provider.email_verified is not None:
+                claims["email_verified"] = provider.email_verified
+            self.answer(200, claims)
+        else:
+            self.answer(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        provider = self.stand_in
+        form = self.token_form()
+        if form is None:
+            return
+        credentials = (form.get("client_id"), form.get("client_secret"))
+        basic = self.headers.get("Authorization", "")
+        if basic.startswith("Basic "):  # client_secret_basic (RFC 6749 2.3.1)
+            credentials = tuple(base64.b64decode(basic[6:]).decode().split(":", 1))
+            provider.basic_auth_used = True
+        client_refusal = None if credentials == (CLIENT_ID, CLIENT_SECRET) else "client credentials"
+        issued = provider.redeem(form, client_refusal)
+        if issued is None:
+            self.refuse_grant()
+            return
+        now = int(time.time())
+        claims = {
+            "iss": provider.base,
+            "sub": provider.subject,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": issued["nonce"],
+            "email": provider.email,
+        }
+        id_token = jwt.encode(
+            claims, provider.signing_key or provider.published_key, "RS256", {"kid": KEY_ID}
+        )
+        self.answer(
+            200,
+            {
+                "access_token": provider.access_token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "id_token": id_token,
+            },
+        )
 
 
 def reload_urls() -> None:

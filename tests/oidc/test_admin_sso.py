@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
-from tests.oidc.conftest import CLIENT_ID, PROVIDER_NAME, rsa_key, s256, start
+from tests.oidc.conftest import CLIENT_ID, PROVIDER_NAME, rsa_key, start
 from tests.pages import text_of
+from tests.stand_in_oauth import s256
 
 pytestmark = pytest.mark.django_db
 

@@ -18,9 +18,9 @@ from tests.smart.conftest import (
     callback_path,
     condition,
     launch_and_sign_in,
-    s256,
     start_launch,
 )
+from tests.stand_in_oauth import s256
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
