@@ -1,7 +1,8 @@
-"""
-WSGI config for imaging_advisor project.
+"""WSGI config for imaging_advisor project.
 
-It exposes the WSGI callable as a module-level variable named ``application``.
+It exposes the WSGI callable as a module-level variable named ``application``: Django's handler,
+behind the replay of cached answers (decisions/clinician/replay.py), which sends a repeated
+request for a cached page or API answer the complete response the stack sent before.
 
 For more information on this file, see
 https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
@@ -13,4 +14,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaging_advisor.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from decisions.clinician.replay import ReplayedAnswers  # noqa: E402  (needs the settings loaded)
+
+application = ReplayedAnswers(django_application)

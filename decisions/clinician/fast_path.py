@@ -13,6 +13,9 @@ people who log in or post. On a cache hit it sends exactly what the full stack w
 - a request the skipped middleware would answer differently goes the full way: one with a session
   cookie or a malformed CSRF cookie (which the full stack replaces), or any method but GET/HEAD.
 
+Each answer sent here leaves a note for replay.py, which keeps the complete response for the
+next request that is the same in everything the stack reads, and sends it before Django.
+
 A miss (or anything not cached) goes the full way, which fills the cache for the next request; the
 guards need no copy here, since only what passed them is ever cached. `keep_private` then makes
 sure nothing personal is marked public. tests/integration/test_fast_path.py compares both paths
@@ -25,12 +28,14 @@ import re
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.validators import slug_re
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.common import CommonMiddleware
 from django.urls import Resolver404, resolve
 from django_htmx.middleware import HtmxDetails
 
 from decisions.clinician import views
+from decisions.clinician.replay import NOTE, Replayable
 from decisions.knowledge import served
 from decisions.web import http_cache
 from decisions.web.csp import FrameOptionsMiddleware
@@ -60,30 +65,37 @@ class FastPathMiddleware:
         except Resolver404:
             return None
         topic = match.kwargs.get("topic")
-        if not isinstance(topic, str):
+        if match.view_name != WIZARD and match.view_name not in http_cache.API_CACHED:
             return None
+        if not isinstance(topic, str) or not slug_re.fullmatch(topic):
+            return None  # nothing is cached for it: not worth a look for its release
         response: HttpResponse
+        # Read once, before the cached answer is looked up: the answer then belongs to this
+        # generation or an older one, never a newer one (the replay relies on that too).
+        generation = served.generation(topic)  # None when withdrawn: the full way says 410
+        if generation is None:
+            return None
+        query = request.META.get("QUERY_STRING", "")
         if match.view_name == WIZARD:
-            generation = served.generation(topic)  # None when withdrawn: the full way says 410
-            query = request.META.get("QUERY_STRING", "")
-            renderings = views.cached_renderings(topic, generation, query) if generation else None
+            renderings = views.cached_renderings(topic, generation, query)
             if renderings is None:
                 return None
             request.get_host()  # CommonMiddleware's first step: a Host not allowed is a 400
             request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]
             # Vary already names HX-Request, so the view's @vary_on_headers adds nothing here.
             response = views.wizard_response(request, renderings)
-        elif match.view_name in http_cache.API_CACHED:
+            note = Replayable(topic, generation, renderings.release_version, renderings.scenario_key)
+        else:
             from decisions.api.endpoints import accepts_json  # the API module builds its routes on import
 
-            key = http_cache.api_key(match.view_name, topic, request.META.get("QUERY_STRING", ""))
+            key = http_cache.api_key(match.view_name, topic, query, generation=generation)
             answer = http_cache.api_answers.get(key) if key is not None else None
             if answer is None or not accepts_json(request):
                 return None
             request.get_host()
             response = answer.respond(request)
-        else:
-            return None
+            note = Replayable(topic, generation)
+        request.META[NOTE] = note  # the request's WSGI environ: replay.py may keep this response
         xframe, common = self._finishers
         return common.process_response(request, xframe.process_response(request, response))
 

@@ -329,6 +329,24 @@ def generation(topic_key: str) -> str | None:
         pointers = _release_pointers(topic_key)
     except UNAVAILABLE:
         return None
+    return _generation_of(topic_key, pointers)
+
+
+def current_generation(topic_key: str) -> str | None:
+    """`generation` as this process last read it, or None when that reading is due again, when
+    the database is out, or when there is nothing to cache. Never a query: the replay
+    (decisions/clinician/replay.py) runs outside Django's request, and so outside its handling
+    of database connections; when this says None, the request goes through Django, whose
+    `generation` reads again."""
+    cached = _pointers.get(topic_key)
+    if cached is None or outage.since is not None:
+        return None
+    if time.monotonic() - cached[0] >= settings.RELEASE_CHECK_SECONDS:
+        return None
+    return _generation_of(topic_key, cached[1])
+
+
+def _generation_of(topic_key: str, pointers: list[tuple[int, int]]) -> str | None:
     if not pointers or _withdrawals.get(topic_key) is not None:
         return None
     reviews = _reviews.get(topic_key)

@@ -147,9 +147,9 @@ API_CACHED = frozenset({"api-v1:recommend", "api-v1:get_topic"})
 api_answers: RenderCache[ApiAnswer] = RenderCache(settings.RENDER_CACHE_ENTRIES)
 
 
-def api_key(view_name: str, topic: str, query_string: str) -> str | None:
+def api_key(view_name: str, topic: str, query_string: str, *, generation: str | None = None) -> str | None:
     """Where an API answer is kept: the operation, the topic's latest release with its sign-offs
-    (`served.generation`) and the canonical query; None for anything not kept (another
+    (`served.generation`, read here unless given) and the canonical query; None for anything not kept (another
     operation, a topic that is not a slug, has no release or is withdrawn, a database that cannot
     say which release is the latest).
 
@@ -158,7 +158,8 @@ def api_key(view_name: str, topic: str, query_string: str) -> str | None:
     """
     if view_name not in API_CACHED or not slug_re.fullmatch(topic):
         return None
-    generation = served.generation(topic)  # the release and its sign-offs; None when withdrawn
+    if generation is None:  # the caller may have read it already, before anything else
+        generation = served.generation(topic)  # the release and its sign-offs; None when withdrawn
     if generation is None:
         return None
     return f"api:{view_name}|{topic}|{generation}|{canonical_query(query_string)}"
