@@ -243,8 +243,8 @@ STORAGES = {
 RENDER_CACHE_ENTRIES = int(os.environ.get("RENDER_CACHE_ENTRIES", "5000"))
 
 # Megabytes of complete responses of cached pages and API answers kept per process, to answer a
-# repeated request before Django (decisions/clinician/replay.py); 0 turns that off.
-REPLAY_CACHE_MB = env_number("REPLAY_CACHE_MB", 32)
+# repeated request before Django (decisions/clinician/response_cache.py); 0 turns that off.
+RESPONSE_CACHE_MB = env_number("RESPONSE_CACHE_MB", 32)
 
 # How often (seconds) each process checks the database for a newly published release.
 RELEASE_CHECK_SECONDS = env_number("RELEASE_CHECK_SECONDS", 1)

@@ -1,7 +1,7 @@
 """WSGI config for imaging_advisor project.
 
 It exposes the WSGI callable as a module-level variable named ``application``: Django's handler,
-behind the replay of cached answers (decisions/clinician/replay.py), which sends a repeated
+behind the response cache (decisions/clinician/response_cache.py), which sends a repeated
 request for a cached page or API answer the complete response the stack sent before.
 
 For more information on this file, see
@@ -16,6 +16,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaging_advisor.settings")
 
 django_application = get_wsgi_application()
 
-from decisions.clinician.replay import ReplayedAnswers  # noqa: E402  (needs the settings loaded)
+from decisions.clinician.response_cache import ResponseCache  # noqa: E402  (needs the settings loaded)
 
-application = ReplayedAnswers(django_application)
+application = ResponseCache(django_application)

@@ -13,7 +13,7 @@ people who log in or post. On a cache hit it sends exactly what the full stack w
 - a request the skipped middleware would answer differently goes the full way: one with a session
   cookie or a malformed CSRF cookie (which the full stack replaces), or any method but GET/HEAD.
 
-Each answer sent here leaves a note for replay.py, which keeps the complete response for the
+Each answer sent here leaves a note for response_cache.py, which keeps the complete response for the
 next request that is the same in everything the stack reads, and sends it before Django.
 
 A miss (or anything not cached) goes the full way, which fills the cache for the next request; the
@@ -35,7 +35,7 @@ from django.urls import Resolver404, resolve
 from django_htmx.middleware import HtmxDetails
 
 from decisions.clinician import views
-from decisions.clinician.replay import NOTE, Replayable
+from decisions.clinician.response_cache import NOTE, Cacheable
 from decisions.knowledge import served
 from decisions.web import http_cache
 from decisions.web.csp import FrameOptionsMiddleware
@@ -71,7 +71,7 @@ class FastPathMiddleware:
             return None  # nothing is cached for it: not worth a look for its release
         response: HttpResponse
         # Read once, before the cached answer is looked up: the answer then belongs to this
-        # generation or an older one, never a newer one (the replay relies on that too).
+        # generation or an older one, never a newer one (the response cache relies on that too).
         generation = served.generation(topic)  # None when withdrawn: the full way says 410
         if generation is None:
             return None
@@ -84,7 +84,7 @@ class FastPathMiddleware:
             request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]
             # Vary already names HX-Request, so the view's @vary_on_headers adds nothing here.
             response = views.wizard_response(request, renderings)
-            note = Replayable(topic, generation, renderings.release_version, renderings.scenario_key)
+            note = Cacheable(topic, generation, renderings.release_version, renderings.scenario_key)
         else:
             from decisions.api.endpoints import accepts_json  # the API module builds its routes on import
 
@@ -94,8 +94,8 @@ class FastPathMiddleware:
                 return None
             request.get_host()
             response = answer.respond(request)
-            note = Replayable(topic, generation)
-        request.META[NOTE] = note  # the request's WSGI environ: replay.py may keep this response
+            note = Cacheable(topic, generation)
+        request.META[NOTE] = note  # the request's WSGI environ: response_cache.py may keep this response
         xframe, common = self._finishers
         return common.process_response(request, xframe.process_response(request, response))
 

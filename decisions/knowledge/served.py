@@ -334,8 +334,8 @@ def generation(topic_key: str) -> str | None:
 
 def current_generation(topic_key: str) -> str | None:
     """`generation` as this process last read it, or None when that reading is due again, when
-    the database is out, or when there is nothing to cache. Never a query: the replay
-    (decisions/clinician/replay.py) runs outside Django's request, and so outside its handling
+    the database is out, or when there is nothing to cache. Never a query: the response cache
+    (decisions/clinician/response_cache.py) runs outside Django's request, and so outside its handling
     of database connections; when this says None, the request goes through Django, whose
     `generation` reads again."""
     cached = _pointers.get(topic_key)
