@@ -17,8 +17,12 @@ analysis.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from cachetools import LRUCache
 
 from decisions import engine
 from decisions.engine import answer_classes
@@ -128,11 +132,46 @@ class _Member:
     order: tuple[str, ...]  # questions in the order this completion asks them
 
 
+# Analyses of published releases, kept per snapshot while it lives: an EHR's records fall into
+# few distinct sets of known answers, and the analysis walks every completion (about half of a
+# CDS Hooks call's CPU). Keyed by the snapshot's id, which weakref.finalize forgets when the
+# snapshot goes, before the id can be reused.
+_Key = tuple[tuple[tuple[str, str], ...], str | None]
+_analyses: dict[int, LRUCache[_Key, PartialAdvice]] = {}
+_analyses_lock = threading.RLock()  # reentrant: a collection inside the lock may call _forget
+ANALYSES_PER_SNAPSHOT = 1024
+
+
 def analyse(
     snapshot: engine.Snapshot, known: Mapping[str, str], *, ordered: str | None = None
 ) -> PartialAdvice:
     """Every completion of `known` (answers in today's keys; unknown and invalid ones are left
-    out), grouped by outcome, with the questions that decide between the outcomes."""
+    out), grouped by outcome, with the questions that decide between the outcomes.
+
+    A published release's analysis is computed once per set of known answers; callers only read
+    what they get (it is shared)."""
+    if snapshot.release_version is None:  # a draft's preview: built for one request
+        return _analyse(snapshot, known, ordered)
+    key = (tuple(sorted(known.items())), ordered)
+    with _analyses_lock:
+        kept = _analyses.get(id(snapshot))
+        if kept is None:
+            kept = _analyses[id(snapshot)] = LRUCache(maxsize=ANALYSES_PER_SNAPSHOT)
+            weakref.finalize(snapshot, _forget, id(snapshot))
+        advice = kept.get(key)
+    if advice is None:
+        advice = _analyse(snapshot, known, ordered)
+        with _analyses_lock:
+            kept[key] = advice
+    return advice
+
+
+def _forget(snapshot_id: int) -> None:
+    with _analyses_lock:
+        _analyses.pop(snapshot_id, None)
+
+
+def _analyse(snapshot: engine.Snapshot, known: Mapping[str, str], ordered: str | None) -> PartialAdvice:
     known = {key: value for key, value in known.items() if _valid(snapshot, key, value)}
     members: list[_Member] = []
     for path in engine.routing_paths(snapshot):
