@@ -87,6 +87,12 @@ class StaffByEmailBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         audiences = audience if isinstance(audience, list) else [audience]
         if settings.OIDC_RP_CLIENT_ID not in audiences:
             raise unverifiable(f"the id_token's audience {audience!r} is not this client")
+        # OpenID Connect Core 3.1.3.7: the issuer must be exactly the provider's (the library
+        # checks the signature, not who says they issued the token).
+        if payload.get("iss") != settings.OIDC_OP_ISSUER:
+            raise unverifiable(
+                f"the id_token's issuer {payload.get('iss')!r} is not {settings.OIDC_OP_ISSUER}"
+            )
         try:
             claims = self.get_userinfo(access_token, id_token, payload)
         except (SuspiciousOperation, jwt.PyJWTError) as error:

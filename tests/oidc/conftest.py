@@ -46,6 +46,8 @@ class StandInProvider(StandInAuthorizationServer):
     published_key: rsa.RSAPrivateKey = field(default_factory=rsa_key)
     signing_key: rsa.RSAPrivateKey | None = None  # None: the published one
     basic_auth_used: bool = False
+    issuer: str | None = None  # what id_tokens name as their issuer; None: this provider's base
+    audience: str = CLIENT_ID  # whom id_tokens are for
 
     def __post_init__(self) -> None:
         self.start(ProviderHandler)
@@ -60,6 +62,7 @@ class StandInProvider(StandInAuthorizationServer):
             "OIDC_OP_TOKEN_ENDPOINT": f"{self.base}/token",
             "OIDC_OP_USER_ENDPOINT": f"{self.base}/userinfo",
             "OIDC_OP_JWKS_ENDPOINT": f"{self.base}/jwks",
+            "OIDC_OP_ISSUER": self.base,
             "OIDC_PROVIDER_NAME": PROVIDER_NAME,
             "OIDC_TIMEOUT": 2,
         }
@@ -121,9 +124,9 @@ class ProviderHandler(AuthorizationHandler):
             return
         now = int(time.time())
         claims = {
-            "iss": provider.base,
+            "iss": provider.issuer or provider.base,
             "sub": provider.subject,
-            "aud": CLIENT_ID,
+            "aud": provider.audience,
             "iat": now,
             "exp": now + 300,
             "nonce": issued["nonce"],

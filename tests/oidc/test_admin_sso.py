@@ -212,6 +212,21 @@ def test_an_id_token_signed_by_another_key_is_refused(client, provider, staff):
     assert not signed_in(client)
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [{"issuer": "https://another-idp.example"}, {"audience": "another-client"}],
+    ids=["another issuer", "another audience"],
+)
+def test_an_id_token_from_another_issuer_or_for_another_client_is_refused(client, provider, staff, forged):
+    for name, value in forged.items():
+        setattr(provider, name, value)  # signed with the provider's own key all the same
+
+    text = refusal_on_login_page(client, client.get(start(client, provider)))
+
+    assert f"The answer from {PROVIDER_NAME} could not be verified" in text
+    assert not signed_in(client)
+
+
 def test_the_provider_saying_no_is_shown(client, provider, staff):
     started = client.get("/admin/sso/start/")
     state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
@@ -286,6 +301,7 @@ ENDPOINTS = {
     "OIDC_OP_TOKEN_ENDPOINT": "https://sso.hospital.example/token",
     "OIDC_OP_USER_ENDPOINT": "https://sso.hospital.example/userinfo",
     "OIDC_OP_JWKS_ENDPOINT": "https://sso.hospital.example/jwks",
+    "OIDC_OP_ISSUER": "https://sso.hospital.example",
 }
 
 
