@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from run import ensure_wrk, free_port, wait_until_ready  # bench/run.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -44,22 +44,6 @@ PATH = os.environ.get("BENCH_CDS_PATH", "/cds-services/imaging-advisor-order-sel
 # compression (ICD-10-CM), read as one order and answered with the emergency card.
 SCENARIO = os.environ.get("BENCH_CDS_SCENARIO", "sandbox")
 MAX_RATE = 2000  # tokens made per second of the run: more than the service can answer here
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
-        found = shutil.which("wrk")
-    if not found:
-        sys.exit("wrk is not installed and could not be installed (apt-get install wrk)")
-    return found
 
 
 def hook_body() -> str:
@@ -236,14 +220,7 @@ def main() -> None:
         # Then until every worker is warm (/readyz, as a load balancer waits): each worker renders
         # every state of the topic in the background at start (825 since revision 3, seconds of
         # CPU), which would otherwise share the two cores with the calls measured.
-        in_a_row, started = 0, time.monotonic()
-        while in_a_row < 3 * int(workers) and time.monotonic() - started < 120:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=5)
-                in_a_row += 1
-            except OSError:
-                in_a_row = 0
-                time.sleep(0.05)
+        wait_until_ready(base, int(workers))
         # One call first: it must give a card (a benchmark of 401s or empty answers measures nothing).
         warm = jwt.encode(
             {
